@@ -1,0 +1,74 @@
+// Backend choice: --backend auto|tensorflow|webgpu|wasm|cpu (or RENO_BACKEND). auto takes tfjs-node-gpu / tfjs-node
+// when one imports (they need libtensorflow, which offline installs lack), else wasm. The choice is printed once.
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import { UsageError } from './errors.js';
+
+export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+const require = createRequire(import.meta.url);
+let announced = false;
+let active: string | null = null;
+
+async function tryTensorflow(): Promise<boolean> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      require(pkg);
+      if (await tf.setBackend('tensorflow')) return true;
+    } catch {
+      // not installed, or libtensorflow missing: try the next one
+    }
+  }
+  return false;
+}
+
+async function tryWasm(): Promise<boolean> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  return tf.setBackend('wasm');
+}
+
+async function tryWebgpu(): Promise<boolean> {
+  const mod = await import('./webgpu.js').catch(() => null);
+  if (!mod) return false;
+  return mod.setupWebgpu();
+}
+
+/** Select and initialise a backend; returns its tfjs name. */
+export async function useBackend(requested?: string, opts: { quiet?: boolean } = {}): Promise<string> {
+  const name = (requested ?? process.env.RENO_BACKEND ?? 'auto') as BackendName;
+  if (!BACKENDS.includes(name)) throw new UsageError(`unknown backend "${name}" (choose one of ${BACKENDS.join(', ')})`);
+  if (active && (name === 'auto' || name === active || (name === 'tensorflow' && active === 'tensorflow'))) return active;
+  let ok = false;
+  switch (name) {
+    case 'tensorflow':
+      ok = await tryTensorflow();
+      if (!ok) throw new UsageError('backend "tensorflow" needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node with libtensorflow installed');
+      break;
+    case 'webgpu':
+      ok = await tryWebgpu();
+      if (!ok) throw new UsageError('backend "webgpu" needs the npm package "webgpu" (Dawn) and a Vulkan, Metal or D3D12 adapter');
+      break;
+    case 'wasm':
+      ok = await tryWasm();
+      break;
+    case 'cpu':
+      ok = await tf.setBackend('cpu');
+      break;
+    case 'auto':
+      ok = (await tryTensorflow()) || (await tryWasm()) || (await tf.setBackend('cpu'));
+      break;
+  }
+  if (!ok) throw new UsageError(`backend "${name}" could not be initialised`);
+  await tf.ready();
+  active = tf.getBackend();
+  if (!announced && !opts.quiet) {
+    process.stderr.write(`reno: backend ${active}${name === 'auto' ? ' (auto)' : ''}\n`);
+    announced = true;
+  }
+  return active;
+}
+
+export function activeBackend(): string {
+  return active ?? tf.getBackend();
+}

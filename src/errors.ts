@@ -1,0 +1,34 @@
+// Typed errors. Every user-facing failure is one of these; the CLI has a single handler (src/cli/main.ts)
+// that prints `reno: <message>` and exits with the error's code. Anything else is a bug and prints a stack.
+
+export class RenoError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad command-line usage or option values. */
+export class UsageError extends RenoError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** A weights file that cannot be read, or that does not match the model (missing/extra/mis-shaped keys). */
+export class WeightsError extends RenoError {}
+
+/** A model that is not found in any of the searched places. */
+export class ModelNotFoundError extends RenoError {}
+
+/** A configuration (YAML, config.json) with unknown keys, wrong types or bad values. */
+export class ConfigError extends RenoError {}
+
+/** User data (history.json, datasets, images) that cannot be used. */
+export class DataError extends RenoError {}
+
+/** A run stopped on purpose (SIGINT) or because the objective became non-finite. */
+export class RunStopped extends RenoError {}

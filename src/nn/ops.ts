@@ -1,0 +1,107 @@
+// Stateless ops shared by every model: activations, convolution and attention. Backend-specific fast paths live
+// here only, so models read the same on every backend.
+import * as tf from '@tensorflow/tfjs';
+
+const SQRT1_2 = Math.SQRT1_2;
+
+/** Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (torch.nn.functional.gelu, approximate='none'). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
+}
+
+/** GELU with the tanh approximation (approximate='tanh', "gelu_pytorch_tanh"). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  });
+}
+
+/** QuickGELU, x sigmoid(1.702 x) (OpenAI CLIP). */
+export function quickGelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))));
+}
+
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+}
+
+/** An activation by its Hugging Face config name. */
+export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
+  switch (name) {
+    case 'gelu':
+      return gelu;
+    case 'quick_gelu':
+      return quickGelu;
+    case 'gelu_pytorch_tanh':
+    case 'gelu_new':
+      return geluTanh;
+    case 'silu':
+    case 'swish':
+      return silu;
+    case 'relu':
+      return tf.relu;
+    default:
+      throw new Error(`unknown activation ${name}`);
+  }
+}
+
+/** 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's). */
+export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
+  const padding: 'valid' | [[number, number], [number, number], [number, number], [number, number]] =
+    pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]];
+  return tf.conv2d(x, w, stride, padding);
+}
+
+/**
+ * Multi-head scaled dot-product attention. q [B, Lq, H*D], k/v [B, Lk, H*D] -> [B, Lq, H*D].
+ * `mask` (optional) is added to the scores and broadcasts to [B, H, Lq, Lk] (0 = keep, large negative = drop).
+ */
+export function attention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  heads: number,
+  opts: { scale?: number; mask?: tf.Tensor } = {},
+): tf.Tensor {
+  return tf.tidy(() => {
+    const [b, lq, c] = q.shape as [number, number, number];
+    const lk = k.shape[1] as number;
+    const d = c / heads;
+    const scale = opts.scale ?? 1 / Math.sqrt(d);
+    const qh = q.reshape([b, lq, heads, d]).transpose([0, 2, 1, 3]); // [B, H, Lq, D]
+    const kt = k.reshape([b, lk, heads, d]).transpose([0, 2, 3, 1]); // [B, H, D, Lk]
+    const vh = v.reshape([b, lk, heads, d]).transpose([0, 2, 1, 3]); // [B, H, Lk, D]
+    let s: tf.Tensor = tf.matMul(tf.mul(qh, scale) as tf.Tensor4D, kt as tf.Tensor4D); // [B, H, Lq, Lk]
+    if (opts.mask) s = tf.add(s, opts.mask);
+    const p = tf.softmax(s, -1);
+    const o = tf.matMul(p as tf.Tensor4D, vh as tf.Tensor4D); // [B, H, Lq, D]
+    return o.transpose([0, 2, 1, 3]).reshape([b, lq, c]); // [B, Lq, H, D] -> [B, Lq, C]
+  });
+}
+
+/** Causal mask [1, 1, L, L]: 0 on and below the diagonal, -inf-like above. */
+export function causalMask(l: number): tf.Tensor {
+  const m = new Float32Array(l * l);
+  for (let i = 0; i < l; i++) for (let j = i + 1; j < l; j++) m[i * l + j] = -1e9;
+  return tf.tensor(m, [1, 1, l, l]);
+}
+
+/** Additive mask [B, 1, 1, L] from a 0/1 key mask [B, L]. */
+export function keyPaddingMask(mask01: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const [b, l] = mask01.shape as [number, number];
+    return tf.mul(tf.sub(1, mask01.toFloat()), -1e9).reshape([b, 1, 1, l]);
+  });
+}
+
+/** Nearest-neighbour 2x upsampling on NHWC (a pure pixel repeat, F.interpolate(scale_factor=2, mode="nearest")). */
+export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    // Two rank-4 concats (tile's gradient stops at rank 4, and concat's gradient is a slice on every backend).
+    const [b, h, w, c] = x.shape;
+    const cols = x.reshape([b * h, w, 1, c]); // [BH, W, 1, C]
+    const wide = tf.concat([cols, cols], 2).reshape([b, h, 1, 2 * w * c]); // [BH, W, 2, C] -> [B, H, 1, 2W*C]
+    return tf.concat([wide, wide], 2).reshape([b, 2 * h, 2 * w, c]); // [B, H, 2, 2W*C] -> [B, 2H, 2W, C]
+  });
+}
