@@ -39,6 +39,8 @@ export async function useBackend(requested?: string, opts: { quiet?: boolean } =
   const name = (requested ?? process.env.RENO_BACKEND ?? 'auto') as BackendName;
   if (!BACKENDS.includes(name)) throw new UsageError(`unknown backend "${name}" (choose one of ${BACKENDS.join(', ')})`);
   if (active && (name === 'auto' || name === active || (name === 'tensorflow' && active === 'tensorflow'))) return active;
+  // PROD silences tfjs's console advice ("install tfjs-node") and skips debug-only checks.
+  tf.env().set('PROD', true);
   let ok = false;
   switch (name) {
     case 'tensorflow':

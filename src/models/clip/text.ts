@@ -1,0 +1,107 @@
+// CLIP text tower (transformers models/clip/modeling_clip.py: CLIPTextEmbeddings, CLIPTextTransformer,
+// CLIPTextModel). Used by SD-Turbo's text encoder (23-layer OpenCLIP-H in the HF layout, exact GELU) and by the
+// CLIP-family rewards.
+import * as tf from '@tensorflow/tfjs';
+import { Embedding, LayerNorm } from '../../nn/layers.js';
+import { Module } from '../../nn/module.js';
+import { causalMask, keyPaddingMask } from '../../nn/ops.js';
+import type { ClipTextConfig } from './config.js';
+import { ClipEncoder } from './encoder.js';
+
+export class ClipTextEmbeddings extends Module {
+  token_embedding: Embedding;
+  position_embedding: Embedding;
+  constructor(c: ClipTextConfig) {
+    super();
+    this.token_embedding = new Embedding(c.vocabSize, c.hiddenSize);
+    this.position_embedding = new Embedding(c.maxPositions, c.hiddenSize);
+  }
+
+  forward(ids: tf.Tensor2D): tf.Tensor {
+    return tf.tidy(() => {
+      const l = ids.shape[1];
+      const pos = tf.slice(this.position_embedding.weight.v, [0, 0], [l, -1]); // [L, D]
+      return tf.add(this.token_embedding.forward(ids), pos); // [B, L, D]
+    });
+  }
+}
+
+export interface ClipTextOutput {
+  lastHiddenState: tf.Tensor; // [B, L, D]
+  pooled: tf.Tensor; // [B, D]
+  /** embeddings then every layer's output (only with keepHidden). */
+  hiddenStates?: tf.Tensor[];
+}
+
+export class ClipTextTransformer extends Module {
+  embeddings: ClipTextEmbeddings;
+  encoder: ClipEncoder;
+  final_layer_norm: LayerNorm;
+  constructor(readonly config: ClipTextConfig) {
+    super();
+    const c = config;
+    this.embeddings = new ClipTextEmbeddings(c);
+    this.encoder = new ClipEncoder(c.numLayers, c.hiddenSize, c.numHeads, c.intermediateSize, c.hiddenAct, c.layerNormEps);
+    this.final_layer_norm = new LayerNorm(c.hiddenSize, c.layerNormEps);
+  }
+
+  /** ids [B, L] int32; attentionMask [B, L] of 0/1 (optional, CLIPModel passes it, SD does not). */
+  forward(ids: tf.Tensor2D, attentionMask?: tf.Tensor2D, keepHidden = false): ClipTextOutput {
+    const [b, l] = ids.shape;
+    const emb = this.embeddings.forward(ids);
+    const mask = tf.tidy(() => {
+      const causal = causalMask(l);
+      return attentionMask ? tf.add(causal, keyPaddingMask(attentionMask)) : causal; // [B|1, 1, L, L]
+    });
+    const states = this.encoder.forward(emb, mask, keepHidden);
+    mask.dispose();
+    const last = states[states.length - 1];
+    const lastHiddenState = this.final_layer_norm.forward(last);
+    const pooled = tf.tidy(() => {
+      const idx = eosPositions(ids, this.config.eosTokenId);
+      const flat = lastHiddenState.reshape([b * l, -1]); // [B*L, D]
+      return tf.gather(flat, tf.tensor1d(idx.map((p, i) => i * l + p), 'int32')); // [B, D]
+    });
+    if (!keepHidden) {
+      if (last !== emb) last.dispose();
+      emb.dispose();
+      return { lastHiddenState, pooled };
+    }
+    return { lastHiddenState, pooled, hiddenStates: [emb, ...states] };
+  }
+}
+
+/** Where CLIP pools each sequence: argmax(ids) for the legacy eos id 2, else the first eos occurrence. */
+export function eosPositions(ids: tf.Tensor2D, eosTokenId: number): number[] {
+  const [b, l] = ids.shape;
+  const v = ids.dataSync();
+  const out: number[] = [];
+  for (let i = 0; i < b; i++) {
+    let best = 0;
+    if (eosTokenId === 2) {
+      for (let j = 1; j < l; j++) if (v[i * l + j] > v[i * l + best]) best = j;
+    } else {
+      best = l - 1;
+      for (let j = 0; j < l; j++)
+        if (v[i * l + j] === eosTokenId) {
+          best = j;
+          break;
+        }
+    }
+    out.push(best);
+  }
+  return out;
+}
+
+/** CLIPTextModel: the text tower alone (keys "text_model.*"). */
+export class ClipTextModel extends Module {
+  text_model: ClipTextTransformer;
+  constructor(readonly config: ClipTextConfig) {
+    super();
+    this.text_model = new ClipTextTransformer(config);
+  }
+
+  forward(ids: tf.Tensor2D, attentionMask?: tf.Tensor2D, keepHidden = false): ClipTextOutput {
+    return this.text_model.forward(ids, attentionMask, keepHidden);
+  }
+}
