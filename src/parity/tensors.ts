@@ -1,0 +1,20 @@
+// Moving fixture arrays (PyTorch layout) in and out of tfjs tensors (NHWC inside reno).
+import * as tf from '@tensorflow/tfjs';
+import { nchwToNhwc } from '../weights/layout.js';
+import type { NpyArray } from '../weights/npy.js';
+
+/** [N, C, H, W] fixture array -> NHWC tensor. */
+export function nhwcTensor(a: NpyArray): tf.Tensor4D {
+  const [n, c, h, w] = a.shape;
+  return tf.tensor4d(nchwToNhwc(Float32Array.from(a.data), n, c, h, w), [n, h, w, c]);
+}
+
+/** NHWC tensor -> flat NCHW values (to compare with a fixture). */
+export function nchwValues(t: tf.Tensor): Float32Array {
+  return tf.tidy(() => tf.transpose(t, [0, 3, 1, 2]).dataSync() as Float32Array);
+}
+
+/** Any fixture array as a tensor of its own shape. */
+export function tensorOf(a: NpyArray, dtype: 'float32' | 'int32' = a.dtype === 'int32' || a.dtype === 'int64' ? 'int32' : 'float32'): tf.Tensor {
+  return tf.tensor(dtype === 'int32' ? Int32Array.from(a.data) : Float32Array.from(a.data), a.shape, dtype);
+}
