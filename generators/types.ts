@@ -17,6 +17,8 @@ export interface Generator {
   readonly name: string;
   /** Where the weights came from (a folder), and whether they are the smoke-test preset. */
   readonly source: { dir: string; smokeTest: boolean };
+  /** The size the model was trained for (diffusers: unet sample_size x VAE scale factor). */
+  nativeSize(): ImageSize;
   /** NHWC shape of the noise for one image of this size. */
   latentShape(size: ImageSize): [number, number, number, number];
   /** Encode a prompt once (e.g. the text encoder's hidden states). */

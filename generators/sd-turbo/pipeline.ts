@@ -61,6 +61,11 @@ export class SdTurboPipeline implements Generator {
     return 2 ** (this.vae.config.blockOutChannels.length - 1);
   }
 
+  nativeSize(): ImageSize {
+    const s = this.unet.config.sampleSize * this.vaeScale;
+    return { width: s, height: s };
+  }
+
   latentShape(size: ImageSize): [number, number, number, number] {
     const f = this.vaeScale;
     const unetF = 2 ** (this.unet.config.blockOutChannels.length - 1);

@@ -10,8 +10,9 @@ export interface RunConfig {
   generator: string;
   prompt: string;
   seed: number;
-  width: number;
-  height: number;
+  /** null: the generator's native size (512 for SD-Turbo) */
+  width: number | null;
+  height: number | null;
   steps: number;
   optimize: boolean;
   optimizer: 'sgd' | 'adam';
@@ -28,7 +29,7 @@ export interface RunConfig {
 
 type Rule =
   | { type: 'string' }
-  | { type: 'int'; min?: number }
+  | { type: 'int'; min?: number; nullable?: boolean }
   | { type: 'number'; min?: number; max?: number; exclusiveMin?: boolean }
   | { type: 'bool' }
   | { type: 'enum'; options: readonly string[] }
@@ -38,8 +39,8 @@ export const SCHEMA: Record<keyof RunConfig, Rule> = {
   generator: { type: 'string' },
   prompt: { type: 'string' },
   seed: { type: 'int', min: 0 },
-  width: { type: 'int', min: 8 },
-  height: { type: 'int', min: 8 },
+  width: { type: 'int', min: 8, nullable: true },
+  height: { type: 'int', min: 8, nullable: true },
   steps: { type: 'int', min: 1 },
   optimize: { type: 'bool' },
   optimizer: { type: 'enum', options: ['sgd', 'adam'] },
@@ -64,6 +65,7 @@ function coerce(key: string, rule: Rule, v: unknown, src: string): unknown {
     case 'string':
       return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : bad('a string');
     case 'int':
+      if (rule.nullable && (v === null || v === 'auto')) return null;
       if (typeof num !== 'number' || !Number.isInteger(num)) return bad('an integer');
       if (rule.min !== undefined && num < rule.min) return bad(`an integer >= ${rule.min}`);
       return num;

@@ -44,7 +44,7 @@ export async function runParity(root: string, opts: ParityOptions): Promise<Pari
     const c = known.get(folder);
     if (!c) {
       // scheduler/ is shared configuration used by pipeline_onestep, not a case of its own
-      if (folder !== 'scheduler') result.skipped.push(folder);
+      if (folder !== 'scheduler' && !opts.only) result.skipped.push(folder);
       continue;
     }
     if (opts.only && !opts.only.includes(folder)) continue;

@@ -137,11 +137,46 @@ export function openSafetensors(p: string): TensorSource {
   return p.endsWith('.index.json') ? openSafetensorsIndex(p) : new SafetensorsFile(p);
 }
 
-/** Write float32 tensors as a safetensors file (atomically: temp name, then rename). */
+/** float32 -> IEEE half (round to nearest even), for compact test and preset files. */
+export function f32ToF16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < src.length; i++) {
+    f[0] = src[i];
+    const x = u[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = ((x >>> 23) & 0xff) - 127 + 15;
+    let mant = x & 0x7fffff;
+    if (((x >>> 23) & 0xff) === 0xff) out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+    else if (exp >= 31) out[i] = sign | 0x7c00;
+    else if (exp <= 0) {
+      if (exp < -10) out[i] = sign;
+      else {
+        mant |= 0x800000;
+        const shift = 14 - exp;
+        let h = mant >>> shift;
+        const rem = mant & ((1 << shift) - 1);
+        const half = 1 << (shift - 1);
+        if (rem > half || (rem === half && h & 1)) h++;
+        out[i] = sign | h;
+      }
+    } else {
+      let h = sign | (exp << 10) | (mant >>> 13);
+      const rem = mant & 0x1fff;
+      if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+      out[i] = h;
+    }
+  }
+  return out;
+}
+
+/** Write tensors as a safetensors file (atomically: temp name, then rename); F32 by default, or F16. */
 export function writeSafetensors(
   file: string,
   tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>,
   metadata?: Record<string, string>,
+  dtype: 'F32' | 'F16' = 'F32',
 ): void {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
@@ -149,8 +184,9 @@ export function writeSafetensors(
   let off = 0;
   for (const [name, t] of tensors) {
     if (t.data.length !== numel(t.shape)) throw new Error(`writeSafetensors: ${name} has ${t.data.length} values for shape ${t.shape}`);
-    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [off, off + bytes.length] };
+    const arr = dtype === 'F16' ? f32ToF16(t.data) : t.data;
+    const bytes = Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength);
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [off, off + bytes.length] };
     parts.push(bytes);
     off += bytes.length;
   }

@@ -1,0 +1,13 @@
+// Writes presets/tiny/: small random models in the real layouts of every model reno loads (a models dir:
+// presets/tiny/ORG/NAME/...), for offline smoke tests. Seeded: rerunning it reproduces the same files.
+//   npx tsx scripts/make-tiny-preset.ts [out-dir]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { packageRoot } from '../src/paths.js';
+import { writeTinySdTurbo } from './tiny/sd-turbo.js';
+
+const root = path.resolve(process.argv[2] ?? path.join(packageRoot(), 'presets', 'tiny'));
+const assets = path.join(packageRoot(), 'test', 'fixtures', 'assets');
+fs.mkdirSync(root, { recursive: true });
+writeTinySdTurbo(root, path.join(assets, 'clip_tokenizer_hf'));
+console.log(`wrote ${root}`);

@@ -1,0 +1,61 @@
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { test } from 'node:test';
+import { addPngText, crc32, encodePng, readImage, readPngText } from '../../src/image/png.js';
+import { gaussian, seededNoise } from '../../src/optimize/noise.js';
+import { newRunDir, slugify, writeFileAtomic } from '../../src/run/files.js';
+import { backend, tmpDir } from '../helpers.js';
+
+test('crc32 of "IEND" is the PNG constant', () => {
+  assert.equal(crc32(Buffer.from('IEND', 'latin1')), 0xae426082);
+});
+
+test('PNG text chunks round-trip (UTF-8) and the image decodes back', async () => {
+  await backend();
+  const img = tf.tensor4d([0, 0.5, 1, 1, 0, 0.25], [1, 1, 2, 3]);
+  const png = await encodePng(img, { prompt: 'un café ☕', seed: '3' });
+  assert.deepEqual(readPngText(png), { prompt: 'un café ☕', seed: '3' });
+  const d = tmpDir();
+  const f = path.join(d, 'x.png');
+  fs.writeFileSync(f, png);
+  const back = await readImage(f);
+  assert.deepEqual(back.shape, [1, 1, 2, 3]);
+  const v = back.dataSync();
+  assert.deepEqual([...v].map((x) => Math.round(x * 255)), [0, 128, 255, 255, 0, 64]);
+  assert.deepEqual(readPngText(addPngText(png, { more: 'yes' })).more, 'yes');
+  tf.dispose([img, back]);
+});
+
+test('seeded noise is deterministic, standard normal, NCHW-ordered', async () => {
+  await backend();
+  const a = gaussian(20000, 1);
+  const b = gaussian(20000, 1);
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(gaussian(10, 2), gaussian(10, 1));
+  let m = 0, s = 0;
+  for (const x of a) m += x;
+  m /= a.length;
+  for (const x of a) s += (x - m) ** 2;
+  s = Math.sqrt(s / a.length);
+  assert.ok(Math.abs(m) < 0.03 && Math.abs(s - 1) < 0.03, `mean ${m} std ${s}`);
+  const z = seededNoise([1, 2, 3, 4], 5);
+  const flat = gaussian(24, 5); // NCHW: channel-major
+  const v = z.dataSync();
+  assert.equal(v[(1 * 3 + 2) * 4 + 3], flat[(3 * 2 + 1) * 3 + 2]); // z[0, y=1, x=2, c=3] == nchw[0, 3, 1, 2]
+  z.dispose();
+});
+
+test('run folders and atomic writes', () => {
+  const d = tmpDir();
+  assert.equal(slugify('A red fox, in the SNOW!'), 'a-red-fox-in-the-snow');
+  assert.equal(slugify('!!!'), 'run');
+  const r1 = newRunDir(d, 'cat', new Date(2026, 0, 2, 3, 4, 5));
+  const r2 = newRunDir(d, 'cat', new Date(2026, 0, 2, 3, 4, 5));
+  assert.equal(path.basename(r1), '20260102-030405-cat');
+  assert.equal(path.basename(r2), '20260102-030405-cat-2');
+  writeFileAtomic(path.join(r1, 'a', 'b.txt'), 'hi');
+  assert.equal(fs.readFileSync(path.join(r1, 'a', 'b.txt'), 'utf8'), 'hi');
+  assert.deepEqual(fs.readdirSync(path.join(r1, 'a')), ['b.txt']);
+});
