@@ -248,7 +248,7 @@ class Progress {
     this.bar = new cliProgress.SingleBar({
       stream: this.out,
       format: `${this.label} [{bar}] {percentage}% | {done}/{size} | {speed} | ETA {eta_formatted}`,
-      hideCursor: true,
+      hideCursor: false, // a hidden cursor would stay hidden if the process is killed mid-download
       barsize: 30,
     });
     this.bar.start(total ?? 0, from, { done: formatBytes(from), size: total === null ? '?' : formatBytes(total), speed: '-' });
@@ -257,6 +257,11 @@ class Progress {
     if (!this.bar) return;
     const s = (Date.now() - this.t0) / 1000;
     this.bar.update(value, { done: formatBytes(value), speed: s > 0 ? `${formatBytes((value - this.base) / s)}/s` : '-' });
+  }
+  /** Stop the bar without a summary (the error says what happened). */
+  abort(): void {
+    this.bar?.stop();
+    this.bar = null;
   }
   end(line: string): void {
     if (this.bar) this.bar.stop();
@@ -289,9 +294,13 @@ async function fetchBlob(meta: FileMetadata, blob: string, ctx: Ctx, what: { rep
     }
   }
   if (res.statusCode !== 416) {
-    let append = start > 0 && res.statusCode === 206;
-    if (append && !(header(res, 'content-range') ?? '').startsWith(`bytes ${start}-`)) append = false;
-    if (!append) start = 0; // 200 to a Range request (or a wrong range): the whole file comes again
+    const append = start > 0 && res.statusCode === 206;
+    if (res.statusCode === 206 && !(header(res, 'content-range') ?? '').startsWith(`bytes ${start}-`)) {
+      res.destroy();
+      await fsp.rm(incomplete, { force: true });
+      throw new DownloadError(`the server sent ${what.file} from ${what.repo} with the wrong byte range (${header(res, 'content-range')}, asked bytes=${start}-); the partial file was deleted, run again`);
+    }
+    if (!append) start = 0; // 200 to a Range request: the whole file comes again
     progress.start(meta.size, start);
     const fh = await fsp.open(incomplete, append ? 'a' : 'w');
     let written = start;
@@ -389,7 +398,14 @@ export async function downloadFile(repo: string, revision: string, file: string,
   }
   let bytes = 0;
   const resumeFrom = fileSize(`${blob}.incomplete`);
-  if (!isFile(blob)) bytes = await fetchBlob(meta, blob, ctx, { repo, revision, file }, opts.sha256?.[file], progress);
+  if (!isFile(blob)) {
+    try {
+      bytes = await fetchBlob(meta, blob, ctx, { repo, revision, file }, opts.sha256?.[file], progress);
+    } catch (e) {
+      progress.abort();
+      throw e;
+    }
+  }
   await linkSnapshot(blob, target);
   const how = bytes === 0 ? 'blob already cached, linked' : `${formatBytes(bytes)} in ${progress.elapsed()}${resumeFrom > 0 ? `, resumed at ${formatBytes(resumeFrom)}` : ''}`;
   progress.end(`${file}: downloaded (${how})`);
