@@ -24,21 +24,39 @@ export async function main(argv: string[]): Promise<number> {
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
     .command(
       'generate',
-      'generate an image (optimising the noise against the rewards)',
+      'generate an image, optimising the noise against the weighted rewards (ReNO)',
       (y) =>
         modelFlags(y)
           .option('prompt', { type: 'string', demandOption: true })
+          .option('user', { type: 'string', describe: "the user's history.json (turns on the personal reward)" })
+          .option('guidance', { type: 'string', choices: ['like', 'dislike'], describe: 'what the personal reward pushes toward' })
           .option('seed', { type: 'number' })
-          .option('size', { type: 'string', describe: 'N or WxH in pixels (default 512)' })
-          .option('steps', { type: 'number' })
+          .option('size', { type: 'string', describe: "N or WxH in pixels (default: the model's native size)" })
+          .option('steps', { type: 'number', describe: 'evaluated images (default 30)' })
+          .option('lr', { type: 'number' })
+          .option('optimizer', { type: 'string', choices: ['sgd', 'adam'] })
+          .option('grad-clip', { type: 'number' })
+          .option('reg-weight', { type: 'number' })
+          .option('optimize', { type: 'boolean', describe: 'use --no-optimize for the one-shot image' })
+          .option('save-steps', { type: 'boolean', describe: 'write steps/NNN.png for every step' })
           .option('config', { type: 'string', describe: 'YAML file layered over configs/default.yaml' })
           .option('out', { type: 'string', describe: 'outputs folder (default ./outputs)' })
           .strict(false),
       async (a) => {
-        const known = new Set(['_', '$0', 'prompt', 'seed', 'size', 'steps', 'config', 'out', 'backend', 'quiet', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
-        const overrides = Object.fromEntries(Object.entries(a).filter(([k]) => !known.has(k) && !k.includes('-')));
+        const overrides: Record<string, unknown> = {};
+        if (a.lr !== undefined) overrides.lr = a.lr;
+        if (a.optimizer !== undefined) overrides.optimizer = a.optimizer;
+        if (a.gradClip !== undefined) overrides.grad_clip = a.gradClip;
+        if (a.regWeight !== undefined) overrides.reg_weight = a.regWeight;
+        if (a.optimize !== undefined) overrides.optimize = a.optimize;
+        if (a.saveSteps !== undefined) overrides.save_steps = a.saveSteps;
+        // dotted config keys (--weights.pickscore 0.1, --n_ref 3): anything yargs did not declare
+        const declared = new Set(['_', '$0', 'prompt', 'user', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
+        for (const [k, v] of Object.entries(a)) if (!declared.has(k) && !/[A-Z]/.test(k)) overrides[k.replace(/-/g, '_')] = v;
         await generateCommand({
           prompt: a.prompt,
+          user: a.user,
+          guidance: a.guidance as 'like' | 'dislike' | undefined,
           seed: a.seed,
           size: a.size,
           steps: a.steps,
@@ -48,22 +66,22 @@ export async function main(argv: string[]): Promise<number> {
           modelsDir: a.modelsDir,
           preset: a.preset,
           out: a.out,
-          backend: a.backend,
-          quiet: a.quiet,
+          backend: a.backend as string | undefined,
+          quiet: a.quiet as boolean | undefined,
         });
       },
     )
     .command('models', 'find, download and verify model weights', (y) =>
       modelFlags(y)
         .command('list', 'each registered model: where it was found, revision, complete or not', (yy) => yy.option('json', { type: 'boolean' }), async (a) => {
-          await modelsList({ modelDir: a.modelDir, modelsDir: a.modelsDir, json: a.json });
+          await modelsList({ modelDir: a.modelDir as string | undefined, modelsDir: a.modelsDir as string | undefined, json: a.json });
         })
         .command('download <names..>', 'download models into the Hugging Face cache', (yy) => yy.positional('names', { type: 'string', array: true }), async (a) => {
-          await modelsDownload(a.names as string[], { quiet: a.quiet });
+          await modelsDownload(a.names as string[], { quiet: a.quiet as boolean | undefined });
         })
         .command('verify [names..]', 'check that every required file is present and readable', (yy) => yy.positional('names', { type: 'string', array: true }), async (a) => {
-          const bad = await modelsVerify((a.names as string[] | undefined) ?? [], { modelDir: a.modelDir, modelsDir: a.modelsDir });
-          if (bad) code = 1;
+          const res = await modelsVerify((a.names as string[] | undefined) ?? [], { modelDir: a.modelDir as string | undefined, modelsDir: a.modelsDir as string | undefined });
+          if (res.some((r) => !r.ok)) code = 1;
         })
         .demandCommand(1),
     )
@@ -82,7 +100,8 @@ export async function main(argv: string[]): Promise<number> {
     .demandCommand(1)
     .fail((msg, err, y) => {
       if (err) throw err;
-      process.stderr.write(`${y.help() ? '' : ''}reno: ${msg}\n`);
+      void y;
+      process.stderr.write(`reno: ${msg}\n`);
       code = 2;
     });
   try {

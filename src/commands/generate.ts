@@ -1,17 +1,12 @@
-// `reno generate`: resolve the config, write run.yaml, load the generator and make the image(s).
-import * as tf from '@tensorflow/tfjs';
+// `reno generate`: resolve the config (defaults, --config, flags), find every model, then optimise SD-Turbo's noise
+// against the weighted rewards and write a run folder (src/run/session.ts).
 import * as path from 'node:path';
-import YAML from 'yaml';
-import { GENERATORS } from '../../generators/index.js';
 import { useBackend } from '../backend.js';
 import { resolveConfig, type RunConfig } from '../config/run-config.js';
 import { ConfigError } from '../errors.js';
-import { encodePng } from '../image/png.js';
-import { getModel } from '../models/registry.js';
-import { seededNoise } from '../optimize/noise.js';
-import { RENO_VERSION } from '../paths.js';
-import { newRunDir, writeFileAtomic } from '../run/files.js';
-import { requireModel } from '../weights/hub.js';
+import { newRunDir } from '../run/files.js';
+import { withInterrupt, stopFlag } from '../run/interrupt.js';
+import { activeRewardNames, openSession, runGeneration, type RunOutcome } from '../run/session.js';
 import { modelPlaces, parseSize } from './common.js';
 
 export interface GenerateOptions {
@@ -19,8 +14,12 @@ export interface GenerateOptions {
   seed?: number;
   size?: string;
   steps?: number;
+  /** a user's history.json: turns on the personal reward */
+  user?: string;
+  guidance?: 'like' | 'dislike';
+  noOptimize?: boolean;
   config?: string;
-  /** dotted overrides, e.g. { weights: { pickscore: 0.1 } } */
+  /** dotted overrides, e.g. { weights: { pickscore: 0.1 }, lr: 3 } */
   overrides?: Record<string, unknown>;
   modelDir?: string;
   modelsDir?: string;
@@ -30,61 +29,46 @@ export interface GenerateOptions {
   backend?: string;
   quiet?: boolean;
   log?: (line: string) => void;
+  /** for tests: stop after the current step when this returns true */
+  shouldStop?: () => boolean;
 }
 
-export interface GenerateResult {
-  runDir: string;
+export interface GenerateResult extends RunOutcome {
   config: RunConfig;
+}
+
+export function generateConfig(o: GenerateOptions): RunConfig {
+  const overrides: Record<string, unknown> = { ...(o.overrides ?? {}), prompt: o.prompt };
+  if (o.seed !== undefined) overrides.seed = o.seed;
+  if (o.steps !== undefined) overrides.steps = o.steps;
+  if (o.guidance !== undefined) overrides.guidance = o.guidance;
+  if (o.noOptimize) overrides.optimize = false;
+  if (o.size !== undefined) Object.assign(overrides, parseSize(o.size));
+  const config = resolveConfig({ file: o.config, overrides });
+  if (!config.prompt.trim()) throw new ConfigError('--prompt is empty');
+  return config;
 }
 
 export async function generateCommand(o: GenerateOptions): Promise<GenerateResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const overrides: Record<string, unknown> = { ...(o.overrides ?? {}), prompt: o.prompt };
-  if (o.seed !== undefined) overrides.seed = o.seed;
-  if (o.steps !== undefined) overrides.steps = o.steps;
-  if (o.size !== undefined) Object.assign(overrides, parseSize(o.size));
-  const config = resolveConfig({ file: o.config, overrides });
-  if (!config.prompt.trim()) throw new ConfigError('--prompt is empty');
-  const spec = GENERATORS[config.generator];
-  if (!spec) throw new ConfigError(`unknown generator "${config.generator}" (known: ${Object.keys(GENERATORS).join(', ')})`);
+  const config = generateConfig(o);
   const places = modelPlaces(o);
-  const loc = requireModel(getModel(spec.model), places);
+  const { active, inactive } = activeRewardNames(config.weights, !!o.user);
+  const personal = o.user ? { historyFile: path.resolve(o.user), guidance: config.guidance, nRef: config.n_ref } : undefined;
   const backend = await useBackend(o.backend, { quiet: o.quiet });
-
-  const runDir = newRunDir(o.out ?? path.join(process.cwd(), 'outputs'), config.prompt);
-  const meta = {
-    reno_version: RENO_VERSION,
-    backend,
-    model: { name: spec.model, dir: loc.dir, where: loc.where, revision: loc.revision ?? null, smoke_test: places.smokeTest },
-  };
-  // the resolved configuration is written before any compute
-  writeFileAtomic(path.join(runDir, 'run.yaml'), YAML.stringify({ ...config, run: meta }));
-  if (places.smokeTest && !o.quiet) log('reno: using the tiny smoke-test preset (random weights): the image is noise-like by design');
-
-  const gen = spec.load(loc.dir, { smokeTest: places.smokeTest });
+  const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {
-    const cond = gen.prepare(config.prompt);
-    const native = gen.nativeSize();
-    const size = { width: config.width ?? native.width, height: config.height ?? native.height };
-    const z = seededNoise(gen.latentShape(size), config.seed);
-    const image = gen.generate(z, cond);
-    const text = {
-      prompt: config.prompt,
-      seed: String(config.seed),
-      weights: JSON.stringify(config.weights),
-      rewards: JSON.stringify({}),
-      backend,
-      'reno-version': RENO_VERSION,
-      model: `${spec.model}${places.smokeTest ? ' (tiny smoke-test preset, random weights)' : ''}`,
-    };
-    const png = await encodePng(image, text);
-    writeFileAtomic(path.join(runDir, 'init.png'), png);
-    writeFileAtomic(path.join(runDir, 'best.png'), png);
-    tf.dispose([z, image]);
-    cond.dispose();
+    const dir = newRunDir(o.out ?? path.join(process.cwd(), 'outputs'), config.prompt);
+    if (places.smokeTest && !o.quiet) log('reno: tiny smoke-test preset (random weights): the image and rewards are not meaningful');
+    const flag = stopFlag();
+    const shouldStop = () => flag.requested || (o.shouldStop?.() ?? false);
+    const out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, shouldStop, meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
+    const r = out.result;
+    for (const n of out.notes) if (!o.quiet || r.stopped) log(`reno: ${n}`);
+    if (!o.quiet && r.init && r.best)
+      log(`reno: initial loss ${r.init.record.total.toFixed(4)}, best ${r.best.record.total.toFixed(4)} at step ${r.best.record.step}; wrote ${path.relative(process.cwd(), dir) || dir}`);
+    return { ...out, config };
   } finally {
-    gen.dispose();
+    session.dispose();
   }
-  if (!o.quiet) log(`reno: wrote ${path.relative(process.cwd(), runDir) || runDir}`);
-  return { runDir, config };
 }

@@ -1,0 +1,14 @@
+// The reward registry: one line per reward. Adding a reward is one file plus one line here.
+import { UsageError } from '../src/errors.js';
+import type { RewardSpec } from './types.js';
+
+export const REWARDS: RewardSpec[] = [];
+
+export function rewardSpec(name: string): RewardSpec {
+  const r = REWARDS.find((s) => s.name === name);
+  if (!r) throw new UsageError(`unknown reward "${name}" (known: ${REWARDS.map((s) => s.name).join(', ') || 'none'})`);
+  return r;
+}
+
+export type { Reward, PreparedReward, RewardSpec, RewardLoadContext } from './types.js';
+export { RewardInput } from './input.js';

@@ -1,0 +1,169 @@
+// The ReNO loop (ReNO training/trainer.py LatentNoiseTrainer.train, reno.md 1.1-1.7), flat like nanoGPT's train.py:
+// every iteration generates an image from z, evaluates the weighted reward losses, keeps the best image (by reward
+// loss, regulariser excluded, initial image included) and, except after the last evaluation, back-propagates
+// total + chi-norm regulariser to z, clips the global gradient norm and takes an optimiser step.
+import * as tf from '@tensorflow/tfjs';
+import type { Conditioning, Generator } from '../../generators/types.js';
+import { RewardInput } from '../../rewards/input.js';
+import type { PreparedReward } from '../../rewards/types.js';
+import { adamStep, bestIndex, chiRegulariser, clipGradNorm, disposeOptimizerState, newOptimizerState, sgdStep } from './pieces.js';
+
+export interface ActiveReward {
+  name: string;
+  weight: number;
+  prepared: PreparedReward;
+}
+
+export interface LoopSettings {
+  steps: number;
+  optimize: boolean;
+  optimizer: 'sgd' | 'adam';
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  gradClip: number;
+  regWeight: number;
+}
+
+export interface StepRecord {
+  step: number;
+  /** each reward's loss (const - score) */
+  rewards: Record<string, number>;
+  /** weighted reward loss (the selection criterion) */
+  total: number;
+  /** regulariser value (back-propagated, not used for selection) */
+  reg: number;
+  /** ||z|| */
+  norm: number;
+  /** global gradient norm before clipping (null when no update followed) */
+  grad_norm: number | null;
+  seconds: number;
+  best: boolean;
+}
+
+export interface LoopEvents {
+  /** Called after each evaluation with the image of that step (owned by the loop: copy what you keep). */
+  onStep?: (rec: StepRecord, image: tf.Tensor4D) => Promise<void> | void;
+  /** Checked after each step (Ctrl-C). */
+  shouldStop?: () => boolean;
+}
+
+export interface LoopResult {
+  records: StepRecord[];
+  init: { image: tf.Tensor4D; record: StepRecord } | null;
+  best: { image: tf.Tensor4D; record: StepRecord; z: tf.Tensor4D } | null;
+  stopped: null | { reason: 'interrupted' | 'non-finite'; message: string; step: number };
+}
+
+interface Evaluation {
+  image: tf.Tensor4D;
+  losses: number[];
+  total: number;
+  reg: number;
+  grad: tf.Tensor | null;
+}
+
+function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4D, rewards: ActiveReward[], regWeight: number, withGrad: boolean): Evaluation {
+  let kept: { image: tf.Tensor4D; losses: tf.Scalar[]; total: tf.Scalar; reg: tf.Scalar } | null = null;
+  const objective = (zz: tf.Tensor4D): tf.Scalar => {
+    const image = gen.generate(zz, cond);
+    const input = new RewardInput(image);
+    const losses = rewards.map((r) => r.prepared.loss(input));
+    const total = losses.reduce((acc: tf.Scalar, l, i) => tf.add(acc, tf.mul(l, rewards[i].weight)) as tf.Scalar, tf.scalar(0));
+    const reg = chiRegulariser(zz, regWeight);
+    kept = { image: tf.keep(image), losses: losses.map((l) => tf.keep(l)), total: tf.keep(total), reg: tf.keep(reg) };
+    return tf.add(total, reg) as tf.Scalar;
+  };
+  let grad: tf.Tensor | null = null;
+  if (withGrad) grad = tf.grad((zz: tf.Tensor) => objective(zz as tf.Tensor4D))(z);
+  else tf.tidy(() => {
+    objective(z); // the returned sum is freed; the kept tensors survive
+  });
+  const k = kept!;
+  const out: Evaluation = {
+    image: k.image,
+    losses: k.losses.map((l) => l.dataSync()[0]),
+    total: k.total.dataSync()[0],
+    reg: k.reg.dataSync()[0],
+    grad,
+  };
+  tf.dispose([...k.losses, k.total, k.reg]);
+  return out;
+}
+
+export async function runReno(
+  gen: Generator,
+  cond: Conditioning,
+  z0: tf.Tensor4D,
+  rewards: ActiveReward[],
+  s: LoopSettings,
+  ev: LoopEvents = {},
+): Promise<LoopResult> {
+  const res: LoopResult = { records: [], init: null, best: null, stopped: null };
+  const opt = newOptimizerState();
+  const steps = s.optimize ? s.steps : 1;
+  let z = z0.clone();
+  for (let it = 0; it < steps; it++) {
+    const t0 = performance.now();
+    const update = it < steps - 1; // no update after the last evaluation (trainer.py:126)
+    const e = evaluate(gen, cond, z, rewards, s.regWeight, update);
+    const norm = tf.tidy(() => tf.norm(z).dataSync()[0]);
+    const finite = Number.isFinite(e.total) && e.losses.every(Number.isFinite);
+    let gradNorm: number | null = null;
+    let next: tf.Tensor4D | null = null;
+    if (update && finite && e.grad) {
+      const { grad, norm: gn } = clipGradNorm(e.grad, s.gradClip);
+      gradNorm = gn;
+      next = (s.optimizer === 'adam' ? adamStep(z, grad, opt, s.lr) : sgdStep(z, grad, opt, s.lr, s.momentum, s.nesterov)) as tf.Tensor4D;
+      grad.dispose();
+    }
+    e.grad?.dispose();
+    const rec: StepRecord = {
+      step: it,
+      rewards: Object.fromEntries(rewards.map((r, i) => [r.name, e.losses[i]])),
+      total: e.total,
+      reg: e.reg,
+      norm,
+      grad_norm: gradNorm !== null && Number.isFinite(gradNorm) ? gradNorm : null,
+      seconds: (performance.now() - t0) / 1000,
+      best: false,
+    };
+    const totals = res.records.map((r) => r.total);
+    totals.push(finite ? e.total : NaN);
+    rec.best = finite && bestIndex(totals) === it;
+    res.records.push(rec);
+    if (it === 0) res.init = { image: e.image.clone(), record: rec };
+    if (rec.best) {
+      if (res.best) tf.dispose([res.best.image, res.best.z]);
+      res.best = { image: e.image.clone(), record: rec, z: z.clone() };
+    }
+    await ev.onStep?.(rec, e.image);
+    e.image.dispose();
+    if (!finite) {
+      next?.dispose();
+      const bad = rewards.filter((_, i) => !Number.isFinite(e.losses[i])).map((r) => r.name);
+      res.stopped = {
+        reason: 'non-finite',
+        step: it,
+        message: `the loss became ${Number.isNaN(e.total) ? 'NaN' : 'infinite'} at step ${it}${bad.length ? ` (reward ${bad.join(', ')})` : ''}; stopped and kept the best finite image`,
+      };
+      break;
+    }
+    if (next) {
+      z.dispose();
+      z = next;
+    }
+    if (ev.shouldStop?.() && it < steps - 1) {
+      res.stopped = { reason: 'interrupted', step: it, message: `interrupted after step ${it}; kept the best image so far` };
+      break;
+    }
+  }
+  z.dispose();
+  disposeOptimizerState(opt);
+  return res;
+}
+
+export function disposeResult(r: LoopResult): void {
+  if (r.init) r.init.image.dispose();
+  if (r.best) tf.dispose([r.best.image, r.best.z]);
+}

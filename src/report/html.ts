@@ -1,0 +1,51 @@
+// report.html of a run folder: the initial and best images side by side, one reward curve per step as inline SVG
+// (drawn by src/report/svg.ts), the per-step table and the resolved configuration.
+import YAML from 'yaml';
+import type { StepRecord } from '../optimize/loop.js';
+import { escapeXml, lineChart } from './svg.js';
+
+export interface RunReportData {
+  title: string;
+  prompt: string;
+  images: { src: string; caption: string }[];
+  records: StepRecord[];
+  weights: Record<string, number>;
+  config: unknown;
+  notes: string[];
+}
+
+export const PAGE_STYLE = `body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}
+figure{display:inline-block;margin:0 16px 16px 0;text-align:center}figure img{width:320px;height:auto;image-rendering:pixelated;border:1px solid #ccc}
+.charts svg{margin:0 12px 12px 0;border:1px solid #eee}table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
+pre{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto}.note{color:#a33}`;
+
+export function page(title: string, body: string): string {
+  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeXml(title)}</title><style>${PAGE_STYLE}</style></head>\n<body>\n${body}\n</body></html>\n`;
+}
+
+export function runReport(d: RunReportData): string {
+  const names = Object.keys(d.records[0]?.rewards ?? {});
+  const charts = [
+    lineChart([{ name: 'weighted reward loss', values: d.records.map((r) => r.total) }], { title: 'total (lower is better)', xLabel: 'step', yLabel: 'loss' }),
+    ...names.map((n) => lineChart([{ name: n, values: d.records.map((r) => r.rewards[n]) }], { title: `${n} (weight ${d.weights[n] ?? 0})`, xLabel: 'step', yLabel: 'loss (const - score)' })),
+    lineChart([{ name: '||z||', values: d.records.map((r) => r.norm) }], { title: 'noise norm', xLabel: 'step', yLabel: '||z||' }),
+  ];
+  const head = ['step', ...names, 'total', 'reg', '||z||', 'grad norm', 's'];
+  const rows = d.records.map((r) =>
+    `<tr${r.best ? ' style="background:#eef8ee"' : ''}>` +
+    [r.step, ...names.map((n) => r.rewards[n].toFixed(4)), r.total.toFixed(4), r.reg.toFixed(2), r.norm.toFixed(2), r.grad_norm === null ? '' : r.grad_norm.toExponential(2), r.seconds.toFixed(2)]
+      .map((v) => `<td>${v}</td>`)
+      .join('') +
+    '</tr>',
+  );
+  const body = [
+    `<h1>${escapeXml(d.title)}</h1>`,
+    `<p>Prompt: <b>${escapeXml(d.prompt)}</b></p>`,
+    ...d.notes.map((n) => `<p class="note">${escapeXml(n)}</p>`),
+    `<div class="images">${d.images.map((i) => `<figure><img src="${escapeXml(i.src)}" alt="${escapeXml(i.caption)}"><figcaption>${escapeXml(i.caption)}</figcaption></figure>`).join('')}</div>`,
+    `<h2>Rewards per step</h2><div class="charts">${charts.join('\n')}</div>`,
+    `<h2>Steps</h2><table><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr>${rows.join('\n')}</table>`,
+    `<h2>Configuration</h2><pre>${escapeXml(YAML.stringify(d.config))}</pre>`,
+  ];
+  return page(d.title, body.join('\n'));
+}
