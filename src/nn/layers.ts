@@ -2,7 +2,7 @@
 // name and owns Params named like its state_dict (weight, bias).
 import * as tf from '@tensorflow/tfjs';
 import { Module, Param } from './module.js';
-import { conv2d as conv2dOp } from './ops.js';
+import { conv2d as conv2dOp, matMulWeight } from './ops.js';
 
 /** torch.nn.Linear: y = x W^T + b, with W stored [in, out] after loading. */
 export class Linear extends Module {
@@ -22,7 +22,7 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const shape = x.shape;
       const x2 = x.reshape([-1, this.inFeatures]); // [..., in] -> [N, in]
-      let y: tf.Tensor = tf.matMul(x2 as tf.Tensor2D, this.weight.v as tf.Tensor2D);
+      let y: tf.Tensor = matMulWeight(x2 as tf.Tensor2D, this.weight.v as tf.Tensor2D);
       if (this.bias) y = tf.add(y, this.bias.v);
       return y.reshape([...shape.slice(0, -1), this.outFeatures]); // [N, out] -> [..., out]
     });

@@ -1,6 +1,7 @@
 // Stateless ops shared by every model: activations, convolution and attention. Backend-specific fast paths live
 // here only, so models read the same on every backend.
 import * as tf from '@tensorflow/tfjs';
+import { chunkedAttention, withGrad } from './attention.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 
@@ -46,16 +47,53 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
   }
 }
 
-/** 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's). */
+const isTrainable = (t: tf.Tensor) => t instanceof tf.Variable && t.trainable;
+
+/**
+ * 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's).
+ * For frozen filters and stride 1 the input gradient is computed as a forward convolution of the output gradient
+ * with the filter flipped spatially and in/out swapped (exact; wasm's Conv2DBackpropInput kernel is ~20x slower
+ * than its forward conv, ../shared/docs/backends.md). No gradient flows to a frozen filter.
+ */
 export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
-  const padding: 'valid' | [[number, number], [number, number], [number, number], [number, number]] =
-    pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]];
-  return tf.conv2d(x, w, stride, padding);
+  const padding = (p: number): 'valid' | [[number, number], [number, number], [number, number], [number, number]] =>
+    p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
+  const [kh, kw] = w.shape;
+  if (stride !== 1 || kh !== kw || isTrainable(w)) return tf.conv2d(x, w, stride, padding(pad));
+  const f = withGrad<[tf.Tensor]>((xx, save) => {
+    save([]);
+    return {
+      value: tf.conv2d(xx as tf.Tensor4D, w, 1, padding(pad)),
+      gradFunc: (dy: tf.Tensor) =>
+        tf.tidy(() => {
+          const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D; // [kh, kw, out, in]
+          return tf.conv2d(dy as tf.Tensor4D, flipped, 1, padding(kh - 1 - pad));
+        }),
+    };
+  });
+  return f(x) as tf.Tensor4D;
+}
+
+/**
+ * x [N, in] times a weight [in, out]. For a frozen weight the input gradient dy W^T is a plain matMul with an
+ * explicitly transposed W (wasm's matMul is 20x slower with a transpose flag); a trainable weight takes tf.matMul.
+ */
+export function matMulWeight(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  if (isTrainable(w)) return tf.matMul(x, w);
+  const f = withGrad<[tf.Tensor]>((xx, save) => {
+    save([]);
+    return {
+      value: tf.matMul(xx as tf.Tensor2D, w),
+      gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D)),
+    };
+  });
+  return f(x) as tf.Tensor2D;
 }
 
 /**
  * Multi-head scaled dot-product attention. q [B, Lq, H*D], k/v [B, Lk, H*D] -> [B, Lq, H*D].
  * `mask` (optional) is added to the scores and broadcasts to [B, H, Lq, Lk] (0 = keep, large negative = drop).
+ * Query-chunked with its own gradient (./attention.ts): memory linear in tokens, plain 2-D matMuls only.
  */
 export function attention(
   q: tf.Tensor,
@@ -64,20 +102,7 @@ export function attention(
   heads: number,
   opts: { scale?: number; mask?: tf.Tensor } = {},
 ): tf.Tensor {
-  return tf.tidy(() => {
-    const [b, lq, c] = q.shape as [number, number, number];
-    const lk = k.shape[1] as number;
-    const d = c / heads;
-    const scale = opts.scale ?? 1 / Math.sqrt(d);
-    const qh = q.reshape([b, lq, heads, d]).transpose([0, 2, 1, 3]); // [B, H, Lq, D]
-    const kt = k.reshape([b, lk, heads, d]).transpose([0, 2, 3, 1]); // [B, H, D, Lk]
-    const vh = v.reshape([b, lk, heads, d]).transpose([0, 2, 1, 3]); // [B, H, Lk, D]
-    let s: tf.Tensor = tf.matMul(tf.mul(qh, scale) as tf.Tensor4D, kt as tf.Tensor4D); // [B, H, Lq, Lk]
-    if (opts.mask) s = tf.add(s, opts.mask);
-    const p = tf.softmax(s, -1);
-    const o = tf.matMul(p as tf.Tensor4D, vh as tf.Tensor4D); // [B, H, Lq, D]
-    return o.transpose([0, 2, 1, 3]).reshape([b, lq, c]); // [B, Lq, H, D] -> [B, Lq, C]
-  });
+  return chunkedAttention(q, k, v, heads, opts);
 }
 
 /** Causal mask [1, 1, L, L]: 0 on and below the diagonal, -inf-like above. */
