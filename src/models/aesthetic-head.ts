@@ -75,31 +75,28 @@ export function loadAestheticHead(weights: string | TensorSource): AestheticHead
  */
 export function collapseAestheticHead(source: TensorSource): { weight: Float64Array; bias: Float64Array; inFeatures: number; outFeatures: number } {
   const sizes = aestheticHeadSizes(source);
-  // Running map A [rows, inFeatures] and offset c [rows], starting from the identity.
-  let rows = sizes[0];
-  let a = new Float64Array(rows * rows);
-  for (let i = 0; i < rows; i++) a[i * rows + i] = 1;
-  let c = new Float64Array(rows);
-  AESTHETIC_LINEARS.forEach((idx, li) => {
-    const w = source.read(`layers.${idx}.weight`);
-    const b = source.read(`layers.${idx}.bias`);
-    const out = sizes[li + 1];
-    const inp = sizes[li];
-    const na = new Float64Array(out * sizes[0]);
-    const nc = new Float64Array(out);
-    for (let o = 0; o < out; o++) {
-      let s = b[o];
-      for (let k = 0; k < inp; k++) {
-        const wk = w[o * inp + k];
-        if (wk === 0) continue;
-        s += wk * c[k];
-        for (let j = 0; j < sizes[0]; j++) na[o * sizes[0] + j] += wk * a[k * sizes[0] + j];
+  const n = AESTHETIC_LINEARS.length;
+  const w = AESTHETIC_LINEARS.map((idx) => source.read(`layers.${idx}.weight`)); // layer i: [sizes[i+1], sizes[i]]
+  const b = AESTHETIC_LINEARS.map((idx) => source.read(`layers.${idx}.bias`));
+  // bias: push b0 through the later layers, c <- W_i c + b_i
+  let c = Float64Array.from(b[0]);
+  for (let i = 1; i < n; i++) {
+    const next = Float64Array.from(b[i]);
+    for (let o = 0; o < sizes[i + 1]; o++) for (let k = 0; k < sizes[i]; k++) next[o] += w[i][o * sizes[i] + k] * c[k];
+    c = next;
+  }
+  // weight: multiply from the output side, R [out, sizes[i+1]] <- R W_i, so every product stays small
+  const out = sizes[n];
+  let r = Float64Array.from(w[n - 1]);
+  for (let i = n - 2; i >= 0; i--) {
+    const [mid, inp] = [sizes[i + 1], sizes[i]];
+    const next = new Float64Array(out * inp);
+    for (let o = 0; o < out; o++)
+      for (let k = 0; k < mid; k++) {
+        const rk = r[o * mid + k];
+        for (let j = 0; j < inp; j++) next[o * inp + j] += rk * w[i][k * inp + j];
       }
-      nc[o] = s;
-    }
-    a = na;
-    c = nc;
-    rows = out;
-  });
-  return { weight: a, bias: c, inFeatures: sizes[0], outFeatures: rows };
+    r = next;
+  }
+  return { weight: r, bias: c, inFeatures: sizes[0], outFeatures: out };
 }
