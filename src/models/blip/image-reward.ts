@@ -11,7 +11,7 @@ import { loadModule } from '../../weights/load.js';
 import { openWeights } from '../../weights/open.js';
 import type { TensorSource } from '../../weights/source.js';
 import { blipVitConfigFromWeights, medConfig, type BertTextConfig, type BlipVitConfig } from './config.js';
-import { BertModel, firstToken } from './med.js';
+import { BertModel, bertMasks, disposeMasks, firstToken, type BertMasks } from './med.js';
 import { BlipVisionTransformer } from './vit.js';
 
 /** ImageReward.py: `self.mean`, `self.std` of the raw MLP output on ImageReward's data. */
@@ -103,6 +103,12 @@ export interface ImageRewardOutputs {
   score: tf.Tensor2D; // [B, 1]
 }
 
+/** A tokenized prompt ready for the text encoder: ids [Bt, L] and its additive self-attention mask. */
+export interface ImageRewardText {
+  ids: tf.Tensor2D;
+  masks: BertMasks;
+}
+
 /** ImageReward.py ImageReward (keys blip.visual_encoder.*, blip.text_encoder.*, mlp.layers.N.*). */
 export class ImageRewardModel extends Module {
   blip: BlipPretrain;
@@ -114,15 +120,29 @@ export class ImageRewardModel extends Module {
   }
 
   /**
-   * Every intermediate of score_gard: image [B, S, S, 3] CLIP-normalised; ids / attentionMask [B, L] (or [1, L],
-   * shared by every image). The image tokens are all attended to (image_atts = ones).
+   * The text side of score_gard, made once per prompt (and outside any tf.grad: the attention gradient reads the
+   * mask in the backward pass). ids / attentionMask [Bt, L] int; Bt = 1 shares the prompt with every image.
+   * The image tokens are all attended to (image_atts = ones), so there is no cross-attention mask.
    */
-  forward(image: tf.Tensor4D, ids: tf.Tensor2D, attentionMask: tf.Tensor2D): ImageRewardOutputs {
+  text(ids: tf.Tensor2D, attentionMask: tf.Tensor2D): ImageRewardText {
+    const [b, l] = ids.shape;
+    return { ids: ids.clone(), masks: bertMasks(b, l, { attentionMask }) };
+  }
+
+  disposeText(t: ImageRewardText): void {
+    t.ids.dispose();
+    disposeMasks(t.masks);
+  }
+
+  /** Every intermediate of score_gard: image [B, S, S, 3] CLIP-normalised, NHWC. */
+  forward(image: tf.Tensor4D, text: ImageRewardText): ImageRewardOutputs {
     const imageEmbeds = this.blip.visual_encoder.forward(image);
     const b = image.shape[0];
-    const [idsB, maskB] = tf.tidy(() => (ids.shape[0] === b ? [ids.clone(), attentionMask.clone()] : [tf.tile(ids, [b, 1]), tf.tile(attentionMask, [b, 1])]));
-    const { lastHiddenState } = this.blip.text_encoder.forward(idsB as tf.Tensor2D, { attentionMask: maskB, encoderHiddenStates: imageEmbeds });
-    tf.dispose([idsB, maskB]);
+    const bt = text.ids.shape[0];
+    if (bt !== b && bt !== 1) throw new Error(`${bt} prompts for ${b} images`);
+    const ids = bt === b ? text.ids : (tf.tile(text.ids, [b, 1]) as tf.Tensor2D); // one prompt for every image
+    const { lastHiddenState } = this.blip.text_encoder.forward(ids, { masks: text.masks, encoderHiddenStates: imageEmbeds });
+    if (ids !== text.ids) ids.dispose();
     const clsFeature = firstToken(lastHiddenState); // last_hidden_state[:, 0, :]
     const mlpRaw = this.mlp.forward(clsFeature) as tf.Tensor2D;
     const score = tf.tidy(() => tf.div(tf.sub(mlpRaw, IMAGE_REWARD_MEAN), IMAGE_REWARD_STD)) as tf.Tensor2D;
@@ -130,8 +150,8 @@ export class ImageRewardModel extends Module {
   }
 
   /** The standardised reward [B, 1] (differentiable in the image). */
-  score(image: tf.Tensor4D, ids: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor2D {
-    const o = this.forward(image, ids, attentionMask);
+  score(image: tf.Tensor4D, text: ImageRewardText): tf.Tensor2D {
+    const o = this.forward(image, text);
     tf.dispose([o.imageEmbeds, o.lastHiddenState, o.clsFeature, o.mlpRaw]);
     return o.score;
   }

@@ -200,15 +200,36 @@ export function encoderAttentionMask(mask01: tf.Tensor): tf.Tensor {
   });
 }
 
-export interface BertForwardOptions {
+export interface BertMaskOptions {
   /** 0/1 [B, L]; absent = every token is real. */
   attentionMask?: tf.Tensor;
-  /** The image tokens to cross-attend to, [B, M, encoderWidth]. */
-  encoderHiddenStates?: tf.Tensor;
   /** 0/1 [B, M]; absent = all ones (ImageReward's image_atts). */
   encoderAttentionMask?: tf.Tensor;
   /** Causal self-attention (BlipTextLMHeadModel passes is_decoder=True; BlipTextModel.forward and med default False). */
   isDecoder?: boolean;
+}
+
+export interface BertForwardOptions extends BertMaskOptions {
+  /** The image tokens to cross-attend to, [B, M, encoderWidth]. */
+  encoderHiddenStates?: tf.Tensor;
+  /**
+   * Masks made beforehand by `bertMasks` (they replace the three options above and are not disposed here). Needed
+   * when a gradient is taken through the text encoder: ops.attention's own gradient reads its mask in the backward
+   * pass, so the mask must outlive the forward scope of tf.grad.
+   */
+  masks?: BertMasks;
+}
+
+/** The additive masks of one forward pass for ids of shape [B, L]. */
+export function bertMasks(b: number, l: number, opts: BertMaskOptions = {}): BertMasks {
+  return {
+    self: tf.tidy(() => extendedAttentionMask(opts.attentionMask ?? tf.ones([b, l]), opts.isDecoder ?? false)),
+    cross: opts.encoderAttentionMask ? encoderAttentionMask(opts.encoderAttentionMask) : undefined,
+  };
+}
+
+export function disposeMasks(m: BertMasks): void {
+  tf.dispose([m.self, m.cross].filter((t): t is tf.Tensor => t !== undefined));
 }
 
 export interface BertOutputs {
@@ -237,13 +258,11 @@ export class BertModel extends Module {
   /** ids [B, L] int32 -> last_hidden_state [B, L, H] (+ pooler_output). */
   forward(ids: tf.Tensor2D, opts: BertForwardOptions = {}): BertOutputs {
     const [b, l] = ids.shape;
-    const masks: BertMasks = {
-      self: tf.tidy(() => extendedAttentionMask(opts.attentionMask ?? tf.ones([b, l]), opts.isDecoder ?? false)),
-      cross: opts.encoderAttentionMask ? encoderAttentionMask(opts.encoderAttentionMask) : undefined,
-    };
+    const masks = opts.masks ?? bertMasks(b, l, opts);
     const emb = this.embeddings.forward(ids);
     const lastHiddenState = this.encoder.forward(emb, masks, opts.encoderHiddenStates) as tf.Tensor3D;
-    tf.dispose([emb, masks.self, masks.cross].filter((t): t is tf.Tensor => t !== undefined));
+    emb.dispose();
+    if (!opts.masks) disposeMasks(masks);
     const pooled = this.pooler ? (this.pooler.forward(lastHiddenState) as tf.Tensor2D) : null;
     return { lastHiddenState, pooled };
   }

@@ -33,7 +33,8 @@ export const imagerewardCase: ParityCase = {
     for (const file of files) {
       const tag = path.extname(file).slice(1);
       const model = loadImageReward(path.join(dir, file), path.join(dir, 'med_config.json'), vision);
-      const o = model.forward(image, ids, mask);
+      const text = model.text(ids, mask);
+      const o = model.forward(image, text);
       const out: [string, tf.Tensor][] = [
         ['image_embeds', o.imageEmbeds],
         ['text_last_hidden_state', o.lastHiddenState],
@@ -45,10 +46,11 @@ export const imagerewardCase: ParityCase = {
       tf.dispose(out.map(([, t]) => t));
       if (has(dir, 'grad_image')) {
         // d sum(score) / d image, the ReFL-style reward gradient (score_gard), NHWC -> NCHW to compare
-        const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(model.score(x as tf.Tensor4D, ids, mask)))(image));
+        const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(model.score(x as tf.Tensor4D, text)))(image));
         checks.push(check(`imagereward/grad_image/${tag}`, nchwValues(grad), npy(dir, 'grad_image').data, 'gradient', ctx));
         grad.dispose();
       }
+      model.disposeText(text);
       model.dispose();
     }
     tf.dispose([image, ids, mask]);
