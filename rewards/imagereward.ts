@@ -11,6 +11,7 @@
 // ImageReward.score nor score_gard substitutes BLIP's [ENC] token).
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../src/errors.js';
 import { loadImageReward, type ImageRewardModel } from '../src/models/blip/image-reward.js';
 import { IMAGE_REWARD_TEXT, imageRewardTokenizer, type WordPieceTokenizer } from '../src/tokenizers/wordpiece.js';
 import type { RewardInput } from './input.js';
@@ -31,7 +32,7 @@ export class ImageReward implements Reward {
   ) {
     const vocab = model.config.text.vocabSize;
     if (tokenizer.vocab.size > vocab)
-      throw new Error(`the tokenizer has ${tokenizer.vocab.size} tokens but the text encoder only ${vocab} embeddings`);
+      throw new ConfigError(`the tokenizer has ${tokenizer.vocab.size} tokens but the text encoder only ${vocab} embeddings`);
   }
 
   /** Token ids and attention mask [1, L] of a prompt (L = 35, or fewer when the model has fewer positions). */
@@ -73,7 +74,12 @@ export class ImageReward implements Reward {
 export function loadImageRewardReward(modelDir: string, tokenizerDir: string): ImageReward {
   const { tokenizer } = imageRewardTokenizer(path.join(tokenizerDir, IMAGE_REWARD_FILES.vocab));
   const model = loadImageReward(path.join(modelDir, IMAGE_REWARD_FILES.weights), path.join(modelDir, IMAGE_REWARD_FILES.medConfig));
-  return new ImageReward(model, tokenizer);
+  try {
+    return new ImageReward(model, tokenizer);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 export const imageRewardSpec: RewardSpec = {

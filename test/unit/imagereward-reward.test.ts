@@ -122,3 +122,19 @@ test('no tensor growth over repeated loss() / score() calls, prepare + dispose l
   p.dispose();
   img.dispose();
 });
+
+test('a med_config.json that does not fit the checkpoint is refused with the sizes named, nothing left allocated', async () => {
+  const dir = tmpDir('reno-imagereward-bad');
+  const src = path.join(root, 'THUDM', 'ImageReward');
+  fs.copyFileSync(path.join(src, 'ImageReward.pt'), path.join(dir, 'ImageReward.pt'));
+  const med = JSON.parse(fs.readFileSync(path.join(src, 'med_config.json'), 'utf8'));
+  const tokDir = path.join(root, 'google-bert', 'bert-base-uncased');
+  const tryLoad = () => imageRewardSpec.load({ locate: (m) => (m === 'imagereward' ? dir : tokDir), smokeTest: true });
+  fs.writeFileSync(path.join(dir, 'med_config.json'), JSON.stringify({ ...med, hidden_size: 48 }));
+  await noLeak(() => assert.rejects(tryLoad, /MLP takes 32 features, the text encoder gives 48/));
+  fs.writeFileSync(path.join(dir, 'med_config.json'), JSON.stringify({ ...med, num_hidden_layers: 3 }));
+  await noLeak(() => assert.rejects(tryLoad, /missing keys \(\d+\):\n {2}blip\.text_encoder\.encoder\.layer\.2\./));
+  fs.writeFileSync(path.join(dir, 'med_config.json'), JSON.stringify({ ...med, vocab_size: 100 }));
+  await noLeak(() => assert.rejects(tryLoad, /word_embeddings\.weight: expected \[100, 32\]/));
+  fs.rmSync(dir, { recursive: true, force: true });
+});

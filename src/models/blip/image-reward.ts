@@ -165,7 +165,12 @@ export function ignoredImageRewardKey(k: string): boolean {
 /** Load from an open source (strict: every other key must match the model). */
 export function loadImageRewardFrom(source: TensorSource, medJson: Json, medSrc: string, vision?: BlipVitConfig): ImageRewardModel {
   const model = new ImageRewardModel(imageRewardConfig(source, medJson, medSrc, vision));
-  loadModule(model, source, { ignore: ignoredImageRewardKey });
+  try {
+    loadModule(model, source, { ignore: ignoredImageRewardKey });
+  } catch (e) {
+    model.dispose(); // the tensors loaded before the failure
+    throw e;
+  }
   return model;
 }
 

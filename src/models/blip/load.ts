@@ -4,8 +4,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';
 import { WeightsError } from '../../errors.js';
+import type { Module } from '../../nn/module.js';
 import { loadModule } from '../../weights/load.js';
 import { openWeights } from '../../weights/open.js';
+import type { TensorSource } from '../../weights/source.js';
 import { blipTextConfig } from './config.js';
 import { BlipTextLMHeadModel } from './lm-head.js';
 import { BertModel } from './med.js';
@@ -24,7 +26,7 @@ export function loadBlipText(dir: string, opts: { pooler?: boolean } = {}): Bert
   try {
     const pooler = opts.pooler ?? source.keys().some((k) => k.startsWith('pooler.'));
     const model = new BertModel(config, pooler);
-    loadModule(model, source, { ignore: (k) => k.endsWith('position_ids') });
+    loadOrDispose(model, source, (k) => k.endsWith('position_ids'));
     return model;
   } finally {
     source.close();
@@ -47,9 +49,18 @@ export function loadBlipTextLm(dir: string): BlipTextLMHeadModel {
   const source = openWeights(weightsIn(dir));
   try {
     const model = new BlipTextLMHeadModel(config);
-    loadModule(model, source, { ignore: ignoredLmKey });
+    loadOrDispose(model, source, ignoredLmKey);
     return model;
   } finally {
     source.close();
+  }
+}
+
+function loadOrDispose(model: Module, source: TensorSource, ignore: (k: string) => boolean): void {
+  try {
+    loadModule(model, source, { ignore });
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
 }
