@@ -142,7 +142,7 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
   const rows = chunkRows(lq, lk, opts.chunk);
   const mask = opts.mask;
   const f = withGrad<[tf.Tensor, tf.Tensor, tf.Tensor]>((qq, kk, vv, save) => {
-    save([qq, kk, vv]);
+    save(mask ? [qq, kk, vv, mask] : [qq, kk, vv]); // the mask too: callers may dispose theirs before the backward pass
     const outs: tf.Tensor2D[] = [];
     for (let b = 0; b < bsz; b++) {
       const [q2, k2, v2] = [qq, kk, vv].map((t) => tf.tidy(() => t.slice([b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [L, C]
@@ -152,11 +152,11 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
     const value = tf.stack(outs); // [B, Lq, C]
     tf.dispose(outs);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sq, sk, sv] = saved;
+      const [sq, sk, sv, sm] = saved;
       const g: [tf.Tensor2D[], tf.Tensor2D[], tf.Tensor2D[]] = [[], [], []];
       for (let b = 0; b < bsz; b++) {
         const [q2, k2, v2, d2] = [sq, sk, sv, dy].map((t) => tf.tidy(() => t.slice([b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D));
-        const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, mask, rows);
+        const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, sm, rows);
         g[0].push(a);
         g[1].push(bb);
         g[2].push(cc);
