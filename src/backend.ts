@@ -1,8 +1,10 @@
 // Backend choice: --backend auto|tensorflow|webgpu|wasm|cpu (or RENO_BACKEND). auto takes tfjs-node-gpu / tfjs-node
-// when one imports (they need libtensorflow, which offline installs lack), else wasm. The choice is printed once.
+// when one imports (they need libtensorflow, which offline installs lack), else WebGPU on a hardware adapter, else
+// wasm. The choice is printed once (with the adapter for WebGPU).
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { UsageError } from './errors.js';
+import { describeAdapter, setupWebgpu } from './webgpu.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -28,10 +30,11 @@ async function tryWasm(): Promise<boolean> {
   return tf.setBackend('wasm');
 }
 
-async function tryWebgpu(): Promise<boolean> {
-  const mod = await import('./webgpu.js').catch(() => null);
-  if (!mod) return false;
-  return mod.setupWebgpu();
+let webgpuWhy = '';
+async function tryWebgpu(allowSoftware: boolean): Promise<boolean> {
+  const r = await setupWebgpu({ allowSoftware });
+  webgpuWhy = r.why ?? '';
+  return r.ok;
 }
 
 /** Select and initialise a backend; returns its tfjs name. */
@@ -48,8 +51,8 @@ export async function useBackend(requested?: string, opts: { quiet?: boolean } =
       if (!ok) throw new UsageError('backend "tensorflow" needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node with libtensorflow installed');
       break;
     case 'webgpu':
-      ok = await tryWebgpu();
-      if (!ok) throw new UsageError('backend "webgpu" needs the npm package "webgpu" (Dawn) and a Vulkan, Metal or D3D12 adapter');
+      ok = await tryWebgpu(true);
+      if (!ok) throw new UsageError(`backend "webgpu" is not available: ${webgpuWhy}`);
       break;
     case 'wasm':
       ok = await tryWasm();
@@ -58,14 +61,15 @@ export async function useBackend(requested?: string, opts: { quiet?: boolean } =
       ok = await tf.setBackend('cpu');
       break;
     case 'auto':
-      ok = (await tryTensorflow()) || (await tryWasm()) || (await tf.setBackend('cpu'));
+      ok = (await tryTensorflow()) || (await tryWebgpu(false)) || (await tryWasm()) || (await tf.setBackend('cpu'));
       break;
   }
   if (!ok) throw new UsageError(`backend "${name}" could not be initialised`);
   await tf.ready();
   active = tf.getBackend();
   if (!announced && !opts.quiet) {
-    process.stderr.write(`reno: backend ${active}${name === 'auto' ? ' (auto)' : ''}\n`);
+    const extra = active === 'webgpu' ? `, adapter ${describeAdapter()}` : '';
+    process.stderr.write(`reno: backend ${active}${name === 'auto' ? ' (auto)' : ''}${extra}\n`);
     announced = true;
   }
   return active;

@@ -1,4 +1,72 @@
-// WebGPU on Node through Dawn's binding (npm "webgpu"). Filled in by the WebGPU issue; until then it reports absent.
-export async function setupWebgpu(): Promise<boolean> {
-  return false;
+// WebGPU in Node through Dawn's binding (npm "webgpu", which ships dawn.node): expose navigator.gpu, look at the
+// adapter, then let @tensorflow/tfjs-backend-webgpu register itself (it requests the adapter's full
+// maxStorageBufferBindingSize and maxBufferSize). A software adapter (lavapipe, SwiftShader) is used only when
+// webgpu is asked for by name; `auto` takes hardware adapters only.
+import * as tf from '@tensorflow/tfjs';
+import { setMaxBlockElems } from './nn/attention.js';
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  software: boolean;
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+let summary: AdapterSummary | null = null;
+
+export function adapterSummary(): AdapterSummary | null {
+  return summary;
+}
+
+interface GpuLike {
+  requestAdapter(o?: object): Promise<null | {
+    info?: Record<string, string>;
+    isFallbackAdapter?: boolean;
+    limits: { maxStorageBufferBindingSize: number; maxBufferSize: number };
+  }>;
+}
+
+export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ ok: boolean; why?: string }> {
+  let mod: { create: (o: string[]) => GpuLike; globals: Record<string, unknown> };
+  try {
+    mod = (await import('webgpu')) as unknown as typeof mod;
+  } catch (e) {
+    return { ok: false, why: `the "webgpu" package did not load (${(e as Error).message.split('\n')[0]})` };
+  }
+  const g = globalThis as unknown as { navigator?: { gpu?: GpuLike } };
+  if (!g.navigator?.gpu) {
+    Object.assign(globalThis, mod.globals);
+    const gpu = mod.create([]);
+    if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+    else g.navigator = { gpu };
+  }
+  const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) return { ok: false, why: 'no WebGPU adapter (no Vulkan/Metal/D3D12 device; on Linux without a GPU install Mesa 25 lavapipe)' };
+  const info = adapter.info ?? {};
+  const software = adapter.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
+  summary = {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    device: info.device ?? '',
+    description: info.description ?? '',
+    software,
+    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+    maxBufferSize: adapter.limits.maxBufferSize,
+  };
+  if (software && !opts.allowSoftware) return { ok: false, why: `only a software adapter (${describeAdapter()}); ask for --backend webgpu to use it` };
+  // keep every attention block well under one binding (4 bytes per float, a 4x margin for the softmax temporaries)
+  setMaxBlockElems(Math.max(1 << 16, Math.floor(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize) / 16)));
+  await import('@tensorflow/tfjs-backend-webgpu');
+  const ok = await tf.setBackend('webgpu');
+  return ok ? { ok } : { ok, why: 'tfjs could not initialise the webgpu backend' };
+}
+
+export function describeAdapter(): string {
+  if (!summary) return 'no adapter';
+  const s = summary;
+  const name = [s.vendor, s.architecture, s.device || s.description].filter(Boolean).join(' ');
+  return `${name}${s.software ? ' (software)' : ''}, maxStorageBufferBindingSize ${(s.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`;
 }

@@ -66,10 +66,10 @@ export function readPngText(png: Buffer): Record<string, string> {
 }
 
 /** image [1, H, W, 3] (or [H, W, 3]) in [0, 1] -> 8-bit RGB bytes, rounding like diffusers' numpy_to_pil. */
-export function toRgbBytes(image: tf.Tensor): { data: Buffer; width: number; height: number } {
+export async function toRgbBytes(image: tf.Tensor): Promise<{ data: Buffer; width: number; height: number }> {
   const t = image.rank === 4 ? image.squeeze([0]) : image;
   const [height, width] = t.shape as [number, number, number];
-  const v = t.dataSync();
+  const v = await t.data();
   if (t !== image) t.dispose();
   const data = Buffer.alloc(v.length);
   for (let i = 0; i < v.length; i++) data[i] = Math.round(Math.min(1, Math.max(0, v[i])) * 255);
@@ -77,7 +77,7 @@ export function toRgbBytes(image: tf.Tensor): { data: Buffer; width: number; hei
 }
 
 export async function encodePng(image: tf.Tensor, text: Record<string, string> = {}): Promise<Buffer> {
-  const { data, width, height } = toRgbBytes(image);
+  const { data, width, height } = await toRgbBytes(image);
   const png = await sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
   return Object.keys(text).length ? addPngText(png, text) : png;
 }

@@ -140,13 +140,14 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
   const lk = k.shape[1] as number;
   const scale = opts.scale ?? 1 / Math.sqrt(c / heads);
   const rows = chunkRows(lq, lk, opts.chunk);
-  const mask = opts.mask;
-  const f = withGrad<[tf.Tensor, tf.Tensor, tf.Tensor]>((qq, kk, vv, save) => {
-    save(mask ? [qq, kk, vv, mask] : [qq, kk, vv]); // the mask too: callers may dispose theirs before the backward pass
+  // The mask is an input of the custom op (with a zero gradient), so tfjs keeps it alive until the backward pass
+  // even when it was made inside the function being differentiated.
+  const run = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, mm: tf.Tensor | undefined, save: tf.GradSaveFunc) => {
+    save(mm ? [qq, kk, vv, mm] : [qq, kk, vv]);
     const outs: tf.Tensor2D[] = [];
     for (let b = 0; b < bsz; b++) {
       const [q2, k2, v2] = [qq, kk, vv].map((t) => tf.tidy(() => t.slice([b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [L, C]
-      outs.push(forwardOne(q2, k2, v2, heads, b, scale, mask, rows));
+      outs.push(forwardOne(q2, k2, v2, heads, b, scale, mm, rows));
       tf.dispose([q2, k2, v2]);
     }
     const value = tf.stack(outs); // [B, Lq, C]
@@ -163,15 +164,16 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
         tf.dispose([q2, k2, v2, d2]);
       }
       const res = g.map((list) => {
-        const s = tf.stack(list);
+        const st = tf.stack(list);
         tf.dispose(list);
-        return s;
+        return st;
       });
-      return res;
+      return sm ? [...res, tf.zerosLike(sm)] : res;
     };
     return { value, gradFunc };
-  });
-  return f(q, k, v);
+  };
+  if (opts.mask) return withGrad<[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]>((qq, kk, vv, mm, save) => run(qq, kk, vv, mm, save))(q, k, v, opts.mask);
+  return withGrad<[tf.Tensor, tf.Tensor, tf.Tensor]>((qq, kk, vv, save) => run(qq, kk, vv, undefined, save))(q, k, v);
 }
 
 /** The textbook formula with batched matMuls (reference for the tests; stores the [B, H, Lq, Lk] scores). */

@@ -63,7 +63,7 @@ interface Evaluation {
   grad: tf.Tensor | null;
 }
 
-function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4D, rewards: ActiveReward[], regWeight: number, withGrad: boolean): Evaluation {
+async function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4D, rewards: ActiveReward[], regWeight: number, withGrad: boolean): Promise<Evaluation> {
   let kept: { image: tf.Tensor4D; losses: tf.Scalar[]; total: tf.Scalar; reg: tf.Scalar } | null = null;
   const objective = (zz: tf.Tensor4D): tf.Scalar => {
     const image = gen.generate(zz, cond);
@@ -80,13 +80,11 @@ function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4D, rewards: A
     objective(z); // the returned sum is freed; the kept tensors survive
   });
   const k = kept!;
-  const out: Evaluation = {
-    image: k.image,
-    losses: k.losses.map((l) => l.dataSync()[0]),
-    total: k.total.dataSync()[0],
-    reg: k.reg.dataSync()[0],
-    grad,
-  };
+  // one read-back for all scalars (asynchronous: the only kind WebGPU offers in Node)
+  const values = tf.tidy(() => tf.stack([...k.losses, k.total, k.reg]));
+  const v = await values.data();
+  values.dispose();
+  const out: Evaluation = { image: k.image, losses: [...v.slice(0, k.losses.length)], total: v[k.losses.length], reg: v[k.losses.length + 1], grad };
   tf.dispose([...k.losses, k.total, k.reg]);
   return out;
 }
@@ -106,13 +104,15 @@ export async function runReno(
   for (let it = 0; it < steps; it++) {
     const t0 = performance.now();
     const update = it < steps - 1; // no update after the last evaluation (trainer.py:126)
-    const e = evaluate(gen, cond, z, rewards, s.regWeight, update);
-    const norm = tf.tidy(() => tf.norm(z).dataSync()[0]);
+    const e = await evaluate(gen, cond, z, rewards, s.regWeight, update);
+    const normT = tf.tidy(() => tf.norm(z));
+    const norm = (await normT.data())[0];
+    normT.dispose();
     const finite = Number.isFinite(e.total) && e.losses.every(Number.isFinite);
     let gradNorm: number | null = null;
     let next: tf.Tensor4D | null = null;
     if (update && finite && e.grad) {
-      const { grad, norm: gn } = clipGradNorm(e.grad, s.gradClip);
+      const { grad, norm: gn } = await clipGradNorm(e.grad, s.gradClip);
       gradNorm = gn;
       next = (s.optimizer === 'adam' ? adamStep(z, grad, opt, s.lr) : sgdStep(z, grad, opt, s.lr, s.momentum, s.nesterov)) as tf.Tensor4D;
       grad.dispose();

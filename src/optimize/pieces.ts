@@ -14,9 +14,9 @@ export function chiRegulariser(z: tf.Tensor, weight: number): tf.Scalar {
 }
 
 /** torch.nn.utils.clip_grad_norm_: g * min(1, max / (||g|| + 1e-6)); returns the clipped gradient and the norm. */
-export function clipGradNorm(g: tf.Tensor, maxNorm: number): { grad: tf.Tensor; norm: number } {
+export async function clipGradNorm(g: tf.Tensor, maxNorm: number): Promise<{ grad: tf.Tensor; norm: number }> {
   const normT = tf.tidy(() => tf.norm(g));
-  const norm = normT.dataSync()[0];
+  const norm = (await normT.data())[0];
   normT.dispose();
   if (maxNorm <= 0) return { grad: g.clone(), norm };
   const coef = Math.min(1, maxNorm / (norm + 1e-6));

@@ -34,6 +34,9 @@ for (const be of testBackends()) {
     const kc = rnd([2, 9, 12], 5);
     const vc = rnd([2, 9, 12], 6);
     assert.ok(maxRelErr(chunkedAttention(q, kc, vc, 2, { chunk: 8 }).dataSync(), plainAttention(q, kc, vc, 2).dataSync()) < 1e-5);
+    // a mask made inside the differentiated function must survive until the backward pass
+    const gm = tf.grad((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7, mask: causalMask(37) })))(q);
+    assert.ok(maxRelErr(gm.dataSync(), tf.grad((x: tf.Tensor) => tf.sum(plainAttention(x, k, v, 3, { mask: causalMask(37) })))(q).dataSync()) < 1e-4);
     await noLeak(() => tf.grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7 })))([q]).forEach((t) => t.dispose()));
   });
 

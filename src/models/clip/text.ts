@@ -58,9 +58,8 @@ export class ClipTextTransformer extends Module {
     const last = states[states.length - 1];
     const lastHiddenState = this.final_layer_norm.forward(last);
     const pooled = tf.tidy(() => {
-      const idx = eosPositions(ids, this.config.eosTokenId);
-      const flat = lastHiddenState.reshape([b * l, -1]); // [B*L, D]
-      return tf.gather(flat, tf.tensor1d(idx.map((p, i) => i * l + p), 'int32')); // [B, D]
+      const idx = tf.add(eosPositions(ids, this.config.eosTokenId), tf.range(0, b * l, l, 'int32')); // flat row of each eos
+      return tf.gather(lastHiddenState.reshape([b * l, -1]), idx); // [B*L, D] -> [B, D]
     });
     if (!keepHidden) {
       if (last !== emb) last.dispose();
@@ -71,26 +70,12 @@ export class ClipTextTransformer extends Module {
   }
 }
 
-/** Where CLIP pools each sequence: argmax(ids) for the legacy eos id 2, else the first eos occurrence. */
-export function eosPositions(ids: tf.Tensor2D, eosTokenId: number): number[] {
-  const [b, l] = ids.shape;
-  const v = ids.dataSync();
-  const out: number[] = [];
-  for (let i = 0; i < b; i++) {
-    let best = 0;
-    if (eosTokenId === 2) {
-      for (let j = 1; j < l; j++) if (v[i * l + j] > v[i * l + best]) best = j;
-    } else {
-      best = l - 1;
-      for (let j = 0; j < l; j++)
-        if (v[i * l + j] === eosTokenId) {
-          best = j;
-          break;
-        }
-    }
-    out.push(best);
-  }
-  return out;
+/**
+ * Where CLIP pools each sequence, computed on the device (no read-back): argmax(ids) for the legacy eos id 2, else
+ * the first occurrence of the eos id (transformers CLIPTextTransformer.forward; 0 when absent, like torch's argmax).
+ */
+export function eosPositions(ids: tf.Tensor2D, eosTokenId: number): tf.Tensor1D {
+  return tf.tidy(() => (eosTokenId === 2 ? tf.argMax(ids, 1) : tf.argMax(tf.equal(ids, eosTokenId).toInt(), 1)).toInt() as tf.Tensor1D);
 }
 
 /** CLIPTextModel: the text tower alone (keys "text_model.*"). */
