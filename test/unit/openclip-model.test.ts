@@ -157,3 +157,12 @@ test('the shipped ViT-H-14 config gives HPSv2 checkpoint shapes (rewards.md 7) a
   assert.equal(readOpenClipConfig(dir, 'ViT-H-14').embedDim, 16);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('l2Normalize: unit rows; with the zero guard a zero row stays 0 (aesthetic normalized()) and others are unchanged', async () => {
+  await backend('cpu');
+  const { l2Normalize } = await import('../../src/models/openclip/model.js');
+  const out = await noLeak(() => tf.tidy(() => l2Normalize(tf.tensor2d([3, 4, 0, 0], [2, 2]), true).dataSync()));
+  assert.deepEqual([...out], [0.6, 0.800000011920929, 0, 0]);
+  const plain = await noLeak(() => tf.tidy(() => l2Normalize(tf.tensor2d([3, 4], [1, 2])).dataSync()));
+  assert.deepEqual([...plain], [...out.subarray(0, 2)]);
+});

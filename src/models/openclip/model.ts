@@ -12,12 +12,14 @@ import { OpenClipTextTower, type TextOutput } from './text.js';
 import { openClipAct } from './transformer.js';
 import { VisionTransformer, type VisionOutput } from './vision.js';
 
-/** x / ||x|| over the last axis (F.normalize(dim=-1); ReNO BaseRewardLoss.process_features). With `guardZero`, a
- * zero vector is divided by 1 instead (improved-aesthetic-predictor normalized(): l2[l2 == 0] = 1). */
+/** x / ||x|| over the last axis (F.normalize(dim=-1); ReNO BaseRewardLoss.process_features). With `guardZero`, the
+ * norm is floored at 1e-12 (F.normalize's eps), so a zero vector maps to 0 as improved-aesthetic-predictor's
+ * normalized() (l2[l2 == 0] = 1) does; any other vector is unchanged. (A tf.where on norm == 0 would put Equal, which
+ * has no gradient, on the tape.) */
 export function l2Normalize(x: tf.Tensor, guardZero = false): tf.Tensor {
   return tf.tidy(() => {
     const norm = tf.sqrt(tf.sum(tf.square(x), -1, true)); // [..., 1]
-    return tf.div(x, guardZero ? tf.where(tf.equal(norm, 0), tf.onesLike(norm), norm) : norm);
+    return tf.div(x, guardZero ? tf.maximum(norm, 1e-12) : norm);
   });
 }
 
