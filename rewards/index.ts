@@ -1,8 +1,13 @@
 // The reward registry: one line per reward. Adding a reward is one file plus one line here.
 import { UsageError } from '../src/errors.js';
+import { aestheticReward } from './aesthetic.js';
+import { clipScoreReward } from './clip-score.js';
+import { hpsv2Reward } from './hpsv2.js';
+import { imageRewardSpec } from './imagereward.js';
+import { pickscoreReward } from './pickscore.js';
 import type { RewardSpec } from './types.js';
 
-export const REWARDS: RewardSpec[] = [];
+export const REWARDS: RewardSpec[] = [imageRewardSpec, aestheticReward, pickscoreReward, clipScoreReward, hpsv2Reward];
 
 export function rewardSpec(name: string): RewardSpec {
   const r = REWARDS.find((s) => s.name === name);

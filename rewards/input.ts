@@ -18,4 +18,10 @@ export class RewardInput {
     }
     return t;
   }
+
+  /** Free the cached views (for callers outside a tf.tidy / tf.grad scope, such as `reno score`). */
+  dispose(): void {
+    for (const t of this.cache.values()) t.dispose();
+    this.cache.clear();
+  }
 }

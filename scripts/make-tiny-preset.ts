@@ -4,10 +4,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { packageRoot } from '../src/paths.js';
+import { writeTinyClipRewards } from './tiny/clip-rewards.js';
+import { writeTinyHpsv2Aesthetic } from './tiny/hpsv2-aesthetic.js';
+import { writeTinyImageReward } from './tiny/imagereward.js';
 import { writeTinySdTurbo } from './tiny/sd-turbo.js';
+import { writeTinySmolVlm } from './tiny/smolvlm.js';
 
 const root = path.resolve(process.argv[2] ?? path.join(packageRoot(), 'presets', 'tiny'));
 const assets = path.join(packageRoot(), 'test', 'fixtures', 'assets');
 fs.mkdirSync(root, { recursive: true });
 writeTinySdTurbo(root, path.join(assets, 'clip_tokenizer_hf'));
+writeTinyClipRewards(root, assets);
+writeTinyHpsv2Aesthetic(root, assets);
+writeTinyImageReward(root);
+writeTinySmolVlm(root);
 console.log(`wrote ${root}`);
