@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Conv2d, GroupNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
+import { checkpoint } from '../../src/nn/checkpoint.js';
 import { silu } from '../../src/nn/ops.js';
 import { Transformer2DModel } from './attention.js';
 import type { UNetConfig } from './config.js';
@@ -66,10 +67,11 @@ export class DownBlock extends Module {
     const skips: tf.Tensor4D[] = [];
     let h = x;
     this.resnets.forEach((resnet, j) => {
-      h = tf.tidy(() => {
-        const r = resnet.forward(h, temb);
-        return this.attentions.length ? this.attentions[j].forward(r, ctx) : r;
-      });
+      // one checkpointed unit per (resnet, transformer) layer
+      h = checkpoint((x, t, c) => {
+        const r = resnet.forward(x as tf.Tensor4D, t as tf.Tensor2D);
+        return this.attentions.length ? this.attentions[j].forward(r, c) : r;
+      }, [h, temb, ctx]);
       skips.push(h);
     });
     if (this.downsamplers.length) {
@@ -106,15 +108,15 @@ export class UpBlock extends Module {
     let h = x;
     this.resnets.forEach((resnet, j) => {
       const skip = skips[skips.length - 1 - j];
-      const next = tf.tidy(() => {
-        const r = resnet.forward(tf.concat([h, skip], 3) as tf.Tensor4D, temb); // channels: [h, skip]
-        return this.attentions.length ? this.attentions[j].forward(r, ctx) : r;
-      });
+      const next = checkpoint((x, sk, t, c) => {
+        const r = resnet.forward(tf.concat([x, sk], 3) as tf.Tensor4D, t as tf.Tensor2D); // channels: [h, skip]
+        return this.attentions.length ? this.attentions[j].forward(r, c) : r;
+      }, [h, skip, temb, ctx]);
       if (h !== x) h.dispose();
       h = next;
     });
     if (this.upsamplers.length) {
-      const up = this.upsamplers[0].forward(h);
+      const up = checkpoint((x) => this.upsamplers[0].forward(x as tf.Tensor4D), [h]);
       if (h !== x) h.dispose();
       h = up;
     }
@@ -134,10 +136,10 @@ export class MidBlock extends Module {
   }
 
   forward(x: tf.Tensor4D, temb: tf.Tensor2D, ctx: tf.Tensor): tf.Tensor4D {
-    return tf.tidy(() => {
-      const h = this.attentions[0].forward(this.resnets[0].forward(x, temb), ctx);
-      return this.resnets[1].forward(h, temb);
-    });
+    return checkpoint((xx, t, c) => {
+      const h = this.attentions[0].forward(this.resnets[0].forward(xx as tf.Tensor4D, t as tf.Tensor2D), c);
+      return this.resnets[1].forward(h, t as tf.Tensor2D);
+    }, [x, temb, ctx]);
   }
 }
 

@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Conv2d, GroupNorm } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
+import { checkpoint } from '../../src/nn/checkpoint.js';
 import { silu } from '../../src/nn/ops.js';
 import { Attention } from './attention.js';
 import type { VaeConfig } from './config.js';
@@ -22,15 +23,15 @@ export class VaeMidBlock extends Module {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      let h = this.resnets[0].forward(x);
+    return checkpoint((xx) => {
+      let h = this.resnets[0].forward(xx as tf.Tensor4D);
       if (this.attentions.length) {
         const [b, hh, w, c] = h.shape;
         const seq = h.reshape([b, hh * w, c]); // [B, H, W, C] -> [B, HW, C]
         h = tf.add(h, this.attentions[0].forward(seq).reshape([b, hh, w, c])); // residual, rescale 1
       }
       return this.resnets[1].forward(h);
-    });
+    }, [x]);
   }
 }
 
@@ -61,11 +62,12 @@ export class UpDecoderBlock extends Module {
     this.upsamplers = upsample ? [new Upsample2D(outC)] : [];
   }
 
+  /** Each resnet and the upsampler is one checkpointed unit (the decoder's activations dominate at 512 px). */
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       let h = x;
-      for (const r of this.resnets) h = r.forward(h);
-      return this.upsamplers.length ? this.upsamplers[0].forward(h) : h;
+      for (const r of this.resnets) h = checkpoint((a) => r.forward(a as tf.Tensor4D), [h]);
+      return this.upsamplers.length ? checkpoint((a) => this.upsamplers[0].forward(a as tf.Tensor4D), [h]) : h;
     });
   }
 }

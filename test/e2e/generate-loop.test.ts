@@ -12,7 +12,9 @@ import { colourTarget, nanAt, register } from './fake-rewards.js';
 
 register(colourTarget('test_red', [1, 0, 0]), nanAt('test_nan', 3));
 const base = { prompt: 'a red fox', preset: 'tiny', backend: 'wasm', quiet: true } as const;
-const only = (w: Record<string, number>) => ({ weights: w });
+// turn off the paper's default rewards so only the test reward drives the run
+const OFF = { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0, hpsv2: 0, personal: 0 };
+const only = (w: Record<string, number>) => ({ weights: { ...OFF, ...w } });
 
 const metrics = (dir: string) =>
   fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

@@ -13,7 +13,9 @@ test('defaults, then a config file, then overrides (weights merge key by key)', 
   const c = resolveConfig({ file: f, overrides: { prompt: 'x', weights: { b: '0.5' }, seed: '7' } });
   assert.equal(c.steps, 12);
   assert.equal(c.seed, 7);
-  assert.deepEqual(c.weights, { a: 1, b: 0.5 });
+  assert.equal(c.weights.a, 1);
+  assert.equal(c.weights.b, 0.5);
+  assert.equal(c.weights.pickscore, 0.05); // the defaults' weights stay unless overridden
   assert.equal(c.lr, 5);
   assert.equal(c.prompt, 'x');
 });

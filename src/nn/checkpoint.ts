@@ -1,0 +1,50 @@
+// Gradient checkpointing (recompute instead of store) with tf.customGrad: the forward pass of a unit keeps only its
+// inputs; the backward pass runs the unit again under its own tape and takes the vector-Jacobian product there.
+// Peak memory of a backward pass drops from "every intermediate of the network" to "the unit inputs plus one unit's
+// intermediates" for the price of one extra forward pass (ReNO keeps checkpointing on for every model it uses).
+// Only for frozen units: gradients flow to the unit's tensor inputs, never to variables captured inside it.
+import * as tf from '@tensorflow/tfjs';
+
+let enabled = (process.env.RENO_CHECKPOINT ?? 'on') !== 'off';
+
+export function setCheckpointing(on: boolean): void {
+  enabled = on;
+}
+
+export function checkpointing(): boolean {
+  return enabled;
+}
+
+/**
+ * tf.grads inside another gradient's backward pass. tfjs 4.22 keeps one tape per engine: a nested tf.grads at
+ * gradient depth 0 replaces the outer tape and clears it, and the outer backward pass then fails on the cleared tape
+ * (tfjs-core engine.ts gradients). The outer tape is set aside for the duration of the inner call and put back.
+ */
+function innerGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  state.activeTape = null;
+  try {
+    // allowNoGradients: a unit may ignore one of its inputs (e.g. the text context of a block without attention)
+    const { value, grads } = tf.engine().gradients(() => fn(...xs), xs, dy, true);
+    value.dispose();
+    return grads.map((g, i) => g ?? tf.zerosLike(xs[i]));
+  } finally {
+    state.activeTape = outer;
+  }
+}
+
+/** fn(...xs) with recomputation in the backward pass; every tensor fn reads that may be freed early must be in xs. */
+export function checkpoint<T extends tf.Tensor>(fn: (...xs: tf.Tensor[]) => T, xs: tf.Tensor[]): T {
+  if (!enabled) return fn(...xs);
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const ins = args as tf.Tensor[];
+    save(ins);
+    return {
+      value: fn(...ins),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => innerGrads(fn, saved, dy),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (f as unknown as (...x: tf.Tensor[]) => T)(...xs);
+}
