@@ -2,6 +2,7 @@
 // when one imports (they need libtensorflow, which offline installs lack), else WebGPU on a hardware adapter, else
 // wasm. The choice is printed once (with the adapter for WebGPU).
 import * as tf from '@tensorflow/tfjs';
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { UsageError } from './errors.js';
 import { describeAdapter, setupWebgpu } from './webgpu.js';
@@ -31,6 +32,17 @@ async function tryWasm(): Promise<boolean> {
 }
 
 let webgpuWhy = '';
+
+/** On Linux a hardware adapter needs a DRM render node or an NVIDIA device; skip the Dawn probe (and its stderr
+ * chatter about lavapipe) on machines without either. Elsewhere (Metal, D3D12) always probe. */
+function mayHaveGpu(): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    return fs.readdirSync('/dev/dri').some((n) => n.startsWith('renderD')) || fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl');
+  } catch {
+    return fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl');
+  }
+}
 async function tryWebgpu(allowSoftware: boolean): Promise<boolean> {
   const r = await setupWebgpu({ allowSoftware });
   webgpuWhy = r.why ?? '';
@@ -61,7 +73,7 @@ export async function useBackend(requested?: string, opts: { quiet?: boolean } =
       ok = await tf.setBackend('cpu');
       break;
     case 'auto':
-      ok = (await tryTensorflow()) || (await tryWebgpu(false)) || (await tryWasm()) || (await tf.setBackend('cpu'));
+      ok = (await tryTensorflow()) || (mayHaveGpu() && (await tryWebgpu(false))) || (await tryWasm()) || (await tf.setBackend('cpu'));
       break;
   }
   if (!ok) throw new UsageError(`backend "${name}" could not be initialised`);

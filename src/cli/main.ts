@@ -5,6 +5,7 @@ import { BACKENDS } from '../backend.js';
 import { generateCommand } from '../commands/generate.js';
 import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js';
 import { parityCommand } from '../commands/parity.js';
+import { scoreCommand } from '../commands/score.js';
 import { RenoError } from '../errors.js';
 import { RENO_VERSION } from '../paths.js';
 
@@ -66,6 +67,33 @@ export async function main(argv: string[]): Promise<number> {
           modelsDir: a.modelsDir,
           preset: a.preset,
           out: a.out,
+          backend: a.backend as string | undefined,
+          quiet: a.quiet as boolean | undefined,
+        });
+      },
+    )
+    .command(
+      'score <images..>',
+      'score images with every reward (the optimiser\'s own code path)',
+      (y) =>
+        modelFlags(y)
+          .positional('images', { type: 'string', array: true, demandOption: true })
+          .option('prompt', { type: 'string', demandOption: true })
+          .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: all general rewards)' })
+          .option('user', { type: 'string', describe: "a user's history.json (adds the personal reward)" })
+          .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
+          .option('json', { type: 'boolean', describe: 'machine-readable output' }),
+      async (a) => {
+        await scoreCommand({
+          prompt: a.prompt,
+          images: a.images as string[],
+          rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+          user: a.user,
+          guidance: a.guidance as 'like' | 'dislike' | undefined,
+          json: a.json,
+          modelDir: a.modelDir,
+          modelsDir: a.modelsDir,
+          preset: a.preset,
           backend: a.backend as string | undefined,
           quiet: a.quiet as boolean | undefined,
         });
