@@ -1,0 +1,36 @@
+// report.html opened in headless Chromium (Debian's chromium through playwright-core): both images load and every
+// reward has a drawn curve. Skipped with a message when no Chromium is installed (CI installs it).
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { generateCommand } from '../../src/commands/generate.js';
+import { tmpDir } from '../helpers.js';
+
+const CHROMIUM = process.env.RENO_CHROMIUM ?? '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+test('report.html shows both images and a curve for each reward', { skip: !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}` }, async () => {
+  const out = tmpDir();
+  const weights = { imagereward: 1, aesthetic: 1, pickscore: 0.05, clip: 1, hpsv2: 0.5, personal: 0 };
+  const r = await generateCommand({ prompt: 'a lighthouse at dusk', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 4, overrides: { weights } });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto('file://' + path.join(r.dir, 'report.html'));
+    const imgs = await page.$$eval('img', (els) => els.map((e) => ({ src: e.getAttribute('src'), ok: (e as HTMLImageElement).complete && (e as HTMLImageElement).naturalWidth > 0 })));
+    assert.deepEqual(imgs.map((i) => i.src), ['init.png', 'best.png']);
+    assert.ok(imgs.every((i) => i.ok), 'both images decoded in the browser');
+    const curves = await page.$$eval('svg polyline.series', (els) => els.map((e) => ({ name: e.getAttribute('data-name'), points: (e.getAttribute('points') ?? '').trim().split(/\s+/).length, box: (e as SVGGraphicsElement).getBBox().width })));
+    for (const name of Object.keys(weights).filter((k) => weights[k as keyof typeof weights] > 0)) {
+      const c = curves.find((x) => x.name === name);
+      assert.ok(c, `curve for ${name}`);
+      assert.equal(c!.points, 4, `${name}: one point per step`);
+      assert.ok(c!.box > 50, `${name}: drawn across the chart`);
+    }
+    await page.screenshot({ path: path.join(r.dir, 'report-screenshot.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
