@@ -9,9 +9,17 @@ export function nhwcTensor(a: NpyArray): tf.Tensor4D {
   return tf.tensor4d(nchwToNhwc(Float32Array.from(a.data), n, c, h, w), [n, h, w, c]);
 }
 
+/** A tensor's values, read asynchronously (the only read WebGPU offers in Node). */
+export async function values(t: tf.Tensor): Promise<Float32Array> {
+  return Float32Array.from(await t.data());
+}
+
 /** NHWC tensor -> flat NCHW values (to compare with a fixture). */
-export function nchwValues(t: tf.Tensor): Float32Array {
-  return tf.tidy(() => tf.transpose(t, [0, 3, 1, 2]).dataSync() as Float32Array);
+export async function nchwValues(t: tf.Tensor): Promise<Float32Array> {
+  const tt = tf.tidy(() => tf.transpose(t, [0, 3, 1, 2]));
+  const v = await values(tt);
+  tt.dispose();
+  return v;
 }
 
 /** Any fixture array as a tensor of its own shape. */

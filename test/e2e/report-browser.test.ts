@@ -19,10 +19,10 @@ test('report.html shows both images and a curve for each reward', { skip: !fs.ex
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     await page.goto('file://' + path.join(r.dir, 'report.html'));
-    const imgs = await page.$$eval('img', (els) => els.map((e) => ({ src: e.getAttribute('src'), ok: (e as HTMLImageElement).complete && (e as HTMLImageElement).naturalWidth > 0 })));
+    const imgs = await page.$$eval('img', (els) => els.map((e) => ({ src: e.getAttribute('src'), ok: (e as unknown as { complete: boolean; naturalWidth: number }).complete && (e as unknown as { naturalWidth: number }).naturalWidth > 0 })));
     assert.deepEqual(imgs.map((i) => i.src), ['init.png', 'best.png']);
     assert.ok(imgs.every((i) => i.ok), 'both images decoded in the browser');
-    const curves = await page.$$eval('svg polyline.series', (els) => els.map((e) => ({ name: e.getAttribute('data-name'), points: (e.getAttribute('points') ?? '').trim().split(/\s+/).length, box: (e as SVGGraphicsElement).getBBox().width })));
+    const curves = await page.$$eval('svg polyline.series', (els) => els.map((e) => ({ name: e.getAttribute('data-name'), points: (e.getAttribute('points') ?? '').trim().split(/\s+/).length, box: (e as unknown as { getBBox(): { width: number } }).getBBox().width })));
     for (const name of Object.keys(weights).filter((k) => weights[k as keyof typeof weights] > 0)) {
       const c = curves.find((x) => x.name === name);
       assert.ok(c, `curve for ${name}`);

@@ -93,24 +93,24 @@ function summary(dir: string, name: string, v: Float32Array, shape: number[]): v
   npyOut(dir, `${name}__vals`, [idx.length], Float32Array.from(idx, (i) => v[i]));
 }
 
-function buildPreprocess(root: string): void {
+async function buildPreprocess(root: string): Promise<void> {
   const dir = path.join(root, 'preprocess');
   const cot = randn(3 * CROP * CROP, 41);
   npyOut(dir, `cotangent_${CROP}`, [1, 3, CROP, CROP], cot);
   const cotT = nhwcTensor({ shape: [1, 3, CROP, CROP], dtype: 'float32', data: cot });
-  const vjp = (fn: (x: tf.Tensor4D) => tf.Tensor4D, x: tf.Tensor4D, dy: tf.Tensor4D) => nchwValues(tf.grad((xi: tf.Tensor) => fn(xi as tf.Tensor4D))(x, dy));
+  const vjp = async (fn: (x: tf.Tensor4D) => tf.Tensor4D, x: tf.Tensor4D, dy: tf.Tensor4D) => await nchwValues(tf.grad((xi: tf.Tensor) => fn(xi as tf.Tensor4D))(x, dy));
   // h80w48: resized to 53x32 (int(32*80/48)), crop top round(10.5) = 10; stored in full.
   // sq40: resized 40 -> 32; stored as summaries.
   const inputs: [string, number, number, boolean][] = [
     ['h80w48', 80, 48, true],
     ['sq40', 40, 40, false],
   ];
-  inputs.forEach(([tag, h, w, full], k) => {
+  for (const [k, [tag, h, w, full]] of inputs.entries()) {
     const data = uniform(3 * h * w, 42 + k);
     npyOut(dir, `${tag}_input`, [1, 3, h, w], data);
     const x = nhwcTensor({ shape: [1, 3, h, w], dtype: 'float32', data });
-    const out = nchwValues(clipPreprocess(x, CROP));
-    const g = vjp((xi) => clipPreprocess(xi, CROP), x, cotT);
+    const out = await nchwValues(clipPreprocess(x, CROP));
+    const g = await vjp((xi) => clipPreprocess(xi, CROP), x, cotT);
     if (full) {
       npyOut(dir, `${tag}_output`, [1, 3, CROP, CROP], out);
       npyOut(dir, `${tag}_vjp`, [1, 3, h, w], g);
@@ -118,12 +118,12 @@ function buildPreprocess(root: string): void {
       summary(dir, `${tag}_output`, out, [1, 3, CROP, CROP]);
       summary(dir, `${tag}_vjp`, g, [1, 3, h, w]);
     }
-  });
+  }
   // bilinear 40 -> 28 of the sq40 input; the cotangent cropped to 28x28 (repeat factor ceil(28/32) = 1)
   const sq = nhwcTensor({ shape: [1, 3, 40, 40], dtype: 'float32', data: uniform(3 * 40 * 40, 43) });
   const dy = tf.slice(cotT, [0, 0, 0, 0], [1, 28, 28, 3]);
-  summary(dir, 'bilinear_40_to_28_output', nchwValues(resizeBilinearAA(sq, 28, 28)), [1, 3, 28, 28]);
-  summary(dir, 'bilinear_40_to_28_vjp', vjp((xi) => resizeBilinearAA(xi, 28, 28), sq, dy), [1, 3, 40, 40]);
+  summary(dir, 'bilinear_40_to_28_output', await nchwValues(resizeBilinearAA(sq, 28, 28)), [1, 3, 28, 28]);
+  summary(dir, 'bilinear_40_to_28_vjp', await vjp((xi) => resizeBilinearAA(xi, 28, 28), sq, dy), [1, 3, 40, 40]);
   fs.writeFileSync(
     path.join(dir, 'manifest.json'),
     JSON.stringify({ fixture: 'preprocess', checks: { cases: { h80w48: {}, sq40: {}, bilinear_40_to_28: { input_hw: [40, 40], output_hw: [28, 28] } } } }),
@@ -134,6 +134,6 @@ export async function buildClipSecondLayout(root: string): Promise<void> {
   await useBackend('cpu', { quiet: true });
   tf.engine().startScope();
   await buildClip(root);
-  buildPreprocess(root);
+  await buildPreprocess(root);
   tf.engine().endScope();
 }

@@ -82,7 +82,7 @@ async function openclip(dir: string): Promise<void> {
   npyOut(dir, 'logit_scale_exp', [1], f32(scale));
   npyOut(dir, 'logits_per_image', [B, N], f32(tf.mul(scale, hps)));
   npyOut(dir, 'hps_logits', [B, N], f32(hps));
-  npyOut(dir, 'grad_image_of_hps_pair_sum', [B, 3, s, s], nchwValues(grad));
+  npyOut(dir, 'grad_image_of_hps_pair_sum', [B, 3, s, s], await nchwValues(grad));
   model.dispose();
 }
 

@@ -108,7 +108,7 @@ async function imagereward(dir: string): Promise<void> {
   npyOut(dir, 'text_cls_feature', o.clsFeature.shape, o.clsFeature.dataSync() as Float32Array);
   npyOut(dir, 'mlp_raw', o.mlpRaw.shape, o.mlpRaw.dataSync() as Float32Array);
   npyOut(dir, 'score', o.score.shape, o.score.dataSync() as Float32Array);
-  npyOut(dir, 'grad_image', [2, 3, 48, 48], nchwValues(grad));
+  npyOut(dir, 'grad_image', [2, 3, 48, 48], await nchwValues(grad));
   tf.dispose([x, idsT, maskT, grad, o.imageEmbeds, o.lastHiddenState, o.clsFeature, o.mlpRaw, o.score]);
   model.disposeText(text);
   model.dispose();

@@ -78,18 +78,18 @@ export async function buildSecondLayout(root: string): Promise<void> {
   npyOut(un, 'sample', [2, 4, LAT.h, LAT.w], sample);
   npyOut(un, 'timesteps', [2], Float32Array.from([999, 500]));
   npyOut(un, 'encoder_hidden_states', [2, 77, 24], ctx);
-  npyOut(un, 'out_sample', [2, 4, LAT.h, LAT.w], nchwValues(out));
+  npyOut(un, 'out_sample', [2, 4, LAT.h, LAT.w], await nchwValues(out));
 
   const vaM = loadVae(va, true);
   const lat = randn([2, 4, LAT.h, LAT.w], 6);
   const dec = vaM.decode(nhwcTensor({ shape: [2, 4, LAT.h, LAT.w], dtype: 'float32', data: lat }));
   npyOut(va, 'latents', [2, 4, LAT.h, LAT.w], lat);
-  npyOut(va, 'decoded', [2, 3, LAT.h * 2, LAT.w * 2], nchwValues(dec));
+  npyOut(va, 'decoded', [2, 3, LAT.h * 2, LAT.w * 2], await nchwValues(dec));
   const img = randn([1, 3, 12, 20], 7).map((x) => Math.tanh(x));
   const enc = vaM.encode(nhwcTensor({ shape: [1, 3, 12, 20], dtype: 'float32', data: img }));
   npyOut(va, 'image_in', [1, 3, 12, 20], img);
-  npyOut(va, 'enc_mean', [1, 4, 6, 10], nchwValues(enc.mean));
-  npyOut(va, 'enc_logvar', [1, 4, 6, 10], nchwValues(enc.logvar));
+  npyOut(va, 'enc_mean', [1, 4, 6, 10], await nchwValues(enc.mean));
+  npyOut(va, 'enc_logvar', [1, 4, 6, 10], await nchwValues(enc.logvar));
 
   const po = path.join(root, 'pipeline_onestep');
   fs.mkdirSync(po, { recursive: true });
@@ -112,10 +112,10 @@ export async function buildSecondLayout(root: string): Promise<void> {
   npyOut(po, 'input_ids', [1, 77], pIds);
   npyOut(po, 'text_emb', [1, 77, 24], text.dataSync() as Float32Array);
   npyOut(po, 'noise', lat4, noise);
-  for (const [k, v] of Object.entries({ latents: o.latents, unet_in: o.unetIn, eps: o.eps, x0: o.x0 })) npyOut(po, k, lat4, nchwValues(v));
-  npyOut(po, 'image', [1, 3, LAT.h * 2, LAT.w * 2], nchwValues(o.image));
+  for (const [k, v] of Object.entries({ latents: o.latents, unet_in: o.unetIn, eps: o.eps, x0: o.x0 })) npyOut(po, k, lat4, await nchwValues(v));
+  npyOut(po, 'image', [1, 3, LAT.h * 2, LAT.w * 2], await nchwValues(o.image));
   npyOut(po, 'loss', [1], tf.sum(tf.square(o.image)).dataSync() as Float32Array);
-  npyOut(po, 'grad_noise', lat4, nchwValues(grad));
+  npyOut(po, 'grad_noise', lat4, await nchwValues(grad));
   tf.disposeVariables();
   teM.dispose();
   unM.dispose();

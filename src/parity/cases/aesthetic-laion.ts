@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';
 import { DataError } from '../../errors.js';
 import { loadAestheticHead } from '../../models/aesthetic-head.js';
-import { tensorOf } from '../tensors.js';
+import { tensorOf, values } from '../tensors.js';
 import { check, npy, type ParityCase } from '../types.js';
 
 export const AESTHETIC_HEAD_FILE = 'sac+logos+ava1-l14-linearMSE.pth';
@@ -40,8 +40,8 @@ export const aestheticLaionCase: ParityCase = {
       const score = head.forward(emb);
       const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(head.forward(x)))(emb));
       const checks = [
-        check('aesthetic_laion/score', score.dataSync(), npy(dir, 'score').data, 'output', ctx),
-        check('aesthetic_laion/grad_embeddings', grad.dataSync(), npy(dir, 'grad_embeddings').data, 'gradient', ctx),
+        check('aesthetic_laion/score', (await values(score)), npy(dir, 'score').data, 'output', ctx),
+        check('aesthetic_laion/grad_embeddings', (await values(grad)), npy(dir, 'grad_embeddings').data, 'gradient', ctx),
       ];
       tf.dispose([emb, score, grad]);
       return checks;

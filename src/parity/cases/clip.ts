@@ -2,7 +2,7 @@
 // attention mask and NCHW pixel values. Sizes come from config.json and the arrays.
 import * as tf from '@tensorflow/tfjs';
 import { loadClipModel } from '../../../rewards/clip/load.js';
-import { nhwcTensor, tensorOf } from '../tensors.js';
+import { nhwcTensor, tensorOf, values } from '../tensors.js';
 import { check, type Check, type ParityCase } from '../types.js';
 import { readFixtureNpy as npy } from './preprocess.js';
 
@@ -22,7 +22,8 @@ export const clipCase: ParityCase = {
       ['image_embeds', out.imageEmbeds],
       ['logits_per_image', out.logitsPerImage],
     ];
-    const checks: Check[] = pairs.map(([name, t]) => check(`clip/${name}`, t.dataSync(), npy(dir, name).data, 'output', ctx));
+    const checks: Check[] = [];
+    for (const [name, t] of pairs) checks.push(check(`clip/${name}`, await values(t), npy(dir, name).data, 'output', ctx));
     // the reward path: getImageFeatures / getTextFeatures give the same (unnormalised) projections
     const feats = tf.tidy(() => {
       const img = m.getImageFeatures(pixels);
@@ -31,7 +32,7 @@ export const clipCase: ParityCase = {
       return tf.concat([unit(img), unit(txt)], 0);
     });
     const ref = new Float32Array([...npy(dir, 'image_embeds').data, ...npy(dir, 'text_embeds').data]);
-    checks.push(check('clip/get_image_features+get_text_features (normalised)', feats.dataSync(), ref, 'output', ctx));
+    checks.push(check('clip/get_image_features+get_text_features (normalised)', (await values(feats)), ref, 'output', ctx));
     tf.dispose([ids, mask, pixels, feats, out.text.lastHiddenState, out.text.pooled, out.vision.lastHiddenState, out.vision.pooled, out.textEmbeds, out.imageEmbeds, out.logitsPerImage]);
     m.dispose();
     return checks;

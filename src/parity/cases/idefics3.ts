@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';
 import { loadIdefics3, type Idefics3ForConditionalGeneration } from '../../models/idefics3/model.js';
 import { nchwToNhwc, nhwcToNchw } from '../../weights/layout.js';
-import { tensorOf } from '../tensors.js';
+import { tensorOf, values } from '../tensors.js';
 import { check, npy, type Check, type ParityCase } from '../types.js';
 
 /** [B, N, C, H, W] fixture pixels -> NHWC tensor [B, N, H, W, C]. */
@@ -72,15 +72,15 @@ export const idefics3Case: ParityCase = {
     })(embeds);
 
     const checks: Check[] = [
-      check('idefics3/vision_last_hidden_state', feats.visionHidden.dataSync(), npy(dir, 'vision_last_hidden_state').data, 'output', ctx),
-      check('idefics3/image_hidden_states', feats.imageHidden.dataSync(), npy(dir, 'image_hidden_states').data, 'output', ctx),
-      check('idefics3/inputs_embeds', embeds.dataSync(), npy(dir, 'inputs_embeds').data, 'output', ctx),
-      check('idefics3/logits (attention_mask 1)', maskedRows(logits.dataSync(), maskFlat, v), maskedRows(npy(dir, 'logits').data, maskFlat, v), 'output', ctx),
-      check('idefics3/last_logits', lastLogits.dataSync(), npy(dir, 'last_logits').data, 'output', ctx),
-      check('idefics3/score', score.dataSync(), npy(dir, 'score').data, 'output', ctx),
-      check(`idefics3/score (cache of ${cut} positions)`, cachedScore.dataSync(), npy(dir, 'score').data, 'output', ctx),
-      check('idefics3/grad_pixel_values', nhwcToNchw(gradPixels.dataSync() as Float32Array, b * n, h, w, c), npy(dir, 'grad_pixel_values').data, 'gradient', ctx),
-      check('idefics3/grad_inputs_embeds', gradEmbeds.dataSync(), npy(dir, 'grad_inputs_embeds').data, 'gradient', ctx),
+      check('idefics3/vision_last_hidden_state', (await values(feats.visionHidden)), npy(dir, 'vision_last_hidden_state').data, 'output', ctx),
+      check('idefics3/image_hidden_states', (await values(feats.imageHidden)), npy(dir, 'image_hidden_states').data, 'output', ctx),
+      check('idefics3/inputs_embeds', (await values(embeds)), npy(dir, 'inputs_embeds').data, 'output', ctx),
+      check('idefics3/logits (attention_mask 1)', maskedRows((await values(logits)), maskFlat, v), maskedRows(npy(dir, 'logits').data, maskFlat, v), 'output', ctx),
+      check('idefics3/last_logits', (await values(lastLogits)), npy(dir, 'last_logits').data, 'output', ctx),
+      check('idefics3/score', (await values(score)), npy(dir, 'score').data, 'output', ctx),
+      check(`idefics3/score (cache of ${cut} positions)`, (await values(cachedScore)), npy(dir, 'score').data, 'output', ctx),
+      check('idefics3/grad_pixel_values', nhwcToNchw((await values(gradPixels)), b * n, h, w, c), npy(dir, 'grad_pixel_values').data, 'gradient', ctx),
+      check('idefics3/grad_inputs_embeds', (await values(gradEmbeds)), npy(dir, 'grad_inputs_embeds').data, 'gradient', ctx),
     ];
     pre.cache?.dispose();
     tf.dispose([ids, pixels, feats.visionHidden, feats.imageHidden, embeds, hidden, logits, lastLogits, score]);

@@ -9,7 +9,7 @@ import { readJsonFile, type Json } from '../../config/json.js';
 import { blipVitConfig } from '../../models/blip/config.js';
 import { loadImageReward } from '../../models/blip/image-reward.js';
 import { loadBlipText, loadBlipTextLm } from '../../models/blip/load.js';
-import { nchwValues, nhwcTensor, tensorOf } from '../tensors.js';
+import { nchwValues, nhwcTensor, tensorOf, values } from '../tensors.js';
 import { check, npy, type Check, type ParityCase } from '../types.js';
 
 const WEIGHT_EXT = /\.(pt|pth|bin|safetensors)$/;
@@ -42,12 +42,12 @@ export const imagerewardCase: ParityCase = {
         ['mlp_raw', o.mlpRaw],
         ['score', o.score],
       ];
-      for (const [name, t] of out) if (has(dir, name)) checks.push(check(`imagereward/${name}/${tag}`, t.dataSync(), npy(dir, name).data, 'output', ctx));
+      for (const [name, t] of out) if (has(dir, name)) checks.push(check(`imagereward/${name}/${tag}`, (await values(t)), npy(dir, name).data, 'output', ctx));
       tf.dispose(out.map(([, t]) => t));
       if (has(dir, 'grad_image')) {
         // d sum(score) / d image, the ReFL-style reward gradient (score_gard), NHWC -> NCHW to compare
         const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(model.score(x as tf.Tensor4D, text)))(image));
-        checks.push(check(`imagereward/grad_image/${tag}`, nchwValues(grad), npy(dir, 'grad_image').data, 'gradient', ctx));
+        checks.push(check(`imagereward/grad_image/${tag}`, await nchwValues(grad), npy(dir, 'grad_image').data, 'gradient', ctx));
         grad.dispose();
       }
       model.disposeText(text);
@@ -67,8 +67,8 @@ export const blipTextCase: ParityCase = {
     const mask = tensorOf(npy(dir, 'attention_mask'), 'int32');
     const enc = has(dir, 'encoder_hidden_states') ? tensorOf(npy(dir, 'encoder_hidden_states')) : undefined;
     const o = model.forward(ids, { attentionMask: mask, encoderHiddenStates: enc });
-    const checks: Check[] = [check('blip_text/last_hidden_state', o.lastHiddenState.dataSync(), npy(dir, 'last_hidden_state').data, 'output', ctx)];
-    if (o.pooled && has(dir, 'pooler_output')) checks.push(check('blip_text/pooler_output', o.pooled.dataSync(), npy(dir, 'pooler_output').data, 'output', ctx));
+    const checks: Check[] = [check('blip_text/last_hidden_state', (await values(o.lastHiddenState)), npy(dir, 'last_hidden_state').data, 'output', ctx)];
+    if (o.pooled && has(dir, 'pooler_output')) checks.push(check('blip_text/pooler_output', (await values(o.pooled)), npy(dir, 'pooler_output').data, 'output', ctx));
     tf.dispose([ids, mask, o.lastHiddenState, ...(enc ? [enc] : []), ...(o.pooled ? [o.pooled] : [])]);
     model.dispose();
     return checks;
@@ -85,8 +85,8 @@ export const blipTextLmCase: ParityCase = {
     const enc = has(dir, 'encoder_hidden_states') ? tensorOf(npy(dir, 'encoder_hidden_states')) : undefined;
     const labels = has(dir, 'labels') ? npy(dir, 'labels').data : undefined;
     const o = model.forward(ids, { attentionMask: mask, encoderHiddenStates: enc, labels });
-    const checks: Check[] = [check('blip_text_lm/logits', o.logits.dataSync(), npy(dir, 'logits').data, 'output', ctx)];
-    if (o.loss && has(dir, 'loss')) checks.push(check('blip_text_lm/loss', o.loss.dataSync(), npy(dir, 'loss').data, 'output', ctx));
+    const checks: Check[] = [check('blip_text_lm/logits', (await values(o.logits)), npy(dir, 'logits').data, 'output', ctx)];
+    if (o.loss && has(dir, 'loss')) checks.push(check('blip_text_lm/loss', (await values(o.loss)), npy(dir, 'loss').data, 'output', ctx));
     tf.dispose([ids, mask, o.logits, ...(enc ? [enc] : []), ...(o.loss ? [o.loss] : [])]);
     model.dispose();
     return checks;

@@ -9,7 +9,7 @@ import { readJsonFile } from '../../config/json.js';
 import { DataError } from '../../errors.js';
 import { OPEN_CLIP_CONFIG_FILE, openClipConfig } from '../../models/openclip/config.js';
 import { l2Normalize, loadOpenClip, type OpenClipModel } from '../../models/openclip/model.js';
-import { nchwValues, nhwcTensor, tensorOf } from '../tensors.js';
+import { nchwValues, nhwcTensor, tensorOf, values } from '../tensors.js';
 import { check, npy, type Check, type ParityCase, type ParityContext } from '../types.js';
 
 const WEIGHTS = /\.(pt|pth|bin|safetensors)$/i;
@@ -33,7 +33,7 @@ function hpsPairSum(imageFeatures: tf.Tensor, textFeatures: tf.Tensor): tf.Scala
   });
 }
 
-function runOne(m: OpenClipModel, dir: string, group: string, ctx: ParityContext): Check[] {
+async function runOne(m: OpenClipModel, dir: string, group: string, ctx: ParityContext): Promise<Check[]> {
   const name = (t: string) => `openclip_hpsv2/${group}/${t}`;
   const image = nhwcTensor(npy(dir, 'image'));
   const ids = tensorOf(npy(dir, 'text'), 'int32') as tf.Tensor2D;
@@ -49,16 +49,16 @@ function runOne(m: OpenClipModel, dir: string, group: string, ctx: ParityContext
   // d/d(image) of the HPS pair sum; the text side is constant (ReNO computes it once per prompt)
   const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => hpsPairSum(l2Normalize(m.encodeImage(x as tf.Tensor4D)), out.text))(image));
   const checks: Check[] = [
-    check(name('visual_ln_post'), vis.tokens.dataSync(), npy(dir, 'visual_ln_post').data, 'output', ctx),
-    check(name('text_ln_final'), txt.tokens.dataSync(), npy(dir, 'text_ln_final').data, 'output', ctx),
-    check(name('image_features_raw'), vis.features.dataSync(), npy(dir, 'image_features_raw').data, 'output', ctx),
-    check(name('text_features_raw'), txt.features.dataSync(), npy(dir, 'text_features_raw').data, 'output', ctx),
-    check(name('image_features'), out.img.dataSync(), npy(dir, 'image_features').data, 'output', ctx),
-    check(name('text_features'), out.text.dataSync(), npy(dir, 'text_features').data, 'output', ctx),
-    check(name('logit_scale_exp'), out.scale.dataSync(), npy(dir, 'logit_scale_exp').data, 'output', ctx),
-    check(name('logits_per_image'), out.logits.dataSync(), npy(dir, 'logits_per_image').data, 'output', ctx),
-    check(name('hps_logits'), out.hps.dataSync(), npy(dir, 'hps_logits').data, 'output', ctx),
-    check(name('grad_image_of_hps_pair_sum'), nchwValues(grad), npy(dir, 'grad_image_of_hps_pair_sum').data, 'gradient', ctx),
+    check(name('visual_ln_post'), (await values(vis.tokens)), npy(dir, 'visual_ln_post').data, 'output', ctx),
+    check(name('text_ln_final'), (await values(txt.tokens)), npy(dir, 'text_ln_final').data, 'output', ctx),
+    check(name('image_features_raw'), (await values(vis.features)), npy(dir, 'image_features_raw').data, 'output', ctx),
+    check(name('text_features_raw'), (await values(txt.features)), npy(dir, 'text_features_raw').data, 'output', ctx),
+    check(name('image_features'), (await values(out.img)), npy(dir, 'image_features').data, 'output', ctx),
+    check(name('text_features'), (await values(out.text)), npy(dir, 'text_features').data, 'output', ctx),
+    check(name('logit_scale_exp'), (await values(out.scale)), npy(dir, 'logit_scale_exp').data, 'output', ctx),
+    check(name('logits_per_image'), (await values(out.logits)), npy(dir, 'logits_per_image').data, 'output', ctx),
+    check(name('hps_logits'), (await values(out.hps)), npy(dir, 'hps_logits').data, 'output', ctx),
+    check(name('grad_image_of_hps_pair_sum'), await nchwValues(grad), npy(dir, 'grad_image_of_hps_pair_sum').data, 'gradient', ctx),
   ];
   tf.dispose([image, ids, vis.tokens, vis.features, txt.tokens, txt.features, out.img, out.text, out.scale, out.hps, out.logits, grad]);
   return checks;
@@ -73,7 +73,7 @@ export const openclipHpsv2Case: ParityCase = {
     for (const { group, file } of openClipWeightFiles(dir)) {
       const { model } = loadOpenClip(file, config);
       try {
-        checks.push(...runOne(model, dir, group, ctx));
+        checks.push(...await runOne(model, dir, group, ctx));
       } finally {
         model.dispose();
       }

@@ -11,7 +11,7 @@ import { readJsonFile } from '../../config/json.js';
 import { DataError } from '../../errors.js';
 import type { NpyArray } from '../../weights/npy.js';
 import { f16ToF32 } from '../../weights/source.js';
-import { nchwValues, nhwcTensor } from '../tensors.js';
+import { nchwValues, nhwcTensor, values } from '../tensors.js';
 import { check, npy, type Check, type ParityContext } from '../types.js';
 import type { ParityCase } from '../types.js';
 
@@ -97,13 +97,13 @@ function compare(dir: string, name: string, ours: Float32Array, shape: number[],
 }
 
 /** Output and VJP of `fn` at the NCHW input, for an NCHW cotangent. */
-function outputAndVjp(fn: (x: tf.Tensor4D) => tf.Tensor4D, x: tf.Tensor4D, cot: tf.Tensor4D): { out: Float32Array; outShape: number[]; vjp: Float32Array } {
-  return tf.tidy(() => {
-    const y = fn(x);
-    const g = tf.grad((xi: tf.Tensor) => fn(xi as tf.Tensor4D))(x, cot);
-    const [n, h, w, c] = y.shape;
-    return { out: nchwValues(y), outShape: [n, c, h, w], vjp: nchwValues(g) };
-  });
+async function outputAndVjp(fn: (x: tf.Tensor4D) => tf.Tensor4D, x: tf.Tensor4D, cot: tf.Tensor4D): Promise<{ out: Float32Array; outShape: number[]; vjp: Float32Array }> {
+  const y = fn(x);
+  const g = tf.grad((xi: tf.Tensor) => fn(xi as tf.Tensor4D))(x, cot);
+  const [n, h, w, c] = y.shape;
+  const res = { out: await nchwValues(y), outShape: [n, c, h, w], vjp: await nchwValues(g) };
+  tf.dispose([y, g]);
+  return res;
 }
 
 /** Cotangent [1, 3, s, s] repeated k times on H and W (torch repeat_interleave) and cropped to [oh, ow], NHWC. */
@@ -137,7 +137,7 @@ export const preprocessCase: ParityCase = {
     for (const m of inputs) {
       const tag = m[1];
       const x = imageInput(npy(dir, `${tag}_input${m[2] ?? ''}`));
-      const r = outputAndVjp((xi) => clipPreprocess(xi, size), x, cot);
+      const r = await outputAndVjp((xi) => clipPreprocess(xi, size), x, cot);
       const [, h, w, c] = x.shape;
       checks.push(...compare(dir, `${tag}_output`, r.out, r.outShape, 'output', ctx));
       checks.push(...compare(dir, `${tag}_vjp`, r.vjp, [1, c, h, w], 'gradient', ctx));
@@ -157,7 +157,7 @@ export const preprocessCase: ParityCase = {
       const [oh, ow] = info.output_hw ?? [Number(bm[2]), Number(bm[2])];
       const k = Math.ceil(oh / size);
       const g = repeatedCotangent(cotArr, k, oh, ow);
-      const r = outputAndVjp((xi) => resizeBilinearAA(xi, oh, ow), x, g);
+      const r = await outputAndVjp((xi) => resizeBilinearAA(xi, oh, ow), x, g);
       const [, h, w, c] = x.shape;
       checks.push(...compare(dir, `${tag}_output`, r.out, r.outShape, 'output', ctx));
       checks.push(...compare(dir, `${tag}_vjp`, r.vjp, [1, c, h, w], 'gradient', ctx));

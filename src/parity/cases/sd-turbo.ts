@@ -6,7 +6,7 @@ import { readJsonFile } from '../../config/json.js';
 import { readSchedulerConfig, schedulerConfig } from '../../../generators/sd-turbo/config.js';
 import { loadTextEncoder, loadUnet, loadVae } from '../../../generators/sd-turbo/load.js';
 import { oneStep } from '../../../generators/sd-turbo/scheduler.js';
-import { nchwValues, nhwcTensor, tensorOf } from '../tensors.js';
+import { nchwValues, nhwcTensor, tensorOf, values } from '../tensors.js';
 import { check, npy, type Check, type ParityCase, type ParityContext } from '../types.js';
 
 export const textEncoderCase: ParityCase = {
@@ -16,12 +16,12 @@ export const textEncoderCase: ParityCase = {
     const ids = tensorOf(npy(dir, 'input_ids'), 'int32') as tf.Tensor2D;
     const out = m.forward(ids, undefined, true);
     const checks: Check[] = [
-      check('text_encoder/last_hidden_state', out.lastHiddenState.dataSync(), npy(dir, 'last_hidden_state').data, 'output', ctx),
-      check('text_encoder/pooler_output', out.pooled.dataSync(), npy(dir, 'pooler_output').data, 'output', ctx),
+      check('text_encoder/last_hidden_state', (await values(out.lastHiddenState)), npy(dir, 'last_hidden_state').data, 'output', ctx),
+      check('text_encoder/pooler_output', (await values(out.pooled)), npy(dir, 'pooler_output').data, 'output', ctx),
     ];
     if (fs.existsSync(path.join(dir, 'io', 'hidden_states.npy'))) {
       const hs = tf.stack(out.hiddenStates!);
-      checks.push(check('text_encoder/hidden_states', hs.dataSync(), npy(dir, 'hidden_states').data, 'output', ctx));
+      checks.push(check('text_encoder/hidden_states', (await values(hs)), npy(dir, 'hidden_states').data, 'output', ctx));
       hs.dispose();
     }
     tf.dispose([ids, out.lastHiddenState, out.pooled, ...(out.hiddenStates ?? [])]);
@@ -39,7 +39,7 @@ export const unetCase: ParityCase = {
     const ts = [...npy(dir, 'timesteps').data];
     const ref = npy(dir, 'out_sample');
     const out = m.forward(sample, ts, ctxT);
-    const all = nchwValues(out);
+    const all = await nchwValues(out);
     const per = all.length / ref.shape[0];
     const checks: Check[] = [check('unet/out_sample', all, ref.data, 'output', ctx)];
     // one line per batch item, each with its own timestep
@@ -58,12 +58,12 @@ export const vaeCase: ParityCase = {
     const m = loadVae(dir, hasEnc);
     const z = nhwcTensor(npy(dir, 'latents'));
     const dec = m.decode(z);
-    const checks: Check[] = [check('vae/decoded', nchwValues(dec), npy(dir, 'decoded').data, 'output', ctx)];
+    const checks: Check[] = [check('vae/decoded', await nchwValues(dec), npy(dir, 'decoded').data, 'output', ctx)];
     if (hasEnc) {
       const x = nhwcTensor(npy(dir, 'image_in'));
       const { mean, logvar } = m.encode(x);
-      checks.push(check('vae/enc_mean', nchwValues(mean), npy(dir, 'enc_mean').data, 'output', ctx));
-      checks.push(check('vae/enc_logvar', nchwValues(logvar), npy(dir, 'enc_logvar').data, 'output', ctx));
+      checks.push(check('vae/enc_mean', await nchwValues(mean), npy(dir, 'enc_mean').data, 'output', ctx));
+      checks.push(check('vae/enc_logvar', await nchwValues(logvar), npy(dir, 'enc_logvar').data, 'output', ctx));
       tf.dispose([x, mean, logvar]);
     }
     tf.dispose([z, dec]);
@@ -102,14 +102,14 @@ export const pipelineOnestepCase: ParityCase = {
     // the gradient is taken by tf.grad through the same chain: d sum(image^2) / d noise
     const grad = tf.tidy(() => tf.grad((z: tf.Tensor) => tf.sum(tf.square(chain(z as tf.Tensor4D).image)))(noise));
     const checks: Check[] = [
-      check('pipeline_onestep/text_emb', text.lastHiddenState.dataSync(), npy(dir, 'text_emb').data, 'output', ctx),
-      check('pipeline_onestep/latents', nchwValues(out.latents), npy(dir, 'latents').data, 'output', ctx),
-      check('pipeline_onestep/unet_in', nchwValues(out.unetIn), npy(dir, 'unet_in').data, 'output', ctx),
-      check('pipeline_onestep/eps', nchwValues(out.eps), npy(dir, 'eps').data, 'output', ctx),
-      check('pipeline_onestep/x0', nchwValues(out.x0), npy(dir, 'x0').data, 'output', ctx),
-      check('pipeline_onestep/image', nchwValues(out.image), npy(dir, 'image').data, 'output', ctx),
-      check('pipeline_onestep/loss', loss.dataSync(), npy(dir, 'loss').data, 'output', ctx),
-      check('pipeline_onestep/grad_noise', nchwValues(grad), npy(dir, 'grad_noise').data, 'gradient', ctx),
+      check('pipeline_onestep/text_emb', (await values(text.lastHiddenState)), npy(dir, 'text_emb').data, 'output', ctx),
+      check('pipeline_onestep/latents', await nchwValues(out.latents), npy(dir, 'latents').data, 'output', ctx),
+      check('pipeline_onestep/unet_in', await nchwValues(out.unetIn), npy(dir, 'unet_in').data, 'output', ctx),
+      check('pipeline_onestep/eps', await nchwValues(out.eps), npy(dir, 'eps').data, 'output', ctx),
+      check('pipeline_onestep/x0', await nchwValues(out.x0), npy(dir, 'x0').data, 'output', ctx),
+      check('pipeline_onestep/image', await nchwValues(out.image), npy(dir, 'image').data, 'output', ctx),
+      check('pipeline_onestep/loss', (await values(loss)), npy(dir, 'loss').data, 'output', ctx),
+      check('pipeline_onestep/grad_noise', await nchwValues(grad), npy(dir, 'grad_noise').data, 'gradient', ctx),
     ];
     tf.dispose([ids, text.lastHiddenState, text.pooled, noise, out.latents, out.unetIn, out.eps, out.x0, out.image, loss, grad]);
     te.dispose();
