@@ -156,6 +156,7 @@ export async function preferenceDataset(o: PreferenceDatasetOptions): Promise<Pr
 
   // Pass 2: images and pairs of kept users, each distinct pair once (its first occurrence).
   fs.mkdirSync(path.join(out, 'images'), { recursive: true });
+  for (const f of fs.readdirSync(out)) if (f.startsWith('.pairs.jsonl.partial-')) fs.rmSync(path.join(out, f), { force: true }); // left by a killed build
   const tmpPairs = path.join(out, `.pairs.jsonl.partial-${process.pid}`);
   const fh = await fs.promises.open(tmpPairs, 'w');
   const written = new Map<string, string>(); // "user\0uid" -> relative path
