@@ -60,6 +60,11 @@ export interface ForwardEmbedsOptions {
   returnCache?: boolean;
 }
 
+function realIndices(flags: ArrayLike<number>): number[] {
+  const real = Array.from({ length: flags.length }, (_, i) => i).filter((i) => flags[i]);
+  return real.length ? real : [0];
+}
+
 function hostRows(x: tf.Tensor | number[][]): number[][] {
   if (Array.isArray(x)) return x;
   const [b, l] = x.shape as [number, number];
@@ -77,17 +82,27 @@ export class Idefics3ForConditionalGeneration extends Module {
     this.lm_head = new Linear(config.text.hiddenSize, config.text.vocabSize, false);
   }
 
-  /** Which of the B*N images are real (not all zeros); at least the first one, like transformers. */
+  /**
+   * Which of the B*N images are real (not all zeros); at least the first one, like transformers. Reads the pixels
+   * back synchronously: on WebGPU compute it with realImagesAsync (or pass the list to imageFeatures).
+   */
   realImages(pixelValues: tf.Tensor5D): number[] {
     const [b, n] = pixelValues.shape;
     const flags = tf.tidy(() => tf.any(tf.notEqual(pixelValues.reshape([b * n, -1]), 0), 1).dataSync()); // [B*N]
-    const real = [...flags.keys()].filter((i) => flags[i]);
-    return real.length ? real : [0];
+    return realIndices(flags);
+  }
+
+  async realImagesAsync(pixelValues: tf.Tensor5D): Promise<number[]> {
+    const [b, n] = pixelValues.shape;
+    const t = tf.tidy(() => tf.any(tf.notEqual(pixelValues.reshape([b * n, -1]), 0), 1)); // [B*N]
+    const flags = await t.data();
+    t.dispose();
+    return realIndices(flags);
   }
 
   /** get_image_features: drop padding images, vision tower, connector. pixelValues [B, N, H, W, C]. */
-  imageFeatures(pixelValues: tf.Tensor5D): ImageFeatures {
-    const real = this.realImages(pixelValues);
+  imageFeatures(pixelValues: tf.Tensor5D, realList?: number[]): ImageFeatures {
+    const real = realList ?? this.realImages(pixelValues);
     const [b, n, h, w, c] = pixelValues.shape;
     return tf.tidy(() => {
       const flat = pixelValues.reshape([b * n, h, w, c]); // [B, N, H, W, C] -> [B*N, H, W, C]
@@ -108,13 +123,19 @@ export class Idefics3ForConditionalGeneration extends Module {
    * inputs_embeds for ids [B, L] (int32): token embeddings with the image tokens replaced by the connector outputs
    * of the real images of pixelValues, in order. Pass `imageHidden` instead of pixelValues to reuse features.
    */
-  inputsEmbeds(ids: tf.Tensor2D, pixelValues?: tf.Tensor5D | null, imageHidden?: tf.Tensor3D): tf.Tensor3D {
-    const idData = ids.dataSync() as Int32Array;
+  inputsEmbeds(
+    ids: tf.Tensor2D,
+    pixelValues?: tf.Tensor5D | null,
+    imageHidden?: tf.Tensor3D,
+    host: { real?: number[]; ids?: ArrayLike<number> } = {},
+  ): tf.Tensor3D {
+    // host copies avoid synchronous device read-backs (WebGPU in Node has none)
+    const idData = Int32Array.from(host.ids ?? (ids.dataSync() as Int32Array));
     return tf.tidy(() => {
       const tokens = this.embedTokens(ids);
       let feats = imageHidden ?? null;
       if (!feats && pixelValues) {
-        const f = this.imageFeatures(pixelValues);
+        const f = this.imageFeatures(pixelValues, host.real);
         f.visionHidden.dispose();
         feats = f.imageHidden;
       }

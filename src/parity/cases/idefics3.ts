@@ -24,9 +24,9 @@ function maskedRows(values: ArrayLike<number>, mask: ArrayLike<number>, width: n
 }
 
 /** sum_b (logit[yes] - logit[no]) at each row's last real token, for the given pixels and ids. */
-function scoreSum(m: Idefics3ForConditionalGeneration, ids: tf.Tensor2D, mask: number[][], last: number[], yes: number, no: number) {
+function scoreSum(m: Idefics3ForConditionalGeneration, ids: tf.Tensor2D, mask: number[][], last: number[], yes: number, no: number, real: number[], idsHost: ArrayLike<number>) {
   return (pixels: tf.Tensor5D) => {
-    const embeds = m.inputsEmbeds(ids, pixels);
+    const embeds = m.inputsEmbeds(ids, pixels, undefined, { real, ids: idsHost });
     const { hidden } = m.forwardEmbeds(embeds, { attentionMask: mask });
     return tf.sum(m.logitDiffAt(hidden, last, yes, no));
   };
@@ -40,17 +40,23 @@ export const idefics3Case: ParityCase = {
     const yes = special.yes;
     const no = special.no;
     const m = loadIdefics3(path.join(dir, 'model'));
-    const ids = tensorOf(npy(dir, 'input_ids'), 'int32') as tf.Tensor2D;
+    const idsNpy = npy(dir, 'input_ids');
+    const ids = tensorOf(idsNpy, 'int32') as tf.Tensor2D;
     const [b, l] = ids.shape;
     const maskFlat = npy(dir, 'attention_mask').data;
     const mask = Array.from({ length: b }, (_, i) => Array.from(maskFlat.slice(i * l, (i + 1) * l), Number));
     const last = Array.from(npy(dir, 'last_index').data, Number);
     const pvNpy = npy(dir, 'pixel_values');
     const pixels = pixelsNhwc(pvNpy);
+    // real (non-padding) images, found on the host: no device read-back (WebGPU has no synchronous one)
+    const [pb, pn] = pvNpy.shape;
+    const per = pvNpy.data.length / (pb * pn);
+    const realList = Array.from({ length: pb * pn }, (_, i) => i).filter((i) => pvNpy.data.subarray(i * per, (i + 1) * per).some((x) => x !== 0));
+    const real = realList.length ? realList : [0];
     const [, n, h, w, c] = pixels.shape;
 
-    const feats = m.imageFeatures(pixels);
-    const embeds = m.inputsEmbeds(ids, null, feats.imageHidden);
+    const feats = m.imageFeatures(pixels, real);
+    const embeds = m.inputsEmbeds(ids, null, feats.imageHidden, { ids: idsNpy.data });
     const { hidden } = m.forwardEmbeds(embeds, { attentionMask: mask });
     const logits = m.logits(hidden);
     const v = m.config.text.vocabSize;
@@ -65,7 +71,7 @@ export const idefics3Case: ParityCase = {
     const post = m.forwardEmbeds(tailE, { attentionMask: mask.map((r) => r.slice(cut)), past: pre.cache });
     const cachedScore = m.logitDiffAt(post.hidden, last.map((p) => p - cut), yes, no);
 
-    const gradPixels = tf.grad((x: tf.Tensor) => scoreSum(m, ids, mask, last, yes, no)(x as tf.Tensor5D))(pixels);
+    const gradPixels = tf.grad((x: tf.Tensor) => scoreSum(m, ids, mask, last, yes, no, real, idsNpy.data)(x as tf.Tensor5D))(pixels);
     const gradEmbeds = tf.grad((e: tf.Tensor) => {
       const out = m.forwardEmbeds(e as tf.Tensor3D, { attentionMask: mask });
       return tf.sum(m.logitDiffAt(out.hidden, last, yes, no));
