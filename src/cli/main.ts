@@ -2,7 +2,9 @@
 // One error handler: RenoError -> "reno: message" and its exit code; anything else is a bug and prints its stack.
 import yargs, { type Argv } from 'yargs';
 import { BACKENDS } from '../backend.js';
+import { compareCommand } from '../commands/compare.js';
 import { generateCommand } from '../commands/generate.js';
+import { sweepCommand } from '../commands/sweep.js';
 import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js';
 import { parityCommand } from '../commands/parity.js';
 import { scoreCommand } from '../commands/score.js';
@@ -70,6 +72,47 @@ export async function main(argv: string[]): Promise<number> {
           backend: a.backend as string | undefined,
           quiet: a.quiet as boolean | undefined,
         });
+      },
+    )
+    .command(
+      'compare',
+      'one run per reward alone, one with all rewards and the unoptimised image, scored by every reward',
+      (y) =>
+        modelFlags(y)
+          .option('prompt', { type: 'string', demandOption: true })
+          .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: every enabled reward)' })
+          .option('user', { type: 'string', describe: "the user's history.json (adds the personal reward)" })
+          .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
+          .option('seed', { type: 'number' })
+          .option('steps', { type: 'number' })
+          .option('size', { type: 'string' })
+          .option('config', { type: 'string' })
+          .option('out', { type: 'string' }),
+      async (a) => {
+        await compareCommand({
+          prompt: a.prompt,
+          rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+          user: a.user,
+          guidance: a.guidance as 'like' | 'dislike' | undefined,
+          seed: a.seed,
+          steps: a.steps,
+          size: a.size,
+          config: a.config,
+          modelDir: a.modelDir,
+          modelsDir: a.modelsDir,
+          preset: a.preset,
+          out: a.out,
+          backend: a.backend as string | undefined,
+          quiet: a.quiet as boolean | undefined,
+        });
+      },
+    )
+    .command(
+      'sweep <file>',
+      'a grid of runs over config keys from a YAML file (resumable)',
+      (y) => modelFlags(y).positional('file', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'sweep folder' }),
+      async (a) => {
+        await sweepCommand({ file: a.file, out: a.out, modelDir: a.modelDir, modelsDir: a.modelsDir, preset: a.preset, backend: a.backend as string | undefined, quiet: a.quiet as boolean | undefined });
       },
     )
     .command(

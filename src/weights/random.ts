@@ -15,7 +15,8 @@ export function randomStateDict(module: Module, seed: number, opts: { prefix?: s
     const shape = [...p.torchShape];
     const n = numel(shape);
     const g = gaussian(n, `${seed}:${name}`);
-    const isNorm = /(^|\.)(norm\w*|ln\w*|layer_norm\w*|layernorm\w*|group_norm|final_layer_norm|pre_layrnorm|post_layernorm)\.weight$/i.test(name);
+    // any norm's scale (norm1, conv_norm_out, input_layernorm, ln_final, pre_layrnorm, LayerNorm, ...) starts at 1
+    const isNorm = /(^|\.)(\w*norm\w*|ln\w*)\.weight$/i.test(name);
     let std: number;
     if (shape.length === 1) std = isNorm ? 0.05 : 0.02;
     else if (p.layout === 'conv2d') std = gain / Math.sqrt(shape[1] * shape[2] * shape[3]);
