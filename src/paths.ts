@@ -1,4 +1,5 @@
-// Where reno's own files live (configs/, presets/, examples/), whether run from src/ with tsx or from dist/.
+// Where reno's own files live (configs/, presets/, examples/), whether run from src/ with tsx, from dist/, or from a
+// bundle ($RENO_ROOT).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +9,8 @@ let root: string | null = null;
 /** The folder holding reno's package.json (walks up from this module). */
 export function packageRoot(): string {
   if (root) return root;
+  // a bundled build (bench/gpu-pack.sh) runs outside the checkout and is told where it is
+  if (process.env.RENO_ROOT) return (root = path.resolve(process.env.RENO_ROOT));
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pj = path.join(dir, 'package.json');

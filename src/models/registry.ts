@@ -2,8 +2,8 @@
 // described at the top of that file; every validation error names the file, the entry and the key.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import { packageRoot } from '../paths.js';
 import { ConfigError, UsageError } from '../errors.js';
 
 export const MODEL_KINDS = ['generator', 'reward', 'preference', 'component'] as const;
@@ -41,17 +41,6 @@ export interface Registry {
 const ENTRY_KEYS = new Set(['repo', 'revision', 'kind', 'description', 'size', 'files', 'optional', 'uses', 'sha256', 'manual', 'notes']);
 const REPO_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
-
-/** The package root: the nearest folder above this module that holds package.json (works from src/ and dist/). */
-export function packageRoot(from = path.dirname(fileURLToPath(import.meta.url))): string {
-  let dir = from;
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new ConfigError(`cannot find the reno package root above ${from}`);
-    dir = up;
-  }
-}
 
 export function defaultRegistryPath(): string {
   return path.join(packageRoot(), 'configs', 'models.yaml');
