@@ -20,20 +20,21 @@ export interface Measure {
 
 /** Median seconds over `reps` runs after one warm-up, and the peak tensor bytes of one run. */
 export async function measure(fn: () => tf.Tensor | tf.Tensor[] | void, reps = 3, warmup = 1): Promise<Measure> {
-  const run = () => {
+  // results are read back asynchronously (WebGPU in Node has no synchronous read), which also waits for the device
+  const run = async () => {
     const out = fn();
     if (out) for (const t of Array.isArray(out) ? out : [out]) {
-      t.dataSync();
+      await t.data();
       t.dispose();
     }
   };
-  for (let i = 0; i < warmup; i++) run();
+  for (let i = 0; i < warmup; i++) await run();
   const times: number[] = [];
   let peak = 0;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    if (i === 0) peak = (await tf.profile(() => run())).peakBytes;
-    else run();
+    if (i === 0) peak = (await tf.profile(() => run())).peakBytes; // the info object is shared: read it at once
+    else await run();
     times.push((performance.now() - t0) / 1000);
   }
   times.sort((a, b) => a - b);

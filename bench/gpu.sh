@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One run on a bare GPU machine (see bench/gpu-pack.sh): unpack the pack, print the GPU, run the parity suite and the
+# benchmarks on WebGPU, copy every log to $OUT. Meant to finish in under 8 minutes; each stage has its own limit.
+#   device run: carry [".gpu-pack"], command "bash bench/gpu.sh", timeout_s 600
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO="$(pwd)"
+P="$REPO/.gpu-pack"
+W=/tmp/reno-gpu
+OUT="${OUT:-/tmp/reno-gpu-out}"
+mkdir -p "$W/node_modules/webgpu/dist/linux-x64" "$OUT"
+log() { echo "== $(date +%T) $*" | tee -a "$OUT/gpu.log"; }
+stage() { # name seconds command...
+  local name=$1 secs=$2; shift 2
+  log "$name"
+  ( cd "$W" && timeout "$secs" "$@" ) 2>&1 | grep -v '^Warning: max' | tee "$OUT/$name.txt"
+  log "$name exit ${PIPESTATUS[0]}"
+}
+t0=$(date +%s)
+xz -dc "$P/node.xz" > "$W/node" && chmod +x "$W/node"
+cp "$P/webgpu/index.js" "$P/webgpu/package.json" "$W/node_modules/webgpu/"
+xz -dc "$P/webgpu/dist/linux-x64/dawn.node.xz" > "$W/node_modules/webgpu/dist/linux-x64/dawn.node"
+# the bundles import the webgpu package by this relative path (see gpu-pack.sh)
+mkdir -p "$W/.gpu-pack/webgpu" && cp "$P/webgpu/index.js" "$P/webgpu/package.json" "$W/.gpu-pack/webgpu/" && \
+  mkdir -p "$W/.gpu-pack/webgpu/dist/linux-x64" && ln -sf "$W/node_modules/webgpu/dist/linux-x64/dawn.node" "$W/.gpu-pack/webgpu/dist/linux-x64/dawn.node"
+for f in "$P"/*.mjs.xz; do xz -dc "$f" > "$W/$(basename "$f" .xz)"; done
+if ! ldconfig -p | grep -q libvulkan.so.1; then
+  for f in "$P"/debs/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+  [ -f "$icd" ] && export VK_DRIVER_FILES="$icd" && break
+done
+export RENO_ROOT="$REPO" PATH="$W:$PATH"
+log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
+stage parity 240 node reno.mjs dev parity "$REPO/test/fixtures/parity" --backend webgpu
+[ -f "$W/bench-reno-step.mjs" ] && stage reno-step 300 node bench-reno-step.mjs --arch full --px 512 --steps 30 --backends webgpu
+[ -f "$W/bench-generator.mjs" ] && stage generator 150 node bench-generator.mjs --arch full --px 512 --backends webgpu --reps 2
+[ -f "$W/bench-rewards.mjs" ] && stage rewards 120 node bench-rewards.mjs --arch full --backends webgpu --reps 2
+log "total $(( $(date +%s) - t0 )) s"
