@@ -56,6 +56,18 @@ export class SdTurboPipeline implements Generator {
     }
   }
 
+  /** A pipeline from modules already built (benchmarks of the full architecture with random weights). */
+  static fromModules(m: {
+    tokenizer: ClipTokenizer;
+    textEncoder: ClipTextModel;
+    unet: UNet2DConditionModel;
+    vae: AutoencoderKL;
+    scheduler: ReturnType<typeof readSchedulerConfig>;
+    source: { dir: string; smokeTest: boolean };
+  }): SdTurboPipeline {
+    return new SdTurboPipeline(m.source, m.tokenizer, m.textEncoder, m.unet, m.vae, m.scheduler);
+  }
+
   /** VAE downsampling factor: 2^(levels - 1). */
   get vaeScale(): number {
     return 2 ** (this.vae.config.blockOutChannels.length - 1);
