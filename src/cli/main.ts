@@ -9,6 +9,7 @@ import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js'
 import { parityCommand } from '../commands/parity.js';
 import { scoreCommand } from '../commands/score.js';
 import { RenoError } from '../errors.js';
+import { preferenceCommands } from './preference.js';
 import { RENO_VERSION } from '../paths.js';
 
 const modelFlags = (y: Argv) =>
@@ -156,6 +157,7 @@ export async function main(argv: string[]): Promise<number> {
         })
         .demandCommand(1),
     )
+    .command('preference', "the prototype preference model: data, training, evaluation", (y) => preferenceCommands(y))
     .command('dev', 'developer tools', (y) =>
       y
         .command(
