@@ -1,0 +1,454 @@
+// Models for the benchmarks: every reward model and the SD-Turbo generator either at the full published
+// architecture with random weights (the real files are not needed) or at the tiny preset size (presets/tiny, loaded
+// through the rewards' own loaders). Also the measurement helper the reward and ReNO-step benchmarks share; it reads
+// results back asynchronously, the only kind WebGPU offers in Node.
+// Imports stay clear of sharp (src/image/png.ts, src/run/*): the GPU bundle leaves it out.
+import * as tf from '@tensorflow/tfjs';
+import * as path from 'node:path';
+import { readVaeConfig, schedulerConfig, unetConfig, vaeConfig } from '../generators/sd-turbo/config.js';
+import { loadTextEncoder, loadUnet, loadVae } from '../generators/sd-turbo/load.js';
+import { SdTurboPipeline } from '../generators/sd-turbo/pipeline.js';
+import { UNet2DConditionModel } from '../generators/sd-turbo/unet.js';
+import { AutoencoderKL } from '../generators/sd-turbo/vae.js';
+import { AestheticReward, ClipImageEncoder, aestheticReward } from '../rewards/aesthetic.js';
+import { ClipSimilarityReward } from '../rewards/clip/similarity.js';
+import { clipScoreReward } from '../rewards/clip-score.js';
+import { Hpsv2Reward, hpsv2Reward } from '../rewards/hpsv2.js';
+import { ImageReward, imageRewardSpec, IMAGE_REWARD_FILES } from '../rewards/imagereward.js';
+import { pickscoreReward } from '../rewards/pickscore.js';
+import type { PreparedReward, Reward, RewardLoadContext, RewardSpec } from '../rewards/types.js';
+import { modelPlaces } from '../src/commands/common.js';
+import { defaultsFile, readConfigFile } from '../src/config/run-config.js';
+import { AestheticHead } from '../src/models/aesthetic-head.js';
+import { blipVitConfig, medConfig } from '../src/models/blip/config.js';
+import { ImageRewardModel, type MlpLayer } from '../src/models/blip/image-reward.js';
+import { clipConfig, clipTextModelConfig } from '../src/models/clip/config.js';
+import { ClipModel } from '../src/models/clip/model.js';
+import { ClipTextModel } from '../src/models/clip/text.js';
+import { builtinOpenClipConfigFile, openClipConfig } from '../src/models/openclip/config.js';
+import { OpenClipModel } from '../src/models/openclip/model.js';
+import { readJsonFile } from '../src/config/json.js';
+import { getModel } from '../src/models/registry.js';
+import type { Module } from '../src/nn/module.js';
+import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
+import { imageRewardTokenizer } from '../src/tokenizers/wordpiece.js';
+import { requireModel } from '../src/weights/hub.js';
+import { SD_TURBO_TEXT_ENCODER, SD_TURBO_UNET, SD_TURBO_VAE } from './sd-turbo-configs.js';
+
+export type Arch = 'tiny' | 'full';
+/** The prompt every benchmark prepares. */
+export const BENCH_PROMPT = 'a photo of an astronaut riding a horse on the moon';
+export const REWARD_NAMES = ['imagereward', 'aesthetic', 'pickscore', 'clip', 'hpsv2'] as const;
+export type RewardName = (typeof REWARD_NAMES)[number];
+const SPECS: Record<RewardName, RewardSpec> = {
+  imagereward: imageRewardSpec,
+  aesthetic: aestheticReward,
+  pickscore: pickscoreReward,
+  clip: clipScoreReward,
+  hpsv2: hpsv2Reward,
+};
+
+// ---- full architectures (rewards.md sections 3-7; sdturbo.md section 1 via sd-turbo-configs.ts) ----------------
+
+/** HF CLIPModel config of laion/CLIP-ViT-H-14-laion2B-s32B-b79K; PickScore_v1 and ReNO's CLIP score use it. */
+export const CLIP_H14 = {
+  projection_dim: 1024,
+  logit_scale_init_value: 2.6592,
+  text_config: {
+    hidden_act: 'gelu', hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24,
+    max_position_embeddings: 77, vocab_size: 49408, layer_norm_eps: 1e-5, eos_token_id: 2,
+  },
+  vision_config: {
+    hidden_act: 'gelu', hidden_size: 1280, intermediate_size: 5120, num_attention_heads: 16, num_hidden_layers: 32,
+    image_size: 224, patch_size: 14, num_channels: 3, layer_norm_eps: 1e-5,
+  },
+};
+
+/** openai/clip-vit-large-patch14 (the aesthetic predictor's backbone): vision 1024 / 24 / 16, QuickGELU, proj 768. */
+export const CLIP_L14 = {
+  projection_dim: 768,
+  text_config: { hidden_act: 'quick_gelu', hidden_size: 768, intermediate_size: 3072, num_attention_heads: 12, num_hidden_layers: 12 },
+  vision_config: {
+    hidden_act: 'quick_gelu', hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24,
+    image_size: 224, patch_size: 14, num_channels: 3, layer_norm_eps: 1e-5,
+  },
+};
+export const AESTHETIC_HEAD_SIZES = [768, 1024, 128, 64, 16, 1];
+
+/** ImageReward: BLIP ViT-L/16 (blip.py create_vit 'large') and med_config.json (BERT-base with cross-attention). */
+export const BLIP_VIT_L16 = { img_size: 224, patch_size: 16, embed_dim: 1024, depth: 24, num_heads: 16 };
+export const MED_CONFIG = {
+  vocab_size: 30524, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072,
+  max_position_embeddings: 512, hidden_act: 'gelu', layer_norm_eps: 1e-12, add_cross_attention: true, encoder_width: 768,
+};
+/** ImageReward.py MLP(768): the Linears at nn.Sequential indices 0, 2, 4, 6, 7. */
+export const IMAGE_REWARD_MLP: MlpLayer[] = [
+  { index: 0, inDim: 768, outDim: 1024 },
+  { index: 2, inDim: 1024, outDim: 128 },
+  { index: 4, inDim: 128, outDim: 64 },
+  { index: 6, inDim: 64, outDim: 16 },
+  { index: 7, inDim: 16, outDim: 1 },
+];
+
+/** stabilityai/sd-turbo scheduler/scheduler_config.json. */
+export const SD_TURBO_SCHEDULER = {
+  beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, num_train_timesteps: 1000,
+  prediction_type: 'epsilon', steps_offset: 1, timestep_spacing: 'trailing',
+};
+
+// ---- random weights made where the tensors live -----------------------------------------------------------------
+
+const NORM_WEIGHT = /norm.*\.weight$|ln.*\.weight$|layer_norm.*weight$|LayerNorm\.weight$|\.gamma$/;
+const DEVICE_MIN = 1 << 20;
+
+/**
+ * Seeded random weights like randomInit (normal, std `scale`; norm weights 1) for the parameters `only` selects.
+ * On cpu and wasm each tensor comes from tf.randomNormal (one parameter at a time: never the whole model in JS). On
+ * a GPU backend, where tf.randomNormal would fill every value in JS and upload it, a large parameter is made on the
+ * device from two short random vectors instead: w[i, j] = scale * sqrt(2) * sin(1000 u_i v_j) (std `scale`).
+ */
+export function initWeights(module: Module, seed: number, scale = 0.02, only: (name: string) => boolean = () => true): void {
+  const onDevice = !['cpu', 'wasm'].includes(tf.getBackend());
+  let s = seed * 100_003;
+  for (const [name, p] of module.namedParams()) {
+    if (!only(name)) continue;
+    s += 2;
+    p.value?.dispose();
+    const shape = p.tfShape;
+    const size = shape.reduce((a, b) => a * b, 1);
+    let t: tf.Tensor;
+    if (NORM_WEIGHT.test(name)) t = tf.ones(shape);
+    else if (!onDevice || size < DEVICE_MIN) t = tf.randomNormal(shape, 0, scale, 'float32', s);
+    else {
+      const cols = shape[shape.length - 1];
+      t = tf.tidy(() => {
+        const u = tf.randomNormal([size / cols, 1], 0, 1, 'float32', s);
+        const v = tf.randomNormal([1, cols], 0, 1, 'float32', s + 1);
+        return tf.reshape(tf.mul(tf.sin(tf.mul(tf.mul(u, v), 1000)), scale * Math.SQRT2), shape); // [rows, cols] -> shape
+      });
+    }
+    p.value = p.opts.trainable ? tf.variable(t, true) : t;
+    if (p.opts.trainable) t.dispose();
+  }
+}
+
+/** Free the parameters `only` selects (e.g. a text tower whose output is already computed). */
+export function freeWeights(module: Module, only: (name: string) => boolean): void {
+  for (const [name, p] of module.namedParams()) {
+    if (!only(name)) continue;
+    p.value?.dispose();
+    p.value = null;
+  }
+}
+
+export function paramBytes(module: Module): number {
+  return module.paramCount() * 4;
+}
+
+// ---- the tiny preset ----------------------------------------------------------------------------------------------
+
+/** rewardContext(modelPlaces({preset: 'tiny'})) of src/run/session.ts, without session.ts's image-writer imports. */
+export function tinyContext(): RewardLoadContext {
+  const places = modelPlaces({ preset: 'tiny' });
+  return { locate: (m) => requireModel(getModel(m), places).dir, smokeTest: true };
+}
+
+/** The real tokenizers (the CLIP BPE vocabulary; a small BERT vocabulary) from the tiny preset. */
+function clipTokenizer(): ClipTokenizer {
+  return ClipTokenizer.fromFolder(tinyContext().locate('clip-h-tokenizer'));
+}
+
+// ---- the generator ------------------------------------------------------------------------------------------------
+
+export const fullConfigs = {
+  textEncoder: () => clipTextModelConfig(SD_TURBO_TEXT_ENCODER, 'SD-Turbo text_encoder'),
+  unet: () => unetConfig(SD_TURBO_UNET, 'SD-Turbo unet'),
+  vae: () => vaeConfig(SD_TURBO_VAE, 'SD-Turbo vae'),
+};
+
+function sdTurboDir(): string {
+  return tinyContext().locate('sd-turbo');
+}
+
+export function buildTextEncoder(arch: Arch, seed = 1): ClipTextModel {
+  if (arch === 'tiny') return loadTextEncoder(path.join(sdTurboDir(), 'text_encoder'));
+  const m = new ClipTextModel(fullConfigs.textEncoder());
+  initWeights(m, seed);
+  return m;
+}
+
+export function buildUnet(arch: Arch, seed = 2): UNet2DConditionModel {
+  if (arch === 'tiny') return loadUnet(path.join(sdTurboDir(), 'unet'));
+  const m = new UNet2DConditionModel(fullConfigs.unet());
+  initWeights(m, seed);
+  return m;
+}
+
+/** The VAE's decoder half (SD-Turbo never encodes). */
+export function buildVae(arch: Arch, seed = 3): AutoencoderKL {
+  if (arch === 'tiny') return loadVae(path.join(sdTurboDir(), 'vae'), false);
+  const m = new AutoencoderKL(fullConfigs.vae(), false);
+  initWeights(m, seed);
+  return m;
+}
+
+/** The VAE's downsampling factor, 2^(levels - 1): image px = latent px * vaeScale. */
+export function vaeScale(arch: Arch): number {
+  const c = arch === 'full' ? fullConfigs.vae() : readVaeConfig(path.join(sdTurboDir(), 'vae', 'config.json'));
+  return 2 ** (c.blockOutChannels.length - 1);
+}
+
+/** SD-Turbo: the tiny preset's folder, or the full architecture with random weights and the real CLIP tokenizer. */
+export function buildGenerator(arch: Arch): SdTurboPipeline {
+  if (arch === 'tiny') return SdTurboPipeline.load(sdTurboDir(), { smokeTest: true });
+  const parts: Module[] = [];
+  try {
+    const textEncoder = buildTextEncoder('full');
+    parts.push(textEncoder);
+    const unet = buildUnet('full');
+    parts.push(unet);
+    const vae = buildVae('full');
+    return SdTurboPipeline.fromModules({
+      tokenizer: ClipTokenizer.fromFolder(path.join(sdTurboDir(), 'tokenizer')),
+      textEncoder,
+      unet,
+      vae,
+      scheduler: schedulerConfig(SD_TURBO_SCHEDULER, 'SD-Turbo scheduler'),
+      source: { dir: '(full SD-Turbo architecture, random weights)', smokeTest: true },
+    });
+  } catch (e) {
+    for (const p of parts) p.dispose();
+    throw e;
+  }
+}
+
+/** Float32 bytes of the full generator (text encoder, UNet, VAE decoder), without building any tensor. */
+export function fullGeneratorBytes(): number {
+  const c = fullConfigs;
+  return paramBytes(new ClipTextModel(c.textEncoder())) + paramBytes(new UNet2DConditionModel(c.unet())) + paramBytes(new AutoencoderKL(c.vae(), false));
+}
+
+// ---- the rewards --------------------------------------------------------------------------------------------------
+
+/**
+ * A reward whose text side was prepared once for one prompt and then freed (the full CLIP-family text towers hold
+ * up to 1.4 GB that the optimisation never uses again). prepare() answers that prompt only.
+ */
+class PromptBoundReward implements Reward {
+  constructor(
+    readonly name: string,
+    private readonly inner: Reward,
+    readonly prompt: string,
+    private readonly prepared: PreparedReward,
+  ) {}
+
+  prepare(prompt: string): PreparedReward {
+    if (prompt !== this.prompt) throw new Error(`${this.name}: built for the prompt "${this.prompt}" (its text tower is freed), asked for "${prompt}"`);
+    return { loss: (i) => this.prepared.loss(i), score: (i) => this.prepared.score(i), dispose: () => {} };
+  }
+
+  dispose(): void {
+    this.prepared.dispose();
+    this.inner.dispose();
+  }
+}
+
+/** Build a text-and-image reward with only the text side first, prepare the prompt, free the text side, then
+ * build the image side: at most one tower's weights plus the other's features are ever resident. */
+function boundReward(name: string, model: Module, reward: Reward, isText: (param: string) => boolean, seed: number, prompt: string, afterText?: () => void): Reward {
+  try {
+    initWeights(model, seed, 0.02, isText);
+    afterText?.();
+    const prepared = reward.prepare(prompt);
+    freeWeights(model, isText);
+    initWeights(model, seed + 1, 0.02, (n) => !isText(n));
+    return new PromptBoundReward(name, reward, prompt, prepared);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+function fullReward(name: RewardName, prompt: string | undefined, seed: number): Reward {
+  switch (name) {
+    case 'pickscore':
+    case 'clip': {
+      const model = new ClipModel(clipConfig(CLIP_H14, `${name} (CLIP ViT-H/14)`));
+      const reward = new ClipSimilarityReward(name, model, clipTokenizer(), SPECS[name].offset);
+      const isText = (n: string) => !n.startsWith('vision_model.') && n !== 'visual_projection.weight';
+      const logitScale = () => {
+        model.logit_scale.value?.dispose();
+        model.logit_scale.value = tf.scalar(Math.log(100)); // exp(logit_scale) = 100, about the released value
+      };
+      if (prompt !== undefined) return boundReward(name, model, reward, isText, seed, prompt, logitScale);
+      initWeights(model, seed);
+      logitScale();
+      return reward;
+    }
+    case 'hpsv2': {
+      const file = builtinOpenClipConfigFile('ViT-H-14');
+      const model = new OpenClipModel(openClipConfig(readJsonFile(file, 'open_clip model config'), file));
+      const reward = new Hpsv2Reward(model, clipTokenizer());
+      if (prompt !== undefined) return boundReward(name, model, reward, (n) => !n.startsWith('visual.'), seed, prompt);
+      initWeights(model, seed);
+      return reward;
+    }
+    case 'aesthetic': {
+      const encoder = new ClipImageEncoder(clipConfig(CLIP_L14, 'aesthetic (CLIP ViT-L/14)').vision);
+      const head = new AestheticHead(AESTHETIC_HEAD_SIZES);
+      initWeights(encoder, seed);
+      initWeights(head, seed + 1);
+      return new AestheticReward(encoder, head);
+    }
+    case 'imagereward': {
+      const vision = blipVitConfig(BLIP_VIT_L16, 'ImageReward BLIP ViT-L/16');
+      const model = new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, 'ImageReward med_config', vision.embedDim), mlp: IMAGE_REWARD_MLP });
+      initWeights(model, seed);
+      const vocab = path.join(tinyContext().locate('bert-base-uncased'), IMAGE_REWARD_FILES.vocab);
+      return new ImageReward(model, imageRewardTokenizer(vocab).tokenizer);
+    }
+  }
+}
+
+/**
+ * A reward ready to prepare. tiny: the preset's files through the reward's own loader. full: the published
+ * architecture with random weights; with `prompt`, CLIP-family text towers are used once for it and freed.
+ */
+export async function buildReward(name: RewardName, arch: Arch, o: { prompt?: string; seed?: number } = {}): Promise<Reward> {
+  if (!SPECS[name]) throw new Error(`unknown reward "${name}" (known: ${REWARD_NAMES.join(', ')})`);
+  if (arch === 'tiny') return SPECS[name].load(tinyContext());
+  return fullReward(name, o.prompt, o.seed ?? 10 + REWARD_NAMES.indexOf(name) * 2);
+}
+
+/** Float32 bytes a full reward keeps for optimisation (the image side; the text side too for imagereward). */
+export function fullRewardBytes(name: RewardName): number {
+  switch (name) {
+    case 'pickscore':
+    case 'clip': {
+      const m = new ClipModel(clipConfig(CLIP_H14, name));
+      return paramBytes(m.vision_model) + paramBytes(m.visual_projection);
+    }
+    case 'hpsv2': {
+      const file = builtinOpenClipConfigFile('ViT-H-14');
+      return paramBytes(new OpenClipModel(openClipConfig(readJsonFile(file, 'open_clip model config'), file)).visual);
+    }
+    case 'aesthetic':
+      return paramBytes(new ClipImageEncoder(clipConfig(CLIP_L14, name).vision)) + paramBytes(new AestheticHead(AESTHETIC_HEAD_SIZES));
+    case 'imagereward': {
+      const vision = blipVitConfig(BLIP_VIT_L16, name);
+      return paramBytes(new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, name, vision.embedDim), mlp: IMAGE_REWARD_MLP }));
+    }
+  }
+}
+
+/** The ReNO loop settings and reward weights of configs/default.yaml (the seed paper's), active rewards only. */
+export function paperDefaults(): { weights: Partial<Record<RewardName, number>>; lr: number; momentum: number; nesterov: boolean; gradClip: number; regWeight: number } {
+  const c = readConfigFile(defaultsFile());
+  const weights: Partial<Record<RewardName, number>> = {};
+  for (const [k, w] of Object.entries(c.weights ?? {})) if (w > 0 && (REWARD_NAMES as readonly string[]).includes(k)) weights[k as RewardName] = w;
+  return { weights, lr: c.lr!, momentum: c.momentum!, nesterov: c.nesterov!, gradClip: c.grad_clip!, regWeight: c.reg_weight! };
+}
+
+// ---- measuring ----------------------------------------------------------------------------------------------------
+
+export interface Measured {
+  seconds: number;
+  /** highest sum of distinct tensor buffers (weights included) */
+  peakMB: number;
+  rssMB: number;
+  /** the wasm heap's size (its high-water mark: it never shrinks); null on other backends */
+  heapMB: number | null;
+}
+
+interface TensorInfoEntry {
+  backend: unknown;
+  bytes: number;
+}
+type EngineInternals = {
+  state: { numBytes: number; tensorInfo: WeakMap<object, TensorInfoEntry> };
+  trackTensor: (a: { dataId: object }, backend: unknown) => unknown;
+  removeDataId: (dataId: object, backend: unknown) => unknown;
+};
+
+/**
+ * fn with the highest bytes of distinct tensor buffers alive at any moment (weights included), counted as tensors
+ * are made and freed. tf.profile's peakBytes (engine numBytes, sampled after each kernel) counts every view of a
+ * buffer (reshape, clone) again, so it reads higher; it is returned too, as viewBytes, for comparison.
+ */
+export async function withPeak<T>(fn: () => Promise<T>): Promise<{ value: T; peakBytes: number; viewBytes: number }> {
+  const eng = tf.engine() as unknown as EngineInternals;
+  const st = eng.state;
+  const { trackTensor, removeDataId } = eng;
+  // tensorInfo is a WeakMap: the buffers alive before fn are taken as the engine's byte count then (at rest it
+  // holds the weights and a few inputs, hardly any views)
+  let live = st.numBytes;
+  let peak = live;
+  let viewPeak = st.numBytes;
+  eng.trackTensor = function (a, backend) {
+    const fresh = !st.tensorInfo.has(a.dataId);
+    const r = trackTensor.call(this, a, backend);
+    if (fresh) live += st.tensorInfo.get(a.dataId)?.bytes ?? 0;
+    if (live > peak) peak = live;
+    if (st.numBytes > viewPeak) viewPeak = st.numBytes;
+    return r;
+  };
+  eng.removeDataId = function (dataId, backend) {
+    const info = st.tensorInfo.get(dataId);
+    const r = removeDataId.call(this, dataId, backend);
+    if (info && !st.tensorInfo.has(dataId)) live -= info.bytes;
+    return r;
+  };
+  try {
+    return { value: await fn(), peakBytes: peak, viewBytes: viewPeak };
+  } finally {
+    // the hooks are own properties shadowing the prototype's methods
+    delete (eng as Partial<EngineInternals>).trackTensor;
+    delete (eng as Partial<EngineInternals>).removeDataId;
+  }
+}
+
+/** The wasm heap in MB (null on other backends). */
+export function wasmHeapMB(): number | null {
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;
+  return heap ? heap.length / 2 ** 20 : null;
+}
+
+type Out = tf.Tensor | tf.Tensor[] | void;
+
+/** Median seconds over `reps` runs after `warmup` runs; each run waits for its outputs (asynchronous read-back).
+ * The peak buffer bytes are those of the first run. */
+export async function measureAsync(fn: () => Out | Promise<Out>, reps = 1, warmup = 1): Promise<Measured> {
+  const run = async () => {
+    const out = await fn();
+    if (out) for (const t of Array.isArray(out) ? out : [out]) {
+      await t.data();
+      t.dispose();
+    }
+  };
+  let peak = -1;
+  const times: number[] = [];
+  for (let i = 0; i < warmup + reps; i++) {
+    const t0 = performance.now();
+    if (peak < 0) peak = (await withPeak(run)).peakBytes;
+    else await run();
+    if (i >= warmup) times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return { seconds: times[Math.floor(times.length / 2)], peakMB: peak / 2 ** 20, rssMB: process.memoryUsage().rss / 2 ** 20, heapMB: wasmHeapMB() };
+}
+
+/** Whether the backend still computes (a wasm module that ran out of memory aborts for good). */
+export async function backendAlive(): Promise<boolean> {
+  try {
+    const t = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(1)));
+    await t.data();
+    t.dispose();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function errorText(e: unknown, max = 90): string {
+  return String((e as Error)?.message ?? e).replace(/\s+/g, ' ').replace(/\|/g, '/').slice(0, max);
+}
