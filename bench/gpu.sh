@@ -34,8 +34,8 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-stage parity 240 node reno.mjs dev parity "$REPO/test/fixtures/parity" --backend webgpu
-[ -f "$W/bench-reno-step.mjs" ] && stage reno-step 300 node bench-reno-step.mjs --arch full --px 512 --steps 30 --backends webgpu
-[ -f "$W/bench-generator.mjs" ] && stage generator 150 node bench-generator.mjs --arch full --px 512 --backends webgpu --reps 2
-[ -f "$W/bench-rewards.mjs" ] && stage rewards 120 node bench-rewards.mjs --arch full --backends webgpu --reps 2
+stage parity 120 node reno.mjs dev parity "$REPO/test/fixtures/parity" --backend webgpu
+# every part of the full 512 px step alone (the per-part table), then the whole 30-step run
+stage parts 170 node bench-reno-step.mjs --arch full --px 512 --parts te,unet,vae,rewards --backends webgpu --reps 1 --warmup 1 --checkpoint on
+stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps 30 --parts step --backends webgpu --checkpoint on
 log "total $(( $(date +%s) - t0 )) s"
