@@ -4,7 +4,7 @@
 #   node.xz                     this machine's Node binary (xz -9e: about 24 MB)
 #   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out)
 #   webgpu/                     the "webgpu" package's index.js + dawn.node for linux-x64 only (xz: about 5 MB)
-#   debs/libvulkan1_*.deb       the Vulkan loader from Debian (the GPU machine has the NVIDIA driver's ICD only)
+#   debs/*.deb                  the Vulkan loader and glvnd from Debian (the GPU machine has the NVIDIA ICD only)
 # The parity fixtures travel as tracked files of the checkout (test/fixtures/parity).
 #   bash bench/gpu-pack.sh        then: device run with carry [".gpu-pack"] and command "bash bench/gpu.sh"
 set -euo pipefail
@@ -36,8 +36,10 @@ for b in generator rewards reno-step; do
   [ -f "bench/$b.ts" ] && bundle "bench/$b.ts" "bench-$b.mjs"
 done
 rm -f "$STUB"
-if ! ls "$P"/debs/libvulkan1_*.deb >/dev/null 2>&1; then
-  (cd "$P/debs" && apt-get download libvulkan1 2>/dev/null) || echo "warning: could not download libvulkan1 (the GPU machine must have a Vulkan loader)"
+# the Vulkan loader and glvnd: the NVIDIA Vulkan ICD (libGLX_nvidia.so.0) needs libGLdispatch.so.0
+if ! ls "$P"/debs/libglvnd0_*.deb >/dev/null 2>&1; then
+  (cd "$P/debs" && apt-get download libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2 2>/dev/null) ||
+    echo "warning: could not download the Vulkan loader and glvnd (the GPU machine must have them)"
 fi
 du -sh "$P"; ls -la "$P" "$P/debs"
 tracked=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
