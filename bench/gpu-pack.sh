@@ -32,7 +32,7 @@ bundle() { # entry output
   xz -9 -f "$P/$2"
 }
 bundle src/cli/run.ts reno.mjs
-for b in generator rewards reno-step; do
+for b in generator rewards reno-step profile-kernels; do
   [ -f "bench/$b.ts" ] && bundle "bench/$b.ts" "bench-$b.mjs"
 done
 rm -f "$STUB"

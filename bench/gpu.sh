@@ -35,8 +35,15 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-stage parity 120 node reno.mjs dev parity "$REPO/test/fixtures/parity" --backend webgpu
-# every part of the full 512 px step alone (the per-part table), then the whole 30-step run
-stage parts 170 node bench-reno-step.mjs --arch full --px 512 --parts te,unet,vae,rewards --backends webgpu --reps 1 --warmup 1 --checkpoint on
-stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps 30 --parts step --backends webgpu --checkpoint on
+# GPU_STAGES picks stages (default: parity parts reno-step; also: profile)
+STAGES="${GPU_STAGES:-parity parts reno-step}"
+for s in $STAGES; do
+  case $s in
+    parity) stage parity 120 node reno.mjs dev parity "$REPO/test/fixtures/parity" --backend webgpu ;;
+    # every part of the full 512 px step alone (the per-part table), then the whole 30-step run
+    parts) stage parts 170 node bench-reno-step.mjs --arch full --px 512 --parts te,unet,vae,rewards --backends webgpu --reps 1 --warmup 1 --checkpoint on ;;
+    reno-step) stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps 30 --parts step --backends webgpu --checkpoint on ;;
+    profile) stage profile 200 node bench-profile-kernels.mjs --arch full --px 512 --backend webgpu --top 12 ;;
+  esac
+done
 log "total $(( $(date +%s) - t0 )) s"
