@@ -29,50 +29,76 @@ export function setMaxBlockElems(n: number): void {
   maxBlockElems = n;
 }
 
-function chunkRows(lq: number, lk: number, chunk?: number): number {
-  return Math.max(1, Math.min(lq, chunk ?? Math.floor(maxBlockElems / Math.max(1, lk))));
+function chunkRows(lq: number, lk: number, group: number, chunk?: number): number {
+  return Math.max(1, Math.min(lq, chunk ?? Math.floor(maxBlockElems / Math.max(1, lk * group))));
 }
 
-/** The [rows, Lk] slice of the mask for batch b, head h, query rows [r0, r0 + n). */
-function maskBlock(mask: tf.Tensor | undefined, b: number, h: number, r0: number, n: number): tf.Tensor | null {
+/**
+ * Heads per group: one at a time on the CPU backends (wasm's matMul is fast only for a batch of 1), all at once on
+ * the GPU backends (a batched matMul is one kernel there, and kernel launches dominate: bench/RESULTS.md, "GPU").
+ */
+let grouping: 'auto' | 'one' | 'all' = 'auto';
+/** Force the head grouping (tests compare both on one backend). */
+export function setHeadGrouping(mode: 'auto' | 'one' | 'all'): void {
+  grouping = mode;
+}
+
+function headGroup(heads: number): number {
+  if (grouping !== 'auto') return grouping === 'one' ? 1 : heads;
+  const b = tf.getBackend();
+  return b === 'wasm' || b === 'cpu' || b === 'tensorflow' ? 1 : heads;
+}
+
+/** The [G, rows, Lk] (or [1, rows, Lk]) block of the mask for batch b, heads [h0, h0 + G), query rows [r0, r0 + n). */
+function maskBlock(mask: tf.Tensor | undefined, b: number, h0: number, g: number, r0: number, n: number): tf.Tensor | null {
   if (!mask) return null;
   const m = mask.rank === 4 ? mask : mask.reshape([1, 1, ...mask.shape.slice(-2)]); // -> [Bm, Hm, Rm, Lk]
   const [bm, hm, rm, lk] = m.shape as [number, number, number, number];
   const rows = rm === 1 ? [0, 1] : [r0, n];
-  return tf.slice(m, [bm === 1 ? 0 : b, hm === 1 ? 0 : h, rows[0], 0], [1, 1, rows[1], lk]).reshape([rows[1], lk]); // [rows, Lk]
+  const heads = hm === 1 ? [0, 1] : [h0, g];
+  return tf.slice(m, [bm === 1 ? 0 : b, heads[0], rows[0], 0], [1, heads[1], rows[1], lk]).reshape([heads[1], rows[1], lk]); // [G|1, rows, Lk]
 }
 
-/** Softmax probabilities of one block: p = softmax(q kT * scale + mask), q [n, D], kT [D, Lk]. */
-function probs(q: tf.Tensor2D, kT: tf.Tensor2D, scale: number, m: tf.Tensor | null): tf.Tensor2D {
-  let s: tf.Tensor = tf.mul(tf.matMul(q, kT), scale); // [n, Lk]
+/** Softmax probabilities of one block: p = softmax(q kT * scale + mask), q [G, n, D], kT [G, D, Lk] -> [G, n, Lk]. */
+function probs(q: tf.Tensor3D, kT: tf.Tensor3D, scale: number, m: tf.Tensor | null): tf.Tensor3D {
+  let s: tf.Tensor = tf.mul(tf.matMul(q, kT), scale); // [G, n, Lk]
   if (m) s = tf.add(s, m);
-  return tf.softmax(s, -1) as tf.Tensor2D;
+  return tf.softmax(s, -1) as tf.Tensor3D;
 }
 
-/** Column block h of a [L, C] matrix: [L, D]. */
-const headCols = (t: tf.Tensor2D, h: number, d: number) => tf.slice(t, [0, h * d], [-1, d]) as tf.Tensor2D;
+/** [L, H*D] -> [H, L, D], heads first (one transpose for every head). */
+const splitHeads = (t: tf.Tensor2D, heads: number) => t.reshape([t.shape[0], heads, -1]).transpose([1, 0, 2]) as tf.Tensor3D; // [L, H, D] -> [H, L, D]
+/** [H, L, D] -> [L, H*D]. */
+const mergeHeads = (t: tf.Tensor3D) => t.transpose([1, 0, 2]).reshape([t.shape[1], -1]) as tf.Tensor2D; // [L, H, D] -> [L, H*D]
+/** Heads [h0, h0 + g) of [H, L, D]. */
+const group = (t: tf.Tensor3D, h0: number, g: number) => tf.slice(t, [h0, 0, 0], [g, -1, -1]) as tf.Tensor3D;
+const t12 = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D; // [G, A, B] -> [G, B, A]
 
-function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: number, b: number, scale: number, mask: tf.Tensor | undefined, rows: number): tf.Tensor2D {
-  const [lq, c] = q.shape;
-  const d = c / heads;
-  const outs: tf.Tensor2D[] = [];
-  for (let h = 0; h < heads; h++) {
-    const o = tf.tidy(() => {
-      const qh = headCols(q, h, d);
-      const kT = tf.transpose(headCols(k, h, d)) as tf.Tensor2D; // [D, Lk]
-      const vh = headCols(v, h, d); // [Lk, D]
-      const parts: tf.Tensor2D[] = [];
-      for (let r0 = 0; r0 < lq; r0 += rows) {
-        const n = Math.min(rows, lq - r0);
-        parts.push(tf.tidy(() => tf.matMul(probs(tf.slice(qh, [r0, 0], [n, d]), kT, scale, maskBlock(mask, b, h, r0, n)), vh)));
-      }
-      return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor2D); // [Lq, D]
-    });
-    outs.push(o);
-  }
-  const out = tf.concat(outs, 1) as tf.Tensor2D; // heads side by side: [Lq, C]
-  tf.dispose(outs);
-  return out;
+function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: number, b: number, scale: number, mask: tf.Tensor | undefined, chunk?: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [lq] = q.shape;
+    const lk = k.shape[0];
+    const g = headGroup(heads);
+    const rows = chunkRows(lq, lk, g, chunk);
+    const [qh, kh, vh] = [q, k, v].map((t) => splitHeads(t, heads)); // [H, L, D]
+    const outs: tf.Tensor3D[] = [];
+    for (let h0 = 0; h0 < heads; h0 += g) {
+      outs.push(
+        tf.tidy(() => {
+          const qg = group(qh, h0, g);
+          const kT = t12(group(kh, h0, g)); // [G, D, Lk]
+          const vg = group(vh, h0, g); // [G, Lk, D]
+          const parts: tf.Tensor3D[] = [];
+          for (let r0 = 0; r0 < lq; r0 += rows) {
+            const n = Math.min(rows, lq - r0);
+            parts.push(tf.tidy(() => tf.matMul(probs(tf.slice(qg, [0, r0, 0], [-1, n, -1]), kT, scale, maskBlock(mask, b, h0, g, r0, n)), vg)));
+          }
+          return parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor3D); // [G, Lq, D]
+        }),
+      );
+    }
+    return mergeHeads(outs.length === 1 ? outs[0] : (tf.concat(outs, 0) as tf.Tensor3D)); // [Lq, C]
+  });
 }
 
 function backwardOne(
@@ -84,51 +110,53 @@ function backwardOne(
   b: number,
   scale: number,
   mask: tf.Tensor | undefined,
-  rows: number,
+  chunk?: number,
 ): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {
-  const [lq, c] = q.shape;
-  const d = c / heads;
-  const dq: tf.Tensor2D[] = [];
-  const dk: tf.Tensor2D[] = [];
-  const dv: tf.Tensor2D[] = [];
-  for (let h = 0; h < heads; h++) {
-    const [dqh, dkh, dvh] = tf.tidy(() => {
-      const qh = headCols(q, h, d);
-      const kh = headCols(k, h, d); // [Lk, D]
-      const kT = tf.transpose(kh) as tf.Tensor2D; // [D, Lk]
-      const vT = tf.transpose(headCols(v, h, d)) as tf.Tensor2D; // [D, Lk]
-      const dOh = headCols(dO, h, d);
-      let dK: tf.Tensor2D = tf.zerosLike(kh);
-      let dV: tf.Tensor2D = tf.zerosLike(kh);
-      const dQ: tf.Tensor2D[] = [];
-      for (let r0 = 0; r0 < lq; r0 += rows) {
-        const n = Math.min(rows, lq - r0);
-        const [dq0, dk0, dv0] = tf.tidy(() => {
-          const qc = tf.slice(qh, [r0, 0], [n, d]); // [n, D]
-          const dOc = tf.slice(dOh, [r0, 0], [n, d]); // [n, D]
-          const p = probs(qc, kT, scale, maskBlock(mask, b, h, r0, n)); // recomputed, [n, Lk]
-          const pT = tf.transpose(p) as tf.Tensor2D; // [Lk, n]
-          const dP = tf.matMul(dOc, vT); // [n, Lk]
-          const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor2D; // softmax backward
-          const dST = tf.transpose(dS) as tf.Tensor2D; // [Lk, n]
-          return [tf.mul(tf.matMul(dS, kh), scale), tf.mul(tf.matMul(dST, qc), scale), tf.matMul(pT, dOc)] as tf.Tensor2D[];
-        });
-        dQ.push(dq0);
-        const nk = tf.add(dK, dk0) as tf.Tensor2D;
-        const nv = tf.add(dV, dv0) as tf.Tensor2D;
-        tf.dispose([dK, dV, dk0, dv0]);
-        dK = nk;
-        dV = nv;
-      }
-      return [dQ.length === 1 ? dQ[0] : (tf.concat(dQ, 0) as tf.Tensor2D), dK, dV];
-    });
-    dq.push(dqh);
-    dk.push(dkh);
-    dv.push(dvh);
-  }
-  const res = [tf.concat(dq, 1), tf.concat(dk, 1), tf.concat(dv, 1)] as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-  tf.dispose([...dq, ...dk, ...dv]);
-  return res;
+  return tf.tidy(() => {
+    const [lq] = q.shape;
+    const lk = k.shape[0];
+    const g = headGroup(heads);
+    const rows = chunkRows(lq, lk, g, chunk);
+    const [qh, kh, vh, dOh] = [q, k, v, dO].map((t) => splitHeads(t, heads)); // [H, L, D]
+    const dq: tf.Tensor3D[] = [];
+    const dk: tf.Tensor3D[] = [];
+    const dv: tf.Tensor3D[] = [];
+    for (let h0 = 0; h0 < heads; h0 += g) {
+      const [dqg, dkg, dvg] = tf.tidy(() => {
+        const qg = group(qh, h0, g);
+        const kg = group(kh, h0, g); // [G, Lk, D]
+        const kT = t12(kg); // [G, D, Lk]
+        const vT = t12(group(vh, h0, g)); // [G, D, Lk]
+        const dOg = group(dOh, h0, g);
+        let dK: tf.Tensor3D = tf.zerosLike(kg);
+        let dV: tf.Tensor3D = tf.zerosLike(kg);
+        const dQ: tf.Tensor3D[] = [];
+        for (let r0 = 0; r0 < lq; r0 += rows) {
+          const n = Math.min(rows, lq - r0);
+          const [dq0, dk0, dv0] = tf.tidy(() => {
+            const qc = tf.slice(qg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
+            const dOc = tf.slice(dOg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
+            const p = probs(qc, kT, scale, maskBlock(mask, b, h0, g, r0, n)); // recomputed, [G, n, Lk]
+            const dP = tf.matMul(dOc, vT); // [G, n, Lk]
+            const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D; // softmax backward
+            return [tf.mul(tf.matMul(dS, kg), scale), tf.mul(tf.matMul(t12(dS), qc), scale), tf.matMul(t12(p), dOc)] as tf.Tensor3D[];
+          });
+          dQ.push(dq0);
+          const nk = tf.add(dK, dk0) as tf.Tensor3D;
+          const nv = tf.add(dV, dv0) as tf.Tensor3D;
+          tf.dispose([dK, dV, dk0, dv0]);
+          dK = nk;
+          dV = nv;
+        }
+        return [dQ.length === 1 ? dQ[0] : (tf.concat(dQ, 1) as tf.Tensor3D), dK, dV];
+      });
+      dq.push(dqg);
+      dk.push(dkg);
+      dv.push(dvg);
+    }
+    const cat = (l: tf.Tensor3D[]) => mergeHeads(l.length === 1 ? l[0] : (tf.concat(l, 0) as tf.Tensor3D));
+    return [cat(dq), cat(dk), cat(dv)];
+  });
 }
 
 /**
@@ -136,10 +164,8 @@ function backwardOne(
  * -> [B, Lq, H*D]. Same result as the plain formula (checked to 1e-5 in the tests), memory linear in Lq.
  */
 export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, opts: AttentionOptions = {}): tf.Tensor {
-  const [bsz, lq, c] = q.shape as [number, number, number];
-  const lk = k.shape[1] as number;
+  const [bsz, , c] = q.shape as [number, number, number];
   const scale = opts.scale ?? 1 / Math.sqrt(c / heads);
-  const rows = chunkRows(lq, lk, opts.chunk);
   // The mask is an input of the custom op (with a zero gradient), so tfjs keeps it alive until the backward pass
   // even when it was made inside the function being differentiated.
   const run = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, mm: tf.Tensor | undefined, save: tf.GradSaveFunc) => {
@@ -147,7 +173,7 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
     const outs: tf.Tensor2D[] = [];
     for (let b = 0; b < bsz; b++) {
       const [q2, k2, v2] = [qq, kk, vv].map((t) => tf.tidy(() => t.slice([b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [L, C]
-      outs.push(forwardOne(q2, k2, v2, heads, b, scale, mm, rows));
+      outs.push(forwardOne(q2, k2, v2, heads, b, scale, mm, opts.chunk));
       tf.dispose([q2, k2, v2]);
     }
     const value = tf.stack(outs); // [B, Lq, C]
@@ -157,7 +183,7 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
       const g: [tf.Tensor2D[], tf.Tensor2D[], tf.Tensor2D[]] = [[], [], []];
       for (let b = 0; b < bsz; b++) {
         const [q2, k2, v2, d2] = [sq, sk, sv, dy].map((t) => tf.tidy(() => t.slice([b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D));
-        const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, sm, rows);
+        const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, sm, opts.chunk);
         g[0].push(a);
         g[1].push(bb);
         g[2].push(cc);

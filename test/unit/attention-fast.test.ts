@@ -3,15 +3,16 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chunkedAttention, plainAttention } from '../../src/nn/attention.js';
+import { chunkedAttention, plainAttention, setHeadGrouping } from '../../src/nn/attention.js';
 import { causalMask, conv2d, keyPaddingMask, matMulWeight } from '../../src/nn/ops.js';
 import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';
 
 const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
-for (const be of testBackends()) {
-  test(`chunked attention equals the plain formula, values and gradients (${be})`, async () => {
+for (const [be, grouping] of [...testBackends().map((b) => [b, 'auto'] as const), ['cpu', 'all'] as const]) {
+  test(`chunked attention equals the plain formula, values and gradients (${be}, heads grouped: ${grouping})`, async () => {
     await backend(be);
+    setHeadGrouping(grouping); // 'all': every head in one batched product, as on GPU backends
     const q = rnd([2, 37, 12], 1);
     const k = rnd([2, 37, 12], 2);
     const v = rnd([2, 37, 12], 3);
@@ -38,7 +39,11 @@ for (const be of testBackends()) {
     const gm = tf.grad((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7, mask: causalMask(37) })))(q);
     assert.ok(maxRelErr(gm.dataSync(), tf.grad((x: tf.Tensor) => tf.sum(plainAttention(x, k, v, 3, { mask: causalMask(37) })))(q).dataSync()) < 1e-4);
     await noLeak(() => tf.grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7 })))([q]).forEach((t) => t.dispose()));
+    setHeadGrouping('auto');
   });
+}
+
+for (const be of testBackends()) {
 
   test(`frozen-weight matMul and stride-1 conv: same values and input gradients as tfjs (${be})`, async () => {
     await backend(be);
