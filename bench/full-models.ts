@@ -269,11 +269,26 @@ function boundReward(name: string, model: Module, reward: Reward, isText: (param
   }
 }
 
-function fullReward(name: RewardName, prompt: string | undefined, seed: number): Reward {
+/** The layer counts of every transformer tower scaled by `f` (at least 1 layer). */
+function scaledLayers(f: number) {
+  const n = (layers: number) => Math.max(1, Math.round(layers * f));
+  const openClip = readJsonFile(builtinOpenClipConfigFile('ViT-H-14'), 'open_clip model config') as typeof OPEN_CLIP_H14_SHAPE;
+  return {
+    clipH: { ...CLIP_H14, text_config: { ...CLIP_H14.text_config, num_hidden_layers: n(24) }, vision_config: { ...CLIP_H14.vision_config, num_hidden_layers: n(32) } },
+    clipL: { ...CLIP_L14, vision_config: { ...CLIP_L14.vision_config, num_hidden_layers: n(24) } },
+    openClip: { ...openClip, vision_cfg: { ...openClip.vision_cfg, layers: n(openClip.vision_cfg.layers) }, text_cfg: { ...openClip.text_cfg, layers: n(openClip.text_cfg.layers) } },
+    blipVit: { ...BLIP_VIT_L16, depth: n(BLIP_VIT_L16.depth) },
+    med: { ...MED_CONFIG, num_hidden_layers: n(MED_CONFIG.num_hidden_layers) },
+  };
+}
+const OPEN_CLIP_H14_SHAPE = { vision_cfg: { layers: 0 }, text_cfg: { layers: 0 } };
+
+function fullReward(name: RewardName, prompt: string | undefined, seed: number, depthScale: number): Reward {
+  const c = scaledLayers(depthScale);
   switch (name) {
     case 'pickscore':
     case 'clip': {
-      const model = new ClipModel(clipConfig(CLIP_H14, `${name} (CLIP ViT-H/14)`));
+      const model = new ClipModel(clipConfig(c.clipH, `${name} (CLIP ViT-H/14)`));
       const reward = new ClipSimilarityReward(name, model, clipTokenizer(), SPECS[name].offset);
       const isText = (n: string) => !n.startsWith('vision_model.') && n !== 'visual_projection.weight';
       const logitScale = () => {
@@ -286,23 +301,22 @@ function fullReward(name: RewardName, prompt: string | undefined, seed: number):
       return reward;
     }
     case 'hpsv2': {
-      const file = builtinOpenClipConfigFile('ViT-H-14');
-      const model = new OpenClipModel(openClipConfig(readJsonFile(file, 'open_clip model config'), file));
+      const model = new OpenClipModel(openClipConfig(c.openClip, 'hpsv2 (open_clip ViT-H-14)'));
       const reward = new Hpsv2Reward(model, clipTokenizer());
       if (prompt !== undefined) return boundReward(name, model, reward, (n) => !n.startsWith('visual.'), seed, prompt);
       initWeights(model, seed);
       return reward;
     }
     case 'aesthetic': {
-      const encoder = new ClipImageEncoder(clipConfig(CLIP_L14, 'aesthetic (CLIP ViT-L/14)').vision);
+      const encoder = new ClipImageEncoder(clipConfig(c.clipL, 'aesthetic (CLIP ViT-L/14)').vision);
       const head = new AestheticHead(AESTHETIC_HEAD_SIZES);
       initWeights(encoder, seed);
       initWeights(head, seed + 1);
       return new AestheticReward(encoder, head);
     }
     case 'imagereward': {
-      const vision = blipVitConfig(BLIP_VIT_L16, 'ImageReward BLIP ViT-L/16');
-      const model = new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, 'ImageReward med_config', vision.embedDim), mlp: IMAGE_REWARD_MLP });
+      const vision = blipVitConfig(c.blipVit, 'ImageReward BLIP ViT-L/16');
+      const model = new ImageRewardModel({ vision, text: medConfig(c.med, 'ImageReward med_config', vision.embedDim), mlp: IMAGE_REWARD_MLP });
       initWeights(model, seed);
       const vocab = path.join(tinyContext().locate('bert-base-uncased'), IMAGE_REWARD_FILES.vocab);
       return new ImageReward(model, imageRewardTokenizer(vocab).tokenizer);
@@ -313,11 +327,13 @@ function fullReward(name: RewardName, prompt: string | undefined, seed: number):
 /**
  * A reward ready to prepare. tiny: the preset's files through the reward's own loader. full: the published
  * architecture with random weights; with `prompt`, CLIP-family text towers are used once for it and freed.
+ * `depthScale` < 1 keeps that fraction of every tower's transformer layers (full width): a ViT's cost is linear in
+ * its depth, so two fractions give the full-depth time of a pass whose memory does not fit (wasm).
  */
-export async function buildReward(name: RewardName, arch: Arch, o: { prompt?: string; seed?: number } = {}): Promise<Reward> {
+export async function buildReward(name: RewardName, arch: Arch, o: { prompt?: string; seed?: number; depthScale?: number } = {}): Promise<Reward> {
   if (!SPECS[name]) throw new Error(`unknown reward "${name}" (known: ${REWARD_NAMES.join(', ')})`);
   if (arch === 'tiny') return SPECS[name].load(tinyContext());
-  return fullReward(name, o.prompt, o.seed ?? 10 + REWARD_NAMES.indexOf(name) * 2);
+  return fullReward(name, o.prompt, o.seed ?? 10 + REWARD_NAMES.indexOf(name) * 2, o.depthScale ?? 1);
 }
 
 /** Float32 bytes a full reward keeps for optimisation (the image side; the text side too for imagereward). */
@@ -435,6 +451,14 @@ export async function measureAsync(fn: () => Out | Promise<Out>, reps = 1, warmu
   }
   times.sort((a, b) => a - b);
   return { seconds: times[Math.floor(times.length / 2)], peakMB: peak / 2 ** 20, rssMB: process.memoryUsage().rss / 2 ** 20, heapMB: wasmHeapMB() };
+}
+
+/** A line about how the active backend computes (wasm: SIMD and thread count; it is single-threaded in Node). */
+export async function backendNote(): Promise<string> {
+  const b = tf.getBackend();
+  if (b !== 'wasm') return b;
+  const w = await import('@tensorflow/tfjs-backend-wasm');
+  return `wasm (SIMD ${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'on' : 'off'}, ${w.getThreadsCount()} thread${w.getThreadsCount() === 1 ? '' : 's'})`;
 }
 
 /** Whether the backend still computes (a wasm module that ran out of memory aborts for good). */

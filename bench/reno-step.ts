@@ -23,7 +23,7 @@ import { disposeResult, runReno, type ActiveReward } from '../src/optimize/loop.
 import { seededNoise } from '../src/optimize/noise.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
 import {
-  BENCH_PROMPT, backendAlive, buildGenerator, buildReward, buildTextEncoder, buildUnet, buildVae, errorText,
+  BENCH_PROMPT, backendAlive, backendNote, buildGenerator, buildReward, buildTextEncoder, buildUnet, buildVae, errorText,
   fullGeneratorBytes, fullRewardBytes, measureAsync, paperDefaults, SD_TURBO_SCHEDULER, tinyContext, vaeScale, wasmHeapMB, withPeak,
   type Arch, type Measured, type RewardName,
 } from './full-models.js';
@@ -148,10 +148,13 @@ export async function benchParts(
     setCheckpointing(was);
   };
   const guard = async (part: string, body: () => Promise<void>) => {
+    const before = rows.length;
     try {
       await body();
     } catch (e) {
-      const r: PartRow = { part, pass: 'build', checkpoint: '', m: null, error: errorText(e) };
+      // freeing the model of a wasm module that aborted fails too: its rows already say why
+      if (rows.length > before && !(await backendAlive())) return;
+      const r: PartRow = { part, pass: rows.length > before ? 'cleanup' : 'build', checkpoint: '', m: null, error: errorText(e) };
       rows.push(r);
       emit(r);
     }
@@ -276,6 +279,7 @@ async function main(): Promise<void> {
   console.log('# peak buffers MB: distinct tensor buffers alive at once, weights included; wasm heap MB: the heap\'s high-water mark');
   for (const b of list) {
     await useBackend(b, { quiet: true });
+    console.log(`\n# backend ${await backendNote()}`);
     if (parts.includes('step')) {
       console.log(`\n## ${b}: whole ReNO iteration (runReno; ${steps + 1} evaluations, ${steps} updates; ${warmup} warm-up run(s) of one iteration)\n`);
       const need = full ? fullGeneratorBytes() + rewards.reduce((a, n) => a + fullRewardBytes(n), 0) : 0;
