@@ -284,9 +284,9 @@ async function main(): Promise<void> {
       console.log(`\n## ${b}: whole ReNO iteration (runReno; ${steps + 1} evaluations, ${steps} updates; ${warmup} warm-up run(s) of one iteration)\n`);
       const need = full ? fullGeneratorBytes() + rewards.reduce((a, n) => a + fullRewardBytes(n), 0) : 0;
       if (b === 'wasm' && need > WASM_HEAP_BYTES) {
-        console.log(`Whole step skipped on wasm: the generator and rewards hold ${(need / GB).toFixed(2)} GB of float32 weights ` +
-          `(generator ${(fullGeneratorBytes() / GB).toFixed(2)} GB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n) / GB).toFixed(2)}`).join(', ')} GB), ` +
-          `more than the ${WASM_HEAP_BYTES / GB} GB wasm32 heap. See the per-part figures (one model resident at a time).`);
+        console.log(`Whole step skipped on wasm: the generator and rewards hold ${(need / GB).toFixed(2)} GiB of float32 weights ` +
+          `(generator ${(fullGeneratorBytes() / GB).toFixed(2)} GiB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n) / GB).toFixed(2)}`).join(', ')} GiB), ` +
+          `more than the ${WASM_HEAP_BYTES / GB} GiB wasm32 heap. See the per-part figures (one model resident at a time).`);
       } else {
         console.log(row(['backend', 'checkpointing', 'text encoder once s', `total s (${steps} it.)`, 's / iteration', 'final evaluation s', 'peak buffers MB', 'wasm heap MB', 'RSS MB', 'first losses']));
         console.log(row(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---']));
