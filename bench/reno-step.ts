@@ -23,10 +23,10 @@ import { disposeResult, runReno, type ActiveReward } from '../src/optimize/loop.
 import { seededNoise } from '../src/optimize/noise.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
 import {
-  BENCH_PROMPT, backendAlive, backendNote, buildGenerator, buildReward, buildTextEncoder, buildUnet, buildVae, errorText,
-  fullGeneratorBytes, fullRewardBytes, measureAsync, paperDefaults, SD_TURBO_SCHEDULER, tinyContext, vaeScale, wasmHeapMB, withPeak,
-  type Arch, type Measured, type RewardName,
+  BENCH_PROMPT, buildGenerator, buildReward, buildTextEncoder, buildUnet, buildVae, fullGeneratorBytes, fullRewardBytes,
+  paperDefaults, SD_TURBO_SCHEDULER, tinyContext, vaeScale, type Arch, type RewardName,
 } from './full-models.js';
+import { backendAlive, backendNote, errorText, measureAsync, wasmHeapMB, withPeak, type Measured } from './measure.js';
 import { backends, flag, has, machine, row } from './util.js';
 
 /** The wasm32 heap limit of tfjs-backend-wasm. */

@@ -10,7 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { RewardInput } from '../rewards/input.js';
 import { useBackend } from '../src/backend.js';
-import { BENCH_PROMPT as PROMPT, backendAlive, backendNote, buildReward, errorText, measureAsync, REWARD_NAMES, wasmHeapMB, type Arch, type Measured, type RewardName } from './full-models.js';
+import { BENCH_PROMPT as PROMPT, buildReward, REWARD_NAMES, type Arch, type RewardName } from './full-models.js';
+import { backendAlive, backendNote, errorText, measureAsync, wasmHeapMB, type Measured } from './measure.js';
 import { backends, flag, machine, row } from './util.js';
 
 const arch = flag('arch', 'tiny') as Arch;
