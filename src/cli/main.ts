@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
         // dotted config keys (--weights.pickscore 0.1, --n_ref 3): anything yargs did not declare
         const declared = new Set(['_', '$0', 'prompt', 'user', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
         for (const [k, v] of Object.entries(a)) if (!declared.has(k) && !/[A-Z]/.test(k)) overrides[k.replace(/-/g, '_')] = v;
-        await generateCommand({
+        const r = await generateCommand({
           prompt: a.prompt,
           user: a.user,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
@@ -73,6 +73,8 @@ export async function main(argv: string[]): Promise<number> {
           backend: a.backend as string | undefined,
           quiet: a.quiet as boolean | undefined,
         });
+        // the folder is complete either way; the exit code tells a script that the run did not finish
+        if (r.result.stopped) code = r.result.stopped.reason === 'interrupted' ? 130 : 1;
       },
     )
     .command(

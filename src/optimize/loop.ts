@@ -153,6 +153,9 @@ export async function runReno(
       z.dispose();
       z = next;
     }
+    // give the event loop a turn: on CPU backends read-backs resolve as microtasks, and a Ctrl-C handler (a
+    // macrotask) would otherwise wait for the whole run
+    await new Promise((r) => setImmediate(r));
     if (ev.shouldStop?.() && it < steps - 1) {
       res.stopped = { reason: 'interrupted', step: it, message: `interrupted after step ${it}; kept the best image so far` };
       break;
