@@ -24,7 +24,13 @@ export interface RewardLoadContext {
   locate(model: string): string;
   smokeTest: boolean;
   /** Options of the personal reward (history, guidance, references); others ignore them. */
-  personal?: { historyFile: string; guidance: 'like' | 'dislike'; nRef: number };
+  personal?: {
+    historyFile: string;
+    guidance: 'like' | 'dislike';
+    nRef: number;
+    /** The preference checkpoint folder (e.g. --preference-model); else history.json's "model", else the preset's. */
+    checkpoint?: string;
+  };
 }
 
 export interface RewardSpec {
