@@ -4,10 +4,11 @@ import { aestheticReward } from './aesthetic.js';
 import { clipScoreReward } from './clip-score.js';
 import { hpsv2Reward } from './hpsv2.js';
 import { imageRewardSpec } from './imagereward.js';
+import { personalReward } from './personal.js';
 import { pickscoreReward } from './pickscore.js';
 import type { RewardSpec } from './types.js';
 
-export const REWARDS: RewardSpec[] = [imageRewardSpec, aestheticReward, pickscoreReward, clipScoreReward, hpsv2Reward];
+export const REWARDS: RewardSpec[] = [imageRewardSpec, aestheticReward, pickscoreReward, clipScoreReward, hpsv2Reward, personalReward];
 
 export function rewardSpec(name: string): RewardSpec {
   const r = REWARDS.find((s) => s.name === name);

@@ -8,6 +8,7 @@ import { writeTinyClipRewards } from './tiny/clip-rewards.js';
 import { writeTinyHpsv2Aesthetic } from './tiny/hpsv2-aesthetic.js';
 import { writeTinyImageReward } from './tiny/imagereward.js';
 import { writeTinySdTurbo } from './tiny/sd-turbo.js';
+import { writeTinyPreference } from './tiny/preference.js';
 import { writeTinySmolVlm } from './tiny/smolvlm.js';
 
 const root = path.resolve(process.argv[2] ?? path.join(packageRoot(), 'presets', 'tiny'));
@@ -18,4 +19,6 @@ writeTinyClipRewards(root, assets);
 writeTinyHpsv2Aesthetic(root, assets);
 writeTinyImageReward(root);
 writeTinySmolVlm(root);
+// trains the tiny preference checkpoint on a synthetic taste world (a few minutes on CPU) and writes examples/
+await writeTinyPreference(root);
 console.log(`wrote ${root}`);

@@ -33,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
         modelFlags(y)
           .option('prompt', { type: 'string', demandOption: true })
           .option('user', { type: 'string', describe: "the user's history.json (turns on the personal reward)" })
+          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (else history.json "model", else the preset\'s)' })
           .option('guidance', { type: 'string', choices: ['like', 'dislike'], describe: 'what the personal reward pushes toward' })
           .option('seed', { type: 'number' })
           .option('size', { type: 'string', describe: "N or WxH in pixels (default: the model's native size)" })
@@ -55,11 +56,12 @@ export async function main(argv: string[]): Promise<number> {
         if (a.optimize !== undefined) overrides.optimize = a.optimize;
         if (a.saveSteps !== undefined) overrides.save_steps = a.saveSteps;
         // dotted config keys (--weights.pickscore 0.1, --n_ref 3): anything yargs did not declare
-        const declared = new Set(['_', '$0', 'prompt', 'user', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
+        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
         for (const [k, v] of Object.entries(a)) if (!declared.has(k) && !/[A-Z]/.test(k)) overrides[k.replace(/-/g, '_')] = v;
         const r = await generateCommand({
           prompt: a.prompt,
           user: a.user,
+          preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
           seed: a.seed,
           size: a.size,
@@ -85,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('prompt', { type: 'string', demandOption: true })
           .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: every enabled reward)' })
           .option('user', { type: 'string', describe: "the user's history.json (adds the personal reward)" })
+          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder' })
           .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
           .option('seed', { type: 'number' })
           .option('steps', { type: 'number' })
@@ -96,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
           prompt: a.prompt,
           rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           user: a.user,
+          preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
           seed: a.seed,
           steps: a.steps,
@@ -127,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('prompt', { type: 'string', demandOption: true })
           .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: all general rewards)' })
           .option('user', { type: 'string', describe: "a user's history.json (adds the personal reward)" })
+          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder' })
           .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
           .option('json', { type: 'boolean', describe: 'machine-readable output' }),
       async (a) => {
@@ -135,6 +140,7 @@ export async function main(argv: string[]): Promise<number> {
           images: a.images as string[],
           rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           user: a.user,
+          preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
           json: a.json,
           modelDir: a.modelDir,

@@ -16,6 +16,8 @@ export interface GenerateOptions {
   steps?: number;
   /** a user's history.json: turns on the personal reward */
   user?: string;
+  /** the preference checkpoint folder (else history.json's "model", else the tiny preset's with --preset tiny) */
+  preferenceModel?: string;
   guidance?: 'like' | 'dislike';
   noOptimize?: boolean;
   config?: string;
@@ -54,7 +56,9 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
   const config = generateConfig(o);
   const places = modelPlaces(o);
   const { active, inactive } = activeRewardNames(config.weights, !!o.user);
-  const personal = o.user ? { historyFile: path.resolve(o.user), guidance: config.guidance, nRef: config.n_ref } : undefined;
+  const personal = o.user
+    ? { historyFile: path.resolve(o.user), guidance: config.guidance, nRef: config.n_ref, checkpoint: o.preferenceModel && path.resolve(o.preferenceModel) }
+    : undefined;
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {

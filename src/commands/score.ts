@@ -17,6 +17,7 @@ export interface ScoreOptions {
   /** reward names (default: every general reward, plus personal with --user) */
   rewards?: string[];
   user?: string;
+  preferenceModel?: string;
   guidance?: 'like' | 'dislike';
   nRef?: number;
   json?: boolean;
@@ -49,7 +50,9 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   for (const n of names) rewardSpec(n);
   if (names.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
   const places = modelPlaces(o);
-  const personal = o.user ? { historyFile: path.resolve(o.user), guidance: o.guidance ?? 'like', nRef: o.nRef ?? 8 } : undefined;
+  const personal = o.user
+    ? { historyFile: path.resolve(o.user), guidance: o.guidance ?? 'like', nRef: o.nRef ?? 8, checkpoint: o.preferenceModel && path.resolve(o.preferenceModel) }
+    : undefined;
   const ctx = rewardContext(places, personal);
   checkRewardModels(names, ctx);
   await useBackend(o.backend, { quiet: o.quiet || o.json });

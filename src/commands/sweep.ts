@@ -22,6 +22,8 @@ export interface SweepSpec {
   /** key -> values; keys are config keys, dotted for weights (weights.personal) */
   grid: [string, unknown[]][];
   user?: string;
+  /** preference checkpoint folder for the personal reward (relative to the sweep file) */
+  preferenceModel?: string;
   out?: string;
 }
 
@@ -63,7 +65,7 @@ export function readSweep(file: string): SweepSpec {
   }
   if (!raw || typeof raw !== 'object') throw new ConfigError(`${file}: expected a mapping with "grid"`);
   const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) if (!['base', 'grid', 'user', 'out'].includes(k)) throw new ConfigError(`${file}: unknown key "${k}" (known: base, grid, user, out)`);
+  for (const k of Object.keys(r)) if (!['base', 'grid', 'user', 'preference_model', 'out'].includes(k)) throw new ConfigError(`${file}: unknown key "${k}" (known: base, grid, user, preference_model, out)`);
   const base = (r.base ?? {}) as Record<string, unknown>;
   validatePartial(base, `${file} base`);
   if (!r.grid || typeof r.grid !== 'object' || Array.isArray(r.grid)) throw new ConfigError(`${file}: "grid" must map config keys to lists of values`);
@@ -80,7 +82,7 @@ export function readSweep(file: string): SweepSpec {
     grid.push([k, vs]);
   }
   const dir = path.dirname(path.resolve(file));
-  return { base, grid, user: typeof r.user === 'string' ? path.resolve(dir, r.user) : undefined, out: typeof r.out === 'string' ? path.resolve(dir, r.out) : undefined };
+  return { base, grid, user: typeof r.user === 'string' ? path.resolve(dir, r.user) : undefined, preferenceModel: typeof r.preference_model === 'string' ? path.resolve(dir, r.preference_model) : undefined, out: typeof r.out === 'string' ? path.resolve(dir, r.out) : undefined };
 }
 
 /** Every combination of the grid, in row-major order of the keys as written. */
@@ -127,7 +129,7 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
     let ran = 0;
     await withInterrupt(flag, async () => {
       for (const guidance of [...new Set(todo.map((c) => c.config.guidance))]) {
-        const personal = spec.user ? { historyFile: spec.user, guidance, nRef: todo[0].config.n_ref } : undefined;
+        const personal = spec.user ? { historyFile: spec.user, guidance, nRef: todo[0].config.n_ref, checkpoint: spec.preferenceModel } : undefined;
         const session = await openSession({ places, generator: todo[0].config.generator, rewards, personal, backend });
         try {
           for (const c of todo.filter((t) => t.config.guidance === guidance)) {
