@@ -53,3 +53,5 @@ for (const b of await backends(flag('backends', 'wasm'))) {
   await compare(`self-attention ${tokens} tok fwd+grad`, attFlop * 3, gAll(plainAttention), gAll(chunkedAttention));
   tf.dispose([x, w, xl, wl, q, k, v]);
 }
+// pthread workers (RENO_WASM_THREADS > 1) would keep the process alive
+process.exit(0);

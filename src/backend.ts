@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { UsageError } from './errors.js';
+import { installWasmThreadShim, wasmThreads } from './wasm-threads.js';
 import { describeAdapter, setupWebgpu } from './webgpu.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -26,9 +27,20 @@ async function tryTensorflow(): Promise<boolean> {
   return false;
 }
 
+let wasmThreadCount = 1;
 async function tryWasm(): Promise<boolean> {
-  await import('@tensorflow/tfjs-backend-wasm');
-  return tf.setBackend('wasm');
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const n = wasmThreads();
+  if (n <= 1) return tf.setBackend('wasm');
+  wasm.setThreadsCount(n);
+  const restore = installWasmThreadShim(n);
+  try {
+    const ok = await tf.setBackend('wasm');
+    if (ok) wasmThreadCount = wasm.getThreadsCount();
+    return ok;
+  } finally {
+    restore();
+  }
 }
 
 let webgpuWhy = '';
@@ -80,7 +92,7 @@ export async function useBackend(requested?: string, opts: { quiet?: boolean } =
   await tf.ready();
   active = tf.getBackend();
   if (!announced && !opts.quiet) {
-    const extra = active === 'webgpu' ? `, adapter ${describeAdapter()}` : '';
+    const extra = active === 'webgpu' ? `, adapter ${describeAdapter()}` : active === 'wasm' && wasmThreadCount > 1 ? `, ${wasmThreadCount} threads` : '';
     process.stderr.write(`reno: backend ${active}${name === 'auto' ? ' (auto)' : ''}${extra}\n`);
     announced = true;
   }
