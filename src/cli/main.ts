@@ -3,6 +3,7 @@
 import yargs, { type Argv } from 'yargs';
 import { BACKENDS } from '../backend.js';
 import { compareCommand } from '../commands/compare.js';
+import { modelPlaces } from '../commands/common.js';
 import { generateCommand } from '../commands/generate.js';
 import { sweepCommand } from '../commands/sweep.js';
 import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js';
@@ -154,13 +155,15 @@ export async function main(argv: string[]): Promise<number> {
     .command('models', 'find, download and verify model weights', (y) =>
       modelFlags(y)
         .command('list', 'each registered model: where it was found, revision, complete or not', (yy) => yy.option('json', { type: 'boolean' }), async (a) => {
-          await modelsList({ modelDir: a.modelDir as string | undefined, modelsDir: a.modelsDir as string | undefined, json: a.json });
+          const p = modelPlaces({ modelDir: a.modelDir as string | undefined, modelsDir: a.modelsDir as string | undefined, preset: a.preset as string | undefined });
+          await modelsList({ modelDir: p.modelDir, modelsDir: p.modelsDir, json: a.json });
         })
         .command('download <names..>', 'download models into the Hugging Face cache', (yy) => yy.positional('names', { type: 'string', array: true }), async (a) => {
           await modelsDownload(a.names as string[], { quiet: a.quiet as boolean | undefined });
         })
         .command('verify [names..]', 'check that every required file is present and readable', (yy) => yy.positional('names', { type: 'string', array: true }), async (a) => {
-          const res = await modelsVerify((a.names as string[] | undefined) ?? [], { modelDir: a.modelDir as string | undefined, modelsDir: a.modelsDir as string | undefined });
+          const p = modelPlaces({ modelDir: a.modelDir as string | undefined, modelsDir: a.modelsDir as string | undefined, preset: a.preset as string | undefined });
+          const res = await modelsVerify((a.names as string[] | undefined) ?? [], { modelDir: p.modelDir, modelsDir: p.modelsDir });
           if (res.some((r) => !r.ok)) code = 1;
         })
         .demandCommand(1),
