@@ -92,6 +92,39 @@ export function causalBias(keyMask: ArrayLike<number>[], lq: number, past: numbe
 /** One layer's keys (after rotary) and values of the positions seen so far, [B, Lp, Hkv*D] each. */
 export type LayerKv = { k: tf.Tensor3D; v: tf.Tensor3D };
 
+/**
+ * Optional read-out of one layer's attention probabilities (for pictures such as the seed paper's Fig. 3), computed
+ * apart from the attention itself (from the same rotated queries and keys and the same bias), so the forward's
+ * results and speed are unchanged. The sink gets softmax(q k^T / sqrt(D) + bias) [B, Lq, Lk] of one query head (or
+ * the mean over heads): rows are this call's positions, columns every key (cached positions first); it owns the
+ * tensor (dispose it).
+ */
+export interface AttentionRecord {
+  /** Decoder layer index (0-based). */
+  layer: number;
+  /** Query head (GQA: it reads key head floor(head / (H / Hkv))), or 'mean' over all query heads. */
+  head: number | 'mean';
+  sink: (probs: tf.Tensor3D) => void;
+}
+
+/** Attention probabilities [B, Lq, Lk] of one head (or the mean) from rotated q [B, Lq, H, D] and k [B, Lk, Hkv*D]. */
+function headProbabilities(q: tf.Tensor4D, k: tf.Tensor3D, bias: tf.Tensor, head: number | 'mean', hkv: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, lq, h, d] = q.shape;
+    const lk = k.shape[1];
+    const nRep = h / hkv;
+    const k4 = k.reshape([b, lk, hkv, d]); // [B, Lk, Hkv*D] -> [B, Lk, Hkv, D]
+    const bias3 = bias.reshape([b, lq, lk]); // [B, 1, Lq, Lk] -> [B, Lq, Lk]
+    const one = (hh: number) => {
+      const qh = tf.slice(q, [0, 0, hh, 0], [b, lq, 1, d]).reshape([b, lq, d]); // [B, Lq, 1, D] -> [B, Lq, D]
+      const kh = tf.slice(k4, [0, 0, Math.floor(hh / nRep), 0], [b, lk, 1, d]).reshape([b, lk, d]); // [B, Lk, 1, D] -> [B, Lk, D]
+      return tf.softmax(tf.add(tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)), bias3)); // [B, Lq, Lk]
+    };
+    if (head !== 'mean') return one(head) as tf.Tensor3D;
+    return tf.div(tf.addN(Array.from({ length: h }, (_, i) => one(i))), h) as tf.Tensor3D;
+  });
+}
+
 export class LlamaAttention extends Module {
   q_proj: Linear;
   k_proj: Linear;
@@ -109,9 +142,10 @@ export class LlamaAttention extends Module {
 
   /**
    * x [B, L, hidden]; cos/sin [1, L, 1, D]; bias [B, 1, L, Lp+L]; past keys/values [B|1, Lp, Hkv*D].
-   * Returns the output and this layer's full keys/values (past + new).
+   * Returns the output and this layer's full keys/values (past + new). `record` hands this layer's attention
+   * probabilities to a sink (AttentionRecord; its `layer` is not read here).
    */
-  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor, past?: LayerKv): { out: tf.Tensor3D; kv: LayerKv } {
+  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor, past?: LayerKv, record?: AttentionRecord): { out: tf.Tensor3D; kv: LayerKv } {
     return tf.tidy(() => {
       const { numHeads: h, numKvHeads: hkv, headDim: d } = this.c;
       const [b, l] = x.shape;
@@ -127,6 +161,7 @@ export class LlamaAttention extends Module {
         v = tf.concat([pv, v], 1);
       }
       const nRep = h / hkv;
+      if (record) record.sink(tf.keep(headProbabilities(q, k, bias, record.head, hkv)));
       const a = attention(q.reshape([b, l, h * d]), repeatKv(k, hkv, nRep), repeatKv(v, hkv, nRep), h, { mask: bias }); // [B, L, H*D]
       return { out: this.o_proj.forward(a) as tf.Tensor3D, kv: { k, v } };
     });
@@ -165,9 +200,9 @@ export class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = new LlamaRmsNorm(c.hiddenSize, c.rmsNormEps);
   }
 
-  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor, past?: LayerKv): { out: tf.Tensor3D; kv: LayerKv } {
+  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor, past?: LayerKv, record?: AttentionRecord): { out: tf.Tensor3D; kv: LayerKv } {
     return tf.tidy(() => {
-      const a = this.self_attn.forward(this.input_layernorm.forward(x) as tf.Tensor3D, cos, sin, bias, past);
+      const a = this.self_attn.forward(this.input_layernorm.forward(x) as tf.Tensor3D, cos, sin, bias, past, record);
       const h = tf.add(x, a.out);
       const out = tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))) as tf.Tensor3D;
       return { out, kv: a.kv };
@@ -203,6 +238,8 @@ export interface LlamaForwardOptions {
   past?: KvCache;
   /** Also return a cache of past + this call's positions. */
   returnCache?: boolean;
+  /** Hand one layer's attention probabilities to a sink (see AttentionRecord); off by default. */
+  recordAttention?: AttentionRecord;
 }
 
 /** LlamaModel without the token lookup in forward: embeddings in, final-norm hidden states out. */
@@ -235,6 +272,11 @@ export class LlamaModel extends Module {
     if (mask.length !== b || mask.some((r) => r.length !== l)) throw new UsageError(`attention mask must be [${b}][${l}]`);
     const pastMask = past ? (past.batch === b ? past.mask : Array.from({ length: b }, () => past.mask[0])) : [];
     const keyMask = mask.map((row, i) => [...(pastMask[i] ?? []), ...Array.from(row)]);
+    const rec = opts.recordAttention;
+    if (rec) {
+      if (!(Number.isInteger(rec.layer) && rec.layer >= 0 && rec.layer < c.numLayers)) throw new UsageError(`recordAttention: layer ${rec.layer} is outside 0..${c.numLayers - 1}`);
+      if (rec.head !== 'mean' && !(Number.isInteger(rec.head) && rec.head >= 0 && rec.head < c.numHeads)) throw new UsageError(`recordAttention: head ${rec.head} is outside 0..${c.numHeads - 1}`);
+    }
     const out = tf.tidy(() => {
       const { cos, sin } = rotaryTables(c.headDim, c.ropeTheta, pastLen, l);
       const cosT = tf.tensor4d(cos, [1, l, 1, c.headDim]);
@@ -243,7 +285,7 @@ export class LlamaModel extends Module {
       let h = embeds;
       const kvs: LayerKv[] = [];
       this.layers.forEach((layer, i) => {
-        const r = layer.forward(h, cosT, sinT, bias, past?.layers[i]);
+        const r = layer.forward(h, cosT, sinT, bias, past?.layers[i], rec?.layer === i ? rec : undefined);
         h = r.out;
         if (opts.returnCache) kvs.push(r.kv);
       });

@@ -18,10 +18,11 @@ import { openWeights } from '../../weights/open.js';
 import type { TensorSource } from '../../weights/source.js';
 import { readIdefics3Config, type Idefics3Config } from './config.js';
 import { Idefics3Connector, mergeImageFeatures } from './connector.js';
-import { KvCache, LlamaModel } from './llama.js';
+import { KvCache, LlamaModel, type AttentionRecord } from './llama.js';
 import { Idefics3VisionTransformer } from './vision.js';
 
 export { KvCache };
+export type { AttentionRecord };
 
 /** Idefics3Model: vision_model, connector, text_model (the state_dict names under "model."). */
 export class Idefics3Model extends Module {
@@ -58,6 +59,12 @@ export interface ForwardEmbedsOptions {
   past?: KvCache;
   /** Return a cache of everything seen so far (past + prefix + tokens). */
   returnCache?: boolean;
+  /**
+   * Hand one language-model layer's attention probabilities [B, Lq, Lk] to a sink (llama.ts AttentionRecord): rows
+   * are this call's token positions (the prefix rows too, first, when prefixEmbeds are given), columns every key:
+   * the cache's positions (for a preference cache: the prototypes, then the history), then this call's. Off by default.
+   */
+  recordAttention?: AttentionRecord;
 }
 
 function realIndices(flags: ArrayLike<number>): number[] {
@@ -151,7 +158,7 @@ export class Idefics3ForConditionalGeneration extends Module {
     const [b, l, d] = embeds.shape;
     const mask = opts.attentionMask ? hostRows(opts.attentionMask) : Array.from({ length: b }, () => new Array<number>(l).fill(1));
     const text = this.model.text_model;
-    if (!opts.prefixEmbeds) return text.forward(embeds, { mask, past: opts.past, returnCache: opts.returnCache });
+    if (!opts.prefixEmbeds) return text.forward(embeds, { mask, past: opts.past, returnCache: opts.returnCache, recordAttention: opts.recordAttention });
     if (opts.past) throw new UsageError('prefixEmbeds start a sequence: they cannot follow a cache');
     const pre = opts.prefixEmbeds;
     const lp = pre.shape[pre.rank - 2];
@@ -162,7 +169,7 @@ export class Idefics3ForConditionalGeneration extends Module {
       return tf.concat([rows, embeds], 1) as tf.Tensor3D; // [B, Lp+L, D]
     });
     const fullMask = mask.map((r) => [...new Array<number>(lp).fill(1), ...r]);
-    const out = text.forward(full, { mask: fullMask, returnCache: opts.returnCache });
+    const out = text.forward(full, { mask: fullMask, returnCache: opts.returnCache, recordAttention: opts.recordAttention });
     const hidden = tf.slice(out.hidden, [0, lp, 0], [b, l, d]) as tf.Tensor3D; // token rows only
     tf.dispose([full, out.hidden]);
     return { hidden, cache: out.cache };
