@@ -2,8 +2,34 @@
 import type { Argv } from 'yargs';
 import { preferenceSynth, preferenceTrain } from '../commands/preference.js';
 import { preferenceDataset } from '../commands/preference-dataset.js';
+import { preferenceAttention } from '../commands/preference-attention.js';
+import { preferenceEval } from '../commands/preference-eval.js';
+import { preferenceTsne } from '../commands/preference-tsne.js';
+import { UsageError } from '../errors.js';
 
 const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+
+/** "--users 6" (how many) or "--users u001,u007" (which). */
+const users = (v: unknown) => (v === undefined ? undefined : /^\d+$/.test(String(v)) ? Number(v) : list(String(v)));
+
+/** Comma-separated integers (e.g. --n-ref 0,1,2,4,8). */
+function ints(v: unknown, flag: string): number[] | undefined {
+  const l = list(v === undefined ? undefined : String(v));
+  if (!l) return undefined;
+  return l.map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n)) throw new UsageError(`--${flag} takes comma-separated integers, found "${x}"`);
+    return n;
+  });
+}
+
+/** --head N or --head mean. */
+function head(v: unknown): number | 'mean' | undefined {
+  if (v === undefined || v === 'mean') return v;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UsageError(`--head takes a head index or "mean", found "${v}"`);
+  return n;
+}
 
 export function preferenceCommands(y: Argv): Argv {
   return y
@@ -109,6 +135,103 @@ export function preferenceCommands(y: Argv): Argv {
           seenHoldout: a.seenHoldout,
           seed: a.seed,
           overwrite: a.overwrite,
+          quiet: a.quiet as boolean | undefined,
+        });
+      },
+    )
+    .command(
+      'eval',
+      "the paper's evaluation on the test split: top-1 (seen / unseen), top-1/2/3 of 4 candidates, an N_ref sweep, reward and untrained baselines; tables.md / tables.json / nref.png",
+      (yy) =>
+        yy
+          .option('model', { type: 'string', array: true, demandOption: true, describe: 'checkpoint folder; repeat for ablations (the first is the main model); LABEL=DIR names a column' })
+          .option('data', { type: 'string', demandOption: true, describe: 'dataset folder (pairs.jsonl + images/)' })
+          .option('json', { type: 'boolean', describe: 'print tables.json instead of the markdown tables' })
+          .option('baselines', { type: 'string', describe: 'comma-separated reward names and/or "untrained"; "none" for none (default: every general reward found, and untrained)' })
+          .option('n-ref', { type: 'string', describe: 'N_ref values of the sweep, comma-separated (default 0,1,2,4,.. up to the checkpoint\'s n_ref)' })
+          .option('out', { type: 'string', describe: 'output folder (default <first checkpoint>/eval)' })
+          .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one each checkpoint recorded)' })
+          .option('sets-per-user', { type: 'number', describe: 'candidate sets per user (default: one per liked query image)' })
+          .option('models-dir', { type: 'string', describe: 'where the reward models are' })
+          .option('preset', { type: 'string', choices: ['tiny'] })
+          .option('seed', { type: 'number', default: 0 }),
+      async (a) => {
+        const b = list(a.baselines);
+        await preferenceEval({
+          model: a.model as string[],
+          data: a.data,
+          json: a.json,
+          baselines: b && b.length === 1 && b[0] === 'none' ? [] : b,
+          nRef: ints(a.nRef, 'n-ref'),
+          out: a.out,
+          backbone: a.backbone,
+          setsPerUser: a.setsPerUser,
+          modelsDir: a.modelsDir,
+          preset: a.preset,
+          seed: a.seed,
+          backend: a.backend as string | undefined,
+          quiet: a.quiet as boolean | undefined,
+        });
+      },
+    )
+    .command(
+      'attention',
+      "heat maps of the attention between one target image's tokens and the prototypes, for several users and orderings of their history (Fig. 3); attention.png / attention.json",
+      (yy) =>
+        yy
+          .option('model', { type: 'string', demandOption: true, describe: 'checkpoint folder (with prototypes)' })
+          .option('data', { type: 'string', demandOption: true, describe: 'dataset folder' })
+          .option('users', { type: 'string', describe: 'how many test users (default 4) or a comma-separated list' })
+          .option('orders', { type: 'number', describe: 'orderings of each history (default 4)' })
+          .option('layer', { type: 'number', describe: 'language-model layer (default the last)' })
+          .option('head', { type: 'string', describe: 'attention head index or "mean" (default mean)' })
+          .option('target', { type: 'string', describe: 'the target image (default: a liked test image of the first user)' })
+          .option('prompt', { type: 'string', describe: "the target's prompt" })
+          .option('backbone', { type: 'string' })
+          .option('out', { type: 'string', describe: 'output folder (default <checkpoint>/eval)' })
+          .option('seed', { type: 'number', default: 0 }),
+      async (a) => {
+        await preferenceAttention({
+          model: a.model,
+          data: a.data,
+          users: users(a.users),
+          orders: a.orders,
+          layer: a.layer,
+          head: head(a.head),
+          target: a.target,
+          prompt: a.prompt,
+          backbone: a.backbone,
+          out: a.out,
+          seed: a.seed,
+          backend: a.backend as string | undefined,
+          quiet: a.quiet as boolean | undefined,
+        });
+      },
+    )
+    .command(
+      'tsne',
+      "t-SNE of the features of each test user's liked images, coloured by user (Fig. 9); tsne.png / tsne.json",
+      (yy) =>
+        yy
+          .option('model', { type: 'string', demandOption: true, describe: 'checkpoint folder' })
+          .option('data', { type: 'string', demandOption: true, describe: 'dataset folder' })
+          .option('users', { type: 'string', describe: 'how many test users (default 8, at most 10) or a comma-separated list' })
+          .option('perplexity', { type: 'number', describe: 't-SNE perplexity (default 30, clamped to (n-1)/3)' })
+          .option('iterations', { type: 'number', describe: 't-SNE steps (default 1000)' })
+          .option('backbone', { type: 'string' })
+          .option('out', { type: 'string', describe: 'output folder (default <checkpoint>/eval)' })
+          .option('seed', { type: 'number', default: 0 }),
+      async (a) => {
+        await preferenceTsne({
+          model: a.model,
+          data: a.data,
+          users: users(a.users),
+          perplexity: a.perplexity,
+          iterations: a.iterations,
+          backbone: a.backbone,
+          out: a.out,
+          seed: a.seed,
+          backend: a.backend as string | undefined,
           quiet: a.quiet as boolean | undefined,
         });
       },
