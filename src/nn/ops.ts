@@ -2,6 +2,7 @@
 // here only, so models read the same on every backend.
 import * as tf from '@tensorflow/tfjs';
 import { chunkedAttention, withGrad } from './attention.js';
+import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 
 const SQRT1_2 = Math.SQRT1_2;
 

@@ -1,0 +1,50 @@
+// Gradients that replace tfjs-core's own for Sum and Mean (tfjs-core src/gradients/Sum_grad.ts, Mean_grad.ts).
+// tfjs-core builds d x = reshape(dy) * ones(x.shape): `ones` fills a JavaScript Float32Array of x's size on the CPU
+// and uploads it. On WebGPU that was 60 % of the VAE decoder's backward pass at 512 px (a GroupNorm over
+// [1, 512, 512, 128] uploads 128 MiB of ones per call; measured with bench/overhead.ts on an H200, bench/RESULTS.md).
+// Here d x is the same values broadcast on the device (tf.broadcastTo: one Tile kernel, nothing on the CPU).
+// Registered once, on import (src/nn/ops.ts and src/backend.ts import this module); gradients only, no forward change.
+import * as tf from '@tensorflow/tfjs';
+
+/** dy reshaped to x's rank with 1 on the reduced axes, divided by `divisor`, then broadcast to x's shape. */
+function spreadBack(dy: tf.Tensor, x: tf.Tensor, axis: number | number[] | undefined, divisor: number): tf.Tensor {
+  const axes = tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape);
+  const expanded = x.shape.slice();
+  for (const a of axes) expanded[a] = 1;
+  const small = tf.reshape(dy, expanded); // dy [kept dims] -> [x rank, 1 on reduced axes]
+  const scaled = divisor === 1 ? small : tf.div(small, tf.scalar(divisor));
+  return tf.broadcastTo(scaled, x.shape);
+}
+
+/** Number of elements of x reduced by a mean over `axis`. */
+function reduceSize(x: tf.Tensor, axis: number | number[] | undefined): number {
+  return tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape).reduce((n, a) => n * x.shape[a], 1);
+}
+
+let registered = false;
+
+/** Registers the Sum and Mean gradients above (idempotent). */
+export function registerDeviceGradients(): void {
+  if (registered) return;
+  registered = true;
+  tf.registerGradient({
+    kernelName: 'Sum',
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const { axis } = attrs as unknown as { axis?: number | number[] };
+      return { x: () => spreadBack(dy as tf.Tensor, x, axis, 1) };
+    },
+  });
+  tf.registerGradient({
+    kernelName: 'Mean',
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const { axis } = attrs as unknown as { axis?: number | number[] };
+      return { x: () => spreadBack(dy as tf.Tensor, x, axis, reduceSize(x, axis)) };
+    },
+  });
+}
+
+registerDeviceGradients();
