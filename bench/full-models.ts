@@ -254,13 +254,13 @@ class PromptBoundReward implements Reward {
 
 /** Build a text-and-image reward with only the text side first, prepare the prompt, free the text side, then
  * build the image side: at most one tower's weights plus the other's features are ever resident. */
-function boundReward(name: string, model: Module, reward: Reward, isText: (param: string) => boolean, seed: number, prompt: string, afterText?: () => void): Reward {
+function boundReward(name: string, model: Module, reward: Reward, isText: (param: string) => boolean, seed: number, prompt: string, afterInit?: () => void): Reward {
   try {
     initWeights(model, seed, 0.02, isText);
-    afterText?.();
     const prepared = reward.prepare(prompt);
     freeWeights(model, isText);
     initWeights(model, seed + 1, 0.02, (n) => !isText(n));
+    afterInit?.();
     return new PromptBoundReward(name, reward, prompt, prepared);
   } catch (e) {
     model.dispose();
@@ -289,7 +289,8 @@ function fullReward(name: RewardName, prompt: string | undefined, seed: number, 
     case 'clip': {
       const model = new ClipModel(clipConfig(c.clipH, `${name} (CLIP ViT-H/14)`));
       const reward = new ClipSimilarityReward(name, model, clipTokenizer(), SPECS[name].offset);
-      const isText = (n: string) => !n.startsWith('vision_model.') && n !== 'visual_projection.weight';
+      // logit_scale stays: the score multiplies by exp(logit_scale) on the device at every step
+      const isText = (n: string) => !n.startsWith('vision_model.') && n !== 'visual_projection.weight' && n !== 'logit_scale';
       const logitScale = () => {
         model.logit_scale.value?.dispose();
         model.logit_scale.value = tf.scalar(Math.log(100)); // exp(logit_scale) = 100, about the released value

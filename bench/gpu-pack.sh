@@ -23,18 +23,20 @@ fi
 cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$P/webgpu/"
 STUB="$P/sharp-stub.mjs"
 echo "export default function sharp() { throw new Error('sharp is not part of the GPU bundle'); }" > "$STUB"
-bundle() { # entry output
-  npx esbuild "$1" --bundle --platform=node --format=esm --target=node20 --minify --log-level=warning \
+bundle() { # entry output [--minify]
+  npx esbuild "$1" --bundle --platform=node --format=esm --target=node20 ${3:-} --log-level=warning \
     --outfile="$P/$2" --alias:sharp="./$STUB" --alias:webgpu="./$P/webgpu/index.js" \
     --external:./$P/webgpu/index.js --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
     --external:@tensorflow/tfjs-backend-wasm \
     --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
   xz -9 -f "$P/$2"
 }
-bundle src/cli/run.ts reno.mjs
+bundle src/cli/run.ts reno.mjs --minify
 for b in generator rewards reno-step profile-kernels; do
-  [ -f "bench/$b.ts" ] && bundle "bench/$b.ts" "bench-$b.mjs"
+  [ -f "bench/$b.ts" ] && bundle "bench/$b.ts" "bench-$b.mjs" --minify
 done
+# not minified: its CPU profile names functions as the sources do
+bundle bench/overhead.ts bench-overhead.mjs
 rm -f "$STUB"
 # the Vulkan loader and glvnd: the NVIDIA Vulkan ICD (libGLX_nvidia.so.0) needs libGLdispatch.so.0
 if ! ls "$P"/debs/libglvnd0_*.deb >/dev/null 2>&1; then
