@@ -3,6 +3,7 @@
 // maxStorageBufferBindingSize and maxBufferSize). A software adapter (lavapipe, SwiftShader) is used only when
 // webgpu is asked for by name; `auto` takes hardware adapters only.
 import * as tf from '@tensorflow/tfjs';
+import { patchSmallUploads } from './webgpu-uploads.js';
 import { setMaxBlockElems } from './nn/attention.js';
 
 export interface AdapterSummary {
@@ -61,6 +62,7 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   setMaxBlockElems(Math.max(1 << 16, Math.floor(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize) / 16)));
   await import('@tensorflow/tfjs-backend-webgpu');
   const ok = await tf.setBackend('webgpu');
+  if (ok) patchSmallUploads();
   return ok ? { ok } : { ok, why: 'tfjs could not initialise the webgpu backend' };
 }
 
