@@ -34,7 +34,7 @@ test('small uploads keep their values among queued kernels and create no staging
   const x = tf.range(0, 1000, 1, 'float32');
   // a chain where every step adds a freshly uploaded scalar and a freshly uploaded int vector cast to float
   const chain = async (steps: number): Promise<Float32Array> => {
-    let y = x.clone();
+    let y: tf.Tensor = x.clone();
     for (let i = 0; i < steps; i++) {
       const next = tf.tidy(() => tf.add(tf.add(y, tf.scalar(i + 0.5)), tf.cast(tf.tensor1d(new Int32Array(1000).fill(i), 'int32'), 'float32')));
       y.dispose();
