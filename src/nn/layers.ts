@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, Param } from './module.js';
 import { conv2d as conv2dOp, matMulWeight } from './ops.js';
+import { standardize } from './norm.js';
 
 /** torch.nn.Linear: y = x W^T + b, with W stored [in, out] after loading. */
 export class Linear extends Module {
@@ -75,8 +76,7 @@ export class GroupNorm extends Module {
       const b = shape[0];
       const c = shape[shape.length - 1];
       const g = x.reshape([b, -1, this.groups, c / this.groups]); // [B, HW, G, C/G]
-      const { mean, variance } = tf.moments(g, [1, 3], true);
-      let y: tf.Tensor = tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, this.eps))).reshape(shape);
+      let y: tf.Tensor = standardize(g, [1, 3], this.eps).reshape(shape); // [B, HW, G, C/G] -> x's shape
       if (this.weight) y = tf.mul(y, this.weight.v);
       if (this.bias) y = tf.add(y, this.bias.v);
       return y;
@@ -101,8 +101,7 @@ export class LayerNorm extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      let y: tf.Tensor = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
+      let y: tf.Tensor = standardize(x, [x.rank - 1], this.eps);
       if (this.weight) y = tf.mul(y, this.weight.v);
       if (this.bias) y = tf.add(y, this.bias.v);
       return y;
