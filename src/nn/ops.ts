@@ -6,9 +6,44 @@ import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones t
 
 const SQRT1_2 = Math.SQRT1_2;
 
-/** Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (torch.nn.functional.gelu, approximate='none'). */
+/**
+ * Exact GELU, x Phi(x) with Phi(x) = 0.5 (1 + erf(x / sqrt 2)) (torch.nn.functional.gelu, approximate='none').
+ * Its own gradient, Phi(x) + x phi(x) from the saved Phi: a handful of kernels instead of tfjs' op-by-op
+ * composite (activations are a good part of the kernels a backward pass issues; see src/nn/norm.ts).
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
+  const f = withGrad<[tf.Tensor]>((xx, save) => {
+    const cdf = tf.tidy(() => tf.mul(tf.add(tf.erf(tf.mul(xx, SQRT1_2)), 1), 0.5));
+    save([xx, cdf]);
+    return {
+      value: tf.mul(xx, cdf),
+      gradFunc: (dy: tf.Tensor, [xs, c]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI); // phi(x)
+          return tf.mul(dy, tf.add(c, tf.mul(xs, pdf)));
+        }),
+    };
+  });
+  return f(x);
+}
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** x sigmoid(a x) with its own gradient: s + a x s (1 - s), from the saved s. */
+function xSigmoid(x: tf.Tensor, a: number): tf.Tensor {
+  const f = withGrad<[tf.Tensor]>((xx, save) => {
+    const sg = tf.tidy(() => tf.sigmoid(a === 1 ? xx : tf.mul(xx, a)));
+    save([xx, sg]);
+    return {
+      value: tf.mul(xx, sg),
+      gradFunc: (dy: tf.Tensor, [xs, s]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const ax = a === 1 ? xs : tf.mul(xs, a);
+          return tf.mul(dy, tf.add(s, tf.mul(tf.mul(ax, s), tf.sub(1, s))));
+        }),
+    };
+  });
+  return f(x);
 }
 
 /** GELU with the tanh approximation (approximate='tanh', "gelu_pytorch_tanh"). */
@@ -21,11 +56,12 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
 
 /** QuickGELU, x sigmoid(1.702 x) (OpenAI CLIP). */
 export function quickGelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))));
+  return xSigmoid(x, 1.702);
 }
 
+/** SiLU, x sigmoid(x) (torch.nn.functional.silu). */
 export function silu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+  return xSigmoid(x, 1);
 }
 
 /** An activation by its Hugging Face config name. */
