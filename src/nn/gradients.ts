@@ -2,7 +2,8 @@
 // tfjs-core builds d x = reshape(dy) * ones(x.shape): `ones` fills a JavaScript Float32Array of x's size on the CPU
 // and uploads it. On WebGPU that was 60 % of the VAE decoder's backward pass at 512 px (a GroupNorm over
 // [1, 512, 512, 128] uploads 128 MiB of ones per call; measured with bench/overhead.ts on an H200, bench/RESULTS.md).
-// Here d x is the same values broadcast on the device (tf.broadcastTo: one Tile kernel, nothing on the CPU).
+// Here d x is the same values broadcast on the device (tf.broadcastTo: one Tile kernel; on wasm a device-side
+// onesLike times dy, see spreadBack), with nothing filled on the CPU.
 // Registered once, on import (src/nn/ops.ts and src/backend.ts import this module); gradients only, no forward change.
 import * as tf from '@tensorflow/tfjs';
 
@@ -13,6 +14,10 @@ function spreadBack(dy: tf.Tensor, x: tf.Tensor, axis: number | number[] | undef
   for (const a of axes) expanded[a] = 1;
   const small = tf.reshape(dy, expanded); // dy [kept dims] -> [x rank, 1 on reduced axes]
   const scaled = divisor === 1 ? small : tf.div(small, tf.scalar(divisor));
+  // wasm's Tile kernel is 10-25x slower than a fill and a broadcasting multiply (both XNNPACK-fast there); the other
+  // backends tile fastest (measured: a [4096, 1280] spread takes 433 ms by Tile and 30 ms by onesLike * dy on wasm,
+  // 141 against 511 ms on cpu)
+  if (tf.getBackend() === 'wasm') return tf.mul(scaled, tf.onesLike(x));
   return tf.broadcastTo(scaled, x.shape);
 }
 
