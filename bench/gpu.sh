@@ -35,8 +35,8 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-# GPU_STAGES picks stages (default: parity parts reno-step; also: overhead, profile); GPU_PARTS, GPU_STEPS,
-# GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
+# GPU_STAGES picks stages (default: parity parts reno-step; also: reno-step-b64, overhead, profile); GPU_PARTS,
+# GPU_STEPS, GPU_CHECKPOINT (on,off), GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
 STAGES="${GPU_STAGES:-parity parts reno-step}"
 for s in $STAGES; do
   case $s in
@@ -44,7 +44,9 @@ for s in $STAGES; do
     # every part of the full 512 px step alone (the per-part table), then the whole 30-step run
     parts) stage parts 170 node bench-reno-step.mjs --arch full --px 512 --parts "${GPU_PARTS:-te,unet,vae,rewards}" --backends webgpu --reps 1 --warmup 1 --checkpoint on ;;
     # 5 updating iterations give the per-iteration figure inside the 8-minute budget (30 x 17.5 s would not fit)
-    reno-step) stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-5}" --parts step --backends webgpu --checkpoint on ;;
+    reno-step) stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-5}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
+    # the same with 64 dispatches per submit (tfjs' default 15)
+    reno-step-b64) stage reno-step-b64 200 env RENO_WEBGPU_SUBMIT_BATCH=64 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-5}" --parts step --backends webgpu --checkpoint on ;;
     # dispatch overhead, steady-state shader compiles / buffer creation, GPU utilisation and a CPU profile
     overhead) stage overhead 200 node bench-overhead.mjs --arch full --px 512 --backend webgpu --prof-dir "$OUT" --parts "${GPU_OVERHEAD_PARTS:-chain,vae,unet}" --flag-sets "${GPU_FLAG_SETS:-default;WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64}" ;;
     profile) stage profile 200 node bench-profile-kernels.mjs --arch full --px 512 --backend webgpu --top 12 ;;

@@ -3,6 +3,7 @@
 // maxStorageBufferBindingSize and maxBufferSize). A software adapter (lavapipe, SwiftShader) is used only when
 // webgpu is asked for by name; `auto` takes hardware adapters only.
 import * as tf from '@tensorflow/tfjs';
+import { UsageError } from './errors.js';
 import { patchSmallUploads } from './webgpu-uploads.js';
 import { setMaxBlockElems } from './nn/attention.js';
 
@@ -61,9 +62,23 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   // keep every attention block well under one binding (4 bytes per float, a 4x margin for the softmax temporaries)
   setMaxBlockElems(Math.max(1 << 16, Math.floor(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize) / 16)));
   await import('@tensorflow/tfjs-backend-webgpu');
+  for (const [k, v] of Object.entries(webgpuFlagsFromEnv(process.env))) tf.env().set(k, v);
   const ok = await tf.setBackend('webgpu');
   if (ok) patchSmallUploads();
   return ok ? { ok } : { ok, why: 'tfjs could not initialise the webgpu backend' };
+}
+
+/**
+ * tfjs-webgpu settings from the environment: RENO_WEBGPU_SUBMIT_BATCH=N submits the queued dispatches every N
+ * kernels (tfjs' WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE, default 15). Larger batches cost fewer submits but hold freed
+ * buffers until the submit, so the buffer pool grows (bench/RESULTS.md). A bad value is a usage error.
+ */
+export function webgpuFlagsFromEnv(env: NodeJS.ProcessEnv): Record<string, number> {
+  const raw = env.RENO_WEBGPU_SUBMIT_BATCH;
+  if (raw === undefined || raw === '') return {};
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`RENO_WEBGPU_SUBMIT_BATCH must be a whole number >= 1 (got "${raw}")`);
+  return { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: n };
 }
 
 export function describeAdapter(): string {

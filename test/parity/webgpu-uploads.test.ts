@@ -1,6 +1,7 @@
 // Small uploads on WebGPU (src/webgpu-uploads.ts): tensors made from CPU values (float32, int32, bool; scalars to
 // 1 MiB) arrive with their values, interleaved with queued kernels that read and write pooled buffers; no mapped
-// staging buffer is created for them once the pool is warm; larger uploads keep tfjs' own path.
+// staging buffer is created for them once the pool is warm; larger uploads keep tfjs' own path; and the
+// RENO_WEBGPU_SUBMIT_BATCH setting is parsed into tfjs' flag or refused.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
@@ -64,4 +65,11 @@ test('small uploads keep their values among queued kernels and create no staging
     assert.equal(s[0], v.reduce((a, c) => a + c, 0), `sum of ${n} uploaded values`);
   }
   x.dispose();
+});
+
+test('RENO_WEBGPU_SUBMIT_BATCH: a whole number sets tfjs-webgpu\'s submit batch; anything else is a usage error naming it', async () => {
+  const { webgpuFlagsFromEnv } = await import('../../src/webgpu.js');
+  assert.deepEqual(webgpuFlagsFromEnv({}), {});
+  assert.deepEqual(webgpuFlagsFromEnv({ RENO_WEBGPU_SUBMIT_BATCH: '64' }), { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64 });
+  for (const bad of ['0', '-3', '2.5', 'many']) assert.throws(() => webgpuFlagsFromEnv({ RENO_WEBGPU_SUBMIT_BATCH: bad }), /RENO_WEBGPU_SUBMIT_BATCH.*"/);
 });
