@@ -32,9 +32,10 @@ export class AdamW {
     this.beta1 = o.beta1 ?? 0.9;
     this.beta2 = o.beta2 ?? 0.999;
     this.eps = o.eps ?? 1e-8;
+    const zeroed = (p: tf.Variable) => tf.tidy(() => tf.variable(tf.zerosLike(p), false)); // the zeros are freed, not the variable
     for (const [k, p] of params) {
-      this.m.set(k, tf.variable(tf.zerosLike(p), false));
-      this.v.set(k, tf.variable(tf.zerosLike(p), false));
+      this.m.set(k, zeroed(p));
+      this.v.set(k, zeroed(p));
     }
   }
 
@@ -80,7 +81,7 @@ export class AdamW {
         const t = map.get(k)!;
         if (!info) throw new WeightsError(`${source.path}: missing optimizer state ${key}`);
         if (info.shape.join() !== t.shape.join()) throw new WeightsError(`${source.path}: ${key} is [${info.shape}], expected [${t.shape}]`);
-        t.assign(tf.tensor(source.read(key), t.shape));
+        tf.tidy(() => t.assign(tf.tensor(source.read(key), t.shape)));
       }
     }
     this.step = step;

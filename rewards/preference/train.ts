@@ -186,8 +186,9 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
           const s = await drawSample(model, ds, targets, images, set, state, k);
           const keep: { parts?: tf.Tensor[] } = {};
           const { value, grads } = tf.variableGrads(() => sampleLoss(model, s, set, keep), [...vars.values()]);
-          const vals = await tf.stack(keep.parts!).data();
-          tf.dispose([value, ...keep.parts!]);
+          const stacked = tf.stack(keep.parts!);
+          const vals = await stacked.data();
+          tf.dispose([stacked, value, ...keep.parts!]);
           for (let i = 0; i < 4; i++) sums[i] += vals[i];
           correct += vals[4] > 0 ? 1 : vals[4] === 0 ? 0.5 : 0;
           for (const [name, v] of vars) {

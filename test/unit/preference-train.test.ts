@@ -2,6 +2,7 @@
 // clearly above chance (the untrained model does not), an interrupted run resumed from its checkpoint ends exactly
 // where an uninterrupted one does, the ablation flags (ViPer*: no prompt, no aux loss, no prototypes), and the
 // command's refusals.
+import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -96,4 +97,17 @@ test('ablations: --no-prompt --no-aux-loss --prototypes 0 (ViPer*) train and are
   model.dispose();
   assert.ok(fs.existsSync(path.join(out, 'eval.json')));
   await assert.rejects(preferenceTrain({ data, out: path.join(root, 'bad'), backbone: BACKBONE, batch: 0, quiet: true }), /--batch/);
+});
+
+test('training leaves no tensors behind (per-sample loss parts are freed)', async () => {
+  await backend('wasm');
+  const root = tmpDir('reno-pref-leak');
+  const data = path.join(root, 'world');
+  await writeTasteWorld({ out: data, users: 3, pairsPerUser: 8, seed: 4 });
+  const run = (out: string, steps: number) =>
+    preferenceTrain({ data, out: path.join(root, out), backbone: BACKBONE, preset: 'tiny', nRef: 1, steps, protoSteps: 0, batch: 3, evalPairs: 0, backend: 'wasm', quiet: true, log: () => {} });
+  await run('warm', 1); // first use of the backend and kernels
+  const before = tf.memory().numTensors;
+  await run('counted', 2);
+  assert.equal(tf.memory().numTensors, before);
 });
