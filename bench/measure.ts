@@ -59,6 +59,26 @@ export async function withPeak<T>(fn: () => Promise<T>): Promise<{ value: T; pea
   }
 }
 
+/**
+ * How many times fn makes the engine call `method` (runKernel: kernels asked for; runKernelFunc: those plus
+ * custom-gradient ops; makeTensor: tensors made from CPU values), with fn's value. The hook is an own property
+ * shadowing the prototype's method, removed afterwards.
+ */
+export function engineCalls<T>(method: 'runKernel' | 'runKernelFunc' | 'makeTensor', fn: () => T): { value: T; calls: number } {
+  const eng = tf.engine() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const orig = eng[method];
+  let calls = 0;
+  eng[method] = function (this: unknown, ...a: unknown[]) {
+    calls++;
+    return orig.apply(this, a);
+  };
+  try {
+    return { value: fn(), calls };
+  } finally {
+    delete eng[method];
+  }
+}
+
 /** The wasm heap in MB (null on other backends). */
 export function wasmHeapMB(): number | null {
   const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;

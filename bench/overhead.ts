@@ -12,16 +12,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as inspector from 'node:inspector';
 import * as path from 'node:path';
-import { unetConfig, vaeConfig } from '../generators/sd-turbo/config.js';
-import { UNet2DConditionModel } from '../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../generators/sd-turbo/vae.js';
 import { useBackend } from '../src/backend.js';
-import { randomInit } from '../src/weights/load.js';
-import { UNET as TINY_UNET, VAE as TINY_VAE } from '../scripts/tiny/sd-turbo.js';
-import { SD_TURBO_UNET, SD_TURBO_VAE } from './sd-turbo-configs.js';
+import { buildUnet, buildVae, type Arch } from './full-models.js';
+import { engineCalls } from './measure.js';
 import { flag, machine } from './util.js';
 
-const full = flag('arch', 'full') === 'full';
+const arch: Arch = flag('arch', 'full') === 'full' ? 'full' : 'tiny';
+const full = arch === 'full';
 const px = Number(flag('px', full ? '512' : '64'));
 const parts = flag('parts', 'chain,vae,unet').split(',');
 const profDir = flag('prof-dir', '');
@@ -39,22 +36,6 @@ const state = () => ({
   allocatedMB: (be().bufferManager?.numBytesAllocated ?? 0) / 2 ** 20,
   freeBuffers: be().bufferManager?.getNumFreeBuffers() ?? 0,
 });
-
-/** Kernels launched by fn (counted at the engine, without tf.profile's per-kernel timers). */
-function countKernels<T>(fn: () => T): { value: T; kernels: number } {
-  const eng = tf.engine() as unknown as { runKernelFunc: (...a: unknown[]) => unknown };
-  const orig = eng.runKernelFunc;
-  let kernels = 0;
-  eng.runKernelFunc = function (...a: unknown[]) {
-    kernels++;
-    return orig.apply(this, a);
-  };
-  try {
-    return { value: fn(), kernels };
-  } finally {
-    delete (eng as Partial<typeof eng>).runKernelFunc;
-  }
-}
 
 /** nvidia-smi sampling GPU utilisation every 50 ms; stop() gives the mean and the share of samples above 50 %. */
 function sampleGpu(): { stop: () => Promise<string> } {
@@ -130,7 +111,7 @@ async function timed(name: string, f: () => tf.Tensor): Promise<void> {
   await post(session, 'Profiler.start');
   const gpu = sampleGpu();
   const t0 = performance.now();
-  const { value: out, kernels } = countKernels(f);
+  const { value: out, calls: kernels } = engineCalls('runKernelFunc', f); // kernels, without tf.profile's timers
   const tIssued = performance.now();
   await out.data();
   const wall = performance.now() - t0;
@@ -183,8 +164,7 @@ if (parts.includes('chain')) {
 }
 const lat = px / 8;
 if (parts.includes('vae')) {
-  const vae = new AutoencoderKL(vaeConfig(full ? SD_TURBO_VAE : TINY_VAE, 'vae'), false);
-  randomInit(vae, 3);
+  const vae = buildVae(arch);
   const z = tf.randomNormal([1, lat, lat, 4]) as tf.Tensor4D;
   await timed('vae decoder forward', () => vae.decode(z));
   await timedSets('vae decoder forward + input grad', () => tf.grad((q: tf.Tensor) => tf.sum(vae.decode(q as tf.Tensor4D)))(z));
@@ -192,10 +172,9 @@ if (parts.includes('vae')) {
   z.dispose();
 }
 if (parts.includes('unet')) {
-  const unet = new UNet2DConditionModel(unetConfig(full ? SD_TURBO_UNET : TINY_UNET, 'unet'));
-  randomInit(unet, 2);
+  const unet = buildUnet(arch);
   const x = tf.randomNormal([1, lat, lat, 4]) as tf.Tensor4D;
-  const ctx = tf.randomNormal([1, 77, full ? 1024 : 16]);
+  const ctx = tf.randomNormal([1, 77, unet.config.crossAttentionDim[0]]);
   await timed('unet forward', () => unet.forward(x, [999], ctx));
   await timedSets('unet forward + input grad', () => tf.grad((q: tf.Tensor) => tf.sum(unet.forward(q as tf.Tensor4D, [999], ctx)))(x));
   unet.dispose();

@@ -3,16 +3,12 @@
 // (the difference is dispatch, allocation and synchronisation).
 //   npx tsx bench/profile-kernels.ts [--arch full|tiny] [--px 512] [--backend webgpu] [--parts unet,vae] [--top 12]
 import * as tf from '@tensorflow/tfjs';
-import { unetConfig, vaeConfig } from '../generators/sd-turbo/config.js';
-import { UNet2DConditionModel } from '../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../generators/sd-turbo/vae.js';
 import { useBackend } from '../src/backend.js';
-import { randomInit } from '../src/weights/load.js';
-import { UNET as TINY_UNET, VAE as TINY_VAE } from '../scripts/tiny/sd-turbo.js';
-import { SD_TURBO_UNET, SD_TURBO_VAE } from './sd-turbo-configs.js';
+import { buildUnet, buildVae, type Arch } from './full-models.js';
 import { flag, machine } from './util.js';
 
-const full = flag('arch', 'full') === 'full';
+const arch: Arch = flag('arch', 'full') === 'full' ? 'full' : 'tiny';
+const full = arch === 'full';
 const px = Number(flag('px', full ? '512' : '64'));
 const top = Number(flag('top', '12'));
 const parts = flag('parts', 'unet,vae').split(',');
@@ -51,8 +47,7 @@ async function profile(name: string, f: () => tf.Tensor, pass = 'forward + input
 
 const lat = px / 8;
 if (parts.includes('vae')) {
-  const vae = new AutoencoderKL(vaeConfig(full ? SD_TURBO_VAE : TINY_VAE, 'vae'), false);
-  randomInit(vae, 3);
+  const vae = buildVae(arch);
   const z = tf.randomNormal([1, lat, lat, 4]) as tf.Tensor4D;
   await profile('vae decoder', () => tf.grad((q: tf.Tensor) => tf.sum(vae.decode(q as tf.Tensor4D)))(z));
   await profile('vae decoder', () => vae.decode(z), 'forward');
@@ -60,10 +55,9 @@ if (parts.includes('vae')) {
   z.dispose();
 }
 if (parts.includes('unet')) {
-  const unet = new UNet2DConditionModel(unetConfig(full ? SD_TURBO_UNET : TINY_UNET, 'unet'));
-  randomInit(unet, 2);
+  const unet = buildUnet(arch);
   const x = tf.randomNormal([1, lat, lat, 4]) as tf.Tensor4D;
-  const ctx = tf.randomNormal([1, 77, full ? 1024 : 16]);
+  const ctx = tf.randomNormal([1, 77, unet.config.crossAttentionDim[0]]);
   await profile('unet', () => tf.grad((q: tf.Tensor) => tf.sum(unet.forward(q as tf.Tensor4D, [999], ctx)))(x));
   await profile('unet', () => unet.forward(x, [999], ctx), 'forward');
   unet.dispose();

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gelu, quickGelu, silu } from '../../src/nn/ops.js';
+import { engineCalls } from '../../bench/measure.js';
 import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';
 
 const REFERENCE: Record<string, [(x: tf.Tensor) => tf.Tensor, (x: tf.Tensor) => tf.Tensor]> = {
@@ -12,21 +13,8 @@ const REFERENCE: Record<string, [(x: tf.Tensor) => tf.Tensor, (x: tf.Tensor) => 
   silu: [silu, (x) => tf.mul(x, tf.sigmoid(x))],
 };
 
-function kernels(fn: () => void): number {
-  const eng = tf.engine() as unknown as { runKernel: (...a: unknown[]) => unknown };
-  const orig = eng.runKernel;
-  let n = 0;
-  eng.runKernel = function (...a: unknown[]) {
-    n++;
-    return orig.apply(this, a);
-  };
-  try {
-    fn();
-  } finally {
-    delete (eng as Partial<typeof eng>).runKernel;
-  }
-  return n;
-}
+/** Engine runKernel calls made while fn runs. */
+const kernels = (fn: () => void): number => engineCalls('runKernel', fn).calls;
 
 for (const be of testBackends()) {
   test(`activations with their own gradients match the formulas (${be})`, async () => {

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import '../../src/nn/gradients.js';
+import { engineCalls } from '../../bench/measure.js';
 import { backend, noLeak, testBackends } from '../helpers.js';
 
 /** The expected input gradient by hand: weight w (the outer loss's dy) spread back over the reduced axes. */
@@ -26,22 +27,8 @@ function expected(x: tf.Tensor, axes: number[], mean: boolean, w: Float32Array):
   return out;
 }
 
-/** Counts tensors the engine makes from CPU values (tf.ones / tf.tensor / the tape's zero fill) while fn runs. */
-function cpuMadeTensors(fn: () => void): number {
-  const eng = tf.engine() as unknown as { makeTensor: (...a: unknown[]) => unknown };
-  const orig = eng.makeTensor;
-  let n = 0;
-  eng.makeTensor = function (...a: unknown[]) {
-    n++;
-    return orig.apply(this, a);
-  };
-  try {
-    fn();
-  } finally {
-    delete (eng as Partial<typeof eng>).makeTensor;
-  }
-  return n;
-}
+/** Engine makeTensor calls made while fn runs. */
+const cpuMadeTensors = (fn: () => void): number => engineCalls('makeTensor', fn).calls;
 
 for (const be of testBackends()) {
   test(`Sum and Mean gradients: dy spread over the reduced axes, on the device (${be})`, async () => {

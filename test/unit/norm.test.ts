@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GroupNorm, LayerNorm } from '../../src/nn/layers.js';
 import { standardize } from '../../src/nn/norm.js';
+import { engineCalls } from '../../bench/measure.js';
 import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';
 
 /** The composite formula, differentiated by tfjs op by op. */
@@ -14,21 +15,8 @@ function composite(x: tf.Tensor, axes: number[], eps: number): tf.Tensor {
   return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
 }
 
-function kernels(fn: () => void): number {
-  const eng = tf.engine() as unknown as { runKernel: (...a: unknown[]) => unknown };
-  const orig = eng.runKernel;
-  let n = 0;
-  eng.runKernel = function (...a: unknown[]) {
-    n++;
-    return orig.apply(this, a);
-  };
-  try {
-    fn();
-  } finally {
-    delete (eng as Partial<typeof eng>).runKernel;
-  }
-  return n;
-}
+/** Engine runKernel calls made while fn runs. */
+const kernels = (fn: () => void): number => engineCalls('runKernel', fn).calls;
 
 for (const be of testBackends()) {
   test(`standardize: values and input gradients of the composite formula, fewer kernels (${be})`, async () => {
