@@ -52,7 +52,7 @@ function sampleGpu(): { stop: () => Promise<string> } {
   }
   return {
     stop: async () => {
-      child?.kill();
+      if (child?.pid !== undefined) child.kill(); // a failed spawn (no nvidia-smi) has no pid: kill() would signal our own process group
       await new Promise((r) => setTimeout(r, 50));
       if (samples.length === 0) return 'no nvidia-smi samples';
       const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
