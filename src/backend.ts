@@ -7,7 +7,6 @@ import { createRequire } from 'node:module';
 import { UsageError } from './errors.js';
 import { installWasmThreadShim, wasmThreads } from './wasm-threads.js';
 import { describeAdapter, setupWebgpu } from './webgpu.js';
-import './nn/gradients.js'; // device-side Sum/Mean gradients, whatever model runs
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];

@@ -4,7 +4,7 @@
 // [1, 512, 512, 128] uploads 128 MiB of ones per call; measured with bench/overhead.ts on an H200, bench/RESULTS.md).
 // Here d x is the same values broadcast on the device (tf.broadcastTo: one Tile kernel; on wasm a device-side
 // onesLike times dy, see spreadBack), with nothing filled on the CPU.
-// Registered once, on import (src/nn/ops.ts and src/backend.ts import this module); gradients only, no forward change.
+// Registered on import (src/nn/ops.ts, which every model uses, imports this module); gradients only.
 import * as tf from '@tensorflow/tfjs';
 
 /** dy reshaped to x's rank with 1 on the reduced axes, divided by `divisor`, then broadcast to x's shape. */
@@ -26,30 +26,22 @@ function reduceSize(x: tf.Tensor, axis: number | number[] | undefined): number {
   return tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape).reduce((n, a) => n * x.shape[a], 1);
 }
 
-let registered = false;
-
-/** Registers the Sum and Mean gradients above (idempotent). */
-export function registerDeviceGradients(): void {
-  if (registered) return;
-  registered = true;
-  tf.registerGradient({
-    kernelName: 'Sum',
-    inputsToSave: ['x'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved;
-      const { axis } = attrs as unknown as { axis?: number | number[] };
-      return { x: () => spreadBack(dy as tf.Tensor, x, axis, 1) };
-    },
-  });
-  tf.registerGradient({
-    kernelName: 'Mean',
-    inputsToSave: ['x'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved;
-      const { axis } = attrs as unknown as { axis?: number | number[] };
-      return { x: () => spreadBack(dy as tf.Tensor, x, axis, reduceSize(x, axis)) };
-    },
-  });
-}
-
-registerDeviceGradients();
+// registered when this module is first imported (an ES module runs once)
+tf.registerGradient({
+  kernelName: 'Sum',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    const { axis } = attrs as unknown as { axis?: number | number[] };
+    return { x: () => spreadBack(dy as tf.Tensor, x, axis, 1) };
+  },
+});
+tf.registerGradient({
+  kernelName: 'Mean',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    const { axis } = attrs as unknown as { axis?: number | number[] };
+    return { x: () => spreadBack(dy as tf.Tensor, x, axis, reduceSize(x, axis)) };
+  },
+});
