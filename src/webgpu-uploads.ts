@@ -38,13 +38,14 @@ export function patchSmallUploads(backend: unknown = tf.backend()): boolean {
     const d = this.tensorMap.get(dataId);
     const intLike = d.dtype === 'int32' || d.dtype === 'bool';
     if (d.resource != null || d.values == null || !(intLike || d.dtype === 'float32')) return original(dataId);
-    const n = d.shape.reduce((p, s) => p * s, 1);
+    const n = tf.util.sizeFromShape(d.shape);
     const size = 4 * n;
     if (size === 0 || size > SMALL_UPLOAD_BYTES) return original(dataId);
-    const data = intLike ? new Int32Array(n) : new Float32Array(n);
-    data.set(d.values as ArrayLike<number>);
+    // values usually have the buffer's element type already (no copy); bool (Uint8Array) widens to int32
+    const v = d.values as ArrayLike<number>;
+    const data = intLike ? (v instanceof Int32Array ? v : Int32Array.from(v)) : v instanceof Float32Array ? v : Float32Array.from(v);
     const buffer = this.bufferManager.acquireBuffer(size, usage, false);
-    this.queue.writeBuffer(buffer, 0, data.buffer, 0, size);
+    this.queue.writeBuffer(buffer, 0, data); // the whole view: 4 * n bytes
     d.values = null; // as tfjs: once uploaded, the values live on the GPU only
     d.resource = buffer;
   };
