@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import { DataError } from '../../src/errors.js';
 import { readImage } from '../../src/image/png.js';
+import { shuffle } from '../../src/data/shuffle.js';
 
 export const SPLITS = ['train', 'val', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -103,16 +104,6 @@ export function referencePool(ds: PreferenceDataset, target: PreferencePair): Pr
   return (ds.byUser.get(target.user) ?? [])
     .map((i) => ds.pairs[i])
     .filter((p) => p.index !== target.index && (p.split === 'train' || (target.split !== 'train' && p.split === target.split)));
-}
-
-/** Fisher-Yates with a seeded generator. */
-export function shuffle<T>(xs: T[], rng: () => number): T[] {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
 }
 
 /**

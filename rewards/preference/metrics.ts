@@ -10,6 +10,7 @@
 //     (the "Random" row of Table 3: 25 / 50 / 75 % for 4 candidates).
 // A non-finite score is an error (a model that returns NaN must not look like a coin flip).
 import seedrandom from 'seedrandom';
+import { shuffle } from '../../src/data/shuffle.js';
 
 export type Group = 'seen' | 'unseen';
 
@@ -142,14 +143,6 @@ export interface CandidateOptions {
 
 const byPair = (a: EvalPair, b: EvalPair) => (a.liked < b.liked ? -1 : a.liked > b.liked ? 1 : a.disliked < b.disliked ? -1 : a.disliked > b.disliked ? 1 : a.prompt < b.prompt ? -1 : a.prompt > b.prompt ? 1 : 0);
 
-function shuffleWith<T>(rng: () => number, items: readonly T[]): T[] {
-  const a = [...items];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
 
 function groupByUser(pairs: readonly EvalPair[]): Map<string, EvalPair[]> {
   const m = new Map<string, EvalPair[]>();
@@ -182,11 +175,11 @@ export function candidateSets(pairs: readonly EvalPair[], o: CandidateOptions): 
       continue;
     }
     const usedLiked = new Set<string>();
-    for (const p of shuffleWith(rng, usable)) {
+    for (const p of shuffle(usable, rng)) {
       if (usedLiked.size >= perUser) break;
       if (usedLiked.has(p.liked)) continue;
       usedLiked.add(p.liked);
-      const others = shuffleWith(rng, [...pool.values()].filter((c) => c.image !== p.disliked)).slice(0, nDis - 1);
+      const others = shuffle([...pool.values()].filter((c) => c.image !== p.disliked), rng).slice(0, nDis - 1);
       sets.push({ user, liked: { image: p.liked, prompt: p.prompt }, disliked: [pool.get(p.disliked)!, ...others] });
     }
   }
@@ -202,7 +195,7 @@ export function splitReferences<P extends EvalPair>(userPairs: readonly P[], o: 
   const max = o.maxNRef ?? o.nRef;
   if (!Number.isInteger(o.nRef) || o.nRef < 0 || o.nRef > max) throw new RangeError(`nRef must be an integer in [0, maxNRef=${max}], got ${o.nRef}`);
   const user = userPairs[0]?.user ?? '';
-  const order = shuffleWith(seedrandom(`reno-references:${o.seed}:${user}`), [...userPairs].sort(byPair));
+  const order = shuffle([...userPairs].sort(byPair), seedrandom(`reno-references:${o.seed}:${user}`));
   return { references: order.slice(0, o.nRef), queries: order.slice(max) };
 }
 

@@ -15,6 +15,7 @@
 //   - a null user_id or image uid is a DataError naming the shard, the row and the column.
 import seedrandom from 'seedrandom';
 import { DataError } from '../errors.js';
+import { shuffle } from './shuffle.js';
 import type { ParquetRow } from './parquet.js';
 
 /** Columns read in pass 1 (small: ids and labels). */
@@ -179,13 +180,7 @@ export function splitCounts(nUsers: number, o: SplitOptions): { val: number; see
 
 /** Seeded Fisher-Yates shuffle (seedrandom ARC4 stream). */
 export function shuffled<T>(items: readonly T[], seed: string): T[] {
-  const rng = seedrandom(seed);
-  const a = [...items];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
+  return shuffle(items, seedrandom(seed));
 }
 
 /** Groups of a user's pairs linked by a shared image uid (union-find), each a list of pair keys in input order. */
