@@ -49,6 +49,15 @@ function headGroup(heads: number): number {
   return b === 'wasm' || b === 'cpu' || b === 'tensorflow' ? 1 : heads;
 }
 
+/**
+ * tf.slice, or t itself when the slice is all of it (tfjs-webgpu runs a copy kernel for every Slice; on a GPU with
+ * all heads in one group and one query chunk most slices here are whole).
+ */
+function part<T extends tf.Tensor>(t: T, begin: number[], size: number[]): T {
+  const whole = begin.every((b0) => b0 === 0) && size.every((n, i) => n === -1 || n === t.shape[i]);
+  return whole ? t : (tf.slice(t, begin, size) as T);
+}
+
 /** The [G, rows, Lk] (or [1, rows, Lk]) block of the mask for batch b, heads [h0, h0 + G), query rows [r0, r0 + n). */
 function maskBlock(mask: tf.Tensor | undefined, b: number, h0: number, g: number, r0: number, n: number): tf.Tensor | null {
   if (!mask) return null;
@@ -56,7 +65,7 @@ function maskBlock(mask: tf.Tensor | undefined, b: number, h0: number, g: number
   const [bm, hm, rm, lk] = m.shape as [number, number, number, number];
   const rows = rm === 1 ? [0, 1] : [r0, n];
   const heads = hm === 1 ? [0, 1] : [h0, g];
-  return tf.slice(m, [bm === 1 ? 0 : b, heads[0], rows[0], 0], [1, heads[1], rows[1], lk]).reshape([heads[1], rows[1], lk]); // [G|1, rows, Lk]
+  return part(m, [bm === 1 ? 0 : b, heads[0], rows[0], 0], [1, heads[1], rows[1], lk]).reshape([heads[1], rows[1], lk]); // [G|1, rows, Lk]
 }
 
 /** Softmax probabilities of one block: p = softmax(q kT * scale + mask), q [G, n, D], kT [G, D, Lk] -> [G, n, Lk]. */
@@ -71,7 +80,7 @@ const splitHeads = (t: tf.Tensor2D, heads: number) => t.reshape([t.shape[0], hea
 /** [H, L, D] -> [L, H*D]. */
 const mergeHeads = (t: tf.Tensor3D) => t.transpose([1, 0, 2]).reshape([t.shape[1], -1]) as tf.Tensor2D; // [L, H, D] -> [L, H*D]
 /** Heads [h0, h0 + g) of [H, L, D]. */
-const group = (t: tf.Tensor3D, h0: number, g: number) => tf.slice(t, [h0, 0, 0], [g, -1, -1]) as tf.Tensor3D;
+const group = (t: tf.Tensor3D, h0: number, g: number) => part(t, [h0, 0, 0], [g, -1, -1]);
 const t12 = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D; // [G, A, B] -> [G, B, A]
 
 function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: number, b: number, scale: number, mask: tf.Tensor | undefined, chunk?: number): tf.Tensor2D {
@@ -91,7 +100,7 @@ function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: numbe
           const parts: tf.Tensor3D[] = [];
           for (let r0 = 0; r0 < lq; r0 += rows) {
             const n = Math.min(rows, lq - r0);
-            parts.push(tf.tidy(() => tf.matMul(probs(tf.slice(qg, [0, r0, 0], [-1, n, -1]), kT, scale, maskBlock(mask, b, h0, g, r0, n)), vg)));
+            parts.push(tf.tidy(() => tf.matMul(probs(part(qg, [0, r0, 0], [-1, n, -1]), kT, scale, maskBlock(mask, b, h0, g, r0, n)), vg)));
           }
           return parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor3D); // [G, Lq, D]
         }),
@@ -128,27 +137,29 @@ function backwardOne(
         const kT = t12(kg); // [G, D, Lk]
         const vT = t12(group(vh, h0, g)); // [G, D, Lk]
         const dOg = group(dOh, h0, g);
-        let dK: tf.Tensor3D = tf.zerosLike(kg);
-        let dV: tf.Tensor3D = tf.zerosLike(kg);
+        let dK: tf.Tensor3D | null = null; // sums over the query chunks
+        let dV: tf.Tensor3D | null = null;
         const dQ: tf.Tensor3D[] = [];
         for (let r0 = 0; r0 < lq; r0 += rows) {
           const n = Math.min(rows, lq - r0);
           const [dq0, dk0, dv0] = tf.tidy(() => {
-            const qc = tf.slice(qg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
-            const dOc = tf.slice(dOg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
+            const qc = part(qg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
+            const dOc = part(dOg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
             const p = probs(qc, kT, scale, maskBlock(mask, b, h0, g, r0, n)); // recomputed, [G, n, Lk]
             const dP = tf.matMul(dOc, vT); // [G, n, Lk]
             const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D; // softmax backward
             return [tf.mul(tf.matMul(dS, kg), scale), tf.mul(tf.matMul(t12(dS), qc), scale), tf.matMul(t12(p), dOc)] as tf.Tensor3D[];
           });
           dQ.push(dq0);
-          const nk = tf.add(dK, dk0) as tf.Tensor3D;
-          const nv = tf.add(dV, dv0) as tf.Tensor3D;
-          tf.dispose([dK, dV, dk0, dv0]);
-          dK = nk;
-          dV = nv;
+          if (!dK || !dV) [dK, dV] = [dk0, dv0];
+          else {
+            const nk: tf.Tensor3D = tf.add(dK, dk0);
+            const nv: tf.Tensor3D = tf.add(dV, dv0);
+            tf.dispose([dK, dV, dk0, dv0]);
+            [dK, dV] = [nk, nv];
+          }
         }
-        return [dQ.length === 1 ? dQ[0] : (tf.concat(dQ, 1) as tf.Tensor3D), dK, dV];
+        return [dQ.length === 1 ? dQ[0] : (tf.concat(dQ, 1) as tf.Tensor3D), dK!, dV!];
       });
       dq.push(dqg);
       dk.push(dkg);
@@ -172,7 +183,7 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
     save(mm ? [qq, kk, vv, mm] : [qq, kk, vv]);
     const outs: tf.Tensor2D[] = [];
     for (let b = 0; b < bsz; b++) {
-      const [q2, k2, v2] = [qq, kk, vv].map((t) => tf.tidy(() => t.slice([b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [L, C]
+      const [q2, k2, v2] = [qq, kk, vv].map((t) => tf.tidy(() => part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [1, L, C] -> [L, C]
       outs.push(forwardOne(q2, k2, v2, heads, b, scale, mm, opts.chunk));
       tf.dispose([q2, k2, v2]);
     }
@@ -182,7 +193,7 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
       const [sq, sk, sv, sm] = saved;
       const g: [tf.Tensor2D[], tf.Tensor2D[], tf.Tensor2D[]] = [[], [], []];
       for (let b = 0; b < bsz; b++) {
-        const [q2, k2, v2, d2] = [sq, sk, sv, dy].map((t) => tf.tidy(() => t.slice([b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D));
+        const [q2, k2, v2, d2] = [sq, sk, sv, dy].map((t) => tf.tidy(() => part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [1, L, C] -> [L, C]
         const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, sm, opts.chunk);
         g[0].push(a);
         g[1].push(bb);

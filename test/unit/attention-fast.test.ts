@@ -39,6 +39,14 @@ for (const [be, grouping] of [...testBackends().map((b) => [b, 'auto'] as const)
     const gm = tf.grad((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7, mask: causalMask(37) })))(q);
     assert.ok(maxRelErr(gm.dataSync(), tf.grad((x: tf.Tensor) => tf.sum(plainAttention(x, k, v, 3, { mask: causalMask(37) })))(q).dataSync()) < 1e-4);
     await noLeak(() => tf.grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7 })))([q]).forEach((t) => t.dispose()));
+    // batch 1, one chunk: the slices that would take the whole tensor are skipped; same values, no leaks
+    const [q1, k1, v1] = [q, k, v].map((t) => t.slice([1, 0, 0], [1, -1, -1]));
+    const m1 = tf.add(causalMask(37), pad.slice([1, 0, 0, 0], [1, -1, -1, -1]));
+    const g1 = tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sum(tf.square(chunkedAttention(x, y, z, 3, { mask: m1 }))))([q1, k1, v1]);
+    const p1 = tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sum(tf.square(plainAttention(x, y, z, 3, { mask: m1 }))))([q1, k1, v1]);
+    for (let i = 0; i < 3; i++) assert.ok(maxRelErr(g1[i].dataSync(), p1[i].dataSync()) < 1e-4, `batch 1 grad ${i}`);
+    await noLeak(() => tf.grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k1, v1, 3, { mask: m1 })))([q1]).forEach((t) => t.dispose()));
+    tf.dispose([q1, k1, v1, m1, ...g1, ...p1]);
     setHeadGrouping('auto');
   });
 }
