@@ -15,12 +15,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
-import { loadPreferenceModel } from '../../rewards/preference/checkpoint.js';
-import { ImageCache, readPreferenceDataset } from '../../rewards/preference/data.js';
+import { readPreferenceDataset } from '../../rewards/preference/data.js';
 import { shuffle } from '../data/shuffle.js';
 import type { RefPixels } from '../../rewards/preference/model.js';
-import { evalProtocol, historyRefs, pickUsers, targetAttention, worldGroups, type EvalUser } from '../../rewards/preference/protocol.js';
-import { useBackend } from '../backend.js';
+import { historyRefs, targetAttention, type EvalUser } from '../../rewards/preference/protocol.js';
+import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { UsageError } from '../errors.js';
 import { heatmapPng, imageGrid } from '../report/plot-png.js';
 import { writeFileAtomic } from '../run/files.js';
@@ -82,15 +81,11 @@ export function reorder(refs: RefPixels[], k: number, seed: number | string, use
 
 export async function preferenceAttention(o: PreferenceAttentionOptions): Promise<PreferenceAttentionResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const ckpt = path.resolve(o.model);
   const ds = readPreferenceDataset(o.data);
   const orders = o.orders ?? 4;
   if (!(Number.isInteger(orders) && orders >= 1)) throw new UsageError(`--orders must be a positive integer, found ${orders}`);
   const seed = o.seed ?? 0;
-  await useBackend(o.backend, { quiet: o.quiet });
-  const model = loadPreferenceModel(ckpt, { backboneDir: o.backbone && path.resolve(o.backbone) });
-  const images = new ImageCache(4096, (x) => model.pixels(x));
-  try {
+  return withCheckpoint(o, async ({ ckpt, model, images }) => {
     const lp = model.config.prototypes;
     if (lp === 0) throw new UsageError(`${ckpt} has no prototypes (--prototypes 0): there is no prototype attention to show`);
     const nLayers = model.backbone.config.text.numLayers;
@@ -99,14 +94,7 @@ export async function preferenceAttention(o: PreferenceAttentionOptions): Promis
     if (!(Number.isInteger(layer) && layer >= 0 && layer < nLayers)) throw new UsageError(`--layer must be in 0..${nLayers - 1}, found ${layer}`);
     const heads = model.backbone.config.text.numHeads;
     if (head !== 'mean' && !(Number.isInteger(head) && head >= 0 && head < heads)) throw new UsageError(`--head must be in 0..${heads - 1} or "mean", found ${head}`);
-    const proto = evalProtocol(ds, { maxNRef: model.config.nRef, seed });
-    const groups = worldGroups(ds.dir);
-    let chosen: EvalUser[];
-    try {
-      chosen = pickUsers(proto.users, typeof o.users === 'number' ? o.users : 4, { names: Array.isArray(o.users) ? o.users : undefined, groups });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const { chosen, groups } = chooseUsers(ds, model, seed, o.users, 4);
     if (!chosen.length) throw new UsageError(`${ds.dir}: no test user to show`);
     const target = o.target ? path.resolve(o.target) : chosen[0].queries[0].liked;
     const prompt = o.prompt ?? (o.target ? '' : chosen[0].queries[0].prompt);
@@ -184,8 +172,5 @@ export async function preferenceAttention(o: PreferenceAttentionOptions): Promis
       log(`reno: wrote ${png} and ${json}`);
     }
     return { png, json, panels, spread };
-  } finally {
-    images.dispose();
-    model.dispose();
-  }
+  });
 }

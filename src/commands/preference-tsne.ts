@@ -12,11 +12,10 @@
 // Writes OUT/tsne.png and OUT/tsne.json (features' 2-d coordinates per point, users, agreement numbers).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadPreferenceModel } from '../../rewards/preference/checkpoint.js';
-import { ImageCache, readPreferenceDataset } from '../../rewards/preference/data.js';
-import { evalProtocol, featuresAfterHistory, historyRefs, pickUsers, worldGroups, type EvalUser } from '../../rewards/preference/protocol.js';
+import { readPreferenceDataset } from '../../rewards/preference/data.js';
+import { featuresAfterHistory, historyRefs, type EvalUser } from '../../rewards/preference/protocol.js';
+import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { nearestNeighbourAgreement, tsne } from '../data/tsne.js';
-import { useBackend } from '../backend.js';
 import { UsageError } from '../errors.js';
 import { PALETTE, scatterPng } from '../report/plot-png.js';
 import { writeFileAtomic } from '../run/files.js';
@@ -54,23 +53,12 @@ export interface PreferenceTsneResult {
 
 export async function preferenceTsne(o: PreferenceTsneOptions): Promise<PreferenceTsneResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const ckpt = path.resolve(o.model);
   const ds = readPreferenceDataset(o.data);
   const seed = o.seed ?? 0;
   const n = typeof o.users === 'number' ? o.users : 8;
   if (!(Number.isInteger(n) && n >= 1 && n <= PALETTE.length)) throw new UsageError(`--users must be 1..${PALETTE.length} (one colour each), found ${n}`);
-  await useBackend(o.backend, { quiet: o.quiet });
-  const model = loadPreferenceModel(ckpt, { backboneDir: o.backbone && path.resolve(o.backbone) });
-  const images = new ImageCache(4096, (x) => model.pixels(x));
-  try {
-    const proto = evalProtocol(ds, { maxNRef: model.config.nRef, seed });
-    const groups = worldGroups(ds.dir);
-    let chosen: EvalUser[];
-    try {
-      chosen = pickUsers(proto.users, n, { names: Array.isArray(o.users) ? o.users : undefined, groups });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+  return withCheckpoint(o, async ({ ckpt, model, images }) => {
+    const { chosen, groups } = chooseUsers(ds, model, seed, o.users, n);
     if (chosen.length > PALETTE.length) throw new UsageError(`at most ${PALETTE.length} users (one colour each)`);
     const bar = progress({ total: chosen.length, label: 'tsne', quiet: o.quiet });
     const feats: number[][] = [];
@@ -117,8 +105,5 @@ export async function preferenceTsne(o: PreferenceTsneOptions): Promise<Preferen
       log(`reno: wrote ${files.png} and ${files.json}`);
     }
     return { ...files, points, sameUser, sameUserChance: chance, sameGroup };
-  } finally {
-    images.dispose();
-    model.dispose();
-  }
+  });
 }
