@@ -179,6 +179,12 @@ export function checkpointState(dir: string, file = 'model.safetensors'): Traini
   }
 }
 
+/** The backbone folder a checkpoint's config.json recorded, resolved against the checkpoint; null if none. */
+export function recordedBackboneDir(dir: string, json: Json = readPreferenceConfig(dir).json): string | null {
+  const rec = (json.backbone as Json | undefined)?.dir;
+  return typeof rec === 'string' && rec ? path.resolve(dir, rec) : null; // a relative path is relative to the checkpoint
+}
+
 /**
  * Load a preference checkpoint onto the backbone folder `backboneDir` (default: the folder in config.json).
  * `trainable` gives tf.Variables (for --resume); otherwise plain tensors (scoring, the personal reward).
@@ -186,9 +192,8 @@ export function checkpointState(dir: string, file = 'model.safetensors'): Traini
 export function loadPreferenceModel(dir: string, o: { backboneDir?: string; trainable?: boolean } = {}): PreferenceModel {
   if (!fs.existsSync(path.join(dir, 'config.json'))) throw new WeightsError(`not a preference checkpoint (no config.json): ${dir}`);
   const { config, json, file } = readPreferenceConfig(dir);
-  const recorded = String((json.backbone as Json | undefined)?.dir ?? '');
-  if (!o.backboneDir && !recorded) throw new ConfigError(`${file}: no backbone folder given and none recorded`);
-  const backboneDir = o.backboneDir ?? path.resolve(dir, recorded); // a recorded relative path is relative to the checkpoint
+  const backboneDir = o.backboneDir ?? recordedBackboneDir(dir, json);
+  if (!backboneDir) throw new ConfigError(`${file}: no backbone folder given and none recorded`);
   const model = PreferenceModel.create(backboneDir, config, { trainable: o.trainable });
   try {
     const bb = new Fields(json, file).sub('backbone');

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
-import { loadPreferenceModel, readPreferenceConfig } from '../../rewards/preference/checkpoint.js';
+import { loadPreferenceModel, readPreferenceConfig, recordedBackboneDir } from '../../rewards/preference/checkpoint.js';
 import { ImageCache, readPreferenceDataset } from '../../rewards/preference/data.js';
 import {
   candidateSets,
@@ -362,7 +362,7 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
 
 /** The backbone folder a checkpoint recorded (relative paths are relative to the checkpoint). */
 export function backboneOf(dir: string): string {
-  const rec = (readPreferenceConfig(dir).json.backbone as Record<string, unknown> | undefined)?.dir;
-  if (typeof rec !== 'string' || !rec) throw new UsageError(`${dir}/config.json records no backbone folder: give --backbone`);
-  return path.resolve(dir, rec);
+  const rec = recordedBackboneDir(dir);
+  if (!rec) throw new UsageError(`${dir}/config.json records no backbone folder: give --backbone`);
+  return rec;
 }

@@ -7,7 +7,7 @@ import { UsageError } from '../errors.js';
 import { getModel } from '../models/registry.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
 import { requireModel } from '../weights/hub.js';
-import { checkpointState, loadPreferenceModel, readPreferenceConfig, type TrainingState } from '../../rewards/preference/checkpoint.js';
+import { checkpointState, loadPreferenceModel, readPreferenceConfig, recordedBackboneDir, type TrainingState } from '../../rewards/preference/checkpoint.js';
 import { readPreferenceDataset } from '../../rewards/preference/data.js';
 import { DEFAULT_TEMPLATE } from '../../rewards/preference/layout.js';
 import type { BaseLoss } from '../../rewards/preference/losses.js';
@@ -87,8 +87,8 @@ const RESUMABLE = new Set(['data', 'out', 'resume', 'force', 'backbone', 'models
 function backboneDir(o: PreferenceTrainOptions, out: string): string {
   if (o.backbone) return path.resolve(o.backbone);
   if (o.resume && !o.modelsDir && !o.preset && fs.existsSync(path.join(out, 'config.json'))) {
-    const dir = (readPreferenceConfig(out).json.backbone as Record<string, unknown> | undefined)?.dir;
-    if (typeof dir === 'string' && dir) return path.resolve(out, dir);
+    const dir = recordedBackboneDir(out);
+    if (dir) return dir;
   }
   return requireModel(getModel('smolvlm'), modelPlaces({ modelsDir: o.modelsDir, preset: o.preset })).dir;
 }
