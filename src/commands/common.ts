@@ -1,5 +1,6 @@
 // Pieces several commands share: where the models are (flags, preset), and the generator by name.
 import * as path from 'node:path';
+import type { RewardLoadContext } from '../../rewards/types.js';
 import { UsageError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 
@@ -28,4 +29,9 @@ export function parseSize(s: string | number): { width: number; height: number }
   if (!m) throw new UsageError(`--size must be N or WxH (e.g. 512 or 768x512), found "${s}"`);
   const width = Number(m[1]);
   return { width, height: m[2] ? Number(m[2]) : width };
+}
+
+/** The personal reward's options from --user (resolved), guidance, N_ref and --preference-model; none without --user. */
+export function personalOptions(user: string | undefined, guidance: 'like' | 'dislike', nRef: number, preferenceModel?: string): RewardLoadContext['personal'] {
+  return user ? { historyFile: path.resolve(user), guidance, nRef, checkpoint: preferenceModel && path.resolve(preferenceModel) } : undefined;
 }

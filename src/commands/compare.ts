@@ -13,7 +13,7 @@ import { markdownTable, scoreFiles } from '../run/cross-score.js';
 import { newRunDir, writeFileAtomic } from '../run/files.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
 import { activeRewardNames, openSession, runGeneration } from '../run/session.js';
-import { modelPlaces } from './common.js';
+import { modelPlaces, personalOptions } from './common.js';
 import { generateConfig, type GenerateOptions } from './generate.js';
 
 export interface CompareOptions extends GenerateOptions {
@@ -36,9 +36,7 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   const names = o.rewards?.length ? o.rewards : enabled;
   if (!names.length) throw new UsageError('no reward to compare: enable some with --weights.NAME or name them with --rewards');
   for (const n of names) activeRewardNames({ [n]: 1 }, !!o.user); // validates every name
-  const personal = o.user
-    ? { historyFile: path.resolve(o.user), guidance: config.guidance, nRef: config.n_ref, checkpoint: o.preferenceModel && path.resolve(o.preferenceModel) }
-    : undefined;
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: names, personal, backend });
   const dir = newRunDir(o.out ?? path.join(process.cwd(), 'outputs'), `compare-${config.prompt}`);

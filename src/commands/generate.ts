@@ -7,7 +7,7 @@ import { ConfigError } from '../errors.js';
 import { newRunDir } from '../run/files.js';
 import { withInterrupt, stopFlag } from '../run/interrupt.js';
 import { activeRewardNames, openSession, runGeneration, type RunOutcome } from '../run/session.js';
-import { modelPlaces, parseSize } from './common.js';
+import { modelPlaces, parseSize, personalOptions } from './common.js';
 
 export interface GenerateOptions {
   prompt: string;
@@ -56,9 +56,7 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
   const config = generateConfig(o);
   const places = modelPlaces(o);
   const { active, inactive } = activeRewardNames(config.weights, !!o.user);
-  const personal = o.user
-    ? { historyFile: path.resolve(o.user), guidance: config.guidance, nRef: config.n_ref, checkpoint: o.preferenceModel && path.resolve(o.preferenceModel) }
-    : undefined;
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {

@@ -2,14 +2,13 @@
 // optimiser uses (RewardInput -> PreparedReward.score), as a table or JSON.
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import { useBackend } from '../backend.js';
 import { DataError, UsageError } from '../errors.js';
 import { readImage } from '../image/png.js';
 import { PERSONAL, rewardContext } from '../run/session.js';
-import { modelPlaces } from './common.js';
+import { modelPlaces, personalOptions } from './common.js';
 
 export interface ScoreOptions {
   prompt: string;
@@ -50,9 +49,7 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   for (const n of names) rewardSpec(n);
   if (names.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
   const places = modelPlaces(o);
-  const personal = o.user
-    ? { historyFile: path.resolve(o.user), guidance: o.guidance ?? 'like', nRef: o.nRef ?? 8, checkpoint: o.preferenceModel && path.resolve(o.preferenceModel) }
-    : undefined;
+  const personal = personalOptions(o.user, o.guidance ?? 'like', o.nRef ?? 8, o.preferenceModel);
   const ctx = rewardContext(places, personal);
   checkRewardModels(names, ctx);
   await useBackend(o.backend, { quiet: o.quiet || o.json });

@@ -14,7 +14,7 @@ import { page } from '../report/html.js';
 import { slugify, writeFileAtomic } from '../run/files.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
 import { activeRewardNames, openSession, runGeneration } from '../run/session.js';
-import { modelPlaces } from './common.js';
+import { modelPlaces, personalOptions } from './common.js';
 
 export interface SweepSpec {
   /** config keys layered over configs/default.yaml for every cell */
@@ -129,7 +129,7 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
     let ran = 0;
     await withInterrupt(flag, async () => {
       for (const guidance of [...new Set(todo.map((c) => c.config.guidance))]) {
-        const personal = spec.user ? { historyFile: spec.user, guidance, nRef: todo[0].config.n_ref, checkpoint: spec.preferenceModel } : undefined;
+        const personal = personalOptions(spec.user, guidance, todo[0].config.n_ref, spec.preferenceModel); // paths already absolute
         const session = await openSession({ places, generator: todo[0].config.generator, rewards, personal, backend });
         try {
           for (const c of todo.filter((t) => t.config.guidance === guidance)) {
