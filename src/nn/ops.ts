@@ -29,18 +29,15 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
-/** x sigmoid(a x) with its own gradient: s + a x s (1 - s), from the saved s. */
+/** x sigmoid(a x) with its own gradient: s + a x s (1 - s), from the saved a x and s. */
 function xSigmoid(x: tf.Tensor, a: number): tf.Tensor {
   const f = withGrad<[tf.Tensor]>((xx, save) => {
-    const sg = tf.tidy(() => tf.sigmoid(a === 1 ? xx : tf.mul(xx, a)));
-    save([xx, sg]);
+    const ax = a === 1 ? xx : tf.mul(xx, a);
+    const sg = tf.sigmoid(ax);
+    save([ax, sg]);
     return {
       value: tf.mul(xx, sg),
-      gradFunc: (dy: tf.Tensor, [xs, s]: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const ax = a === 1 ? xs : tf.mul(xs, a);
-          return tf.mul(dy, tf.add(s, tf.mul(tf.mul(ax, s), tf.sub(1, s))));
-        }),
+      gradFunc: (dy: tf.Tensor, [axs, s]: tf.Tensor[]) => tf.tidy(() => tf.mul(dy, tf.add(s, tf.mul(tf.mul(axs, s), tf.sub(1, s))))),
     };
   });
   return f(x);
