@@ -25,12 +25,12 @@ export class ResnetBlock2D extends Module {
   /** x [B, H, W, Cin], temb [B, T] (already the UNet's time embedding; SiLU is applied here). */
   forward(x: tf.Tensor4D, temb?: tf.Tensor2D): tf.Tensor4D {
     return tf.tidy(() => {
-      let h = this.conv1.forward(silu(this.norm1.forward(x)) as tf.Tensor4D);
+      let h = this.conv1.forward(this.norm1.forward(x, 'silu') as tf.Tensor4D);
       if (this.time_emb_proj && temb) {
         const t = this.time_emb_proj.forward(silu(temb)); // [B, Cout]
         h = tf.add(h, t.reshape([t.shape[0], 1, 1, -1])); // [B, 1, 1, Cout] broadcast over H, W
       }
-      h = this.conv2.forward(silu(this.norm2.forward(h)) as tf.Tensor4D);
+      h = this.conv2.forward(this.norm2.forward(h, 'silu') as tf.Tensor4D);
       const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
       return tf.add(skip, h);
     });

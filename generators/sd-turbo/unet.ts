@@ -187,7 +187,7 @@ export class UNet2DConditionModel extends Module {
         const mine = skips.splice(skips.length - take, take);
         h = blk.forward(h, mine, temb, ctx);
       }
-      return this.conv_out.forward(silu(this.conv_norm_out.forward(h)) as tf.Tensor4D);
+      return this.conv_out.forward(this.conv_norm_out.forward(h, 'silu') as tf.Tensor4D);
     });
   }
 }

@@ -4,7 +4,6 @@ import * as tf from '@tensorflow/tfjs';
 import { Conv2d, GroupNorm } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { checkpoint } from '../../src/nn/checkpoint.js';
-import { silu } from '../../src/nn/ops.js';
 import { Attention } from './attention.js';
 import type { VaeConfig } from './config.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
@@ -93,7 +92,7 @@ export class Encoder extends Module {
       let h = this.conv_in.forward(x);
       for (const blk of this.down_blocks) h = blk.forward(h);
       h = this.mid_block.forward(h);
-      return this.conv_out.forward(silu(this.conv_norm_out.forward(h)) as tf.Tensor4D);
+      return this.conv_out.forward(this.conv_norm_out.forward(h, 'silu') as tf.Tensor4D);
     });
   }
 }
@@ -118,7 +117,7 @@ export class Decoder extends Module {
     return tf.tidy(() => {
       let h = this.mid_block.forward(this.conv_in.forward(z));
       for (const blk of this.up_blocks) h = blk.forward(h);
-      return this.conv_out.forward(silu(this.conv_norm_out.forward(h)) as tf.Tensor4D);
+      return this.conv_out.forward(this.conv_norm_out.forward(h, 'silu') as tf.Tensor4D);
     });
   }
 }

@@ -4,6 +4,7 @@
 // is a plain 2-D matMul without transpose flags (operands are transposed explicitly first), which is the only fast
 // matMul on the wasm backend (../shared/docs/backends.md); it also keeps each WebGPU binding under the device limit.
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernels } from './fused.js';
 
 export interface GradResult {
   value: tf.Tensor;
@@ -68,9 +69,13 @@ function maskBlock(mask: tf.Tensor | undefined, b: number, h0: number, g: number
   return part(m, [bm === 1 ? 0 : b, heads[0], rows[0], 0], [1, heads[1], rows[1], lk]).reshape([heads[1], rows[1], lk]); // [G|1, rows, Lk]
 }
 
-/** Softmax probabilities of one block: p = softmax(q kT * scale + mask), q [G, n, D], kT [G, D, Lk] -> [G, n, Lk]. */
-function probs(q: tf.Tensor3D, kT: tf.Tensor3D, scale: number, m: tf.Tensor | null): tf.Tensor3D {
-  let s: tf.Tensor = tf.mul(tf.matMul(q, kT), scale); // [G, n, Lk]
+/**
+ * Softmax probabilities of one block: p = softmax(q k^T * scale + mask), q [G, n, D] -> [G, n, Lk]. `k` is kT
+ * [G, D, Lk], or k [G, Lk, D] itself when `flags` (WebGPU: a transpose flag costs nothing there, a transpose is a
+ * program of its own).
+ */
+function probs(q: tf.Tensor3D, k: tf.Tensor3D, scale: number, m: tf.Tensor | null, flags: boolean): tf.Tensor3D {
+  let s: tf.Tensor = tf.mul(tf.matMul(q, k, false, flags), scale); // [G, n, Lk]
   if (m) s = tf.add(s, m);
   return tf.softmax(s, -1) as tf.Tensor3D;
 }
@@ -82,6 +87,11 @@ const mergeHeads = (t: tf.Tensor3D) => t.transpose([1, 0, 2]).reshape([t.shape[1
 /** Heads [h0, h0 + g) of [H, L, D]. */
 const group = (t: tf.Tensor3D, h0: number, g: number) => part(t, [h0, 0, 0], [g, -1, -1]);
 const t12 = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D; // [G, A, B] -> [G, B, A]
+/**
+ * a^T b with a [G, A, B] and b [G, A, C] -> [G, B, C]: a transpose flag on WebGPU (`flags`), an explicit transpose
+ * and a plain product elsewhere (wasm's matMul is slow with flags).
+ */
+const matMulAT = (a: tf.Tensor3D, b: tf.Tensor3D, flags: boolean) => (flags ? tf.matMul(a, b, true, false) : tf.matMul(t12(a), b));
 
 function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: number, b: number, scale: number, mask: tf.Tensor | undefined, chunk?: number): tf.Tensor2D {
   return tf.tidy(() => {
@@ -89,18 +99,20 @@ function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: numbe
     const lk = k.shape[0];
     const g = headGroup(heads);
     const rows = chunkRows(lq, lk, g, chunk);
+    const flags = fusedKernels();
     const [qh, kh, vh] = [q, k, v].map((t) => splitHeads(t, heads)); // [H, L, D]
     const outs: tf.Tensor3D[] = [];
     for (let h0 = 0; h0 < heads; h0 += g) {
       outs.push(
         tf.tidy(() => {
           const qg = group(qh, h0, g);
-          const kT = t12(group(kh, h0, g)); // [G, D, Lk]
+          const kg = group(kh, h0, g); // [G, Lk, D]
+          const kk = flags ? kg : t12(kg); // k [G, Lk, D] with the flag, else kT [G, D, Lk]
           const vg = group(vh, h0, g); // [G, Lk, D]
           const parts: tf.Tensor3D[] = [];
           for (let r0 = 0; r0 < lq; r0 += rows) {
             const n = Math.min(rows, lq - r0);
-            parts.push(tf.tidy(() => tf.matMul(probs(part(qg, [0, r0, 0], [-1, n, -1]), kT, scale, maskBlock(mask, b, h0, g, r0, n)), vg)));
+            parts.push(tf.tidy(() => tf.matMul(probs(part(qg, [0, r0, 0], [-1, n, -1]), kk, scale, maskBlock(mask, b, h0, g, r0, n), flags), vg)));
           }
           return parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor3D); // [G, Lq, D]
         }),
@@ -126,6 +138,7 @@ function backwardOne(
     const lk = k.shape[0];
     const g = headGroup(heads);
     const rows = chunkRows(lq, lk, g, chunk);
+    const flags = fusedKernels();
     const [qh, kh, vh, dOh] = [q, k, v, dO].map((t) => splitHeads(t, heads)); // [H, L, D]
     const dq: tf.Tensor3D[] = [];
     const dk: tf.Tensor3D[] = [];
@@ -134,8 +147,9 @@ function backwardOne(
       const [dqg, dkg, dvg] = tf.tidy(() => {
         const qg = group(qh, h0, g);
         const kg = group(kh, h0, g); // [G, Lk, D]
-        const kT = t12(kg); // [G, D, Lk]
-        const vT = t12(group(vh, h0, g)); // [G, D, Lk]
+        const kk = flags ? kg : t12(kg); // as in forwardOne
+        const vg = group(vh, h0, g); // [G, Lk, D]
+        const vv = flags ? vg : t12(vg); // v [G, Lk, D] with the flag, else vT [G, D, Lk]
         const dOg = group(dOh, h0, g);
         let dK: tf.Tensor3D | null = null; // sums over the query chunks
         let dV: tf.Tensor3D | null = null;
@@ -145,10 +159,15 @@ function backwardOne(
           const [dq0, dk0, dv0] = tf.tidy(() => {
             const qc = part(qg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
             const dOc = part(dOg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
-            const p = probs(qc, kT, scale, maskBlock(mask, b, h0, g, r0, n)); // recomputed, [G, n, Lk]
-            const dP = tf.matMul(dOc, vT); // [G, n, Lk]
+            const p = probs(qc, kk, scale, maskBlock(mask, b, h0, g, r0, n), flags); // recomputed, [G, n, Lk]
+            const dP = tf.matMul(dOc, vv, false, flags); // [G, n, Lk]
             const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D; // softmax backward
-            return [tf.mul(tf.matMul(dS, kg), scale), tf.mul(tf.matMul(t12(dS), qc), scale), tf.matMul(t12(p), dOc)] as tf.Tensor3D[];
+            if (flags) {
+              // one scaling of dS [G, n, Lk] instead of two of [G, n, D]: one program fewer
+              const dSs = tf.mul(dS, scale) as tf.Tensor3D;
+              return [tf.matMul(dSs, kg), matMulAT(dSs, qc, true), matMulAT(p, dOc, true)] as tf.Tensor3D[];
+            }
+            return [tf.mul(tf.matMul(dS, kg), scale), tf.mul(matMulAT(dS, qc, false), scale), matMulAT(p, dOc, false)] as tf.Tensor3D[];
           });
           dQ.push(dq0);
           if (!dK || !dV) [dK, dV] = [dk0, dv0];

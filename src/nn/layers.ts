@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, Param } from './module.js';
 import { conv2d as conv2dOp, matMulWeight } from './ops.js';
-import { standardize } from './norm.js';
+import { normAffine } from './norm.js';
 
 /** torch.nn.Linear: y = x W^T + b, with W stored [in, out] after loading. */
 export class Linear extends Module {
@@ -23,8 +23,7 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const shape = x.shape;
       const x2 = x.reshape([-1, this.inFeatures]); // [..., in] -> [N, in]
-      let y: tf.Tensor = matMulWeight(x2 as tf.Tensor2D, this.weight.v as tf.Tensor2D);
-      if (this.bias) y = tf.add(y, this.bias.v);
+      const y = matMulWeight(x2 as tf.Tensor2D, this.weight.v as tf.Tensor2D, this.bias?.v ?? null);
       return y.reshape([...shape.slice(0, -1), this.outFeatures]); // [N, out] -> [..., out]
     });
   }
@@ -49,8 +48,7 @@ export class Conv2d extends Module {
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const y = conv2dOp(x, this.weight.v as tf.Tensor4D, this.stride, this.padding);
-      return (this.bias ? tf.add(y, this.bias.v) : y) as tf.Tensor4D;
+      return conv2dOp(x, this.weight.v as tf.Tensor4D, this.stride, this.padding, this.bias?.v ?? null);
     });
   }
 }
@@ -70,17 +68,9 @@ export class GroupNorm extends Module {
     this.bias = affine ? new Param([channels]) : null;
   }
 
-  forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const shape = x.shape; // [B, H, W, C] (or [B, L, C])
-      const b = shape[0];
-      const c = shape[shape.length - 1];
-      const g = x.reshape([b, -1, this.groups, c / this.groups]); // [B, HW, G, C/G]
-      let y: tf.Tensor = standardize(g, [1, 3], this.eps).reshape(shape); // [B, HW, G, C/G] -> x's shape
-      if (this.weight) y = tf.mul(y, this.weight.v);
-      if (this.bias) y = tf.add(y, this.bias.v);
-      return y;
-    });
+  /** x [B, H, W, C] (or [B, L, C]); act 'silu' applies F.silu after the affine transform (fused on WebGPU). */
+  forward(x: tf.Tensor, act: 'none' | 'silu' = 'none'): tf.Tensor {
+    return normAffine(x, { groups: this.groups, eps: this.eps, weight: this.weight?.v ?? null, bias: this.bias?.v ?? null, act });
   }
 }
 
@@ -100,12 +90,7 @@ export class LayerNorm extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      let y: tf.Tensor = standardize(x, [x.rank - 1], this.eps);
-      if (this.weight) y = tf.mul(y, this.weight.v);
-      if (this.bias) y = tf.add(y, this.bias.v);
-      return y;
-    });
+    return normAffine(x, { groups: null, eps: this.eps, weight: this.weight?.v ?? null, bias: this.bias?.v ?? null });
   }
 }
 

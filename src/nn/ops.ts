@@ -2,6 +2,8 @@
 // here only, so models read the same on every backend.
 import * as tf from '@tensorflow/tfjs';
 import { chunkedAttention, withGrad } from './attention.js';
+import { fusedKernels } from './fused.js';
+import { elementwise, type ElementwiseOp } from './webgpu-elementwise.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -12,6 +14,7 @@ const SQRT1_2 = Math.SQRT1_2;
  * composite (activations are a good part of the kernels a backward pass issues; see src/nn/norm.ts).
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fusedKernels()) return fusedActivation(x, 'geluForward', 'geluBackward', 0);
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     const cdf = tf.tidy(() => tf.mul(tf.add(tf.erf(tf.mul(xx, SQRT1_2)), 1), 0.5));
     save([xx, cdf]);
@@ -29,8 +32,18 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
+/** An activation as one WebGPU program forward and one backward, from the saved x alone (./webgpu-elementwise.ts). */
+function fusedActivation(x: tf.Tensor, forward: ElementwiseOp, backward: ElementwiseOp, a: number): tf.Tensor {
+  const f = withGrad<[tf.Tensor]>((xx, save) => {
+    save([xx]);
+    return { value: elementwise(forward, xx, undefined, a), gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => elementwise(backward, xs, dy, a) };
+  });
+  return f(x);
+}
+
 /** x sigmoid(a x) with its own gradient: s + a x s (1 - s), from the saved a x and s. */
 function xSigmoid(x: tf.Tensor, a: number): tf.Tensor {
+  if (fusedKernels()) return fusedActivation(x, 'xSigmoidForward', 'xSigmoidBackward', a);
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     const ax = a === 1 ? xx : tf.mul(xx, a);
     const sg = tf.sigmoid(ax);
@@ -81,47 +94,63 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
   }
 }
 
-const isTrainable = (t: tf.Tensor) => t instanceof tf.Variable && t.trainable;
+const isTrainable = (t: tf.Tensor | null) => t instanceof tf.Variable && t.trainable;
 
 /**
- * 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's).
- * For frozen filters and stride 1 the input gradient is computed as a forward convolution of the output gradient
- * with the filter flipped spatially and in/out swapped (exact; wasm's Conv2DBackpropInput kernel is ~20x slower
- * than its forward conv, ../shared/docs/backends.md). No gradient flows to a frozen filter.
+ * 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's), plus an
+ * optional per-channel bias. For frozen filters and stride 1 the input gradient is computed as a forward convolution
+ * of the output gradient with the filter flipped spatially and in/out swapped (exact; wasm's Conv2DBackpropInput
+ * kernel is ~20x slower than its forward conv, ../shared/docs/backends.md); other strides take Conv2DBackpropInput.
+ * No gradient flows to a frozen filter or bias. On WebGPU the bias is added inside the convolution's program (tfjs'
+ * FusedConv2D): one dispatch fewer. A trainable filter or bias takes tf.conv2d and tfjs' gradients.
  */
-export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
+export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number, bias: tf.Tensor | null = null): tf.Tensor4D {
   const padding = (p: number): 'valid' | [[number, number], [number, number], [number, number], [number, number]] =>
     p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
   const [kh, kw] = w.shape;
-  if (stride !== 1 || kh !== kw || isTrainable(w)) return tf.conv2d(x, w, stride, padding(pad));
+  if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.conv2d(x, w, stride, padding(pad)) : tf.add(tf.conv2d(x, w, stride, padding(pad)), bias)) as tf.Tensor4D);
+  const fuse = fusedKernels() && bias !== null;
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
     return {
-      value: tf.conv2d(xx as tf.Tensor4D, w, 1, padding(pad)),
+      value: fuse ? tf.fused.conv2d({ x: xx as tf.Tensor4D, filter: w, strides: stride, pad: padding(pad), bias: bias! }) : tf.conv2d(xx as tf.Tensor4D, w, stride, padding(pad)),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => {
+          // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
+          // the filter's and the bias' gradients, needed or not
+          if (stride !== 1 || kh !== kw) return tf.conv2dTranspose(dy as tf.Tensor4D, w, xx.shape as [number, number, number, number], stride, padding(pad));
           const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D; // [kh, kw, out, in]
           return tf.conv2d(dy as tf.Tensor4D, flipped, 1, padding(kh - 1 - pad));
         }),
     };
   });
-  return f(x) as tf.Tensor4D;
+  return tf.tidy(() => {
+    const y = f(x) as tf.Tensor4D;
+    return bias === null || fuse ? y : (tf.add(y, bias) as tf.Tensor4D);
+  });
 }
 
 /**
- * x [N, in] times a weight [in, out]. For a frozen weight the input gradient dy W^T is a plain matMul with an
- * explicitly transposed W (wasm's matMul is 20x slower with a transpose flag); a trainable weight takes tf.matMul.
+ * x [N, in] times a weight [in, out], plus an optional bias [out]. For a frozen weight the input gradient dy W^T is
+ * a plain matMul with an explicitly transposed W (wasm's matMul is 20x slower with a transpose flag); on WebGPU it
+ * takes the transpose flag instead (one dispatch and no copy of W), and the forward pass adds the bias inside the
+ * product's program (tfjs' FusedMatMul). A trainable weight or bias takes tf.matMul and tfjs' gradients.
  */
-export function matMulWeight(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  if (isTrainable(w)) return tf.matMul(x, w);
+export function matMulWeight(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | null = null): tf.Tensor2D {
+  if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.matMul(x, w) : tf.add(tf.matMul(x, w), bias)) as tf.Tensor2D);
+  const gpu = fusedKernels();
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
     return {
-      value: tf.matMul(xx as tf.Tensor2D, w),
-      gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D)),
+      value: gpu && bias !== null ? tf.fused.matMul({ a: xx as tf.Tensor2D, b: w, bias }) : tf.matMul(xx as tf.Tensor2D, w),
+      gradFunc: (dy: tf.Tensor) =>
+        tf.tidy(() => (gpu ? tf.matMul(dy as tf.Tensor2D, w, false, true) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D))),
     };
   });
-  return f(x) as tf.Tensor2D;
+  return tf.tidy(() => {
+    const y = f(x) as tf.Tensor2D;
+    return bias === null || gpu ? y : (tf.add(y, bias) as tf.Tensor2D);
+  });
 }
 
 /**

@@ -1,0 +1,111 @@
+// Activations and their input gradients as one WGSL program each for tfjs-backend-webgpu (the program interface of its
+// unary_op_webgpu.ts). tfjs composes exact GELU from 5 programs forward and its gradient from 7; x sigmoid(a x)
+// (SiLU, QuickGELU) from 2-3 and 5. On a GPU, where a backward pass is bound by issuing programs
+// (bench/RESULTS.md, "GPU"), each becomes one program each way, and the backward pass needs only x (recomputing the
+// cheap terms) instead of x plus saved intermediates.
+// Ports torch.nn.functional.gelu (approximate='none'), F.silu and OpenAI CLIP's QuickGELU.
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * erf by Abramowitz & Stegun 7.1.26 (absolute error under 1.5e-7, below float32's resolution of erf near 1; the
+ * same formula as tfjs' own WebGPU Erf).
+ */
+const ERF = `
+  fn erfApprox(v : f32) -> f32 {
+    let s = sign(v);
+    let z = abs(v);
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    return s * (1.0 - poly * exp(-z * z));
+  }
+  fn sigmoidOf(v : f32) -> f32 {
+    return 1.0 / (1.0 + exp(-v));
+  }
+  fn geluGrad(v : f32) -> f32 {
+    return 0.5 * (1.0 + erfApprox(v * 0.7071067811865476)) + v * 0.3989422804014327 * exp(-0.5 * v * v);
+  }
+  fn xSigmoidGrad(v : f32, a : f32) -> f32 {
+    let s = sigmoidOf(a * v);
+    return s + a * v * s * (1.0 - s);
+  }`;
+
+/** WGSL expressions of the inputs x (and dy), the uniform `uniforms.a`, per element. */
+const OPS = {
+  /** x Phi(x) */
+  geluForward: { inputs: ['x'], expr: 'x[index] * 0.5 * (1.0 + erfApprox(x[index] * 0.7071067811865476))' },
+  /** dy (Phi(x) + x phi(x)) */
+  geluBackward: {
+    inputs: ['x', 'dy'],
+    expr: 'dy[index] * geluGrad(x[index])',
+  },
+  /** x sigmoid(a x) */
+  xSigmoidForward: { inputs: ['x'], expr: 'x[index] * sigmoidOf(uniforms.a * x[index])' },
+  /** dy (s + a x s (1 - s)), s = sigmoid(a x) */
+  xSigmoidBackward: {
+    inputs: ['x', 'dy'],
+    expr: 'dy[index] * xSigmoidGrad(x[index], uniforms.a)',
+  },
+} as const;
+export type ElementwiseOp = keyof typeof OPS;
+
+class ElementwiseProgram {
+  variableNames: string[];
+  uniforms = 'a : f32,';
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  size = true;
+  constructor(
+    shape: number[],
+    private readonly op: ElementwiseOp,
+  ) {
+    this.variableNames = [...OPS[op].inputs];
+    this.outputShape = shape;
+    this.dispatchLayout = { x: shape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(shape.reduce((p, d) => p * d, 1) / 256), 1, 1];
+    this.shaderKey = `renoElementwise_${op}`;
+  }
+  getUserCode(): string {
+    return `
+  ${ERF}
+  fn main(index : i32) {
+    if (index >= uniforms.size) { return; }
+    result[index] = ${OPS[this.op].expr};
+  }`;
+  }
+}
+
+export const ELEMENTWISE = 'RenoElementwise';
+
+interface TensorInfo {
+  dataId: object;
+  shape: number[];
+  dtype: string;
+}
+type KernelArgs = {
+  inputs: Record<string, TensorInfo>;
+  backend: { runWebGPUProgram(p: object, inputs: TensorInfo[], dtype: 'float32', u: { type: 'float32'; data: number[] }[]): TensorInfo };
+  attrs: { op: ElementwiseOp; a: number };
+};
+
+tf.registerKernel({
+  kernelName: ELEMENTWISE,
+  backendName: 'webgpu',
+  kernelFunc: (({ inputs, backend, attrs }: KernelArgs) => {
+    const names = OPS[attrs.op].inputs;
+    return backend.runWebGPUProgram(
+      new ElementwiseProgram(inputs.x.shape, attrs.op),
+      names.map((n) => inputs[n]),
+      'float32',
+      [{ type: 'float32', data: [attrs.a] }],
+    );
+  }) as unknown as tf.KernelFunc,
+});
+
+/** One element-wise program: op on x (and dy, the same shape), with the constant a. WebGPU only. */
+export function elementwise(op: ElementwiseOp, x: tf.Tensor, dy?: tf.Tensor, a = 0): tf.Tensor {
+  const inputs = (dy ? { x, dy } : { x }) as unknown as tf.NamedTensorMap;
+  return tf.engine().runKernel(ELEMENTWISE, inputs, { op, a } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
