@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Conv2d, GroupNorm, LayerNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
-import { attention, gelu } from '../../src/nn/ops.js';
+import { attention, geglu } from '../../src/nn/ops.js';
 
 export class Attention extends Module {
   group_norm: GroupNorm | null;
@@ -51,10 +51,7 @@ export class GEGLU extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const [value, gate] = tf.split(this.proj.forward(x), 2, -1);
-      return tf.mul(value, gelu(gate));
-    });
+    return tf.tidy(() => geglu(this.proj.forward(x))); // [..., 2 inner] -> [..., inner]
   }
 }
 

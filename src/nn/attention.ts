@@ -5,6 +5,7 @@
 // matMul on the wasm backend (../shared/docs/backends.md); it also keeps each WebGPU binding under the device limit.
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels } from './fused.js';
+import { scaledSoftmax, softmaxGrad } from './webgpu-softmax.js';
 
 export interface GradResult {
   value: tf.Tensor;
@@ -75,7 +76,9 @@ function maskBlock(mask: tf.Tensor | undefined, b: number, h0: number, g: number
  * program of its own).
  */
 function probs(q: tf.Tensor3D, k: tf.Tensor3D, scale: number, m: tf.Tensor | null, flags: boolean): tf.Tensor3D {
-  let s: tf.Tensor = tf.mul(tf.matMul(q, k, false, flags), scale); // [G, n, Lk]
+  const scores = tf.matMul(q, k, false, flags) as tf.Tensor3D; // [G, n, Lk]
+  if (flags) return scaledSoftmax(scores, scale, m); // one program for the scaling, the mask and the softmax
+  let s: tf.Tensor = tf.mul(scores, scale);
   if (m) s = tf.add(s, m);
   return tf.softmax(s, -1) as tf.Tensor3D;
 }
@@ -160,13 +163,12 @@ function backwardOne(
             const qc = part(qg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
             const dOc = part(dOg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
             const p = probs(qc, kk, scale, maskBlock(mask, b, h0, g, r0, n), flags); // recomputed, [G, n, Lk]
-            const dP = tf.matMul(dOc, vv, false, flags); // [G, n, Lk]
-            const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D; // softmax backward
+            const dP = tf.matMul(dOc, vv, false, flags) as tf.Tensor3D; // [G, n, Lk]
             if (flags) {
-              // one scaling of dS [G, n, Lk] instead of two of [G, n, D]: one program fewer
-              const dSs = tf.mul(dS, scale) as tf.Tensor3D;
+              const dSs = softmaxGrad(p, dP, scale); // softmax backward times the scale, one program
               return [tf.matMul(dSs, kg), matMulAT(dSs, qc, true), matMulAT(p, dOc, true)] as tf.Tensor3D[];
             }
+            const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D; // softmax backward
             return [tf.mul(tf.matMul(dS, kg), scale), tf.mul(matMulAT(dS, qc, false), scale), matMulAT(p, dOc, false)] as tf.Tensor3D[];
           });
           dQ.push(dq0);

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { chunkedAttention, withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
-import { elementwise, type ElementwiseOp } from './webgpu-elementwise.js';
+import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -54,6 +54,24 @@ function xSigmoid(x: tf.Tensor, a: number): tf.Tensor {
     };
   });
   return f(x);
+}
+
+/**
+ * GEGLU (diffusers GEGLU after its proj): u [..., 2F] = [value | gate] -> value * gelu(gate) [..., F]. One program
+ * each way on WebGPU (./webgpu-elementwise.ts), from the saved u alone.
+ */
+export function geglu(u: tf.Tensor): tf.Tensor {
+  if (!fusedKernels()) {
+    return tf.tidy(() => {
+      const [value, gate] = tf.split(u, 2, -1);
+      return tf.mul(value, gelu(gate));
+    });
+  }
+  const f = withGrad<[tf.Tensor]>((uu, save) => {
+    save([uu]);
+    return { value: gegluProgram(uu), gradFunc: (dy: tf.Tensor, [us]: tf.Tensor[]) => gegluProgram(us, dy) };
+  });
+  return f(u);
 }
 
 /** GELU with the tanh approximation (approximate='tanh', "gelu_pytorch_tanh"). */
@@ -119,7 +137,7 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
           // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
           // the filter's and the bias' gradients, needed or not
           if (stride !== 1 || kh !== kw) return tf.conv2dTranspose(dy as tf.Tensor4D, w, xx.shape as [number, number, number, number], stride, padding(pad));
-          const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D; // [kh, kw, out, in]
+          const flipped = fusedKernels() ? flipFilter(w) : (tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D); // [kh, kw, out, in]
           return tf.conv2d(dy as tf.Tensor4D, flipped, 1, padding(kh - 1 - pad));
         }),
     };

@@ -86,7 +86,7 @@ interface TensorInfo {
 }
 type KernelArgs = {
   inputs: Record<string, TensorInfo>;
-  backend: { runWebGPUProgram(p: object, inputs: TensorInfo[], dtype: 'float32', u: { type: 'float32'; data: number[] }[]): TensorInfo };
+  backend: { runWebGPUProgram(p: object, inputs: TensorInfo[], dtype: 'float32', u: { type: 'int32' | 'float32'; data: number[] }[]): TensorInfo };
   attrs: { op: ElementwiseOp; a: number };
 };
 
@@ -103,6 +103,114 @@ tf.registerKernel({
     );
   }) as unknown as tf.KernelFunc,
 });
+
+/**
+ * GEGLU on u = [value | gate] ([N, 2F]): value * gelu(gate) ([N, F]) forward; backward d u = [dy gelu(gate) |
+ * dy value gelu'(gate)] ([N, 2F]). tfjs: two slices, GELU's five programs and a product forward; products, GELU's
+ * gradient and a concat backward.
+ */
+class GegluProgram {
+  variableNames: string[];
+  uniforms = 'F : i32,';
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  size = true;
+  constructor(
+    shape: number[],
+    private readonly backward: boolean,
+  ) {
+    this.variableNames = backward ? ['u', 'dy'] : ['u'];
+    this.outputShape = shape;
+    this.dispatchLayout = { x: shape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(shape.reduce((p, d) => p * d, 1) / 256), 1, 1];
+    this.shaderKey = `renoGeglu_${backward}`;
+  }
+  getUserCode(): string {
+    const body = this.backward
+      ? `let row = index / (2 * uniforms.F);
+    let col = index % (2 * uniforms.F);
+    let f = col % uniforms.F;
+    let value = u[row * 2 * uniforms.F + f];
+    let gate = u[row * 2 * uniforms.F + uniforms.F + f];
+    let d = dy[row * uniforms.F + f];
+    result[index] = select(d * value * geluGrad(gate), d * gate * 0.5 * (1.0 + erfApprox(gate * 0.7071067811865476)), col < uniforms.F);`
+      : `let row = index / uniforms.F;
+    let f = index % uniforms.F;
+    let gate = u[row * 2 * uniforms.F + uniforms.F + f];
+    result[index] = u[row * 2 * uniforms.F + f] * gate * 0.5 * (1.0 + erfApprox(gate * 0.7071067811865476));`;
+    return `
+  ${ERF}
+  fn main(index : i32) {
+    if (index >= uniforms.size) { return; }
+    ${body}
+  }`;
+  }
+}
+
+export const GEGLU = 'RenoGeglu';
+tf.registerKernel({
+  kernelName: GEGLU,
+  backendName: 'webgpu',
+  kernelFunc: (({ inputs, backend }: Omit<KernelArgs, 'attrs'>) => {
+    const { u, dy } = inputs;
+    const f = u.shape[u.shape.length - 1] / 2;
+    const shape = dy ? u.shape : [...u.shape.slice(0, -1), f];
+    return backend.runWebGPUProgram(new GegluProgram(shape, dy !== undefined), dy ? [u, dy] : [u], 'float32', [{ type: 'int32', data: [f] }]);
+  }) as unknown as tf.KernelFunc,
+});
+
+/** GEGLU forward (u [..., 2F] -> [..., F]) or, with dy, its input gradient [..., 2F]. WebGPU only. */
+export function geglu(u: tf.Tensor, dy?: tf.Tensor): tf.Tensor {
+  const inputs = (dy ? { u, dy } : { u }) as unknown as tf.NamedTensorMap;
+  return tf.engine().runKernel(GEGLU, inputs, {}) as tf.Tensor;
+}
+
+/** A conv filter [kh, kw, in, out] flipped spatially with in and out swapped -> [kh, kw, out, in] (tfjs: Reverse + Transpose). */
+class FlipFilterProgram {
+  variableNames = ['w'];
+  outputShape: number[];
+  shaderKey = 'renoFlipFilter';
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  size = true;
+  constructor(wShape: number[]) {
+    const [kh, kw, i, o] = wShape;
+    this.outputShape = [kh, kw, o, i];
+    this.dispatchLayout = { x: [0, 1, 2, 3] };
+    this.dispatch = [Math.ceil((kh * kw * i * o) / 256), 1, 1];
+  }
+  getUserCode(): string {
+    return `
+  fn main(index : i32) {
+    if (index >= uniforms.size) { return; }
+    let KH = uniforms.wShape[0];
+    let KW = uniforms.wShape[1];
+    let I = uniforms.wShape[2];
+    let O = uniforms.wShape[3];
+    let i = index % I;
+    let o = (index / I) % O;
+    let kw = (index / (I * O)) % KW;
+    let kh = index / (I * O * KW);
+    result[index] = w[(((KH - 1 - kh) * KW + (KW - 1 - kw)) * I + i) * O + o];
+  }`;
+  }
+}
+
+export const FLIP_FILTER = 'RenoFlipFilter';
+tf.registerKernel({
+  kernelName: FLIP_FILTER,
+  backendName: 'webgpu',
+  kernelFunc: (({ inputs, backend }: Omit<KernelArgs, 'attrs'>) => backend.runWebGPUProgram(new FlipFilterProgram(inputs.w.shape), [inputs.w], 'float32', [])) as unknown as tf.KernelFunc,
+});
+
+/** w [kh, kw, in, out] -> w[::-1, ::-1] transposed to [kh, kw, out, in], one program. WebGPU only. */
+export function flipFilter(w: tf.Tensor4D): tf.Tensor4D {
+  return tf.engine().runKernel(FLIP_FILTER, { w } as unknown as tf.NamedTensorMap, {}) as tf.Tensor4D;
+}
 
 /** One element-wise program: op on x (and dy, the same shape), with the constant a. WebGPU only. */
 export function elementwise(op: ElementwiseOp, x: tf.Tensor, dy?: tf.Tensor, a = 0): tf.Tensor {

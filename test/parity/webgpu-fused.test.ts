@@ -2,7 +2,7 @@
 // gradients, fewer GPU programs, no leaked tensors: the norms (src/nn/webgpu-norm.ts; GroupNorm and LayerNorm, with
 // and without the affine transform and the SiLU, one chunk and many chunks per group, and a large mean, where a
 // one-pass sum of squares would lose the variance), linear and conv with the bias fused, and the attention with
-// transpose flags.
+// transpose flags, one program for its scaled, masked softmax and one for the softmax gradient, and GEGLU.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { normAffine, type NormOptions } from '../../src/nn/norm.js';
 import { setFusedKernels } from '../../src/nn/fused.js';
 import { normChunks, setNormChunkElems } from '../../src/nn/webgpu-norm.js';
 import { chunkedAttention } from '../../src/nn/attention.js';
-import { conv2d, gelu, keyPaddingMask, matMulWeight, quickGelu, silu } from '../../src/nn/ops.js';
+import { conv2d, geglu, gelu, keyPaddingMask, matMulWeight, quickGelu, silu } from '../../src/nn/ops.js';
 import { setupWebgpu } from '../../src/webgpu.js';
 import { maxRelErr } from '../helpers.js';
 
@@ -151,14 +151,19 @@ test('attention with transpose flags matches the explicit transposes: a mask, se
   const q = tf.randomNormal([bsz, lq, c], 0, 1, 'float32', 13);
   const k = tf.randomNormal([bsz, lk, c], 0, 1, 'float32', 14);
   const v = tf.randomNormal([bsz, lk, c], 0, 1, 'float32', 15);
-  const mask = tf.tidy(() => keyPaddingMask(tf.tensor2d([Array.from({ length: lk }, (_, i) => (i < 20 ? 1 : 0)), Array.from({ length: lk }, () => 1)])));
+  const padding = tf.tidy(() => keyPaddingMask(tf.tensor2d([Array.from({ length: lk }, (_, i) => (i < 20 ? 1 : 0)), Array.from({ length: lk }, () => 1)])));
+  // a mask per query row ([1, 1, Lq, Lk]) and one per batch item, head and row ([B, H, Lq, Lk])
+  const rows = tf.tidy(() => tf.mul(tf.cast(tf.greater(tf.randomUniform([1, 1, lq, lk], 0, 1, 'float32', 21), 0.7), 'float32'), -1e9));
+  const perHead = tf.randomNormal([bsz, heads, lq, lk], 0, 3, 'float32', 22);
   const dy = tf.randomNormal([bsz, lq, c], 0, 1, 'float32', 16);
-  for (const chunk of [undefined, 10]) {
-    const r = await compareFused(([a, b2, d]) => chunkedAttention(a, b2, d, heads, { mask, chunk }), [q, k, v], dy);
-    assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-4, `chunk ${chunk}: ${JSON.stringify(r)}`);
-    assert.ok(r.programs[1] < r.programs[0], `chunk ${chunk}: programs ${r.programs}`);
+  for (const [name, mask] of [['key padding', padding], ['per row', rows], ['per head', perHead], ['none', undefined]] as const) {
+    for (const chunk of [undefined, 10]) {
+      const r = await compareFused(([a, b2, d]) => chunkedAttention(a, b2, d, heads, { mask, chunk }), [q, k, v], dy);
+      assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-4, `${name} mask, chunk ${chunk}: ${JSON.stringify(r)}`);
+      assert.ok(r.programs[1] < r.programs[0], `${name} mask, chunk ${chunk}: programs ${r.programs}`);
+    }
   }
-  tf.dispose([q, k, v, mask, dy]);
+  tf.dispose([q, k, v, padding, rows, perHead, dy]);
 });
 
 test('GELU, SiLU and QuickGELU as one program each way match the composites', { skip, timeout: 300_000 }, async () => {
@@ -171,4 +176,14 @@ test('GELU, SiLU and QuickGELU as one program each way match the composites', { 
     assert.ok(r.programs[1] < r.programs[0], `${name}: programs ${r.programs}`);
   }
   tf.dispose([x, dy]);
+});
+
+test('GEGLU as one program each way matches split, GELU and product', { skip, timeout: 300_000 }, async () => {
+  await useBackend('webgpu', { quiet: true });
+  const u = tf.randomNormal([2, 9, 2 * 24], 0, 2, 'float32', 19);
+  const dy = tf.randomNormal([2, 9, 24], 0, 1, 'float32', 20);
+  const r = await compareFused(([a]) => geglu(a), [u], dy);
+  assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-5, `geglu: ${JSON.stringify(r)}`);
+  assert.ok(r.programs[1] < r.programs[0], `geglu: programs ${r.programs}`);
+  tf.dispose([u, dy]);
 });
