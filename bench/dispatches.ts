@@ -80,8 +80,14 @@ if (parts.includes('unet')) {
   const unet = buildUnet(arch);
   const x = tf.randomNormal([1, lat, lat, 4]) as tf.Tensor4D;
   const ctx = tf.randomNormal([1, 77, unet.config.crossAttentionDim[0]]);
-  await row('unet', 'forward', () => unet.forward(x, [999], ctx));
-  await row('unet', 'forward + input grad', () => tf.grad((q: tf.Tensor) => tf.sum(unet.forward(q as tf.Tensor4D, [999], ctx)))(x));
+  // plain, then as the ReNO loop calls it (pipeline.trace): the timestep and the context are constants
+  for (const constantConditioning of [false, true]) {
+    const opts = { constantConditioning };
+    const name = constantConditioning ? 'unet, constant conditioning' : 'unet';
+    await row(name, 'forward', () => unet.forward(x, [999], ctx, opts));
+    await row(name, 'forward + input grad', () => tf.grad((q: tf.Tensor) => tf.sum(unet.forward(q as tf.Tensor4D, [999], ctx, opts)))(x));
+  }
+  unet.conditioning.release();
   unet.dispose();
   tf.dispose([x, ctx]);
 }

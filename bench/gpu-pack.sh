@@ -32,7 +32,7 @@ bundle() { # entry output [--minify]
   xz -9 -f "$P/$2"
 }
 bundle src/cli/run.ts reno.mjs --minify
-for b in generator rewards reno-step profile-kernels; do
+for b in generator rewards reno-step profile-kernels dispatches; do
   [ -f "bench/$b.ts" ] && bundle "bench/$b.ts" "bench-$b.mjs" --minify
 done
 # not minified: its CPU profile names functions as the sources do

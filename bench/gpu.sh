@@ -35,9 +35,10 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-# GPU_STAGES picks stages (default: parity parts reno-step; also: reno-step-b64, overhead, profile); GPU_PARTS,
+# GPU_STAGES picks stages (default: parity parts reno-step unfused; also: reno-step-b64, dispatches, overhead,
+# profile); GPU_PARTS,
 # GPU_STEPS, GPU_CHECKPOINT (on,off), GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
-STAGES="${GPU_STAGES:-parity parts reno-step}"
+STAGES="${GPU_STAGES:-parity parts reno-step unfused}"
 for s in $STAGES; do
   case $s in
     parity) stage parity 120 node reno.mjs dev parity "$REPO/test/fixtures/parity" --backend webgpu ;;
@@ -45,6 +46,10 @@ for s in $STAGES; do
     parts) stage parts 170 node bench-reno-step.mjs --arch full --px 512 --parts "${GPU_PARTS:-te,unet,vae,rewards}" --backends webgpu --reps 1 --warmup 1 --checkpoint on ;;
     # the whole 30-step run (55 s on an H200 at the last measurement; 250 s cap)
     reno-step) stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
+    # the same loop with the fused WebGPU programs off (src/nn/fused.ts): their gain on this GPU, same machine
+    unfused) stage unfused 200 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
+    # GPU programs per pass, fused on and off (the same counts as on lavapipe: a check that the GPU takes the same paths)
+    dispatches) stage dispatches 150 node bench-dispatches.mjs --arch full --px 512 --backend webgpu ;;
     # the same with 64 dispatches per submit (tfjs' default 15)
     reno-step-b64) stage reno-step-b64 200 env RENO_WEBGPU_SUBMIT_BATCH=64 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-5}" --parts step --backends webgpu --checkpoint on ;;
     # dispatch overhead, steady-state shader compiles / buffer creation, GPU utilisation and a CPU profile

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Conv2d, GroupNorm, LayerNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { attention, geglu } from '../../src/nn/ops.js';
+import type { ConstantConditioning } from './conditioning.js';
 
 export class Attention extends Module {
   group_norm: GroupNorm | null;
@@ -12,6 +13,8 @@ export class Attention extends Module {
   to_k: Linear;
   to_v: Linear;
   to_out: [Linear];
+  /** The UNet's cache of values made from a constant context (./conditioning.ts); null elsewhere. */
+  conditioning: ConstantConditioning | null = null;
   constructor(
     queryDim: number,
     readonly heads: number,
@@ -32,8 +35,14 @@ export class Attention extends Module {
   forward(x: tf.Tensor, ctx?: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const h = this.group_norm ? this.group_norm.forward(x) : x;
+      const q = this.to_q.forward(h);
+      if (ctx && this.conditioning?.isConstant(ctx)) {
+        // keys and values of a constant context: made once per prompt, and no gradient for them
+        const [k, v] = this.conditioning.of(this, () => [this.to_k.forward(ctx), this.to_v.forward(ctx)]);
+        return this.to_out[0].forward(attention(q, k, v, this.heads, { constantKV: true }));
+      }
       const kv = ctx ?? h;
-      const o = attention(this.to_q.forward(h), this.to_k.forward(kv), this.to_v.forward(kv), this.heads);
+      const o = attention(q, this.to_k.forward(kv), this.to_v.forward(kv), this.heads);
       return this.to_out[0].forward(o);
     });
   }

@@ -103,7 +103,13 @@ export class SdTurboPipeline implements Generator {
     const ids = this.tokenize([prompt]);
     const ctx = this.encodeIds(ids);
     ids.dispose();
-    return { tensors: [ctx], dispose: () => ctx.dispose() };
+    return {
+      tensors: [ctx],
+      dispose: () => {
+        this.unet.conditioning.release(); // the values the UNet made from this context
+        ctx.dispose();
+      },
+    };
   }
 
   /** The one-step chain with every intermediate (noise z is unit variance, NHWC). */
@@ -112,7 +118,8 @@ export class SdTurboPipeline implements Generator {
       const s = this.step;
       const latents = tf.mul(z, s.initNoiseSigma) as tf.Tensor4D; // x_T
       const unetIn = tf.mul(latents, s.inputScale) as tf.Tensor4D; // scale_model_input
-      const eps = this.unet.forward(unetIn, [s.timestep], ctx);
+      // the timestep and the prompt's context are constants of every gradient taken here (the noise is optimised)
+      const eps = this.unet.forward(unetIn, [s.timestep], ctx, { constantConditioning: true });
       const x0 = tf.sub(latents, tf.mul(eps, s.sigma)) as tf.Tensor4D; // epsilon prediction, Euler to sigma 0
       const decoded = this.vae.decode(tf.div(x0, this.vae.config.scalingFactor) as tf.Tensor4D);
       return { latents, unetIn, eps, x0, decoded };

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Conv2d, GroupNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { silu, upsampleNearest2x } from '../../src/nn/ops.js';
+import type { ConstantConditioning } from './conditioning.js';
 
 export class ResnetBlock2D extends Module {
   norm1: GroupNorm;
@@ -12,6 +13,8 @@ export class ResnetBlock2D extends Module {
   norm2: GroupNorm;
   conv2: Conv2d;
   conv_shortcut: Conv2d | null;
+  /** The UNet's cache of values made from constant time embeddings (./conditioning.ts); null in the VAE. */
+  conditioning: ConstantConditioning | null = null;
   constructor(inC: number, outC: number, groups: number, eps: number, tembC: number | null) {
     super();
     this.norm1 = new GroupNorm(groups, inC, eps);
@@ -25,10 +28,20 @@ export class ResnetBlock2D extends Module {
   /** x [B, H, W, Cin], temb [B, T] (already the UNet's time embedding; SiLU is applied here). */
   forward(x: tf.Tensor4D, temb?: tf.Tensor2D): tf.Tensor4D {
     return tf.tidy(() => {
-      let h = this.conv1.forward(this.norm1.forward(x, 'silu') as tf.Tensor4D);
-      if (this.time_emb_proj && temb) {
-        const t = this.time_emb_proj.forward(silu(temb)); // [B, Cout]
-        h = tf.add(h, t.reshape([t.shape[0], 1, 1, -1])); // [B, 1, 1, Cout] broadcast over H, W
+      const a = this.norm1.forward(x, 'silu') as tf.Tensor4D;
+      const proj = this.time_emb_proj;
+      const timeProjection = (t: tf.Tensor2D) => {
+        const p = proj!.forward(silu(t)); // [B, Cout]
+        return p.reshape([p.shape[0], 1, 1, -1]); // [B, 1, 1, Cout], broadcast over H, W
+      };
+      let h: tf.Tensor4D;
+      if (proj && temb && this.conditioning?.isConstant(temb)) {
+        // a constant: with one batch item folded into conv1's bias (one program fewer), else added as a whole
+        const [c] = this.conditioning.of(this, () => [temb.shape[0] === 1 ? this.conv1.biasPlus(timeProjection(temb).reshape([-1])) : timeProjection(temb)]);
+        h = temb.shape[0] === 1 ? this.conv1.forward(a, c) : tf.add(this.conv1.forward(a), c);
+      } else {
+        h = this.conv1.forward(a);
+        if (proj && temb) h = tf.add(h, timeProjection(temb));
       }
       h = this.conv2.forward(this.norm2.forward(h, 'silu') as tf.Tensor4D);
       const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;

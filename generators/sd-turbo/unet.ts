@@ -5,7 +5,8 @@ import { Conv2d, GroupNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { checkpoint } from '../../src/nn/checkpoint.js';
 import { silu } from '../../src/nn/ops.js';
-import { Transformer2DModel } from './attention.js';
+import { Attention, Transformer2DModel } from './attention.js';
+import { ConstantConditioning } from './conditioning.js';
 import type { UNetConfig } from './config.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 
@@ -164,30 +165,50 @@ export class UNet2DConditionModel extends Module {
     this.up_blocks = rev.map((outC, i) => new UpBlock(c, i, i === 0 ? rev[0] : rev[i - 1], outC, rev[Math.min(i + 1, n - 1)]));
     this.conv_norm_out = new GroupNorm(c.normGroups, ch[0], c.normEps);
     this.conv_out = new Conv2d(ch[0], c.outChannels, c.convOutKernel, 1, (c.convOutKernel - 1) / 2);
+    // the resnets and attentions that derive values from the time embedding or the context share one cache
+    const visit = (m: unknown): void => {
+      if (m instanceof ResnetBlock2D || m instanceof Attention) m.conditioning = this.conditioning;
+      if (m instanceof Module) Object.values(m).forEach(visit);
+      else if (Array.isArray(m)) m.forEach(visit);
+    };
+    visit(this);
   }
 
-  /** sample [B, H, W, Cin] (NHWC), timesteps one per batch item, ctx [B, L, Ck] -> [B, H, W, Cout]. */
-  forward(sample: tf.Tensor4D, timesteps: number[], ctx: tf.Tensor): tf.Tensor4D {
+  /** Values computed once per timestep and context (./conditioning.ts); not a module, so not a parameter. */
+  readonly conditioning = new ConstantConditioning();
+
+  /**
+   * sample [B, H, W, Cin] (NHWC), timesteps one per batch item, ctx [B, L, Ck] -> [B, H, W, Cout].
+   * constantConditioning: the timesteps and ctx are constants of the caller's gradients (ReNO optimises the noise
+   * only), so the time embedding, each resnet's time projection and each cross-attention's keys and values are
+   * computed once while they stay the same (./conditioning.ts), and no gradient flows to ctx.
+   */
+  forward(sample: tf.Tensor4D, timesteps: number[], ctx: tf.Tensor, opts: { constantConditioning?: boolean } = {}): tf.Tensor4D {
     const c = this.config;
     return tf.tidy(() => {
       const b = sample.shape[0];
       const ts = timesteps.length === 1 && b > 1 ? new Array(b).fill(timesteps[0]) : timesteps;
-      const tproj = tf.tensor2d(timestepEmbedding(ts, c.blockOutChannels[0], c.flipSinToCos, c.freqShift), [b, c.blockOutChannels[0]]);
-      const temb = this.time_embedding.forward(tproj);
+      const embed = () => this.time_embedding.forward(tf.tensor2d(timestepEmbedding(ts, c.blockOutChannels[0], c.flipSinToCos, c.freqShift), [b, c.blockOutChannels[0]]));
+      const { temb, ctx: context } = opts.constantConditioning ? this.conditioning.begin(ts.join(','), ctx, embed) : { temb: embed(), ctx };
       let h = this.conv_in.forward(sample);
       const skips: tf.Tensor4D[] = [h];
       for (const blk of this.down_blocks) {
-        const out = blk.forward(h, temb, ctx);
+        const out = blk.forward(h, temb, context);
         skips.push(...out.skips);
         h = out.h;
       }
-      h = this.mid_block.forward(h, temb, ctx);
+      h = this.mid_block.forward(h, temb, context);
       for (const blk of this.up_blocks) {
         const take = blk.resnets.length;
         const mine = skips.splice(skips.length - take, take);
-        h = blk.forward(h, mine, temb, ctx);
+        h = blk.forward(h, mine, temb, context);
       }
       return this.conv_out.forward(this.conv_norm_out.forward(h, 'silu') as tf.Tensor4D);
     });
+  }
+
+  override dispose(): void {
+    this.conditioning.release();
+    super.dispose();
   }
 }

@@ -23,6 +23,11 @@ export interface AttentionOptions {
   mask?: tf.Tensor;
   /** query rows per chunk (default: as many as keep a [chunk, Lk] block under `maxBlockElems`) */
   chunk?: number;
+  /**
+   * k and v are constants of the differentiated function (a UNet's keys and values of the text context, computed
+   * once per prompt): only q gets a gradient, and the backward pass skips the products for k and v.
+   */
+  constantKV?: boolean;
 }
 
 /** Largest [rows, Lk] float32 block (elements) per step: 8M elements = 32 MiB, far under WebGPU's 128 MiB bindings. */
@@ -134,8 +139,10 @@ function backwardOne(
   b: number,
   scale: number,
   mask: tf.Tensor | undefined,
-  chunk?: number,
-): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {
+  chunk: number | undefined,
+  needKV: boolean,
+): tf.Tensor2D[] {
+  // [dq, dk, dv], or [dq] without needKV
   return tf.tidy(() => {
     const [lq] = q.shape;
     const lk = k.shape[0];
@@ -147,7 +154,7 @@ function backwardOne(
     const dk: tf.Tensor3D[] = [];
     const dv: tf.Tensor3D[] = [];
     for (let h0 = 0; h0 < heads; h0 += g) {
-      const [dqg, dkg, dvg] = tf.tidy(() => {
+      const [dqg, dkg, dvg] = tf.tidy((): tf.Tensor3D[] => {
         const qg = group(qh, h0, g);
         const kg = group(kh, h0, g); // [G, Lk, D]
         const kk = flags ? kg : t12(kg); // as in forwardOne
@@ -166,12 +173,15 @@ function backwardOne(
             const dP = tf.matMul(dOc, vv, false, flags) as tf.Tensor3D; // [G, n, Lk]
             if (flags) {
               const dSs = softmaxGrad(p, dP, scale); // softmax backward times the scale, one program
+              if (!needKV) return [tf.matMul(dSs, kg)] as tf.Tensor3D[];
               return [tf.matMul(dSs, kg), matMulAT(dSs, qc, true), matMulAT(p, dOc, true)] as tf.Tensor3D[];
             }
             const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D; // softmax backward
+            if (!needKV) return [tf.mul(tf.matMul(dS, kg), scale)] as tf.Tensor3D[];
             return [tf.mul(tf.matMul(dS, kg), scale), tf.mul(matMulAT(dS, qc, false), scale), matMulAT(p, dOc, false)] as tf.Tensor3D[];
           });
           dQ.push(dq0);
+          if (!needKV) continue;
           if (!dK || !dV) [dK, dV] = [dk0, dv0];
           else {
             const nk: tf.Tensor3D = tf.add(dK, dk0);
@@ -180,14 +190,17 @@ function backwardOne(
             [dK, dV] = [nk, nv];
           }
         }
-        return [dQ.length === 1 ? dQ[0] : (tf.concat(dQ, 1) as tf.Tensor3D), dK!, dV!];
+        const dQall = dQ.length === 1 ? dQ[0] : (tf.concat(dQ, 1) as tf.Tensor3D);
+        return dK && dV ? [dQall, dK, dV] : [dQall];
       });
       dq.push(dqg);
-      dk.push(dkg);
-      dv.push(dvg);
+      if (dkg && dvg) {
+        dk.push(dkg);
+        dv.push(dvg);
+      }
     }
     const cat = (l: tf.Tensor3D[]) => mergeHeads(l.length === 1 ? l[0] : (tf.concat(l, 0) as tf.Tensor3D));
-    return [cat(dq), cat(dk), cat(dv)];
+    return needKV ? [cat(dq), cat(dk), cat(dv)] : [cat(dq)];
   });
 }
 
@@ -198,8 +211,10 @@ function backwardOne(
 export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, opts: AttentionOptions = {}): tf.Tensor {
   const [bsz, , c] = q.shape as [number, number, number];
   const scale = opts.scale ?? 1 / Math.sqrt(c / heads);
-  // The mask is an input of the custom op (with a zero gradient), so tfjs keeps it alive until the backward pass
-  // even when it was made inside the function being differentiated.
+  const needKV = !opts.constantKV;
+  // The op's inputs are q, k and v (only q when k and v are constants: they are captured instead, and their
+  // gradients never computed), then the mask: an input with a zero gradient, so that tfjs keeps it alive until the
+  // backward pass even when it was made inside the function being differentiated.
   const run = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, mm: tf.Tensor | undefined, save: tf.GradSaveFunc) => {
     save(mm ? [qq, kk, vv, mm] : [qq, kk, vv]);
     const outs: tf.Tensor2D[] = [];
@@ -215,13 +230,15 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
       const g: [tf.Tensor2D[], tf.Tensor2D[], tf.Tensor2D[]] = [[], [], []];
       for (let b = 0; b < bsz; b++) {
         const [q2, k2, v2, d2] = [sq, sk, sv, dy].map((t) => tf.tidy(() => part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [1, L, C] -> [L, C]
-        const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, sm, opts.chunk);
+        const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, sm, opts.chunk, needKV);
         g[0].push(a);
-        g[1].push(bb);
-        g[2].push(cc);
+        if (bb && cc) {
+          g[1].push(bb);
+          g[2].push(cc);
+        }
         tf.dispose([q2, k2, v2, d2]);
       }
-      const res = g.map((list) => {
+      const res = g.slice(0, needKV ? 3 : 1).map((list) => {
         const st = tf.stack(list);
         tf.dispose(list);
         return st;
@@ -230,7 +247,12 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
     };
     return { value, gradFunc };
   };
-  if (opts.mask) return withGrad<[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]>((qq, kk, vv, mm, save) => run(qq, kk, vv, mm, save))(q, k, v, opts.mask);
+  const mask = opts.mask;
+  if (!needKV) {
+    if (mask) return withGrad<[tf.Tensor, tf.Tensor]>((qq, mm, save) => run(qq, k, v, mm, save))(q, mask);
+    return withGrad<[tf.Tensor]>((qq, save) => run(qq, k, v, undefined, save))(q);
+  }
+  if (mask) return withGrad<[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]>((qq, kk, vv, mm, save) => run(qq, kk, vv, mm, save))(q, k, v, mask);
   return withGrad<[tf.Tensor, tf.Tensor, tf.Tensor]>((qq, kk, vv, save) => run(qq, kk, vv, undefined, save))(q, k, v);
 }
 

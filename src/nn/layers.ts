@@ -46,10 +46,16 @@ export class Conv2d extends Module {
     this.bias = bias ? new Param([outChannels]) : null;
   }
 
-  forward(x: tf.Tensor4D): tf.Tensor4D {
+  /** `bias` replaces the module's own (a constant folded into it, see biasPlus). */
+  forward(x: tf.Tensor4D, bias?: tf.Tensor): tf.Tensor4D {
     return tf.tidy(() => {
-      return conv2dOp(x, this.weight.v as tf.Tensor4D, this.stride, this.padding, this.bias?.v ?? null);
+      return conv2dOp(x, this.weight.v as tf.Tensor4D, this.stride, this.padding, bias ?? this.bias?.v ?? null);
     });
+  }
+
+  /** The module's bias plus a per-channel constant c [out] (c alone without a bias), to pass to forward. */
+  biasPlus(c: tf.Tensor): tf.Tensor {
+    return this.bias ? tf.add(this.bias.v, c) : c;
   }
 }
 

@@ -181,7 +181,7 @@ export function attention(
   k: tf.Tensor,
   v: tf.Tensor,
   heads: number,
-  opts: { scale?: number; mask?: tf.Tensor } = {},
+  opts: { scale?: number; mask?: tf.Tensor; constantKV?: boolean } = {},
 ): tf.Tensor {
   return chunkedAttention(q, k, v, heads, opts);
 }
