@@ -1,13 +1,15 @@
 // GPU programs (compute dispatches) per pass on WebGPU, with the fused kernels on and off. On a GPU a backward pass is
 // bound by issuing kernels (bench/RESULTS.md, "GPU"), so the dispatch count is the figure a kernel fusion must lower;
 // it does not depend on the adapter or the image size, so a software adapter (lavapipe) measures it too. Also the
-// tfjs engine calls and the GPU programs by name (the largest groups).
+// tfjs engine calls, the GPU programs by name (the largest groups) and the peak of live tensor buffers (weights
+// included; at larger --px the activations, which the fused programs keep fewer of, dominate it).
 //   npx tsx bench/dispatches.ts [--arch tiny|full] [--px 64] [--parts unet,vae,imagereward,aesthetic,pickscore,clip]
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.js';
 import { setFusedKernels } from '../src/nn/fused.js';
 import { RewardInput } from '../rewards/input.js';
 import { buildReward, buildUnet, buildVae, type Arch, type RewardName } from './full-models.js';
+import { withPeak } from './measure.js';
 import { flag, machine } from './util.js';
 
 const arch: Arch = flag('arch', 'tiny') === 'full' ? 'full' : 'tiny';
@@ -20,6 +22,8 @@ interface Counted {
   programs: number;
   engineCalls: number;
   byName: Map<string, number>;
+  /** highest bytes of distinct live tensor buffers during the pass (weights included) */
+  peakBytes: number;
 }
 
 /** Runs fn, counting WebGPUBackend.runWebGPUProgram calls (by program class) and engine kernel calls. */
@@ -41,15 +45,20 @@ async function count(fn: () => tf.Tensor): Promise<Counted> {
     engineCalls++;
     return origKernel.apply(this, a);
   };
+  let peakBytes = 0;
   try {
-    const out = fn();
-    await out.data();
-    out.dispose();
+    peakBytes = (
+      await withPeak(async () => {
+        const out = fn();
+        await out.data();
+        out.dispose();
+      })
+    ).peakBytes;
   } finally {
     be.runWebGPUProgram = origProgram;
     delete (eng as Partial<typeof eng>).runKernelFunc;
   }
-  return { programs, engineCalls, byName };
+  return { programs, engineCalls, byName, peakBytes };
 }
 
 const top = (m: Map<string, number>, n = 8) =>
@@ -69,12 +78,13 @@ async function row(part: string, pass: string, fn: () => tf.Tensor): Promise<voi
   }
   setFusedKernels(true);
   const [off, on] = res;
-  rows.push(`| ${part} | ${pass} | ${off.programs} | ${on.programs} | ${(off.programs / on.programs).toFixed(2)}x | ${on.engineCalls} | ${top(on.byName)} |`);
+  const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+  rows.push(`| ${part} | ${pass} | ${off.programs} | ${on.programs} | ${(off.programs / on.programs).toFixed(2)}x | ${mb(off.peakBytes)} | ${mb(on.peakBytes)} | ${on.engineCalls} | ${top(on.byName)} |`);
   console.log(rows[rows.length - 1]);
 }
 
-console.log('| part | pass | programs, fused off | programs, fused on | fewer | engine calls (on) | largest groups (on) |');
-console.log('| --- | --- | ---: | ---: | ---: | ---: | --- |');
+console.log('| part | pass | programs, fused off | programs, fused on | fewer | peak MB, off | peak MB, on | engine calls (on) | largest groups (on) |');
+console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
 const lat = px / 8;
 if (parts.includes('unet')) {
   const unet = buildUnet(arch);

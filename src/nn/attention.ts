@@ -101,14 +101,14 @@ const t12 = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D; // [G
  */
 const matMulAT = (a: tf.Tensor3D, b: tf.Tensor3D, flags: boolean) => (flags ? tf.matMul(a, b, true, false) : tf.matMul(t12(a), b));
 
-function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: number, b: number, scale: number, mask: tf.Tensor | undefined, chunk?: number): tf.Tensor2D {
+/** One batch item, heads first: qh [H, Lq, D], kh and vh [H, Lk, D] -> [Lq, H*D]. */
+function forwardOne(qh: tf.Tensor3D, kh: tf.Tensor3D, vh: tf.Tensor3D, b: number, scale: number, mask: tf.Tensor | undefined, chunk?: number): tf.Tensor2D {
   return tf.tidy(() => {
-    const [lq] = q.shape;
-    const lk = k.shape[0];
+    const [heads, lq] = qh.shape;
+    const lk = kh.shape[1];
     const g = headGroup(heads);
     const rows = chunkRows(lq, lk, g, chunk);
     const flags = fusedKernels();
-    const [qh, kh, vh] = [q, k, v].map((t) => splitHeads(t, heads)); // [H, L, D]
     const outs: tf.Tensor3D[] = [];
     for (let h0 = 0; h0 < heads; h0 += g) {
       outs.push(
@@ -130,26 +130,25 @@ function forwardOne(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: numbe
   });
 }
 
+/** The gradients of forwardOne for output gradient dO [Lq, H*D]: [dq, dk, dv] ([L, H*D] each), or [dq] without needKV. */
 function backwardOne(
-  q: tf.Tensor2D,
-  k: tf.Tensor2D,
-  v: tf.Tensor2D,
+  qh: tf.Tensor3D,
+  kh: tf.Tensor3D,
+  vh: tf.Tensor3D,
   dO: tf.Tensor2D,
-  heads: number,
   b: number,
   scale: number,
   mask: tf.Tensor | undefined,
   chunk: number | undefined,
   needKV: boolean,
 ): tf.Tensor2D[] {
-  // [dq, dk, dv], or [dq] without needKV
   return tf.tidy(() => {
-    const [lq] = q.shape;
-    const lk = k.shape[0];
+    const [heads, lq] = qh.shape;
+    const lk = kh.shape[1];
     const g = headGroup(heads);
     const rows = chunkRows(lq, lk, g, chunk);
     const flags = fusedKernels();
-    const [qh, kh, vh, dOh] = [q, k, v, dO].map((t) => splitHeads(t, heads)); // [H, L, D]
+    const dOh = splitHeads(dO, heads); // [H, Lq, D]
     const dq: tf.Tensor3D[] = [];
     const dk: tf.Tensor3D[] = [];
     const dv: tf.Tensor3D[] = [];
@@ -215,28 +214,38 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
   // The op's inputs are q, k and v (only q when k and v are constants: they are captured instead, and their
   // gradients never computed), then the mask: an input with a zero gradient, so that tfjs keeps it alive until the
   // backward pass even when it was made inside the function being differentiated.
+  // One batch item's [L, C] rows split into heads [H, L, D].
+  const headsOf = (t: tf.Tensor, b: number) => tf.tidy(() => splitHeads(part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D, heads)); // [1, L, C] -> [L, C] -> [H, L, D]
+  // On WebGPU the forward pass saves the heads it split (one transpose program each, not repeated in the backward
+  // pass; q, k and v themselves are then free to go, so memory is the same); elsewhere it saves q, k and v.
+  const keepHeads = fusedKernels();
   const run = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, mm: tf.Tensor | undefined, save: tf.GradSaveFunc) => {
-    save(mm ? [qq, kk, vv, mm] : [qq, kk, vv]);
+    const split: tf.Tensor3D[][] = []; // per batch item [qh, kh, vh]
     const outs: tf.Tensor2D[] = [];
     for (let b = 0; b < bsz; b++) {
-      const [q2, k2, v2] = [qq, kk, vv].map((t) => tf.tidy(() => part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [1, L, C] -> [L, C]
-      outs.push(forwardOne(q2, k2, v2, heads, b, scale, mm, opts.chunk));
-      tf.dispose([q2, k2, v2]);
+      const hs = [qq, kk, vv].map((t) => headsOf(t, b));
+      outs.push(forwardOne(hs[0], hs[1], hs[2], b, scale, mm, opts.chunk));
+      split.push(hs);
     }
+    const saved = keepHeads ? split.flat() : [qq, kk, vv];
+    save(mm ? [...saved, mm] : saved);
+    if (!keepHeads) tf.dispose(split.flat());
     const value = tf.stack(outs); // [B, Lq, C]
     tf.dispose(outs);
-    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sq, sk, sv, sm] = saved;
+    const gradFunc = (dy: tf.Tensor, sv: tf.Tensor[]) => {
+      const sm = mm ? sv[sv.length - 1] : undefined;
       const g: [tf.Tensor2D[], tf.Tensor2D[], tf.Tensor2D[]] = [[], [], []];
       for (let b = 0; b < bsz; b++) {
-        const [q2, k2, v2, d2] = [sq, sk, sv, dy].map((t) => tf.tidy(() => part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D)); // [1, L, C] -> [L, C]
-        const [a, bb, cc] = backwardOne(q2, k2, v2, d2, heads, b, scale, sm, opts.chunk, needKV);
+        const hs = keepHeads ? (sv.slice(3 * b, 3 * b + 3) as tf.Tensor3D[]) : sv.slice(0, 3).map((t) => headsOf(t, b));
+        const d2 = tf.tidy(() => part(dy, [b, 0, 0], [1, -1, -1]).reshape([dy.shape[1]!, c]) as tf.Tensor2D); // [1, Lq, C] -> [Lq, C]
+        const [a, bb, cc] = backwardOne(hs[0], hs[1], hs[2], d2, b, scale, sm, opts.chunk, needKV);
         g[0].push(a);
         if (bb && cc) {
           g[1].push(bb);
           g[2].push(cc);
         }
-        tf.dispose([q2, k2, v2, d2]);
+        if (!keepHeads) tf.dispose(hs);
+        d2.dispose();
       }
       const res = g.slice(0, needKV ? 3 : 1).map((list) => {
         const st = tf.stack(list);

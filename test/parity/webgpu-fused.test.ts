@@ -163,6 +163,12 @@ test('attention with transpose flags matches the explicit transposes: a mask, se
       assert.ok(r.programs[1] < r.programs[0], `${name} mask, chunk ${chunk}: programs ${r.programs}`);
     }
   }
+  // constant keys and values (the UNet's cross-attention in the ReNO loop): the gradient with respect to q only
+  for (const chunk of [undefined, 10]) {
+    const r = await compareFused(([a]) => chunkedAttention(a, k, v, heads, { mask: padding, chunk, constantKV: true }), [q], dy);
+    assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-4, `constant k, v, chunk ${chunk}: ${JSON.stringify(r)}`);
+    assert.ok(r.programs[1] < r.programs[0], `constant k, v, chunk ${chunk}: programs ${r.programs}`);
+  }
   tf.dispose([q, k, v, padding, rows, perHead, dy]);
 });
 
