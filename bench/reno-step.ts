@@ -182,7 +182,8 @@ export async function benchParts(
       const lat = o.px / vaeScale(o.arch);
       // the UNet's input as the pipeline scales it: z * init_noise_sigma * scale_model_input
       const x = tf.tidy(() => tf.mul(tf.randomNormal([1, lat, lat, unet.config.inChannels], 0, 1, 'float32', 5), step.initNoiseSigma * step.inputScale)) as tf.Tensor4D;
-      const f = (v: tf.Tensor) => unet.forward(v as tf.Tensor4D, [step.timestep], ctx!);
+      // as the loop calls it (SdTurboPipeline.trace): the timestep and the prompt's context are constants
+      const f = (v: tf.Tensor) => unet.forward(v as tf.Tensor4D, [step.timestep], ctx!, { constantConditioning: true });
       await run('unet', 'forward', '', () => tf.tidy(() => f(x)));
       await grads('unet', f, x);
       x.dispose();
