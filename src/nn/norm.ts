@@ -11,6 +11,7 @@ import { withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
 import { silu } from './ops.js';
 import { NORM_BACKWARD, NORM_FORWARD } from './webgpu-norm.js';
+import { callKernel } from './webgpu-program.js';
 
 /** (x - mean) * rsqrt(var + eps), mean and biased variance over `axes` (kept), with the closed-form gradient. */
 export function standardize(x: tf.Tensor, axes: number[], eps: number): tf.Tensor {
@@ -85,13 +86,13 @@ export function normAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
   const w = o.weight ?? constant(1, c);
   const b = o.bias ?? constant(0, c);
   const N = o.groups === null ? 1 : x.size / (x.shape[0] * c);
-  const attrs = { N, G, Cg: c / G, eps: o.eps, act } as unknown as tf.NamedAttrMap;
+  const attrs = { N, G, Cg: c / G, eps: o.eps, act };
   const f = withGrad<[tf.Tensor]>((xx, save) => {
-    const [y, st] = tf.engine().runKernel(NORM_FORWARD, { x: xx, w, bias: b }, attrs) as tf.Tensor[];
+    const [y, st] = callKernel<tf.Tensor[]>(NORM_FORWARD, { x: xx, w, bias: b }, attrs);
     save([xx, st]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, [xs, sts]: tf.Tensor[]) => tf.engine().runKernel(NORM_BACKWARD, { x: xs, st: sts, w, bias: b, dy }, attrs) as tf.Tensor,
+      gradFunc: (dy: tf.Tensor, [xs, sts]: tf.Tensor[]) => callKernel<tf.Tensor>(NORM_BACKWARD, { x: xs, st: sts, w, bias: b, dy }, attrs),
     };
   });
   return f(x);

@@ -4,7 +4,8 @@
 // (bench/RESULTS.md, "GPU"), each becomes one program each way, and the backward pass needs only x (recomputing the
 // cheap terms) instead of x plus saved intermediates.
 // Ports torch.nn.functional.gelu (approximate='none'), F.silu and OpenAI CLIP's QuickGELU.
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
+import { callKernel, float, int, registerWebgpuKernel, RenoProgram } from './webgpu-program.js';
 
 /**
  * erf by Abramowitz & Stegun 7.1.26 (absolute error under 1.5e-7, below float32's resolution of erf near 1; the
@@ -48,24 +49,12 @@ const OPS = {
 } as const;
 export type ElementwiseOp = keyof typeof OPS;
 
-class ElementwiseProgram {
-  variableNames: string[];
-  uniforms = 'a : f32,';
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
-  size = true;
+class ElementwiseProgram extends RenoProgram {
   constructor(
     shape: number[],
     private readonly op: ElementwiseOp,
   ) {
-    this.variableNames = [...OPS[op].inputs];
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(shape.reduce((p, d) => p * d, 1) / 256), 1, 1];
-    this.shaderKey = `renoElementwise_${op}`;
+    super({ key: `renoElementwise_${op}`, inputs: [...OPS[op].inputs], outputShape: shape, uniforms: 'a : f32,' });
   }
   getUserCode(): string {
     return `
@@ -78,55 +67,21 @@ class ElementwiseProgram {
 }
 
 export const ELEMENTWISE = 'RenoElementwise';
-
-interface TensorInfo {
-  dataId: object;
-  shape: number[];
-  dtype: string;
-}
-type KernelArgs = {
-  inputs: Record<string, TensorInfo>;
-  backend: { runWebGPUProgram(p: object, inputs: TensorInfo[], dtype: 'float32', u: { type: 'int32' | 'float32'; data: number[] }[]): TensorInfo };
-  attrs: { op: ElementwiseOp; a: number };
-};
-
-tf.registerKernel({
-  kernelName: ELEMENTWISE,
-  backendName: 'webgpu',
-  kernelFunc: (({ inputs, backend, attrs }: KernelArgs) => {
-    const names = OPS[attrs.op].inputs;
-    return backend.runWebGPUProgram(
-      new ElementwiseProgram(inputs.x.shape, attrs.op),
-      names.map((n) => inputs[n]),
-      'float32',
-      [{ type: 'float32', data: [attrs.a] }],
-    );
-  }) as unknown as tf.KernelFunc,
-});
+registerWebgpuKernel<{ op: ElementwiseOp; a: number }>(ELEMENTWISE, (inputs, backend, { op, a }) =>
+  backend.runWebGPUProgram(new ElementwiseProgram(inputs.x.shape, op), OPS[op].inputs.map((n) => inputs[n]), 'float32', [float(a)]),
+);
 
 /**
  * GEGLU on u = [value | gate] ([N, 2F]): value * gelu(gate) ([N, F]) forward; backward d u = [dy gelu(gate) |
  * dy value gelu'(gate)] ([N, 2F]). tfjs: two slices, GELU's five programs and a product forward; products, GELU's
  * gradient and a concat backward.
  */
-class GegluProgram {
-  variableNames: string[];
-  uniforms = 'F : i32,';
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
-  size = true;
+class GegluProgram extends RenoProgram {
   constructor(
     shape: number[],
     private readonly backward: boolean,
   ) {
-    this.variableNames = backward ? ['u', 'dy'] : ['u'];
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(shape.reduce((p, d) => p * d, 1) / 256), 1, 1];
-    this.shaderKey = `renoGeglu_${backward}`;
+    super({ key: `renoGeglu_${backward}`, inputs: backward ? ['u', 'dy'] : ['u'], outputShape: shape, uniforms: 'F : i32,' });
   }
   getUserCode(): string {
     const body = this.backward
@@ -151,37 +106,22 @@ class GegluProgram {
 }
 
 export const GEGLU = 'RenoGeglu';
-tf.registerKernel({
-  kernelName: GEGLU,
-  backendName: 'webgpu',
-  kernelFunc: (({ inputs, backend }: Omit<KernelArgs, 'attrs'>) => {
-    const { u, dy } = inputs;
-    const f = u.shape[u.shape.length - 1] / 2;
-    const shape = dy ? u.shape : [...u.shape.slice(0, -1), f];
-    return backend.runWebGPUProgram(new GegluProgram(shape, dy !== undefined), dy ? [u, dy] : [u], 'float32', [{ type: 'int32', data: [f] }]);
-  }) as unknown as tf.KernelFunc,
+registerWebgpuKernel(GEGLU, ({ u, dy }, backend) => {
+  const f = u.shape[u.shape.length - 1] / 2;
+  const shape = dy ? u.shape : [...u.shape.slice(0, -1), f];
+  return backend.runWebGPUProgram(new GegluProgram(shape, dy !== undefined), dy ? [u, dy] : [u], 'float32', [int(f)]);
 });
 
 /** GEGLU forward (u [..., 2F] -> [..., F]) or, with dy, its input gradient [..., 2F]. WebGPU only. */
 export function geglu(u: tf.Tensor, dy?: tf.Tensor): tf.Tensor {
-  const inputs = (dy ? { u, dy } : { u }) as unknown as tf.NamedTensorMap;
-  return tf.engine().runKernel(GEGLU, inputs, {}) as tf.Tensor;
+  return callKernel(GEGLU, dy ? { u, dy } : { u });
 }
 
 /** A conv filter [kh, kw, in, out] flipped spatially with in and out swapped -> [kh, kw, out, in] (tfjs: Reverse + Transpose). */
-class FlipFilterProgram {
-  variableNames = ['w'];
-  outputShape: number[];
-  shaderKey = 'renoFlipFilter';
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
-  size = true;
+class FlipFilterProgram extends RenoProgram {
   constructor(wShape: number[]) {
     const [kh, kw, i, o] = wShape;
-    this.outputShape = [kh, kw, o, i];
-    this.dispatchLayout = { x: [0, 1, 2, 3] };
-    this.dispatch = [Math.ceil((kh * kw * i * o) / 256), 1, 1];
+    super({ key: 'renoFlipFilter', inputs: ['w'], outputShape: [kh, kw, o, i] });
   }
   getUserCode(): string {
     return `
@@ -201,19 +141,14 @@ class FlipFilterProgram {
 }
 
 export const FLIP_FILTER = 'RenoFlipFilter';
-tf.registerKernel({
-  kernelName: FLIP_FILTER,
-  backendName: 'webgpu',
-  kernelFunc: (({ inputs, backend }: Omit<KernelArgs, 'attrs'>) => backend.runWebGPUProgram(new FlipFilterProgram(inputs.w.shape), [inputs.w], 'float32', [])) as unknown as tf.KernelFunc,
-});
+registerWebgpuKernel(FLIP_FILTER, ({ w }, backend) => backend.runWebGPUProgram(new FlipFilterProgram(w.shape), [w], 'float32', []));
 
 /** w [kh, kw, in, out] -> w[::-1, ::-1] transposed to [kh, kw, out, in], one program. WebGPU only. */
 export function flipFilter(w: tf.Tensor4D): tf.Tensor4D {
-  return tf.engine().runKernel(FLIP_FILTER, { w } as unknown as tf.NamedTensorMap, {}) as tf.Tensor4D;
+  return callKernel(FLIP_FILTER, { w });
 }
 
 /** One element-wise program: op on x (and dy, the same shape), with the constant a. WebGPU only. */
 export function elementwise(op: ElementwiseOp, x: tf.Tensor, dy?: tf.Tensor, a = 0): tf.Tensor {
-  const inputs = (dy ? { x, dy } : { x }) as unknown as tf.NamedTensorMap;
-  return tf.engine().runKernel(ELEMENTWISE, inputs, { op, a } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return callKernel(ELEMENTWISE, dy ? { x, dy } : { x }, { op, a });
 }

@@ -14,7 +14,7 @@
 // N = 1, G = 1, Cg = C); statistics are per (b, g) over N*Cg elements; weight and bias are per channel g*Cg + j.
 // Large groups are split into K chunks of rows, reduced by one workgroup each (Welford per thread, Chan's formula to
 // combine), then combined by a small finalize kernel.
-import * as tf from '@tensorflow/tfjs';
+import { float, int, registerWebgpuKernel, RenoProgram, type TensorInfo, type Uniform, type WebgpuBackend } from './webgpu-program.js';
 
 export interface NormGeometry {
   B: number;
@@ -38,34 +38,11 @@ export function normChunks(g: NormGeometry): { nPer: number; K: number } {
 
 type Act = 'none' | 'silu';
 
-interface Uniform {
-  type: 'int32' | 'float32';
-  data: number[];
-}
-interface TensorInfo {
-  dataId: object;
-  shape: number[];
-  dtype: string;
-}
-interface WebgpuBackend {
-  runWebGPUProgram(program: object, inputs: TensorInfo[], dtype: 'float32', uniforms?: Uniform[]): TensorInfo;
-  disposeData(dataId: object): boolean;
-}
-
 /**
- * The geometry uniforms every program here declares, in this order. Sizes go in uniforms, never into the shader
- * text: tfjs caches a compiled shader by its shaderKey (plus ranks and dtypes), not by its source.
+ * The geometry uniforms every program here declares, in this order (sizes go in uniforms: ./webgpu-program.ts).
  */
 const GEOMETRY_UNIFORMS = 'B : i32, N : i32, G : i32, Cg : i32, K : i32, nPer : i32, eps : f32,';
-const geometryData = (g: NormGeometry, nPer: number, K: number, eps: number): Uniform[] => [
-  { type: 'int32', data: [g.B] },
-  { type: 'int32', data: [g.N] },
-  { type: 'int32', data: [g.G] },
-  { type: 'int32', data: [g.Cg] },
-  { type: 'int32', data: [K] },
-  { type: 'int32', data: [nPer] },
-  { type: 'float32', data: [eps] },
-];
+const geometryData = (g: NormGeometry, nPer: number, K: number, eps: number): Uniform[] => [int(g.B), int(g.N), int(g.G), int(g.Cg), int(K), int(nPer), float(eps)];
 
 /** The activation applied after the affine transform, and its derivative factor (WGSL, on `a`). */
 const ACT_FORWARD: Record<Act, string> = { none: 'a', silu: 'a / (1.0 + exp(-a))' };
@@ -100,25 +77,13 @@ const CHUNK_SNIPPET = `
   }`;
 
 /** One workgroup per (b, g, chunk): Welford count, mean and M2 of the chunk ([B*G*K, 3]), or with K = 1 the final mean and rstd ([B*G, 2]). */
-class StatsProgram {
-  variableNames = ['x'];
-  uniforms = GEOMETRY_UNIFORMS;
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  size = true;
+class StatsProgram extends RenoProgram {
   constructor(
     workgroups: number,
     private readonly final: boolean,
     wgSize: number,
   ) {
-    this.outputShape = [workgroups, final ? 2 : 3];
-    this.workgroupSize = [wgSize, 1, 1];
-    this.dispatchLayout = { x: [0, 1] };
-    this.dispatch = [workgroups, 1, 1];
-    this.shaderKey = `renoNormStats_${final}_${wgSize}`;
+    super({ key: `renoNormStats_${final}_${wgSize}`, inputs: ['x'], outputShape: [workgroups, final ? 2 : 3], uniforms: GEOMETRY_UNIFORMS, workgroupSize: wgSize, workgroups });
   }
   getUserCode(): string {
     const W = this.workgroupSize[0];
@@ -176,18 +141,9 @@ class StatsProgram {
 }
 
 /** One thread per (b, g): combines K partial (count, mean, M2) into mean and rstd ([B*G, 2]). */
-class StatsFinalizeProgram {
-  variableNames = ['p'];
-  uniforms = GEOMETRY_UNIFORMS;
-  outputShape: number[];
-  shaderKey = 'renoNormStatsFinalize';
-  dispatchLayout = { x: [0, 1] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
+class StatsFinalizeProgram extends RenoProgram {
   constructor(groups: number) {
-    this.outputShape = [groups, 2];
-    this.dispatch = [Math.ceil(groups / 64), 1, 1];
+    super({ key: 'renoNormStatsFinalize', inputs: ['p'], outputShape: [groups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: 64, workgroups: Math.ceil(groups / 64) });
   }
   getUserCode(): string {
     return `
@@ -214,24 +170,12 @@ class StatsFinalizeProgram {
 }
 
 /** Element-wise: y = act((x - mean) * rstd * w[c] + b[c]). */
-class ApplyProgram {
-  variableNames = ['x', 'st', 'w', 'bias'];
-  uniforms = GEOMETRY_UNIFORMS;
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
-  size = true;
+class ApplyProgram extends RenoProgram {
   constructor(
     shape: number[],
     private readonly act: Act,
   ) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(n / 256), 1, 1];
-    this.shaderKey = `renoNormApply_${act}`;
+    super({ key: `renoNormApply_${act}`, inputs: ['x', 'st', 'w', 'bias'], outputShape: shape, uniforms: GEOMETRY_UNIFORMS });
   }
   getUserCode(): string {
     return `
@@ -257,24 +201,13 @@ const GRAD_TERMS = (act: Act) => `
   }`;
 
 /** One workgroup per (b, g, chunk): sums of dyw and dyw * xhat ([B*G*K, 2]). */
-class GradReduceProgram {
-  variableNames = ['x', 'st', 'w', 'bias', 'dy'];
-  uniforms = GEOMETRY_UNIFORMS;
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0, 1] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  size = true;
+class GradReduceProgram extends RenoProgram {
   constructor(
     workgroups: number,
     private readonly act: Act,
     wgSize: number,
   ) {
-    this.outputShape = [workgroups, 2];
-    this.workgroupSize = [wgSize, 1, 1];
-    this.dispatch = [workgroups, 1, 1];
-    this.shaderKey = `renoNormGradReduce_${act}_${wgSize}`;
+    super({ key: `renoNormGradReduce_${act}_${wgSize}`, inputs: ['x', 'st', 'w', 'bias', 'dy'], outputShape: [workgroups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: wgSize, workgroups });
   }
   getUserCode(): string {
     const W = this.workgroupSize[0];
@@ -316,18 +249,9 @@ class GradReduceProgram {
 }
 
 /** One thread per (b, g): sums K partial sums ([B*G, 2]). */
-class GradFinalizeProgram {
-  variableNames = ['p'];
-  uniforms = GEOMETRY_UNIFORMS;
-  outputShape: number[];
-  shaderKey = 'renoNormGradFinalize';
-  dispatchLayout = { x: [0, 1] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
+class GradFinalizeProgram extends RenoProgram {
   constructor(groups: number) {
-    this.outputShape = [groups, 2];
-    this.dispatch = [Math.ceil(groups / 64), 1, 1];
+    super({ key: 'renoNormGradFinalize', inputs: ['p'], outputShape: [groups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: 64, workgroups: Math.ceil(groups / 64) });
   }
   getUserCode(): string {
     return `
@@ -347,23 +271,12 @@ class GradFinalizeProgram {
 }
 
 /** Element-wise: dx = rstd * (dyw - mean(dyw) - xhat * mean(dyw * xhat)), the means from the per-group sums. */
-class GradApplyProgram {
-  variableNames = ['x', 'st', 'w', 'bias', 'dy', 'sums'];
-  uniforms = GEOMETRY_UNIFORMS;
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
-  size = true;
+class GradApplyProgram extends RenoProgram {
   constructor(
     shape: number[],
     private readonly act: Act,
   ) {
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / 256), 1, 1];
-    this.shaderKey = `renoNormGradApply_${act}`;
+    super({ key: `renoNormGradApply_${act}`, inputs: ['x', 'st', 'w', 'bias', 'dy', 'sums'], outputShape: shape, uniforms: GEOMETRY_UNIFORMS });
   }
   getUserCode(): string {
     return `
@@ -409,44 +322,32 @@ function stats(be: WebgpuBackend, x: TensorInfo, a: NormAttrs): TensorInfo {
   return out;
 }
 
-type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs: NormAttrs };
-
 export const NORM_FORWARD = 'RenoNormAffineForward';
 export const NORM_BACKWARD = 'RenoNormAffineBackward';
 
-tf.registerKernel({
-  kernelName: NORM_FORWARD,
-  backendName: 'webgpu',
-  kernelFunc: (({ inputs, backend, attrs }: KernelArgs) => {
-    const be = backend as WebgpuBackend;
-    const { x, w, bias } = inputs;
-    const g = geometryOf(x, attrs);
-    const st = stats(be, x, attrs);
-    const { nPer, K } = normChunks(g);
-    const y = be.runWebGPUProgram(new ApplyProgram(x.shape, attrs.act), [x, st, w, bias], 'float32', geometryData(g, nPer, K, attrs.eps));
-    return [y, st];
-  }) as unknown as tf.KernelFunc,
+registerWebgpuKernel<NormAttrs>(NORM_FORWARD, (inputs, be, attrs) => {
+  const { x, w, bias } = inputs;
+  const g = geometryOf(x, attrs);
+  const st = stats(be, x, attrs);
+  const { nPer, K } = normChunks(g);
+  const y = be.runWebGPUProgram(new ApplyProgram(x.shape, attrs.act), [x, st, w, bias], 'float32', geometryData(g, nPer, K, attrs.eps));
+  return [y, st];
 });
 
-tf.registerKernel({
-  kernelName: NORM_BACKWARD,
-  backendName: 'webgpu',
-  kernelFunc: (({ inputs, backend, attrs }: KernelArgs) => {
-    const be = backend as WebgpuBackend;
-    const { x, st, w, bias, dy } = inputs;
-    const g = geometryOf(x, attrs);
-    const { nPer, K } = normChunks(g);
-    const u = geometryData(g, nPer, K, attrs.eps);
-    const groups = g.B * g.G;
-    const wgSize = reduceWorkgroupSize(g, nPer);
-    let sums = be.runWebGPUProgram(new GradReduceProgram(groups * K, attrs.act, wgSize), [x, st, w, bias, dy], 'float32', u);
-    if (K > 1) {
-      const partial = sums;
-      sums = be.runWebGPUProgram(new GradFinalizeProgram(groups), [partial], 'float32', u);
-      be.disposeData(partial.dataId);
-    }
-    const dx = be.runWebGPUProgram(new GradApplyProgram(x.shape, attrs.act), [x, st, w, bias, dy, sums], 'float32', u);
-    be.disposeData(sums.dataId);
-    return dx;
-  }) as unknown as tf.KernelFunc,
+registerWebgpuKernel<NormAttrs>(NORM_BACKWARD, (inputs, be, attrs) => {
+  const { x, st, w, bias, dy } = inputs;
+  const g = geometryOf(x, attrs);
+  const { nPer, K } = normChunks(g);
+  const u = geometryData(g, nPer, K, attrs.eps);
+  const groups = g.B * g.G;
+  const wgSize = reduceWorkgroupSize(g, nPer);
+  let sums = be.runWebGPUProgram(new GradReduceProgram(groups * K, attrs.act, wgSize), [x, st, w, bias, dy], 'float32', u);
+  if (K > 1) {
+    const partial = sums;
+    sums = be.runWebGPUProgram(new GradFinalizeProgram(groups), [partial], 'float32', u);
+    be.disposeData(partial.dataId);
+  }
+  const dx = be.runWebGPUProgram(new GradApplyProgram(x.shape, attrs.act), [x, st, w, bias, dy, sums], 'float32', u);
+  be.disposeData(sums.dataId);
+  return dx;
 });

@@ -3,7 +3,8 @@
 // dS = p (dP - sum(dP p)) * scale. tfjs needs 2-3 programs for the first (mul, add, softmax) and 5 for the second
 // (mul, sum, sub, mul, mul); on a GPU a backward pass is bound by issuing programs (bench/RESULTS.md, "GPU").
 // One workgroup per row; s, p and dP are [G, n, Lk] (any leading dims folded into rows), the mask block [G | 1, n | 1, Lk].
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
+import { callKernel, float, int, registerWebgpuKernel, RenoProgram, type TensorInfo, type Uniform } from './webgpu-program.js';
 
 const WG = 128;
 
@@ -17,35 +18,26 @@ const TREE = (op: (a: string, b: string) => string) => `
       workgroupBarrier();
     }`;
 
-class ScaledSoftmaxProgram {
-  variableNames: string[];
-  uniforms = ROW_UNIFORMS;
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  size = true;
+/** One workgroup per row: t its invocation, row, L the row's length (0 past the last row), base its offset. */
+const ROW_HEAD = `var<workgroup> red : array<f32, ${WG}>;
+  fn main(index : i32) {
+    let t = i32(localIndex);
+    let row = (index - t) / ${WG};
+    let L = select(0, uniforms.Lk, row < uniforms.rows);
+    let base = row * uniforms.Lk;`;
+
+class ScaledSoftmaxProgram extends RenoProgram {
   constructor(
     shape: number[],
     rows: number,
     private readonly masked: boolean,
   ) {
-    this.variableNames = masked ? ['s', 'm'] : ['s'];
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [rows, 1, 1];
-    this.shaderKey = `renoScaledSoftmax_${masked}`;
+    super({ key: `renoScaledSoftmax_${masked}`, inputs: masked ? ['s', 'm'] : ['s'], outputShape: shape, uniforms: ROW_UNIFORMS, workgroupSize: WG, workgroups: rows });
   }
   getUserCode(): string {
     const v = this.masked ? 's[base + j] * uniforms.scale + m[mbase + j]' : 's[base + j] * uniforms.scale';
     return `
-  var<workgroup> red : array<f32, ${WG}>;
-  fn main(index : i32) {
-    let t = i32(localIndex);
-    let row = (index - t) / ${WG};
-    let L = select(0, uniforms.Lk, row < uniforms.rows);
-    let base = row * uniforms.Lk;
+  ${ROW_HEAD}
     let mbase = ((row / uniforms.n) * uniforms.mG * uniforms.mR + (row % uniforms.n) * uniforms.mI) * uniforms.Lk;
     var mx = -3.402823e38;
     for (var j = t; j < L; j = j + ${WG}) { mx = max(mx, ${v}); }
@@ -63,28 +55,13 @@ class ScaledSoftmaxProgram {
   }
 }
 
-class SoftmaxGradProgram {
-  variableNames = ['p', 'dp'];
-  uniforms = ROW_UNIFORMS;
-  outputShape: number[];
-  shaderKey = 'renoSoftmaxGrad';
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
-  size = true;
+class SoftmaxGradProgram extends RenoProgram {
   constructor(shape: number[], rows: number) {
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [rows, 1, 1];
+    super({ key: 'renoSoftmaxGrad', inputs: ['p', 'dp'], outputShape: shape, uniforms: ROW_UNIFORMS, workgroupSize: WG, workgroups: rows });
   }
   getUserCode(): string {
     return `
-  var<workgroup> red : array<f32, ${WG}>;
-  fn main(index : i32) {
-    let t = i32(localIndex);
-    let row = (index - t) / ${WG};
-    let L = select(0, uniforms.Lk, row < uniforms.rows);
-    let base = row * uniforms.Lk;
+  ${ROW_HEAD}
     var sum = 0.0;
     for (var j = t; j < L; j = j + ${WG}) { sum = sum + dp[base + j] * p[base + j]; }
     red[t] = sum;
@@ -95,17 +72,6 @@ class SoftmaxGradProgram {
   }
 }
 
-interface TensorInfo {
-  dataId: object;
-  shape: number[];
-  dtype: string;
-}
-type Uniform = { type: 'int32' | 'float32'; data: number[] };
-type Backend = { runWebGPUProgram(p: object, inputs: TensorInfo[], dtype: 'float32', u: Uniform[]): TensorInfo };
-interface RowAttrs {
-  scale: number;
-}
-
 /** rows, n, Lk of a [..., n, Lk] tensor and the mask's broadcast steps. */
 function rowUniforms(s: TensorInfo, m: TensorInfo | undefined, scale: number): { rows: number; u: Uniform[] } {
   const shape = s.shape;
@@ -113,40 +79,28 @@ function rowUniforms(s: TensorInfo, m: TensorInfo | undefined, scale: number): {
   const n = shape.length >= 2 ? shape[shape.length - 2] : 1;
   const rows = shape.reduce((p, d) => p * d, 1) / lk;
   const [gm, rm] = m ? [m.shape[0], m.shape[1]] : [1, 1];
-  const int = (x: number): Uniform => ({ type: 'int32', data: [x] });
-  return { rows, u: [int(rows), int(n), int(lk), int(gm === 1 ? 0 : 1), int(rm), int(rm === 1 ? 0 : 1), { type: 'float32', data: [scale] }] };
+  return { rows, u: [int(rows), int(n), int(lk), int(gm === 1 ? 0 : 1), int(rm), int(rm === 1 ? 0 : 1), float(scale)] };
 }
 
 export const SCALED_SOFTMAX = 'RenoScaledSoftmax';
 export const SOFTMAX_GRAD = 'RenoSoftmaxGrad';
 
-tf.registerKernel({
-  kernelName: SCALED_SOFTMAX,
-  backendName: 'webgpu',
-  kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, TensorInfo>; backend: Backend; attrs: RowAttrs }) => {
-    const { s, m } = inputs;
-    const { rows, u } = rowUniforms(s, m, attrs.scale);
-    return backend.runWebGPUProgram(new ScaledSoftmaxProgram(s.shape, rows, m !== undefined), m ? [s, m] : [s], 'float32', u);
-  }) as unknown as tf.KernelFunc,
+registerWebgpuKernel<{ scale: number }>(SCALED_SOFTMAX, ({ s, m }, backend, { scale }) => {
+  const { rows, u } = rowUniforms(s, m, scale);
+  return backend.runWebGPUProgram(new ScaledSoftmaxProgram(s.shape, rows, m !== undefined), m ? [s, m] : [s], 'float32', u);
 });
 
-tf.registerKernel({
-  kernelName: SOFTMAX_GRAD,
-  backendName: 'webgpu',
-  kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, TensorInfo>; backend: Backend; attrs: RowAttrs }) => {
-    const { p, dp } = inputs;
-    const { rows, u } = rowUniforms(p, undefined, attrs.scale);
-    return backend.runWebGPUProgram(new SoftmaxGradProgram(p.shape, rows), [p, dp], 'float32', u);
-  }) as unknown as tf.KernelFunc,
+registerWebgpuKernel<{ scale: number }>(SOFTMAX_GRAD, ({ p, dp }, backend, { scale }) => {
+  const { rows, u } = rowUniforms(p, undefined, scale);
+  return backend.runWebGPUProgram(new SoftmaxGradProgram(p.shape, rows), [p, dp], 'float32', u);
 });
 
 /** softmax(s * scale + mask) over the last axis of s [G, n, Lk]; mask [G | 1, n | 1, Lk] or null. WebGPU only. */
 export function scaledSoftmax(s: tf.Tensor3D, scale: number, mask: tf.Tensor | null): tf.Tensor3D {
-  const inputs = (mask ? { s, m: mask } : { s }) as unknown as tf.NamedTensorMap;
-  return tf.engine().runKernel(SCALED_SOFTMAX, inputs, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+  return callKernel(SCALED_SOFTMAX, mask ? { s, m: mask } : { s }, { scale });
 }
 
 /** p (dP - sum(dP p, last axis)) * scale, p and dP [G, n, Lk]. WebGPU only. */
 export function softmaxGrad(p: tf.Tensor3D, dP: tf.Tensor3D, scale: number): tf.Tensor3D {
-  return tf.engine().runKernel(SOFTMAX_GRAD, { p, dp: dP } as unknown as tf.NamedTensorMap, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+  return callKernel(SOFTMAX_GRAD, { p, dp: dP }, { scale });
 }
