@@ -52,6 +52,8 @@ const CASES: Case[] = [
   { name: 'GroupNorm on [B, L, C]', shape: [2, 77, 64], groups: 32, affine: true, act: 'none' },
   { name: 'LayerNorm', shape: [3, 7, 20], groups: null, affine: true, act: 'none' },
   { name: 'LayerNorm, wide rows, mean 1000', shape: [5, 1280], groups: null, affine: true, act: 'none', offset: 1000 },
+  // more workgroups than one dispatch dimension allows (65535): tfjs folds the dispatch into two dimensions
+  { name: 'LayerNorm over 70000 rows', shape: [70000, 8], groups: null, affine: true, act: 'none' },
 ];
 
 test('fused WebGPU norms match the composite: values, input gradients, fewer programs, no leaks', { skip, timeout: 300_000 }, async () => {
@@ -182,6 +184,23 @@ test('GELU, SiLU and QuickGELU as one program each way match the composites', { 
     assert.ok(r.programs[1] < r.programs[0], `${name}: programs ${r.programs}`);
   }
   tf.dispose([x, dy]);
+});
+
+test('more than 65535 workgroups: element-wise and row-wise programs cover every element', { skip, timeout: 300_000 }, async () => {
+  await useBackend('webgpu', { quiet: true });
+  const x = tf.randomNormal([256 * 65536 + 300], 0, 2, 'float32', 23); // 65538 workgroups of 256
+  const dy = tf.randomNormal(x.shape, 0, 1, 'float32', 24);
+  const act = await compareFused(([a]) => silu(a), [x], dy);
+  assert.ok(act.yErr < 1e-5 && act.gradErr < 1e-5, `silu: ${JSON.stringify(act)}`);
+  tf.dispose([x, dy]);
+  // 70000 softmax rows (one workgroup each) through the attention: 1 head, 70000 queries, 4 keys
+  const q = tf.randomNormal([1, 70000, 8], 0, 1, 'float32', 25);
+  const k = tf.randomNormal([1, 4, 8], 0, 1, 'float32', 26);
+  const v = tf.randomNormal([1, 4, 8], 0, 1, 'float32', 27);
+  const d = tf.randomNormal([1, 70000, 8], 0, 1, 'float32', 28);
+  const att = await compareFused(([a]) => chunkedAttention(a, k, v, 1), [q], d);
+  assert.ok(att.yErr < 1e-5 && att.gradErr < 1e-4, `attention: ${JSON.stringify(att)}`);
+  tf.dispose([q, k, v, d]);
 });
 
 test('GEGLU as one program each way matches split, GELU and product', { skip, timeout: 300_000 }, async () => {
