@@ -5,11 +5,12 @@
 //   dx = rstd * (dy - mean(dy) - xhat * mean(dy * xhat))      (means over the normalised axes)
 // in 7 kernels from the saved xhat and rstd. On WebGPU, where a UNet backward pass is bound by issuing kernels, this
 // matters (bench/RESULTS.md); the affine weight and bias stay outside, so their gradients (trainable or not) are
-// tfjs' own.
+// tfjs' own. normAffine is what GroupNorm and LayerNorm call: this composite, or on WebGPU the fused kernels of
+// ./webgpu-norm.ts (affine transform and SiLU included).
 import * as tf from '@tensorflow/tfjs';
 import { withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
-import { silu } from './ops.js';
+import { isTrainable, silu } from './ops.js';
 import { NORM_BACKWARD, NORM_FORWARD } from './webgpu-norm.js';
 import { callKernel } from './webgpu-program.js';
 
@@ -36,9 +37,6 @@ export function standardize(x: tf.Tensor, axes: number[], eps: number): tf.Tenso
   });
   return f(x);
 }
-
-
-const isTrainable = (t: tf.Tensor | null) => t instanceof tf.Variable && t.trainable;
 
 /** Kept ones / zeros of length c, for norms without an affine weight or bias on the fused path. */
 const constants = new Map<string, tf.Tensor>();

@@ -112,7 +112,8 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
   }
 }
 
-const isTrainable = (t: tf.Tensor | null) => t instanceof tf.Variable && t.trainable;
+/** A tensor that training updates (gradients must reach it): the fast paths here are for frozen weights only. */
+export const isTrainable = (t: tf.Tensor | null) => t instanceof tf.Variable && t.trainable;
 
 /**
  * 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's), plus an
