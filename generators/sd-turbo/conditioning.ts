@@ -5,7 +5,8 @@
 // a backward pass is bound by issuing programs (bench/RESULTS.md), about a tenth of the UNet's programs.
 // Opt-in per call (UNet2DConditionModel.forward's constantConditioning): the caller promises that no gradient is
 // wanted for the context. Values are kept tensors owned here, freed when the timestep or the context changes and
-// by release().
+// by release(). One timestep and context at a time: a forward pass with another pair frees the first pair's values,
+// so two pairs must not share one gradient computation (the ReNO loop differentiates one UNet call per step).
 import * as tf from '@tensorflow/tfjs';
 
 const dataIdOf = (t: tf.Tensor): object => (t as unknown as { dataId: object }).dataId;
