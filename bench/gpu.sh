@@ -47,7 +47,7 @@ for s in $STAGES; do
     # the whole 30-step run (55 s on an H200 at the last measurement; 250 s cap)
     reno-step) stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
     # the same loop with the fused WebGPU programs off (src/nn/fused.ts): their gain on this GPU, same machine
-    unfused) stage unfused 200 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
+    unfused) stage unfused 150 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
     # GPU programs per pass, fused on and off (the same counts as on lavapipe: a check that the GPU takes the same paths)
     dispatches) stage dispatches 150 node bench-dispatches.mjs --arch full --px 512 --backend webgpu ;;
     # the same with 64 dispatches per submit (tfjs' default 15)
