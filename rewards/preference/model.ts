@@ -110,9 +110,10 @@ export class PreferenceModel {
       const d = backbone.config.text.hiddenSize;
       let prototypes: tf.Tensor2D | null = null;
       if (config.prototypes > 0) {
-        const sd = tf.tidy(() => tf.moments(backbone.model.text_model.embed_tokens.weight.v).variance.sqrt().dataSync()[0]);
-        const g = gaussian(config.prototypes * d, `${seed}:prototypes`).map((x) => x * sd);
-        const t = tf.tensor2d(g, [config.prototypes, d]);
+        // N(0, 1) draws scaled on the device by the token embeddings' standard deviation (no read-back: WebGPU in
+        // Node has no synchronous one)
+        const g = gaussian(config.prototypes * d, `${seed}:prototypes`);
+        const t = tf.tidy(() => tf.mul(tf.tensor2d(g, [config.prototypes, d]), tf.sqrt(tf.moments(backbone.model.text_model.embed_tokens.weight.v).variance))) as tf.Tensor2D;
         prototypes = trainable ? (tf.variable(t, true) as unknown as tf.Tensor2D) : t;
         if (trainable) t.dispose();
       }
