@@ -72,11 +72,11 @@ export function preferenceConfigJson(model: PreferenceModel, training: Record<st
 }
 
 /** Write config.json and model.safetensors (and optimizer.safetensors when given) into `dir`. */
-export function saveCheckpoint(
+export async function saveCheckpoint(
   dir: string,
   model: PreferenceModel,
   o: { training: Record<string, unknown>; state: TrainingState; optimizer?: Map<string, { shape: number[]; data: Float32Array }> },
-): void {
+): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const meta = { format: CHECKPOINT_FORMAT, stage: String(o.state.stage), step: String(o.state.step) };
   const layouts = layoutOf(model);
@@ -84,7 +84,7 @@ export function saveCheckpoint(
   for (const [k, t] of model.trainedTensors()) {
     const layout = layouts.get(k) ?? 'none';
     const shape = torchShape(layout, t.shape);
-    tensors.push([k, { shape, data: fromTfLayout(layout, shape, t.dataSync() as Float32Array) }]);
+    tensors.push([k, { shape, data: fromTfLayout(layout, shape, (await t.data()) as Float32Array) }]); // asynchronous: WebGPU has no synchronous read
   }
   if (o.optimizer) writeSafetensors(path.join(dir, 'optimizer.safetensors'), o.optimizer, { ...meta, layout: 'tfjs' });
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, meta);

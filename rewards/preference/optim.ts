@@ -60,13 +60,16 @@ export class AdamW {
     });
   }
 
-  /** exp_avg.<key>, exp_avg_sq.<key> (tfjs layout) for a safetensors file; the step goes in its metadata. */
-  state(): Map<string, { shape: number[]; data: Float32Array }> {
+  /**
+   * exp_avg.<key>, exp_avg_sq.<key> (tfjs layout) for a safetensors file; the step goes in its metadata. Read back
+   * asynchronously (WebGPU in Node has no synchronous read).
+   */
+  async state(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const k of this.params.keys()) {
       for (const [prefix, map] of [['exp_avg', this.m], ['exp_avg_sq', this.v]] as const) {
         const t = map.get(k)!;
-        out.set(`${prefix}.${k}`, { shape: [...t.shape], data: Float32Array.from(t.dataSync()) });
+        out.set(`${prefix}.${k}`, { shape: [...t.shape], data: Float32Array.from(await t.data()) });
       }
     }
     return out;
@@ -92,9 +95,14 @@ export class AdamW {
   }
 }
 
-/** Scale gradients so their global L2 norm is at most maxNorm (no-op for maxNorm <= 0). Returns the norm before. */
-export function clipGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+/**
+ * Scale gradients so their global L2 norm is at most maxNorm (no-op for maxNorm <= 0). Resolves to the norm before
+ * (read back asynchronously: WebGPU in Node has no synchronous read).
+ */
+export async function clipGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<number> {
+  const normT = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+  const norm = (await normT.data())[0];
+  normT.dispose();
   if (maxNorm > 0 && norm > maxNorm) {
     const s = maxNorm / (norm + 1e-6);
     for (const [k, g] of grads) {

@@ -171,7 +171,7 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
           src.close();
         }
       }
-      const save = () => saveCheckpoint(run.out, model, { training: run.record, state, optimizer: opt!.state() });
+      const save = async () => saveCheckpoint(run.out, model, { training: run.record, state, optimizer: await opt!.state() });
       while (state.step < steps) {
         if (run.shouldStop?.()) {
           stopped = true;
@@ -203,7 +203,7 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
           acc.set(name, tf.div(g, set.batch));
           g.dispose();
         }
-        const gradNorm = clipGlobalNorm(acc, set.maxGradNorm);
+        const gradNorm = await clipGlobalNorm(acc, set.maxGradNorm);
         opt.apply(acc, lr);
         tf.dispose([...acc.values()]);
         state = { stage, step: state.step + 1 };
@@ -219,10 +219,10 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
             bar.log(`stage ${stage} step ${state.step}: val accuracy ${a.accuracy.toFixed(4)} (${a.n} pairs)`);
           }
         }
-        if (state.step % set.saveEvery === 0 || state.step === steps) save();
+        if (state.step % set.saveEvery === 0 || state.step === steps) await save();
       }
       if (stopped) {
-        save();
+        await save();
         break;
       }
       opt.dispose();

@@ -170,7 +170,7 @@ test('0 prototypes and no LoRA run; a checkpoint saves and loads the trained ten
 
   const m = model({ trainVision: true }, true);
   const dir = tmpDir('reno-pref-ckpt');
-  saveCheckpoint(dir, m, { training: { note: 'test' }, state: { stage: 1, step: 3 } });
+  await saveCheckpoint(dir, m, { training: { note: 'test' }, state: { stage: 1, step: 3 } });
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
   assert.equal(cfg.format, 'reno-preference');
   assert.equal(cfg.prototypes, 10);
