@@ -26,22 +26,16 @@ function reduceSize(x: tf.Tensor, axis: number | number[] | undefined): number {
   return tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape).reduce((n, a) => n * x.shape[a], 1);
 }
 
-// registered when this module is first imported (an ES module runs once)
-tf.registerGradient({
-  kernelName: 'Sum',
-  inputsToSave: ['x'],
-  gradFunc: (dy, saved, attrs) => {
-    const [x] = saved;
-    const { axis } = attrs as unknown as { axis?: number | number[] };
-    return { x: () => spreadBack(dy as tf.Tensor, x, axis, 1) };
-  },
-});
-tf.registerGradient({
-  kernelName: 'Mean',
-  inputsToSave: ['x'],
-  gradFunc: (dy, saved, attrs) => {
-    const [x] = saved;
-    const { axis } = attrs as unknown as { axis?: number | number[] };
-    return { x: () => spreadBack(dy as tf.Tensor, x, axis, reduceSize(x, axis)) };
-  },
-});
+// registered when this module is first imported (an ES module runs once): Sum spreads dy as it is, Mean divided by
+// the number of elements each output averaged
+for (const [kernelName, mean] of [['Sum', false], ['Mean', true]] as const) {
+  tf.registerGradient({
+    kernelName,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const { axis } = attrs as unknown as { axis?: number | number[] };
+      return { x: () => spreadBack(dy as tf.Tensor, x, axis, mean ? reduceSize(x, axis) : 1) };
+    },
+  });
+}
