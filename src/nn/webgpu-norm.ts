@@ -140,16 +140,8 @@ class StatsProgram extends RenoProgram {
   }
 }
 
-/** One thread per (b, g): combines K partial (count, mean, M2) into mean and rstd ([B*G, 2]). */
-class StatsFinalizeProgram extends RenoProgram {
-  constructor(groups: number) {
-    super({ key: 'renoNormStatsFinalize', inputs: ['p'], outputShape: [groups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: 64, workgroups: Math.ceil(groups / 64) });
-  }
-  getUserCode(): string {
-    return `
-  fn main(index : i32) {
-    if (index >= uniforms.B * uniforms.G) { return; }
-    var cnt = 0.0;
+/** The finalize loops: Chan's combination of Welford partials, and plain sums. */
+const STATS_BODY = `    var cnt = 0.0;
     var mean = 0.0;
     var m2 = 0.0;
     for (var k = 0; k < uniforms.K; k = k + 1) {
@@ -165,7 +157,34 @@ class StatsFinalizeProgram extends RenoProgram {
     }
     result[2 * index] = mean;
     result[2 * index + 1] = inverseSqrt(m2 / cnt + uniforms.eps);
-  }`;
+`;
+const SUMS_BODY = `    var a1 = 0.0;
+    var a2 = 0.0;
+    for (var k = 0; k < uniforms.K; k = k + 1) {
+      let o = 2 * (index * uniforms.K + k);
+      a1 = a1 + p[o];
+      a2 = a2 + p[o + 1];
+    }
+    result[2 * index] = a1;
+    result[2 * index + 1] = a2;
+`;
+
+/**
+ * One thread per (b, g): combines its K chunks' partials into [B*G, 2]: Welford (count, mean, M2) into (mean, rstd)
+ * for the forward statistics, or sums of (dyw, dyw * xhat) for the backward pass.
+ */
+class FinalizeProgram extends RenoProgram {
+  constructor(
+    groups: number,
+    private readonly kind: 'stats' | 'sums',
+  ) {
+    super({ key: `renoNormFinalize_${kind}`, inputs: ['p'], outputShape: [groups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: 64, workgroups: Math.ceil(groups / 64) });
+  }
+  getUserCode(): string {
+    return `
+  fn main(index : i32) {
+    if (index >= uniforms.B * uniforms.G) { return; }
+${this.kind === 'stats' ? STATS_BODY : SUMS_BODY}  }`;
   }
 }
 
@@ -248,28 +267,6 @@ class GradReduceProgram extends RenoProgram {
   }
 }
 
-/** One thread per (b, g): sums K partial sums ([B*G, 2]). */
-class GradFinalizeProgram extends RenoProgram {
-  constructor(groups: number) {
-    super({ key: 'renoNormGradFinalize', inputs: ['p'], outputShape: [groups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: 64, workgroups: Math.ceil(groups / 64) });
-  }
-  getUserCode(): string {
-    return `
-  fn main(index : i32) {
-    if (index >= uniforms.B * uniforms.G) { return; }
-    var a1 = 0.0;
-    var a2 = 0.0;
-    for (var k = 0; k < uniforms.K; k = k + 1) {
-      let o = 2 * (index * uniforms.K + k);
-      a1 = a1 + p[o];
-      a2 = a2 + p[o + 1];
-    }
-    result[2 * index] = a1;
-    result[2 * index + 1] = a2;
-  }`;
-  }
-}
-
 /** Element-wise: dx = rstd * (dyw - mean(dyw) - xhat * mean(dyw * xhat)), the means from the per-group sums. */
 class GradApplyProgram extends RenoProgram {
   constructor(
@@ -317,7 +314,7 @@ function stats(be: WebgpuBackend, x: TensorInfo, a: NormAttrs): TensorInfo {
   const wgSize = reduceWorkgroupSize(g, nPer);
   if (K === 1) return be.runWebGPUProgram(new StatsProgram(groups, true, wgSize), [x], 'float32', u);
   const partial = be.runWebGPUProgram(new StatsProgram(groups * K, false, wgSize), [x], 'float32', u);
-  const out = be.runWebGPUProgram(new StatsFinalizeProgram(groups), [partial], 'float32', u);
+  const out = be.runWebGPUProgram(new FinalizeProgram(groups, 'stats'), [partial], 'float32', u);
   be.disposeData(partial.dataId);
   return out;
 }
@@ -344,7 +341,7 @@ registerWebgpuKernel<NormAttrs>(NORM_BACKWARD, (inputs, be, attrs) => {
   let sums = be.runWebGPUProgram(new GradReduceProgram(groups * K, attrs.act, wgSize), [x, st, w, bias, dy], 'float32', u);
   if (K > 1) {
     const partial = sums;
-    sums = be.runWebGPUProgram(new GradFinalizeProgram(groups), [partial], 'float32', u);
+    sums = be.runWebGPUProgram(new FinalizeProgram(groups, 'sums'), [partial], 'float32', u);
     be.disposeData(partial.dataId);
   }
   const dx = be.runWebGPUProgram(new GradApplyProgram(x.shape, attrs.act), [x, st, w, bias, dy, sums], 'float32', u);
