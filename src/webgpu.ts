@@ -64,8 +64,54 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   await import('@tensorflow/tfjs-backend-webgpu');
   for (const [k, v] of Object.entries(webgpuFlagsFromEnv(process.env))) tf.env().set(k, v);
   const ok = await tf.setBackend('webgpu');
-  if (ok) patchSmallUploads();
+  if (ok) {
+    patchSmallUploads();
+    chunkAddN();
+  }
   return ok ? { ok } : { ok, why: 'tfjs could not initialise the webgpu backend' };
+}
+
+interface AddNBackend {
+  device: { limits: { maxStorageBuffersPerShaderStage: number } };
+  disposeData(id: object): void;
+}
+type Info = { dataId: object };
+
+/**
+ * tfjs-webgpu 4.22's AddN binds every input in one program; past maxStorageBuffersPerShaderStage - 1 inputs (7 under
+ * the default limit of 8) Dawn rejects the pipeline and the result reads as zeros, silently (a global gradient norm
+ * over a model's tensors read 0). tfjs' Concat splits its inputs; AddN is re-registered here to do the same: sums of
+ * at most that many inputs, then a sum of the sums. Idempotent.
+ */
+export function chunkAddN(): void {
+  const kernel = tf.getKernel('AddN', 'webgpu');
+  if (!kernel || (kernel.kernelFunc as { renoChunked?: boolean }).renoChunked) return;
+  const sum = kernel.kernelFunc;
+  const chunked = ((args: { inputs: unknown; backend: unknown; attrs?: unknown }) => {
+    const backend = args.backend as AddNBackend;
+    const max = Math.max(2, backend.device.limits.maxStorageBuffersPerShaderStage - 1);
+    let xs = Array.from(args.inputs as ArrayLike<Info>);
+    const temps: Info[] = [];
+    while (xs.length > max) {
+      const next: Info[] = [];
+      for (let i = 0; i < xs.length; i += max) {
+        const part = xs.slice(i, i + max);
+        if (part.length === 1) next.push(part[0]);
+        else {
+          const r = sum({ ...args, inputs: part } as never) as unknown as Info;
+          temps.push(r);
+          next.push(r);
+        }
+      }
+      xs = next;
+    }
+    const out = sum({ ...args, inputs: xs } as never);
+    for (const t of temps) backend.disposeData(t.dataId);
+    return out;
+  }) as unknown as tf.KernelFunc & { renoChunked?: boolean };
+  chunked.renoChunked = true;
+  tf.unregisterKernel('AddN', 'webgpu');
+  tf.registerKernel({ ...kernel, kernelFunc: chunked });
 }
 
 /**

@@ -43,3 +43,17 @@ test('self-attention over 4096 tokens on webgpu matches wasm', { skip, timeout: 
   assert.ok(maxRelErr(gGpu, gCpu) < 1e-3, `gradient rel err ${maxRelErr(gGpu, gCpu)}`);
   assert.ok(Math.max(...outGpu.slice(0, 1000).map(Math.abs)) > 0.01, 'non-zero output');
 });
+
+test('addN of more tensors than one program may bind sums them all on webgpu, and frees what it made', { skip }, async () => {
+  await useBackend('webgpu', { quiet: true });
+  for (const n of [2, 7, 8, 15, 50]) {
+    const xs = Array.from({ length: n }, (_, i) => tf.fill([3, 5], i + 1));
+    const before = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+    const s = tf.addN(xs);
+    const after = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+    const v = await s.data();
+    assert.ok(v.every((x) => x === (n * (n + 1)) / 2), `n=${n}: ${v[0]} instead of ${(n * (n + 1)) / 2}`);
+    assert.equal(after.numTensors - before.numTensors, 1, `n=${n}: one tensor made`);
+    tf.dispose([s, ...xs]);
+  }
+});
