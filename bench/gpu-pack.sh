@@ -2,7 +2,9 @@
 # Builds .gpu-pack/ (git-ignored): everything bench/gpu.sh needs on a bare GPU machine with no network, no Node.js
 # and no npm packages, within the 64 MiB that travels with the working tree:
 #   node.xz                     this machine's Node binary (xz -9e: about 24 MB)
-#   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out)
+#   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out): the
+#                               default stages' (reno-step, conv, dispatches); GPU_PACK_ALL=1 adds generator, rewards,
+#                               profile-kernels and overhead (about 1.8 MB more: the pack is near the 64 MiB limit)
 #   webgpu/                     the "webgpu" package's index.js + dawn.node for linux-x64 only (xz: about 5 MB)
 #   debs/*.deb                  the Vulkan loader and glvnd from Debian (the GPU machine has the NVIDIA ICD only)
 # The parity fixtures travel as tracked files of the checkout (test/fixtures/parity).
@@ -32,11 +34,14 @@ bundle() { # entry output [--minify]
   xz -9 -f "$P/$2"
 }
 bundle src/cli/run.ts reno.mjs --minify
-for b in generator rewards reno-step profile-kernels dispatches; do
-  [ -f "bench/$b.ts" ] && bundle "bench/$b.ts" "bench-$b.mjs" --minify
+rm -f "$P"/bench-*.mjs.xz
+BENCHES="reno-step conv dispatches"
+[ "${GPU_PACK_ALL:-0}" = 1 ] && BENCHES="$BENCHES generator rewards profile-kernels"
+for b in $BENCHES; do
+  bundle "bench/$b.ts" "bench-$b.mjs" --minify
 done
 # not minified: its CPU profile names functions as the sources do
-bundle bench/overhead.ts bench-overhead.mjs
+[ "${GPU_PACK_ALL:-0}" = 1 ] && bundle bench/overhead.ts bench-overhead.mjs
 rm -f "$STUB"
 # the Vulkan loader and glvnd: the NVIDIA Vulkan ICD (libGLX_nvidia.so.0) needs libGLdispatch.so.0
 if ! ls "$P"/debs/libglvnd0_*.deb >/dev/null 2>&1; then

@@ -12,6 +12,7 @@ mkdir -p "$W/node_modules/webgpu/dist/linux-x64" "$OUT"
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/gpu.log"; }
 stage() { # name seconds command...
   local name=$1 secs=$2; shift 2
+  local b; for b in "$@"; do case $b in *.mjs) [ -f "$W/$b" ] || { log "$name: $b is not in the pack (GPU_PACK_ALL=1 bash bench/gpu-pack.sh)"; return; } ;; esac; done
   log "$name"
   ( cd "$W" && timeout "$secs" "$@" ) 2>&1 | grep -v '^Warning: max' | tee "$OUT/$name.txt"
   log "$name exit ${PIPESTATUS[0]}"
@@ -35,26 +36,36 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-# GPU_STAGES picks stages (default: parity parts reno-step unfused; also: reno-step-b64, dispatches, overhead,
-# profile); GPU_PARTS,
+# GPU_STAGES picks stages (default: parity reno-step conv tiled unfused parts, most wanted first; also: reno-step-b64, dispatches,
+# overhead, profile); GPU_PARTS,
 # GPU_STEPS, GPU_CHECKPOINT (on,off), GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
-STAGES="${GPU_STAGES:-parity parts reno-step unfused}"
+STAGES="${GPU_STAGES:-parity reno-step conv tiled unfused parts}"
+# a local dry run on a software adapter: GPU_ARCH=tiny GPU_PX=64 GPU_CONV_ARGS="--div 16 --reps 1 --min-tiles 1"
+ARCH="--arch ${GPU_ARCH:-full} --px ${GPU_PX:-512}"
 for s in $STAGES; do
   case $s in
     parity) stage parity 120 node reno.mjs dev parity "$REPO/test/fixtures/parity" --backend webgpu ;;
     # every part of the full 512 px step alone (the per-part table), then the whole 30-step run
-    parts) stage parts 170 node bench-reno-step.mjs --arch full --px 512 --parts "${GPU_PARTS:-te,unet,vae,rewards}" --backends webgpu --reps 1 --warmup 1 --checkpoint on ;;
+    parts) stage parts 170 node bench-reno-step.mjs $ARCH --parts "${GPU_PARTS:-te,unet,vae,rewards}" --backends webgpu --reps 1 --warmup 1 --checkpoint on ;;
     # the whole 30-step run (55 s on an H200 at the last measurement; 250 s cap)
-    reno-step) stage reno-step 250 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
+    reno-step) stage reno-step 250 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
     # the same loop with the fused WebGPU programs off (src/nn/fused.ts): their gain on this GPU, same machine
-    unfused) stage unfused 150 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
+    unfused) stage unfused 150 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
+    # tfjs' conv program against reno's tiled one, each tile, on the VAE's and UNet's conv shapes (bench/conv.ts)
+    conv) stage conv 120 node bench-conv.mjs ${GPU_CONV_ARGS:---reps 10} ;;
+    # the ReNO loop with the tile that won the conv stage (RENO_WEBGPU_CONV; skipped when tfjs won or conv did not run)
+    tiled)
+      best=$(sed -n 's/^best: \([0-9a-z]*\) .*/\1/p' "$OUT/conv.txt" 2>/dev/null)
+      if [ -n "$best" ] && [ "$best" != tfjs ]; then
+        stage tiled 150 env RENO_WEBGPU_CONV="$best" node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_TILED:-8}" --parts step --backends webgpu --checkpoint on
+      else log "tiled: skipped (best conv: ${best:-none})"; fi ;;
     # GPU programs per pass, fused on and off (the same counts as on lavapipe: a check that the GPU takes the same paths)
-    dispatches) stage dispatches 150 node bench-dispatches.mjs --arch full --px 512 --backend webgpu ;;
+    dispatches) stage dispatches 150 node bench-dispatches.mjs $ARCH --backend webgpu ;;
     # the same with 64 dispatches per submit (tfjs' default 15)
-    reno-step-b64) stage reno-step-b64 200 env RENO_WEBGPU_SUBMIT_BATCH=64 node bench-reno-step.mjs --arch full --px 512 --steps "${GPU_STEPS:-5}" --parts step --backends webgpu --checkpoint on ;;
+    reno-step-b64) stage reno-step-b64 200 env RENO_WEBGPU_SUBMIT_BATCH=64 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS:-5}" --parts step --backends webgpu --checkpoint on ;;
     # dispatch overhead, steady-state shader compiles / buffer creation, GPU utilisation and a CPU profile
-    overhead) stage overhead 200 node bench-overhead.mjs --arch full --px 512 --backend webgpu --prof-dir "$OUT" --parts "${GPU_OVERHEAD_PARTS:-chain,vae,unet}" --flag-sets "${GPU_FLAG_SETS:-default;WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64}" ;;
-    profile) stage profile 200 node bench-profile-kernels.mjs --arch full --px 512 --backend webgpu --top 12 ;;
+    overhead) stage overhead 200 node bench-overhead.mjs $ARCH --backend webgpu --prof-dir "$OUT" --parts "${GPU_OVERHEAD_PARTS:-chain,vae,unet}" --flag-sets "${GPU_FLAG_SETS:-default;WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64}" ;;
+    profile) stage profile 200 node bench-profile-kernels.mjs $ARCH --backend webgpu --top 12 ;;
   esac
 done
 log "total $(( $(date +%s) - t0 )) s"

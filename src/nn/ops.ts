@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { chunkedAttention, withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
 import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';
+import { tiledConv2d, tiledConvFits } from './webgpu-conv.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -128,24 +129,31 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
     p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
   const [kh, kw] = w.shape;
   if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.conv2d(x, w, stride, padding(pad)) : tf.add(tf.conv2d(x, w, stride, padding(pad)), bias)) as tf.Tensor4D);
+  // reno's tiled program where it is switched on and fits (./webgpu-conv.ts; the bias inside it), else tfjs'
+  const tiled = (xs: number[], ws: number[], s: number, p: number) => fusedKernels() && tiledConvFits(xs, ws, s, p);
   const fuse = fusedKernels() && bias !== null;
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
     return {
-      value: fuse ? tf.fused.conv2d({ x: xx as tf.Tensor4D, filter: w, strides: stride, pad: padding(pad), bias: bias! }) : tf.conv2d(xx as tf.Tensor4D, w, stride, padding(pad)),
+      value: tiled(xx.shape, w.shape, stride, pad)
+        ? tiledConv2d(xx as tf.Tensor4D, w, stride, pad, bias)
+        : fuse
+          ? tf.fused.conv2d({ x: xx as tf.Tensor4D, filter: w, strides: stride, pad: padding(pad), bias: bias! })
+          : tf.conv2d(xx as tf.Tensor4D, w, stride, padding(pad)),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => {
           // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
           // the filter's and the bias' gradients, needed or not
           if (stride !== 1 || kh !== kw) return tf.conv2dTranspose(dy as tf.Tensor4D, w, xx.shape as [number, number, number, number], stride, padding(pad));
           const flipped = fusedKernels() ? flipFilter(w) : (tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D); // [kh, kw, out, in]
+          if (tiled(dy.shape, flipped.shape, 1, kh - 1 - pad)) return tiledConv2d(dy as tf.Tensor4D, flipped, 1, kh - 1 - pad, null);
           return tf.conv2d(dy as tf.Tensor4D, flipped, 1, padding(kh - 1 - pad));
         }),
     };
   });
   return tf.tidy(() => {
     const y = f(x) as tf.Tensor4D;
-    return bias === null || fuse ? y : (tf.add(y, bias) as tf.Tensor4D);
+    return bias === null || fuse || tiled(x.shape, w.shape, stride, pad) ? y : (tf.add(y, bias) as tf.Tensor4D);
   });
 }
 
