@@ -36,10 +36,10 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-# GPU_STAGES picks stages (default: parity reno-step conv tiled unfused parts, most wanted first; also: reno-step-b64, dispatches,
-# overhead, profile); GPU_PARTS,
-# GPU_STEPS, GPU_CHECKPOINT (on,off), GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
-STAGES="${GPU_STAGES:-parity reno-step conv tiled unfused parts}"
+# GPU_STAGES picks stages (default, most wanted first: parity reno-step conv tiled unfused nockpt parts; also:
+# reno-step-b64, dispatches; overhead and profile, whose bundles need GPU_PACK_ALL=1 at packing); GPU_PARTS, GPU_STEPS*,
+# GPU_CHECKPOINT (on,off), GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
+STAGES="${GPU_STAGES:-parity reno-step conv tiled unfused nockpt parts}"
 # a local dry run on a software adapter: GPU_ARCH=tiny GPU_PX=64 GPU_CONV_ARGS="--div 16 --reps 1 --min-tiles 1"
 ARCH="--arch ${GPU_ARCH:-full} --px ${GPU_PX:-512}"
 for s in $STAGES; do
@@ -59,6 +59,8 @@ for s in $STAGES; do
       if [ -n "$best" ] && [ "$best" != tfjs ]; then
         stage tiled 150 env RENO_WEBGPU_CONV="$best" node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_TILED:-8}" --parts step --backends webgpu --checkpoint on
       else log "tiled: skipped (best conv: ${best:-none})"; fi ;;
+    # the loop without gradient checkpointing (RENO_CHECKPOINT=off): the recompute's cost against its memory
+    nockpt) stage nockpt 150 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_NOCKPT:-8}" --parts step --backends webgpu --checkpoint off ;;
     # GPU programs per pass, fused on and off (the same counts as on lavapipe: a check that the GPU takes the same paths)
     dispatches) stage dispatches 150 node bench-dispatches.mjs $ARCH --backend webgpu ;;
     # the same with 64 dispatches per submit (tfjs' default 15)
