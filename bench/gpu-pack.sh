@@ -3,7 +3,7 @@
 # and no npm packages, within the 64 MiB that travels with the working tree:
 #   node.xz                     this machine's Node binary (xz -9e: about 24 MB)
 #   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out): the
-#                               default stages' (reno-step, conv, dispatches); GPU_PACK_ALL=1 adds generator, rewards,
+#                               default stages' (reno-step, gemm, dispatches); GPU_PACK_ALL=1 adds generator, rewards,
 #                               profile-kernels and overhead (about 1.8 MB more: the pack is near the 64 MiB limit)
 #   webgpu/                     the "webgpu" package's index.js + dawn.node for linux-x64 only (xz: about 5 MB)
 #   debs/*.deb                  the Vulkan loader and glvnd from Debian (the GPU machine has the NVIDIA ICD only)
@@ -35,7 +35,7 @@ bundle() { # entry output [--minify]
 }
 bundle src/cli/run.ts reno.mjs --minify
 rm -f "$P"/bench-*.mjs.xz
-BENCHES="reno-step conv dispatches"
+BENCHES="reno-step gemm dispatches"
 [ "${GPU_PACK_ALL:-0}" = 1 ] && BENCHES="$BENCHES generator rewards profile-kernels"
 for b in $BENCHES; do
   bundle "bench/$b.ts" "bench-$b.mjs" --minify

@@ -36,11 +36,11 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-# GPU_STAGES picks stages (default, most wanted first: parity reno-step conv tiled unfused nockpt parts; also:
+# GPU_STAGES picks stages (default, most wanted first: parity reno-step gemm tiled unfused nockpt parts; also:
 # reno-step-b64, dispatches; overhead and profile, whose bundles need GPU_PACK_ALL=1 at packing); GPU_PARTS, GPU_STEPS*,
 # GPU_CHECKPOINT (on,off), GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
-STAGES="${GPU_STAGES:-parity reno-step conv tiled unfused nockpt parts}"
-# a local dry run on a software adapter: GPU_ARCH=tiny GPU_PX=64 GPU_CONV_ARGS="--div 16 --reps 1 --min-tiles 1"
+STAGES="${GPU_STAGES:-parity reno-step gemm tiled unfused nockpt parts}"
+# a local dry run on a software adapter: GPU_ARCH=tiny GPU_PX=64 GPU_GEMM_ARGS="--div 16 --reps 1 --min-tiles 1"
 ARCH="--arch ${GPU_ARCH:-full} --px ${GPU_PX:-512}"
 for s in $STAGES; do
   case $s in
@@ -51,14 +51,15 @@ for s in $STAGES; do
     reno-step) stage reno-step 250 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
     # the same loop with the fused WebGPU programs off (src/nn/fused.ts): their gain on this GPU, same machine
     unfused) stage unfused 150 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
-    # tfjs' conv program against reno's tiled one, each tile, on the VAE's and UNet's conv shapes (bench/conv.ts)
-    conv) stage conv 120 node bench-conv.mjs ${GPU_CONV_ARGS:---reps 10} ;;
-    # the ReNO loop with the tile that won the conv stage (RENO_WEBGPU_CONV; skipped when tfjs won or conv did not run)
+    # tfjs' conv and matMul programs against reno's tiled ones, each tile, on the VAE's and UNet's shapes (bench/gemm.ts)
+    gemm) stage gemm 150 node bench-gemm.mjs ${GPU_GEMM_ARGS:---reps 10} ;;
+    # the ReNO loop with the tiles that won the gemm stage (skipped where tfjs won both or gemm did not run)
     tiled)
-      best=$(sed -n 's/^best: \([0-9a-z]*\) .*/\1/p' "$OUT/conv.txt" 2>/dev/null)
-      if [ -n "$best" ] && [ "$best" != tfjs ]; then
-        stage tiled 150 env RENO_WEBGPU_CONV="$best" node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_TILED:-8}" --parts step --backends webgpu --checkpoint on
-      else log "tiled: skipped (best conv: ${best:-none})"; fi ;;
+      conv=$(sed -n 's/^best conv: \([0-9a-z]*\) .*/\1/p' "$OUT/gemm.txt" 2>/dev/null)
+      mm=$(sed -n 's/^best matmul: \([0-9a-z]*\) .*/\1/p' "$OUT/gemm.txt" 2>/dev/null)
+      if [ "${conv:-tfjs}${mm:-tfjs}" != tfjstfjs ]; then
+        stage tiled 150 env RENO_WEBGPU_CONV="${conv:-tfjs}" RENO_WEBGPU_MATMUL="${mm:-tfjs}" node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_TILED:-8}" --parts step --backends webgpu --checkpoint on
+      else log "tiled: skipped (best conv: ${conv:-none}, best matmul: ${mm:-none})"; fi ;;
     # the loop without gradient checkpointing (RENO_CHECKPOINT=off): the recompute's cost against its memory
     nockpt) stage nockpt 150 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_NOCKPT:-8}" --parts step --backends webgpu --checkpoint off ;;
     # GPU programs per pass, fused on and off (the same counts as on lavapipe: a check that the GPU takes the same paths)

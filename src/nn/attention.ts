@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels } from './fused.js';
 import { scaledSoftmax, softmaxGrad } from './webgpu-softmax.js';
+import { matMulTiled } from './webgpu-gemm.js';
 
 export interface GradResult {
   value: tf.Tensor;
@@ -81,7 +82,7 @@ function maskBlock(mask: tf.Tensor | undefined, b: number, h0: number, g: number
  * program of its own).
  */
 function probs(q: tf.Tensor3D, k: tf.Tensor3D, scale: number, m: tf.Tensor | null, flags: boolean): tf.Tensor3D {
-  const scores = tf.matMul(q, k, false, flags) as tf.Tensor3D; // [G, n, Lk]
+  const scores = (flags ? matMulTiled(q, k, false, true) : tf.matMul(q, k)) as tf.Tensor3D; // [G, n, Lk]
   if (flags) return scaledSoftmax(scores, scale, m); // one program for the scaling, the mask and the softmax
   let s: tf.Tensor = tf.mul(scores, scale);
   if (m) s = tf.add(s, m);
@@ -99,7 +100,9 @@ const t12 = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D; // [G
  * a^T b with a [G, A, B] and b [G, A, C] -> [G, B, C]: a transpose flag on WebGPU (`flags`), an explicit transpose
  * and a plain product elsewhere (wasm's matMul is slow with flags).
  */
-const matMulAT = (a: tf.Tensor3D, b: tf.Tensor3D, flags: boolean) => (flags ? tf.matMul(a, b, true, false) : tf.matMul(t12(a), b));
+const matMulAT = (a: tf.Tensor3D, b: tf.Tensor3D, flags: boolean) => (flags ? matMulTiled(a, b, true, false) : tf.matMul(t12(a), b));
+/** a b: reno's tiled program on WebGPU where it is on and fits (./webgpu-gemm.ts), else tf.matMul. */
+const mm = (a: tf.Tensor3D, b: tf.Tensor3D, flags: boolean) => (flags ? matMulTiled(a, b) : tf.matMul(a, b)) as tf.Tensor3D;
 
 /** One batch item, heads first: qh [H, Lq, D], kh and vh [H, Lk, D] -> [Lq, H*D]. */
 function forwardOne(qh: tf.Tensor3D, kh: tf.Tensor3D, vh: tf.Tensor3D, b: number, scale: number, mask: tf.Tensor | undefined, chunk?: number): tf.Tensor2D {
@@ -120,7 +123,7 @@ function forwardOne(qh: tf.Tensor3D, kh: tf.Tensor3D, vh: tf.Tensor3D, b: number
           const parts: tf.Tensor3D[] = [];
           for (let r0 = 0; r0 < lq; r0 += rows) {
             const n = Math.min(rows, lq - r0);
-            parts.push(tf.tidy(() => tf.matMul(probs(part(qg, [0, r0, 0], [-1, n, -1]), kk, scale, maskBlock(mask, b, h0, g, r0, n), flags), vg)));
+            parts.push(tf.tidy(() => mm(probs(part(qg, [0, r0, 0], [-1, n, -1]), kk, scale, maskBlock(mask, b, h0, g, r0, n), flags), vg, flags)));
           }
           return parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor3D); // [G, Lq, D]
         }),
@@ -169,11 +172,11 @@ function backwardOne(
             const qc = part(qg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
             const dOc = part(dOg, [0, r0, 0], [-1, n, -1]); // [G, n, D]
             const p = probs(qc, kk, scale, maskBlock(mask, b, h0, g, r0, n), flags); // recomputed, [G, n, Lk]
-            const dP = tf.matMul(dOc, vv, false, flags) as tf.Tensor3D; // [G, n, Lk]
+            const dP = (flags ? matMulTiled(dOc, vv, false, true) : tf.matMul(dOc, vv)) as tf.Tensor3D; // [G, n, Lk]
             if (flags) {
               const dSs = softmaxGrad(p, dP, scale); // softmax backward times the scale, one program
-              if (!needKV) return [tf.matMul(dSs, kg)] as tf.Tensor3D[];
-              return [tf.matMul(dSs, kg), matMulAT(dSs, qc, true), matMulAT(p, dOc, true)] as tf.Tensor3D[];
+              if (!needKV) return [mm(dSs, kg, true)] as tf.Tensor3D[];
+              return [mm(dSs, kg, true), matMulAT(dSs, qc, true), matMulAT(p, dOc, true)] as tf.Tensor3D[];
             }
             const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D; // softmax backward
             if (!needKV) return [tf.mul(tf.matMul(dS, kg), scale)] as tf.Tensor3D[];

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { chunkedAttention, withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
 import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';
-import { tiledConv2d, tiledConvFits } from './webgpu-conv.js';
+import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -129,8 +129,8 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
     p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
   const [kh, kw] = w.shape;
   if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.conv2d(x, w, stride, padding(pad)) : tf.add(tf.conv2d(x, w, stride, padding(pad)), bias)) as tf.Tensor4D);
-  // reno's tiled program where it is switched on and fits (./webgpu-conv.ts; the bias inside it), else tfjs'
-  const tiled = (xs: number[], ws: number[], s: number, p: number) => fusedKernels() && tiledConvFits(xs, ws, s, p);
+  // reno's tiled program where it is switched on and fits (./webgpu-gemm.ts; the bias inside it), else tfjs'
+  const tiled = (xs: number[], ws: number[], s: number, p: number) => tiledConvFits(xs, ws, s, p);
   const fuse = fusedKernels() && bias !== null;
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
@@ -169,9 +169,10 @@ export function matMulWeight(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | n
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
     return {
-      value: gpu && bias !== null ? tf.fused.matMul({ a: xx as tf.Tensor2D, b: w, bias }) : tf.matMul(xx as tf.Tensor2D, w),
+      // on WebGPU reno's tiled program where it is switched on and fits (./webgpu-gemm.ts), else tfjs' (fused) matMul
+      value: gpu ? matMulTiled(xx as tf.Tensor2D, w, false, false, bias) : tf.matMul(xx as tf.Tensor2D, w),
       gradFunc: (dy: tf.Tensor) =>
-        tf.tidy(() => (gpu ? tf.matMul(dy as tf.Tensor2D, w, false, true) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D))),
+        tf.tidy(() => (gpu ? matMulTiled(dy as tf.Tensor2D, w, false, true) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D))),
     };
   });
   return tf.tidy(() => {
