@@ -58,7 +58,7 @@ for s in $STAGES; do
       conv=$(sed -n 's/^best conv: \([0-9a-z]*\) .*/\1/p' "$OUT/gemm.txt" 2>/dev/null)
       mm=$(sed -n 's/^best matmul: \([0-9a-z]*\) .*/\1/p' "$OUT/gemm.txt" 2>/dev/null)
       if [ "${conv:-tfjs}${mm:-tfjs}" != tfjstfjs ]; then
-        stage tiled 150 env RENO_WEBGPU_CONV="${conv:-tfjs}" RENO_WEBGPU_MATMUL="${mm:-tfjs}" node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_TILED:-8}" --parts step --backends webgpu --checkpoint on
+        stage tiled 150 env RENO_WEBGPU_CONV="${conv:-tfjs}" RENO_WEBGPU_MATMUL="${mm:-tfjs}" node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_TILED:-30}" --parts step --backends webgpu --checkpoint on
       else log "tiled: skipped (best conv: ${conv:-none}, best matmul: ${mm:-none})"; fi ;;
     # the loop without gradient checkpointing (RENO_CHECKPOINT=off): the recompute's cost against its memory
     nockpt) stage nockpt 150 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_NOCKPT:-8}" --parts step --backends webgpu --checkpoint off ;;
