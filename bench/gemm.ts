@@ -1,17 +1,19 @@
-// tfjs' programs against reno's tiled ones (src/nn/webgpu-gemm.ts, each tile) on WebGPU: the 3x3 convolutions of
-// the VAE decoder at 512 px and the UNet at a 64x64 latent (forward, with the bias), and the UNet's attention
+// tfjs' programs against reno's tiled ones (src/nn/webgpu-gemm.ts, each tile) and Winograd (src/nn/webgpu-winograd.ts,
+// alone and with each tile for its 16 products) on WebGPU: the 3x3 convolutions of the VAE decoder at 512 px and
+// the UNet at a 64x64 latent (forward, with the bias; TFLOP/s counts the direct convolution's work), and the UNet's attention
 // products and Linear layers at 4096 and 1024 tokens. Prints ms per product, TFLOP/s, the largest relative
 // difference from tfjs' result, and per kind the tile that wins in total (the lines "best conv: ..." and
 // "best matmul: ..." that bench/gpu.sh reads to run the ReNO loop with them). --div N divides the spatial sizes and
 // token counts (a software adapter).
-//   npx tsx bench/gemm.ts [--div 8] [--reps 10] [--tiles 64x64x16,128x64x16] [--only VAE] [--min-tiles 1]
+//   npx tsx bench/gemm.ts [--div 8] [--reps 10] [--tiles 64x64x16,128x64x16] [--only VAE] [--min-tiles 1] [--no-winograd]
 // A cell marked "tfjs" is a shape the tile leaves to tfjs' program (fewer than --min-tiles tiles, default MIN_TILES).
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.js';
 import { conv2d } from '../src/nn/ops.js';
 import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../src/nn/webgpu-gemm.js';
 import { maxRelErr } from '../test/helpers.js';
-import { flag, machine, row } from './util.js';
+import { setWinograd, winogradFits } from '../src/nn/webgpu-winograd.js';
+import { flag, has, machine, row } from './util.js';
 
 const div = Number(flag('div', '1'));
 const reps = Number(flag('reps', '10'));
@@ -41,7 +43,7 @@ const conv = (name: string, h0: number, cin: number, cout: number, count: number
     gflop: (2 * 9 * cin * cout * h * h) / 1e9,
     make: () => [tf.randomNormal([1, h, h, cin], 0, 1, 'float32', 1), tf.randomNormal([3, 3, cin, cout], 0, 0.05, 'float32', 2), tf.randomNormal([cout], 0, 1, 'float32', 3)],
     run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 1, b),
-    fits: ([x, w]) => tiledConvFits(x.shape, w.shape, 1, 1),
+    fits: ([x, w]) => winogradFits(x.shape, w.shape, 1, 1) || tiledConvFits(x.shape, w.shape, 1, 1),
   };
 };
 /** op(a) op(b) with a [G, M, K] (G = 0: 2-D), b [K, N] or, transposed, [G, N, K]; token counts given through s(). */
@@ -56,10 +58,19 @@ const mat = (name: string, g: number, m: number, k: number, n: number, transB: b
   };
 };
 
-const KINDS: { kind: 'conv' | 'matmul'; set: (t: string) => void; cases: Case[] }[] = [
+/** A conv variant: tfjs, a tile of the tiled conv, winograd (its 16 products on tfjs' batched matMul) or winograd+tile. */
+function setConv(v: string): void {
+  const w = v.startsWith('winograd');
+  setWinograd(w);
+  setConvTile(w ? null : parseTile(v));
+  setMatMulTile(w && v.includes('+') ? parseTile(v.split('+')[1]) : null);
+}
+
+const KINDS: { kind: 'conv' | 'matmul'; variants: string[]; set: (t: string) => void; cases: Case[] }[] = [
   {
     kind: 'conv',
-    set: (t) => setConvTile(parseTile(t)),
+    variants: ['tfjs', ...tiles, ...(has('no-winograd') ? [] : ['winograd', ...tiles.map((t) => `winograd+${t}`)])],
+    set: setConv,
     cases: [
       conv('VAE 64x64 512->512', 64, 512, 512, 10),
       conv('VAE 128x128 512->512', 128, 512, 512, 7),
@@ -76,6 +87,7 @@ const KINDS: { kind: 'conv' | 'matmul'; set: (t: string) => void; cases: Case[] 
   },
   {
     kind: 'matmul',
+    variants: ['tfjs', ...tiles],
     set: (t) => setMatMulTile(parseTile(t, 'RENO_WEBGPU_MATMUL')),
     cases: [
       mat('UNet attention q k^T, 4096 tokens, 5 heads', 5, s(4096), 64, s(4096), true, 5),
@@ -103,8 +115,7 @@ async function time(c: Case, xs: tf.Tensor[]): Promise<number> {
   return (performance.now() - t0) / reps;
 }
 
-const variants = ['tfjs', ...tiles];
-for (const { kind, set, cases } of KINDS) {
+for (const { kind, variants, set, cases } of KINDS) {
   const selected = cases.filter((c) => c.name.includes(only));
   if (!selected.length) continue;
   const totals = new Map<string, number>(variants.map((v) => [v, 0]));
@@ -125,7 +136,7 @@ for (const { kind, set, cases } of KINDS) {
       else diff = Math.max(diff, maxRelErr(d, ref));
       const ms = await time(c, xs);
       totals.set(v, totals.get(v)! + ms * c.count);
-      cells.push(`${ms.toFixed(2)} (${(c.gflop / ms).toPrecision(3)})${v !== 'tfjs' && !c.fits(xs) ? ' tfjs' : ''}`);
+      cells.push(`${ms.toFixed(2)} (${(c.gflop / ms).toPrecision(3)})${v !== 'tfjs' && !c.fits(xs) ? ' tfjs' : ''}`); // GFLOP of the direct product
     }
     console.log(row([`${c.name}${div > 1 ? ` /${div}` : ''}`, c.count, c.gflop.toFixed(2), ...cells, diff.toExponential(1)]));
     tf.dispose(xs);

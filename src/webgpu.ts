@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UsageError } from './errors.js';
 import { patchSmallUploads } from './webgpu-uploads.js';
 import { setMaxBlockElems } from './nn/attention.js';
+import { setWinogradBindingLimit } from './nn/webgpu-winograd.js';
 
 export interface AdapterSummary {
   vendor: string;
@@ -61,6 +62,7 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   if (software && !opts.allowSoftware) return { ok: false, why: `only a software adapter (${describeAdapter()}); ask for --backend webgpu to use it` };
   // keep every attention block well under one binding (4 bytes per float, a 4x margin for the softmax temporaries)
   setMaxBlockElems(Math.max(1 << 16, Math.floor(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize) / 16)));
+  setWinogradBindingLimit(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize));
   await import('@tensorflow/tfjs-backend-webgpu');
   for (const [k, v] of Object.entries(webgpuFlagsFromEnv(process.env))) tf.env().set(k, v);
   const ok = await tf.setBackend('webgpu');

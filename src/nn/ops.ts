@@ -5,6 +5,7 @@ import { chunkedAttention, withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
 import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';
 import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
+import { winogradConv2d, winogradFits } from './webgpu-winograd.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -129,14 +130,17 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
     p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
   const [kh, kw] = w.shape;
   if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.conv2d(x, w, stride, padding(pad)) : tf.add(tf.conv2d(x, w, stride, padding(pad)), bias)) as tf.Tensor4D);
-  // reno's tiled program where it is switched on and fits (./webgpu-gemm.ts; the bias inside it), else tfjs'
-  const tiled = (xs: number[], ws: number[], s: number, p: number) => tiledConvFits(xs, ws, s, p);
+  // reno's Winograd or tiled program where switched on and fitting (./webgpu-winograd.ts, ./webgpu-gemm.ts; the bias
+  // inside them), else tfjs'
+  const ownFits = (xs: number[], ws: number[], s: number, p: number) => winogradFits(xs, ws, s, p) || tiledConvFits(xs, ws, s, p);
+  const own = (xx: tf.Tensor4D, ww: tf.Tensor4D, s: number, p: number, b: tf.Tensor | null) =>
+    winogradFits(xx.shape, ww.shape, s, p) ? winogradConv2d(xx, ww, p, b) : tiledConv2d(xx, ww, s, p, b);
   const fuse = fusedKernels() && bias !== null;
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
     return {
-      value: tiled(xx.shape, w.shape, stride, pad)
-        ? tiledConv2d(xx as tf.Tensor4D, w, stride, pad, bias)
+      value: ownFits(xx.shape, w.shape, stride, pad)
+        ? own(xx as tf.Tensor4D, w, stride, pad, bias)
         : fuse
           ? tf.fused.conv2d({ x: xx as tf.Tensor4D, filter: w, strides: stride, pad: padding(pad), bias: bias! })
           : tf.conv2d(xx as tf.Tensor4D, w, stride, padding(pad)),
@@ -145,15 +149,17 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
           // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
           // the filter's and the bias' gradients, needed or not
           if (stride !== 1 || kh !== kw) return tf.conv2dTranspose(dy as tf.Tensor4D, w, xx.shape as [number, number, number, number], stride, padding(pad));
+          // Winograd transforms the flipped filter as it reads it
+          if (winogradFits(dy.shape, [kh, kw, w.shape[3], w.shape[2]], 1, kh - 1 - pad)) return winogradConv2d(dy as tf.Tensor4D, w, kh - 1 - pad, null, true);
           const flipped = fusedKernels() ? flipFilter(w) : (tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D); // [kh, kw, out, in]
-          if (tiled(dy.shape, flipped.shape, 1, kh - 1 - pad)) return tiledConv2d(dy as tf.Tensor4D, flipped, 1, kh - 1 - pad, null);
+          if (tiledConvFits(dy.shape, flipped.shape, 1, kh - 1 - pad)) return tiledConv2d(dy as tf.Tensor4D, flipped, 1, kh - 1 - pad, null);
           return tf.conv2d(dy as tf.Tensor4D, flipped, 1, padding(kh - 1 - pad));
         }),
     };
   });
   return tf.tidy(() => {
     const y = f(x) as tf.Tensor4D;
-    return bias === null || fuse || tiled(x.shape, w.shape, stride, pad) ? y : (tf.add(y, bias) as tf.Tensor4D);
+    return bias === null || fuse || ownFits(x.shape, w.shape, stride, pad) ? y : (tf.add(y, bias) as tf.Tensor4D);
   });
 }
 

@@ -13,6 +13,7 @@ import { setFusedKernels } from '../../src/nn/fused.js';
 import { normChunks, setNormChunkElems } from '../../src/nn/webgpu-norm.js';
 import { chunkedAttention } from '../../src/nn/attention.js';
 import { conv2d, geglu, gelu, keyPaddingMask, matMulWeight, quickGelu, silu } from '../../src/nn/ops.js';
+import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
 import { setupWebgpu } from '../../src/webgpu.js';
 import { maxRelErr } from '../helpers.js';
 
@@ -126,25 +127,30 @@ async function compareFused(fn: (xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[],
 
 test('linear and conv with the bias fused, and the linear gradient by transpose flag, match the op-by-op programs', { skip, timeout: 300_000 }, async () => {
   await useBackend('webgpu', { quiet: true });
-  const w = tf.randomNormal([24, 40], 0, 0.2, 'float32', 5) as tf.Tensor2D;
-  const b = tf.randomNormal([40], 0, 1, 'float32', 6);
-  const x = tf.randomNormal([33, 24], 0, 1, 'float32', 7);
-  const lin = await compareFused(([a]) => matMulWeight(a as tf.Tensor2D, w, b), [x], tf.randomNormal([33, 40], 0, 1, 'float32', 8));
-  assert.ok(lin.yErr < 1e-5 && lin.gradErr < 1e-5, `linear: ${JSON.stringify(lin)}`);
-  assert.ok(lin.programs[1] < lin.programs[0], `linear programs ${lin.programs}`);
-  const f = tf.randomNormal([3, 3, 8, 12], 0, 0.2, 'float32', 9) as tf.Tensor4D;
-  const cb = tf.randomNormal([12], 0, 1, 'float32', 10);
-  const img = tf.randomNormal([2, 9, 7, 8], 0, 1, 'float32', 11);
-  for (const stride of [1, 2]) {
-    const probe = conv2d(img as tf.Tensor4D, f, stride, 1, cb);
-    const dy = tf.randomNormal(probe.shape, 0, 1, 'float32', 12);
-    probe.dispose();
-    const conv = await compareFused(([a]) => conv2d(a as tf.Tensor4D, f, stride, 1, cb), [img], dy);
-    assert.ok(conv.yErr < 1e-5 && conv.gradErr < 1e-5, `conv stride ${stride}: ${JSON.stringify(conv)}`);
-    assert.ok(conv.programs[1] < conv.programs[0], `conv stride ${stride} programs ${conv.programs}`);
-    dy.dispose();
+  setWinograd(false); // the bias inside tfjs' fused conv is what this compares (Winograd: test/parity/webgpu-winograd.test.ts)
+  try {
+    const w = tf.randomNormal([24, 40], 0, 0.2, 'float32', 5) as tf.Tensor2D;
+    const b = tf.randomNormal([40], 0, 1, 'float32', 6);
+    const x = tf.randomNormal([33, 24], 0, 1, 'float32', 7);
+    const lin = await compareFused(([a]) => matMulWeight(a as tf.Tensor2D, w, b), [x], tf.randomNormal([33, 40], 0, 1, 'float32', 8));
+    assert.ok(lin.yErr < 1e-5 && lin.gradErr < 1e-5, `linear: ${JSON.stringify(lin)}`);
+    assert.ok(lin.programs[1] < lin.programs[0], `linear programs ${lin.programs}`);
+    const f = tf.randomNormal([3, 3, 8, 12], 0, 0.2, 'float32', 9) as tf.Tensor4D;
+    const cb = tf.randomNormal([12], 0, 1, 'float32', 10);
+    const img = tf.randomNormal([2, 9, 7, 8], 0, 1, 'float32', 11);
+    for (const stride of [1, 2]) {
+      const probe = conv2d(img as tf.Tensor4D, f, stride, 1, cb);
+      const dy = tf.randomNormal(probe.shape, 0, 1, 'float32', 12);
+      probe.dispose();
+      const conv = await compareFused(([a]) => conv2d(a as tf.Tensor4D, f, stride, 1, cb), [img], dy);
+      assert.ok(conv.yErr < 1e-5 && conv.gradErr < 1e-5, `conv stride ${stride}: ${JSON.stringify(conv)}`);
+      assert.ok(conv.programs[1] < conv.programs[0], `conv stride ${stride} programs ${conv.programs}`);
+      dy.dispose();
+    }
+    tf.dispose([w, b, x, f, cb, img]);
+  } finally {
+    setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
   }
-  tf.dispose([w, b, x, f, cb, img]);
 });
 
 test('attention with transpose flags matches the explicit transposes: a mask, several query chunks, every input gradient', { skip, timeout: 300_000 }, async () => {

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';
 import { attention, conv2d, matMulWeight } from '../../src/nn/ops.js';
 import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
+import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
 import { setupWebgpu } from '../../src/webgpu.js';
 import { maxRelErr } from '../helpers.js';
 
@@ -34,6 +35,7 @@ const CASES: Case[] = [
 test('the tiled conv program matches tfjs on webgpu: values, input gradients, every tile, no leaks', { skip, timeout: 300_000 }, async () => {
   await useBackend('webgpu', { quiet: true });
   setMinTiles(1); // the cases are small
+  setWinograd(false); // it would take the 3x3 stride-1 convs first (test/parity/webgpu-winograd.test.ts)
   try {
     for (const c of CASES) {
       const x = tf.randomNormal(c.x, 0, 1, 'float32', 1);
@@ -85,6 +87,7 @@ test('the tiled conv program matches tfjs on webgpu: values, input gradients, ev
   } finally {
     setConvTile(parseTile(process.env.RENO_WEBGPU_CONV));
     setMinTiles(MIN_TILES);
+    setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
   }
 });
 
