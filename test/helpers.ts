@@ -33,6 +33,25 @@ export async function noLeak<T>(fn: () => Promise<T> | T): Promise<T> {
   return out;
 }
 
+/**
+ * Runs fn on the webgpu backend, counting the GPU programs it runs (WebGPUBackend.runWebGPUProgram calls, tfjs' own
+ * kernels included), or only those whose shader key starts with `keyPrefix`.
+ */
+export function countPrograms<T>(fn: () => T, keyPrefix = ''): { value: T; n: number } {
+  const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...a: unknown[]) => unknown };
+  const orig = be.runWebGPUProgram;
+  let n = 0;
+  be.runWebGPUProgram = function (p, ...a) {
+    if (p.shaderKey.startsWith(keyPrefix)) n++;
+    return orig.call(this, p, ...a);
+  };
+  try {
+    return { value: fn(), n };
+  } finally {
+    be.runWebGPUProgram = orig;
+  }
+}
+
 export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
   let den = 0;

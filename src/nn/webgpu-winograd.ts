@@ -34,6 +34,13 @@ export function setWinogradBindingLimit(bytes: number): void {
 }
 
 const THREADS = 64;
+/** WGSL: work item `index` -> (image b, tile row ty, tile column tx, 4-channel group c4) of the 2x2 output tiles. */
+const TILE_SNIPPET = `
+  struct Tile { b : i32, ty : i32, tx : i32, c4 : i32, t : i32 };
+  fn tileOf(index : i32, C4 : i32) -> Tile {
+    let t = index / C4;
+    return Tile(t / (uniforms.tw * uniforms.th), (t / uniforms.tw) % uniforms.th, t % uniforms.tw, index % C4, t);
+  }`;
 const tilesOf = (b: number, ho: number, wo: number) => b * Math.ceil(ho / 2) * Math.ceil(wo / 2);
 
 /** Whether a conv takes the Winograd path: on, 3x3, stride 1, channels multiples of 4, transforms within one binding. */
@@ -62,19 +69,19 @@ class InputTransformProgram extends RenoProgram {
       let ${out(2)} = ${get(2)} - ${get(1)};
       let ${out(3)} = ${get(1)} - ${get(3)};`;
     return `
+  ${TILE_SNIPPET}
   fn main(index : i32) {
     if (index >= uniforms.work) { return; }
     let H = uniforms.xShape[1];
     let W = uniforms.xShape[2];
     let C4 = uniforms.xShape[3] / 4;
     let T = uniforms.outShape[1];
-    let c4 = index % C4;
-    let t = index / C4;
-    let tx = t % uniforms.tw;
-    let ty = (t / uniforms.tw) % uniforms.th;
-    let b = t / (uniforms.tw * uniforms.th);
-    let y0 = ty * 2 - uniforms.pad;
-    let x0 = tx * 2 - uniforms.pad;
+    let tile = tileOf(index, C4);
+    let b = tile.b;
+    let c4 = tile.c4;
+    let t = tile.t;
+    let y0 = tile.ty * 2 - uniforms.pad;
+    let x0 = tile.tx * 2 - uniforms.pad;
     ${rows
       .map((r) =>
         rows
@@ -147,17 +154,19 @@ class OutputTransformProgram extends RenoProgram {
     let ${out(0)} = ${get(0)} + ${get(1)} + ${get(2)};
     let ${out(1)} = ${get(1)} - ${get(2)} - ${get(3)};`;
     return `
+  ${TILE_SNIPPET}
   fn main(index : i32) {
     if (index >= uniforms.work) { return; }
     let Ho = uniforms.outShape[1];
     let Wo = uniforms.outShape[2];
     let K4 = uniforms.outShape[3] / 4;
     let T = uniforms.mShape[1];
-    let k4 = index % K4;
-    let t = index / K4;
-    let tx = t % uniforms.tw;
-    let ty = (t / uniforms.tw) % uniforms.th;
-    let b = t / (uniforms.tw * uniforms.th);
+    let tile = tileOf(index, K4);
+    let b = tile.b;
+    let k4 = tile.c4;
+    let t = tile.t;
+    let ty = tile.ty;
+    let tx = tile.tx;
     ${r4.map((i) => r4.map((j) => `let m${i}${j} = m[(${i * 4 + j} * T + t) * K4 + k4];`).join('\n    ')).join('\n    ')}
     ${r4.map((s) => at((r) => `m${r}${s}`, (i) => `p${i}${s}`)).join('')}
     ${[0, 1].map((i) => at((s) => `p${i}${s}`, (j) => `y${i}${j}`)).join('')}

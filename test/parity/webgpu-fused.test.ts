@@ -15,26 +15,11 @@ import { chunkedAttention } from '../../src/nn/attention.js';
 import { conv2d, geglu, gelu, keyPaddingMask, matMulWeight, quickGelu, silu } from '../../src/nn/ops.js';
 import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
 import { setupWebgpu } from '../../src/webgpu.js';
-import { maxRelErr } from '../helpers.js';
+import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
 const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
 
-/** GPU programs run while fn runs (WebGPUBackend.runWebGPUProgram calls, tfjs' own kernels included). */
-function programs<T>(fn: () => T): { value: T; n: number } {
-  const be = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
-  const orig = be.runWebGPUProgram;
-  let n = 0;
-  be.runWebGPUProgram = function (...a: unknown[]) {
-    n++;
-    return orig.apply(this, a);
-  };
-  try {
-    return { value: fn(), n };
-  } finally {
-    be.runWebGPUProgram = orig;
-  }
-}
 
 interface Case {
   name: string;
@@ -76,8 +61,8 @@ test('fused WebGPU norms match the composite: values, input gradients, fewer pro
       const run = async (fusedOn: boolean) => {
         setFusedKernels(fusedOn);
         const before = tf.memory().numTensors;
-        const fwd = programs(() => normAffine(x, o));
-        const bwd = programs(() => tf.grad(loss)(x));
+        const fwd = countPrograms(() => normAffine(x, o));
+        const bwd = countPrograms(() => tf.grad(loss)(x));
         const out = { y: await fwd.value.data(), dx: await bwd.value.data(), fwdPrograms: fwd.n, gradPrograms: bwd.n };
         tf.dispose([fwd.value, bwd.value]);
         assert.equal(tf.memory().numTensors, before, `${k.name}: tensors leaked (fused ${fusedOn})`);
@@ -109,8 +94,8 @@ async function compareFused(fn: (xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[],
   const run = async (on: boolean) => {
     setFusedKernels(on);
     const before = tf.memory().numTensors;
-    const fwd = programs(() => fn(xs));
-    const bwd = programs(() => tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(fn(a), dy)))(xs));
+    const fwd = countPrograms(() => fn(xs));
+    const bwd = countPrograms(() => tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(fn(a), dy)))(xs));
     const out = { y: await fwd.value.data(), grads: await Promise.all(bwd.value.map((g) => g.data())), programs: fwd.n + bwd.n };
     tf.dispose([fwd.value, ...bwd.value]);
     assert.equal(tf.memory().numTensors, before, `tensors leaked (fused ${on})`);

@@ -11,7 +11,7 @@ import { attention, conv2d, matMulWeight } from '../../src/nn/ops.js';
 import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
 import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
 import { setupWebgpu } from '../../src/webgpu.js';
-import { maxRelErr } from '../helpers.js';
+import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
 const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
@@ -46,24 +46,13 @@ test('the tiled conv program matches tfjs on webgpu: values, input gradients, ev
       const dy = tf.randomNormal([c.x[0], ho, wo, c.cout], 0, 1, 'float32', 4);
       const run = async () => {
         const before = tf.memory().numTensors;
-        const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...a: unknown[]) => unknown };
-        const orig = be.runWebGPUProgram;
-        const keys: string[] = [];
-        be.runWebGPUProgram = function (p, ...a) {
-          keys.push(p.shaderKey);
-          return orig.call(this, p, ...a);
-        };
-        try {
-          return await runOnce(before, keys);
-        } finally {
-          be.runWebGPUProgram = orig;
-        }
-      };
-      const runOnce = async (before: number, keys: string[]) => {
-        const y = conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, b);
-        const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(conv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, b), dy)))(x);
-        const out = { y: await y.data(), dx: await dx.data(), shape: y.shape, tiled: keys.filter((k) => k.startsWith('renoGemm_conv')).length };
-        tf.dispose([y, dx]);
+        const r = countPrograms(() => {
+          const y = conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, b);
+          const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(conv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, b), dy)))(x);
+          return [y, dx];
+        }, 'renoGemm_conv');
+        const out = { y: await r.value[0].data(), dx: await r.value[1].data(), shape: r.value[0].shape, tiled: r.n };
+        tf.dispose(r.value);
         assert.equal(tf.memory().numTensors, before, `${JSON.stringify(c)}: tensors leaked`);
         return out;
       };
@@ -112,21 +101,6 @@ test('RENO_WEBGPU_CONV takes tfjs or a listed tile and names the variable when i
   assert.throws(() => parseTile('32x32x8'), /RENO_WEBGPU_CONV must be "tfjs" or one of 64x64x16/);
 });
 
-/** Counts reno's tiled programs run by fn. */
-function countTiled<T>(fn: () => T): { value: T; tiled: number } {
-  const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...a: unknown[]) => unknown };
-  const orig = be.runWebGPUProgram;
-  let tiled = 0;
-  be.runWebGPUProgram = function (p, ...a) {
-    if (p.shaderKey.startsWith('renoGemm')) tiled++;
-    return orig.call(this, p, ...a);
-  };
-  try {
-    return { value: fn(), tiled };
-  } finally {
-    be.runWebGPUProgram = orig;
-  }
-}
 
 const MATMULS: { a: number[]; b: number[]; tA: boolean; tB: boolean; bias: boolean }[] = [
   { a: [70, 36], b: [36, 68], tA: false, tB: false, bias: true }, // ragged M, N; K = 36: two slices of 32, the second partly zero
@@ -153,8 +127,8 @@ test('the tiled matMul matches tfjs on webgpu: batches, transpose flags, a broad
         setMatMulTile(parseTile(name));
         assert.ok(tiledMatMulFits(c.a, c.b, c.tA, c.tB), `${name} ${JSON.stringify(c)} should fit`);
         const before = tf.memory().numTensors;
-        const got = countTiled(() => matMulTiled(a, b, c.tA, c.tB, bias));
-        assert.equal(got.tiled, 1);
+        const got = countPrograms(() => matMulTiled(a, b, c.tA, c.tB, bias), 'renoGemm');
+        assert.equal(got.n, 1);
         assert.deepEqual(got.value.shape, ref.shape);
         const err = maxRelErr(await got.value.data(), want);
         assert.ok(err < 1e-5, `${name} ${JSON.stringify(c)}: rel err ${err}`);
@@ -186,10 +160,10 @@ test('a Linear layer and the attention on the tiled matMul match tfjs on webgpu:
     const dyL = tf.randomNormal([40, 96], 0, 1, 'float32', 7);
     const dyA = tf.randomNormal([2, 48, 64], 0, 1, 'float32', 8);
     const run = async () => {
-      const lin = countTiled(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(matMulWeight(t as tf.Tensor2D, w, bias), dyL)))(x));
-      const att = countTiled(() => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(attention(a, b, c, 2), dyA)))([q, k, v]));
+      const lin = countPrograms(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(matMulWeight(t as tf.Tensor2D, w, bias), dyL)))(x), 'renoGemm');
+      const att = countPrograms(() => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(attention(a, b, c, 2), dyA)))([q, k, v]), 'renoGemm');
       const y = tf.tidy(() => tf.concat([matMulWeight(x, w, bias).flatten(), attention(q, k, v, 2).flatten()]));
-      const out = { y: await y.data(), g: await Promise.all([lin.value, ...att.value].map((t) => t.data())), tiled: lin.tiled + att.tiled };
+      const out = { y: await y.data(), g: await Promise.all([lin.value, ...att.value].map((t) => t.data())), tiled: lin.n + att.n };
       tf.dispose([y, lin.value, ...att.value]);
       return out;
     };

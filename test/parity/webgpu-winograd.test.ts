@@ -9,7 +9,7 @@ import { conv2d } from '../../src/nn/ops.js';
 import { MIN_TILES, parseTile, setMatMulTile, setMinTiles } from '../../src/nn/webgpu-gemm.js';
 import { parseWinograd, setWinograd, setWinogradBindingLimit, winogradFits } from '../../src/nn/webgpu-winograd.js';
 import { adapterSummary, setupWebgpu } from '../../src/webgpu.js';
-import { maxRelErr } from '../helpers.js';
+import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
 const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
@@ -21,21 +21,6 @@ const CASES: { x: [number, number, number, number]; cout: number; pad: number; b
   { x: [1, 16, 16, 32], cout: 32, pad: 1, bias: true },
 ];
 
-/** Counts reno's Winograd programs run by fn. */
-function countWinograd<T>(fn: () => T): { value: T; n: number } {
-  const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...a: unknown[]) => unknown };
-  const orig = be.runWebGPUProgram;
-  let n = 0;
-  be.runWebGPUProgram = function (p, ...a) {
-    if (p.shaderKey.startsWith('renoWinograd')) n++;
-    return orig.call(this, p, ...a);
-  };
-  try {
-    return { value: fn(), n };
-  } finally {
-    be.runWebGPUProgram = orig;
-  }
-}
 
 test('the Winograd conv matches tfjs on webgpu: values, input gradients, with and without the tiled matMul, no leaks', { skip, timeout: 300_000 }, async () => {
   await useBackend('webgpu', { quiet: true });
@@ -48,11 +33,11 @@ test('the Winograd conv matches tfjs on webgpu: values, input gradients, with an
       const dy = tf.randomNormal([c.x[0], ho, wo, c.cout], 0, 1, 'float32', 4);
       const run = async () => {
         const before = tf.memory().numTensors;
-        const r = countWinograd(() => {
+        const r = countPrograms(() => {
           const y = conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, c.pad, b);
           const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(conv2d(a as tf.Tensor4D, w as tf.Tensor4D, 1, c.pad, b), dy)))(x);
           return [y, dx];
-        });
+        }, 'renoWinograd');
         const out = { y: await r.value[0].data(), dx: await r.value[1].data(), shape: r.value[0].shape, n: r.n };
         tf.dispose(r.value);
         assert.equal(tf.memory().numTensors, before, `${JSON.stringify(c)}: tensors leaked`);
