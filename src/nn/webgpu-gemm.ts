@@ -113,7 +113,7 @@ class TiledGemmProgram extends RenoProgram {
       key: `renoGemm_${a}_${b}_${t.bm}x${t.bn}x${t.bk}_${bias}`,
       inputs: bias ? ['A', 'B', 'bias'] : ['A', 'B'],
       outputShape: outShape,
-      uniforms: 'stride : i32, padT : i32, padL : i32, tilesM : i32, tilesN : i32, M : i32, N : i32, K : i32, strideA : i32, strideB : i32,',
+      uniforms: 'stride : i32, padT : i32, padL : i32, tilesM : i32, tilesN : i32, M : i32, N : i32, K : i32, strideA : i32, strideB : i32, batches : i32,',
       workgroupSize: THREADS,
       workgroups,
     });
@@ -188,7 +188,9 @@ class TiledGemmProgram extends RenoProgram {
     let t = i32(localIndex);
     let wg = (index - t) / ${THREADS};
     let tiles = uniforms.tilesM * uniforms.tilesN;
-    let batch = wg / tiles;
+    // a dispatch folded into two dimensions (over 65535 workgroups) may have spare workgroups: they store nothing
+    let valid = wg < tiles * uniforms.batches;
+    let batch = min(wg / tiles, uniforms.batches - 1);
     let m0 = ((wg % tiles) / uniforms.tilesN) * ${bm};
     let n0 = (wg % uniforms.tilesN) * ${bn / 4}; // in vec4 columns
     let offA = batch * uniforms.strideA;
@@ -231,7 +233,7 @@ ${each2(4, CN, (q, j) => `          acc_${i4 * 4 + q}_${j} = fma(vec4<f32>(a_${i
 ${each2(TM, CN, (i, j) => `    {
       let m = m0 + row * 4 + ${i};
       let n = n0 + ${j * 16} + col;
-      if (m < uniforms.M && n < N4) {
+      if (valid && m < uniforms.M && n < N4) {
         result[(batch * uniforms.M + m) * N4 + n] = acc_${i}_${j}${this.bias ? ' + bias[n]' : ''};
       }
     }`)}
@@ -251,7 +253,7 @@ registerWebgpuKernel<{ stride: number; pad: number }>(TILED_CONV, (inputs, backe
   const wo = Math.floor((wd + 2 * pad - kw) / stride) + 1;
   const m = b * ho * wo;
   const [tilesM, tilesN] = [Math.ceil(m / t.bm), Math.ceil(cout / t.bn)];
-  const u: Uniform[] = [stride, pad, pad, tilesM, tilesN, m, cout, kh * kw * cin, 0, 0].map(int);
+  const u: Uniform[] = [stride, pad, pad, tilesM, tilesN, m, cout, kh * kw * cin, 0, 0, 1].map(int);
   const ins: TensorInfo[] = bias ? [x, w, bias] : [x, w];
   return backend.runWebGPUProgram(new TiledGemmProgram([b, ho, wo, cout], t, 'conv', 'rows', !!bias, tilesM * tilesN), ins, 'float32', u);
 });
@@ -262,7 +264,7 @@ registerWebgpuKernel<{ transA: boolean; transB: boolean }>(TILED_MATMUL, (inputs
   const [batch, m, k, n] = gemmDims(a.shape, b.shape, transA, transB)!;
   const [tilesM, tilesN] = [Math.ceil(m / t.bm), Math.ceil(n / t.bn)];
   const strideB = b.shape.length === 3 && b.shape[0] > 1 ? k * n : 0;
-  const u: Uniform[] = [1, 0, 0, tilesM, tilesN, m, n, k, m * k, strideB].map(int);
+  const u: Uniform[] = [1, 0, 0, tilesM, tilesN, m, n, k, m * k, strideB, batch].map(int);
   const outShape = a.shape.length === 3 ? [batch, m, n] : [m, n];
   const ins: TensorInfo[] = bias ? [a, b, bias] : [a, b];
   return backend.runWebGPUProgram(new TiledGemmProgram(outShape, t, transA ? 'cols' : 'rows', transB ? 'cols' : 'rows', !!bias, batch * tilesM * tilesN), ins, 'float32', u);

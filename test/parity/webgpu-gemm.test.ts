@@ -137,6 +137,16 @@ test('the tiled matMul matches tfjs on webgpu: batches, transpose flags, a broad
       }
       tf.dispose([a, b, ref, ...(bias ? [bias] : [])]);
     }
+    // more workgroups than one dispatch dimension allows (65535): tfjs folds the dispatch, spare workgroups store nothing
+    setMatMulTile(parseTile('64x64x16'));
+    const a = tf.randomNormal([70000, 4, 8], 0, 1, 'float32', 4);
+    const b = tf.randomNormal([70000, 8, 4], 0, 1, 'float32', 5);
+    const got = countPrograms(() => matMulTiled(a, b), 'renoGemm');
+    assert.equal(got.n, 1);
+    // tfjs' batched matMul puts the batch in dispatch dimension z and refuses 70000: products and a sum instead
+    const want = tf.tidy(() => tf.sum(tf.mul(a.expandDims(3), b.expandDims(1)), 2)); // [B, 4, 8, 1] x [B, 1, 8, 4]
+    assert.ok(maxRelErr(await got.value.data(), await want.data()) < 1e-5, '70000 batches');
+    tf.dispose([a, b, got.value, want]);
     setMatMulTile(parseTile('64x64x16'));
     assert.ok(!tiledMatMulFits([70, 35], [35, 68], false, false), 'K = 35 is not vec4-aligned');
     assert.ok(!tiledMatMulFits([70, 36], [36, 66], false, false), 'N = 66 is not vec4-aligned');
