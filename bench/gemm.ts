@@ -58,10 +58,10 @@ const mat = (name: string, g: number, m: number, k: number, n: number, transB: b
   };
 };
 
-/** A conv variant: tfjs, a tile of the tiled conv, winograd (its 16 products on tfjs' batched matMul) or winograd+tile. */
+/** A conv variant: tfjs, a tile of the tiled conv, winogradM (F(M x M, 3x3), its products on tfjs' batched matMul) or winogradM+tile. */
 function setConv(v: string): void {
   const w = v.startsWith('winograd');
-  setWinograd(w);
+  setWinograd(w ? (Number(v.slice(8, 9)) as 2 | 4) : null);
   setConvTile(w ? null : parseTile(v));
   setMatMulTile(w && v.includes('+') ? parseTile(v.split('+')[1]) : null);
 }
@@ -69,7 +69,7 @@ function setConv(v: string): void {
 const KINDS: { kind: 'conv' | 'matmul'; variants: string[]; set: (t: string) => void; cases: Case[] }[] = [
   {
     kind: 'conv',
-    variants: ['tfjs', ...tiles, ...(has('no-winograd') ? [] : ['winograd', ...tiles.map((t) => `winograd+${t}`)])],
+    variants: ['tfjs', ...tiles, ...(has('no-winograd') ? [] : ['winograd2', 'winograd4', ...tiles.map((t) => `winograd4+${t}`)])],
     set: setConv,
     cases: [
       conv('VAE 64x64 512->512', 64, 512, 512, 10),

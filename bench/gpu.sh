@@ -53,14 +53,14 @@ for s in $STAGES; do
     unfused) stage unfused 150 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
     # tfjs' conv and matMul programs against reno's tiled ones, each tile, on the VAE's and UNet's shapes (bench/gemm.ts)
     gemm) stage gemm 150 node bench-gemm.mjs ${GPU_GEMM_ARGS:---reps 10} ;;
-    # the ReNO loop with the programs that won the gemm stage (skipped where that is the default, Winograd with tfjs'
-    # matMul, or gemm did not run); a winning "winograd+TILE" conv also sets the matMul tile (its 16 products)
+    # the ReNO loop with the programs that won the gemm stage (skipped where that is the default, Winograd F(4x4) with tfjs'
+    # matMul, or gemm did not run); a winning "winogradM+TILE" conv also sets the matMul tile (for its products)
     tiled)
       conv=$(sed -n 's/^best conv: \([0-9a-z+]*\) .*/\1/p' "$OUT/gemm.txt" 2>/dev/null); conv=${conv:-tfjs}
       mm=$(sed -n 's/^best matmul: \([0-9a-z]*\) .*/\1/p' "$OUT/gemm.txt" 2>/dev/null); mm=${mm:-tfjs}
       wino=off
-      case $conv in winograd*) wino=on; [ "$conv" != winograd ] && mm=${conv#winograd+}; conv=tfjs ;; esac
-      if [ -s "$OUT/gemm.txt" ] && [ "$wino$conv$mm" != ontfjstfjs ]; then # the default (Winograd, tfjs' matMul) ran in reno-step
+      case $conv in winograd*) wino=${conv:8:1}; case $conv in *+*) mm=${conv#*+} ;; esac; conv=tfjs ;; esac
+      if [ -s "$OUT/gemm.txt" ] && [ "$wino$conv$mm" != 4tfjstfjs ]; then # the default (Winograd, tfjs' matMul) ran in reno-step
         stage tiled 150 env RENO_WEBGPU_WINOGRAD=$wino RENO_WEBGPU_CONV="$conv" RENO_WEBGPU_MATMUL="$mm" node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_TILED:-30}" --parts step --backends webgpu --checkpoint on
       else log "tiled: skipped (the defaults won, or the gemm stage did not run)"; fi ;;
     # the loop without gradient checkpointing (RENO_CHECKPOINT=off): the recompute's cost against its memory

@@ -276,7 +276,7 @@ async function main(): Promise<void> {
   const weights = paperDefaults().weights;
   console.log(`# ReNO step benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, ${px} px, ${steps} updating iteration(s), ${new Date().toISOString().slice(0, 10)}`);
   console.log(`# ${machine()}`);
-  console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || 'on'} (RENO_WEBGPU_WINOGRAD)`);
+  console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD)`);
   console.log('# peak buffers MB: distinct tensor buffers alive at once, weights included; wasm heap MB: the heap\'s high-water mark');
   for (const b of list) {
     await useBackend(b, { quiet: true });

@@ -1,73 +1,144 @@
-// Winograd F(2x2, 3x3) convolution for tfjs-webgpu (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-// Networks", 2016): a 3x3 stride-1 convolution computed as 16 batched products of [tiles, Cin] x [Cin, Cout], 2.25x
-// fewer multiplications than the direct convolution, plus three cheap transform programs. Ports nothing upstream:
-// it computes what tf.conv2d (cross-correlation, NHWC, HWIO) computes. Each 2x2 output tile reads a 4x4 input
-// tile d; with the constant matrices B^T, G, A^T of the paper
-//   V = B^T d B (per input channel),  U = G g G^T (per filter), M = sum over Cin of U . V,  Y = A^T M A.
-// Meant for the VAE decoder, bound by its 3x3 convolutions on the GPU (bench/RESULTS.md). The transformed input and
-// output are 4x their tensors ([16, tiles, C]); a conv whose transform would not fit one binding stays direct.
+// Winograd F(m x m, 3x3) convolution for tfjs-webgpu, m = 2 or 4 (Lavin & Gray, "Fast Algorithms for Convolutional
+// Neural Networks", 2016): a 3x3 stride-1 convolution computed as (m+2)^2 batched products of [tiles, Cin] x
+// [Cin, Cout] plus three transform programs; 9 m^2 / (m+2)^2 fewer multiplications than the direct convolution
+// (2.25x for m = 2, 4x for m = 4). Ports nothing upstream: it computes what tf.conv2d (cross-correlation, NHWC, HWIO)
+// computes. Each m x m output tile reads an a x a input tile d (a = m + 2); with the paper's constant matrices
+//   V = B^T d B (per input channel),  U = G g G^T (per filter),  M = sum over Cin of U . V,  Y = A^T M A.
+// The transform programs are generated from the matrices (zero coefficients skipped). The transformed input is
+// a^2 / m^2 times the input's size (4x for m = 2, 2.25x for m = 4); a conv whose transform would not fit one binding
+// stays direct. Meant for the VAE decoder, bound by its 3x3 convolutions on the GPU (bench/RESULTS.md).
 //
-// On by default on WebGPU (with the other fused programs; RENO_WEBGPU_WINOGRAD=off or RENO_WEBGPU_FUSED=off turns it
-// off): on lavapipe the full VAE decoder's forward + input gradient at 128 px took 67.9 s against 104.9 s direct,
-// within 1.3e-5 of it; on a GPU it is untimed so far (bench/gemm.ts compares it per shape). The 16 products run
-// through ./webgpu-gemm.ts's matMulTiled (tfjs' batched matMul, or reno's tiled program with RENO_WEBGPU_MATMUL).
+// On by default on WebGPU with the other fused programs (RENO_WEBGPU_WINOGRAD=4, the default, or 2; off, or
+// RENO_WEBGPU_FUSED=off, for the direct conv): on lavapipe the full VAE decoder's forward + input gradient at 128 px
+// took 0.65x (m = 2) the direct conv's time (bench/RESULTS.md); on a GPU it is untimed so far (bench/gemm.ts compares
+// them per shape). The products run through ./webgpu-gemm.ts's matMulTiled (tfjs' batched matMul, or reno's tiled
+// program with RENO_WEBGPU_MATMUL).
 import * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../errors.js';
 import { fusedKernels } from './fused.js';
 import { matMulTiled } from './webgpu-gemm.js';
 import { callKernel, int, registerWebgpuKernel, RenoProgram } from './webgpu-program.js';
 
-/** RENO_WEBGPU_WINOGRAD's value: on (or unset) or off; anything else is a usage error naming the variable. */
-export function parseWinograd(raw: string | undefined): boolean {
-  if (raw === undefined || raw === '' || raw === 'on') return true;
-  if (raw === 'off') return false;
-  throw new UsageError(`RENO_WEBGPU_WINOGRAD must be "on" or "off" (got "${raw}")`);
+type M = 2 | 4;
+/** The transform matrices B^T [a][a], G [a][3], A^T [m][a] of F(m x m, 3x3) (interpolation points 0, +-1 (, +-2), inf). */
+const MATRICES: Record<M, { BT: number[][]; G: number[][]; AT: number[][] }> = {
+  2: {
+    BT: [
+      [1, 0, -1, 0],
+      [0, 1, 1, 0],
+      [0, -1, 1, 0],
+      [0, 1, 0, -1],
+    ],
+    G: [
+      [1, 0, 0],
+      [0.5, 0.5, 0.5],
+      [0.5, -0.5, 0.5],
+      [0, 0, 1],
+    ],
+    AT: [
+      [1, 1, 1, 0],
+      [0, 1, -1, -1],
+    ],
+  },
+  4: {
+    BT: [
+      [4, 0, -5, 0, 1, 0],
+      [0, -4, -4, 1, 1, 0],
+      [0, 4, -4, -1, 1, 0],
+      [0, -2, -1, 2, 1, 0],
+      [0, 2, -1, -2, 1, 0],
+      [0, 4, 0, -5, 0, 1],
+    ],
+    G: [
+      [1 / 4, 0, 0],
+      [-1 / 6, -1 / 6, -1 / 6],
+      [-1 / 6, 1 / 6, -1 / 6],
+      [1 / 24, 1 / 12, 1 / 6],
+      [1 / 24, -1 / 12, 1 / 6],
+      [0, 0, 1],
+    ],
+    AT: [
+      [1, 1, 1, 1, 1, 0],
+      [0, 1, -1, 2, -2, 0],
+      [0, 1, 1, 4, 4, 0],
+      [0, 1, -1, 8, -8, 1],
+    ],
+  },
+};
+
+/** RENO_WEBGPU_WINOGRAD's value: 4 (or on, or unset), 2, or off (null); anything else is a usage error naming the variable. */
+export function parseWinograd(raw: string | undefined): M | null {
+  if (raw === undefined || raw === '' || raw === 'on' || raw === '4') return 4;
+  if (raw === '2') return 2;
+  if (raw === 'off') return null;
+  throw new UsageError(`RENO_WEBGPU_WINOGRAD must be 4, 2 or off (got "${raw}")`);
 }
-let enabled = parseWinograd(process.env.RENO_WEBGPU_WINOGRAD);
+let tileM: M | null = parseWinograd(process.env.RENO_WEBGPU_WINOGRAD);
 let maxBindingBytes = 128 * 2 ** 20; // lavapipe's; setupWebgpu sets the adapter's
 
-export function setWinograd(on: boolean): void {
-  enabled = on;
+/** Output tile size m, or null for the direct convolution (tests and benchmarks switch it). */
+export function setWinograd(m: M | null): void {
+  tileM = m;
 }
 export function setWinogradBindingLimit(bytes: number): void {
   maxBindingBytes = bytes;
 }
 
 const THREADS = 64;
-/** WGSL: work item `index` -> (image b, tile row ty, tile column tx, 4-channel group c4) of the 2x2 output tiles. */
+const tilesOf = (m: number, b: number, ho: number, wo: number) => b * Math.ceil(ho / m) * Math.ceil(wo / m);
+
+/** Whether a conv takes the Winograd path: on, 3x3, stride 1, channels multiples of 4, transforms within one binding. */
+export function winogradFits(xShape: number[], wShape: number[], stride: number, pad: number): boolean {
+  const m = tileM;
+  if (m === null || !fusedKernels() || xShape.length !== 4 || wShape[0] !== 3 || wShape[1] !== 3 || stride !== 1) return false;
+  const [b, h, w, c] = xShape;
+  const k = wShape[3];
+  if (c !== wShape[2] || c % 4 !== 0 || k % 4 !== 0 || h + 2 * pad < 3 || w + 2 * pad < 3) return false;
+  return (m + 2) ** 2 * tilesOf(m, b, h + 2 * pad - 2, w + 2 * pad - 2) * Math.max(c, k) * 4 <= maxBindingBytes;
+}
+
+/** WGSL for `out_i = sum_s mat[i][s] * in(s)` for every row i of mat, zero terms skipped. */
+function apply(mat: number[][], input: (s: number) => string, out: (i: number) => string, zero: string): string {
+  return mat
+    .map((row, i) => {
+      const terms = row.flatMap((c, s) => (c === 0 ? [] : [c === 1 ? input(s) : c === -1 ? `-${input(s)}` : `${Number.isInteger(c) ? c.toFixed(1) : c} * ${input(s)}`]));
+      return `    let ${out(i)} = ${terms.length ? terms.join(' + ').replace(/\+ -/g, '- ') : zero};`;
+    })
+    .join('\n');
+}
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** WGSL: work item `index` -> (image b, tile row ty, tile column tx, 4-channel group c4) of the output tiles. */
 const TILE_SNIPPET = `
   struct Tile { b : i32, ty : i32, tx : i32, c4 : i32, t : i32 };
   fn tileOf(index : i32, C4 : i32) -> Tile {
     let t = index / C4;
     return Tile(t / (uniforms.tw * uniforms.th), (t / uniforms.tw) % uniforms.th, t % uniforms.tw, index % C4, t);
   }`;
-const tilesOf = (b: number, ho: number, wo: number) => b * Math.ceil(ho / 2) * Math.ceil(wo / 2);
 
-/** Whether a conv takes the Winograd path: on, 3x3, stride 1, channels multiples of 4, transforms within one binding. */
-export function winogradFits(xShape: number[], wShape: number[], stride: number, pad: number): boolean {
-  if (!enabled || !fusedKernels() || xShape.length !== 4 || wShape[0] !== 3 || wShape[1] !== 3 || stride !== 1) return false;
-  const [b, h, w, c] = xShape;
-  const k = wShape[3];
-  if (c !== wShape[2] || c % 4 !== 0 || k % 4 !== 0 || h + 2 * pad < 3 || w + 2 * pad < 3) return false;
-  return 16 * tilesOf(b, h + 2 * pad - 2, w + 2 * pad - 2) * Math.max(c, k) * 4 <= maxBindingBytes;
-}
-
-/** x [B, H, W, C] -> V [16, T, C]: V = B^T d B for the 4x4 input tile d of each 2x2 output tile; one invocation per (tile, 4 channels). */
+/** x [B, H, W, C] -> V [a^2, T, C]: V = B^T d B for the a x a input tile d of each output tile; one invocation per (tile, 4 channels). */
 class InputTransformProgram extends RenoProgram {
   variableComponents = [4];
   outputComponent = 4;
-  constructor(outShape: number[], work: number) {
-    super({ key: 'renoWinogradInput', inputs: ['x'], outputShape: outShape, uniforms: 'pad : i32, tw : i32, th : i32, work : i32,', workgroupSize: THREADS, workgroups: Math.ceil(work / THREADS) });
+  constructor(
+    outShape: number[],
+    private readonly m: M,
+    work: number,
+  ) {
+    super({ key: `renoWinogradInput_${m}`, inputs: ['x'], outputShape: outShape, uniforms: 'pad : i32, tw : i32, th : i32, work : i32,', workgroupSize: THREADS, workgroups: Math.ceil(work / THREADS) });
   }
   getUserCode(): string {
-    const d = (r: number, s: number) => `d${r}${s}`;
-    const rows = [0, 1, 2, 3];
-    // B^T applied to the rows of a 4x4 block (r: the block's row index) -> the named results
-    const bt = (get: (r: number) => string, out: (i: number) => string) => `
-      let ${out(0)} = ${get(0)} - ${get(2)};
-      let ${out(1)} = ${get(1)} + ${get(2)};
-      let ${out(2)} = ${get(2)} - ${get(1)};
-      let ${out(3)} = ${get(1)} - ${get(3)};`;
+    const { BT } = MATRICES[this.m];
+    const a = this.m + 2;
+    const z = 'vec4<f32>(0.0)';
+    const loads = range(a)
+      .flatMap((r) =>
+        range(a).map(
+          (s) => `    var d${r}_${s} = ${z};
+    if (y0 + ${r} >= 0 && y0 + ${r} < H && x0 + ${s} >= 0 && x0 + ${s} < W) { d${r}_${s} = x[((tile.b * H + y0 + ${r}) * W + x0 + ${s}) * C4 + tile.c4]; }`,
+        ),
+      )
+      .join('\n');
     return `
   ${TILE_SNIPPET}
   fn main(index : i32) {
@@ -77,82 +148,77 @@ class InputTransformProgram extends RenoProgram {
     let C4 = uniforms.xShape[3] / 4;
     let T = uniforms.outShape[1];
     let tile = tileOf(index, C4);
-    let b = tile.b;
-    let c4 = tile.c4;
-    let t = tile.t;
-    let y0 = tile.ty * 2 - uniforms.pad;
-    let x0 = tile.tx * 2 - uniforms.pad;
-    ${rows
-      .map((r) =>
-        rows
-          .map(
-            (s) => `var ${d(r, s)} = vec4<f32>(0.0);
-    if (y0 + ${r} >= 0 && y0 + ${r} < H && x0 + ${s} >= 0 && x0 + ${s} < W) { ${d(r, s)} = x[((b * H + y0 + ${r}) * W + x0 + ${s}) * C4 + c4]; }`,
-          )
-          .join('\n    '),
-      )
-      .join('\n    ')}
-    ${rows.map((s) => bt((r) => d(r, s), (i) => `u${i}${s}`)).join('')}
-    ${rows.map((i) => bt((s) => `u${i}${s}`, (j) => `v${i}${j}`)).join('')}
-    ${rows.map((i) => rows.map((j) => `result[(${i * 4 + j} * T + t) * C4 + c4] = v${i}${j};`).join('\n    ')).join('\n    ')}
+    let y0 = tile.ty * ${this.m} - uniforms.pad;
+    let x0 = tile.tx * ${this.m} - uniforms.pad;
+${loads}
+${range(a)
+  .map((s) => apply(BT, (r) => `d${r}_${s}`, (i) => `u${i}_${s}`, z)) // B^T d, column by column
+  .join('\n')}
+${range(a)
+  .map((i) => apply(BT, (s) => `u${i}_${s}`, (j) => `v${i}_${j}`, z)) // (B^T d) B, row by row
+  .join('\n')}
+${range(a)
+  .flatMap((i) => range(a).map((j) => `    result[(${i * a + j} * T + tile.t) * C4 + tile.c4] = v${i}_${j};`))
+  .join('\n')}
   }`;
   }
 }
 
 /**
- * w [3, 3, C, K] -> U [16, C, K] = G g G^T per (c, k). With `flip`, the filter of the input gradient instead:
+ * w [3, 3, C, K] -> U [a^2, C, K] = G g G^T per (c, k). With `flip`, the filter of the input gradient instead:
  * g[ky][kx] = w[2 - ky][2 - kx][k][c] (flipped spatially, in and out swapped) without making it first.
  */
 class FilterTransformProgram extends RenoProgram {
   constructor(
     outShape: number[],
+    private readonly m: M,
     private readonly flip: boolean,
   ) {
-    super({ key: `renoWinogradFilter_${flip}`, inputs: ['w'], outputShape: outShape, workgroupSize: THREADS, workgroups: Math.ceil((outShape[1] * outShape[2]) / THREADS) });
+    super({ key: `renoWinogradFilter_${m}_${flip}`, inputs: ['w'], outputShape: outShape, workgroupSize: THREADS, workgroups: Math.ceil((outShape[1] * outShape[2]) / THREADS) });
   }
   getUserCode(): string {
-    const idx = [0, 1, 2];
-    const g = (ky: number, kx: number) =>
-      this.flip ? `w[((${2 - ky} * 3 + ${2 - kx}) * CI + k) * CO + c]` : `w[((${ky} * 3 + ${kx}) * CI + c) * CO + k]`;
-    // G applied along one axis of a block with 3 entries -> 4
-    const gm = (get: (r: number) => string, out: (i: number) => string) => `
-    let ${out(0)} = ${get(0)};
-    let ${out(1)} = 0.5 * (${get(0)} + ${get(1)} + ${get(2)});
-    let ${out(2)} = 0.5 * (${get(0)} - ${get(1)} + ${get(2)});
-    let ${out(3)} = ${get(2)};`;
+    const { G } = MATRICES[this.m];
+    const a = this.m + 2;
+    const g = (ky: number, kx: number) => (this.flip ? `w[((${2 - ky} * 3 + ${2 - kx}) * CI + k) * CO + c]` : `w[((${ky} * 3 + ${kx}) * CI + c) * CO + k]`);
     return `
   fn main(index : i32) {
-    if (index >= uniforms.size / 16) { return; }
+    if (index >= uniforms.size / ${a * a}) { return; }
     let CI = uniforms.wShape[2];
     let CO = uniforms.wShape[3];
     let K = uniforms.outShape[2];
     let k = index % K;
     let c = index / K;
-    ${idx.map((kx) => gm((ky) => g(ky, kx), (i) => `a${i}${kx}`)).join('')}
-    ${[0, 1, 2, 3].map((i) => gm((kx) => `a${i}${kx}`, (j) => `u${i}${j}`)).join('')}
+${range(3)
+  .map((kx) => apply(G, (ky) => g(ky, kx), (i) => `t${i}_${kx}`, '0.0')) // G g, column by column
+  .join('\n')}
+${range(a)
+  .map((i) => apply(G, (kx) => `t${i}_${kx}`, (j) => `u${i}_${j}`, '0.0')) // (G g) G^T, row by row
+  .join('\n')}
     let CK = uniforms.outShape[1] * K;
-    ${[0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => `result[${i * 4 + j} * CK + index] = u${i}${j};`).join('\n    ')).join('\n    ')}
+${range(a)
+  .flatMap((i) => range(a).map((j) => `    result[${i * a + j} * CK + index] = u${i}_${j};`))
+  .join('\n')}
   }`;
   }
 }
 
-/** M [16, T, K] -> y [B, Ho, Wo, K] = A^T m A (+ bias) per (tile, 4 channels). */
+/** M [a^2, T, K] -> y [B, Ho, Wo, K] = A^T m A (+ bias) per (tile, 4 channels). */
 class OutputTransformProgram extends RenoProgram {
   variableComponents: number[];
   outputComponent = 4;
   constructor(
     outShape: number[],
+    private readonly m: M,
     private readonly bias: boolean,
     work: number,
   ) {
-    super({ key: `renoWinogradOutput_${bias}`, inputs: bias ? ['m', 'bias'] : ['m'], outputShape: outShape, uniforms: 'tw : i32, th : i32, work : i32,', workgroupSize: THREADS, workgroups: Math.ceil(work / THREADS) });
+    super({ key: `renoWinogradOutput_${m}_${bias}`, inputs: bias ? ['m', 'bias'] : ['m'], outputShape: outShape, uniforms: 'tw : i32, th : i32, work : i32,', workgroupSize: THREADS, workgroups: Math.ceil(work / THREADS) });
     this.variableComponents = bias ? [4, 4] : [4];
   }
   getUserCode(): string {
-    const r4 = [0, 1, 2, 3];
-    const at = (get: (r: number) => string, out: (i: number) => string) => `
-    let ${out(0)} = ${get(0)} + ${get(1)} + ${get(2)};
-    let ${out(1)} = ${get(1)} - ${get(2)} - ${get(3)};`;
+    const { AT } = MATRICES[this.m];
+    const [m, a] = [this.m, this.m + 2];
+    const z = 'vec4<f32>(0.0)';
     return `
   ${TILE_SNIPPET}
   fn main(index : i32) {
@@ -162,24 +228,24 @@ class OutputTransformProgram extends RenoProgram {
     let K4 = uniforms.outShape[3] / 4;
     let T = uniforms.mShape[1];
     let tile = tileOf(index, K4);
-    let b = tile.b;
-    let k4 = tile.c4;
-    let t = tile.t;
-    let ty = tile.ty;
-    let tx = tile.tx;
-    ${r4.map((i) => r4.map((j) => `let m${i}${j} = m[(${i * 4 + j} * T + t) * K4 + k4];`).join('\n    ')).join('\n    ')}
-    ${r4.map((s) => at((r) => `m${r}${s}`, (i) => `p${i}${s}`)).join('')}
-    ${[0, 1].map((i) => at((s) => `p${i}${s}`, (j) => `y${i}${j}`)).join('')}
-    let bv = ${this.bias ? 'bias[k4]' : 'vec4<f32>(0.0)'};
-    ${[0, 1]
-      .map((i) =>
-        [0, 1]
-          .map(
-            (j) => `if (ty * 2 + ${i} < Ho && tx * 2 + ${j} < Wo) { result[((b * Ho + ty * 2 + ${i}) * Wo + tx * 2 + ${j}) * K4 + k4] = y${i}${j} + bv; }`,
-          )
-          .join('\n    '),
-      )
-      .join('\n    ')}
+${range(a)
+  .flatMap((i) => range(a).map((j) => `    let m${i}_${j} = m[(${i * a + j} * T + tile.t) * K4 + tile.c4];`))
+  .join('\n')}
+${range(a)
+  .map((s) => apply(AT, (r) => `m${r}_${s}`, (i) => `p${i}_${s}`, z)) // A^T m, column by column
+  .join('\n')}
+${range(m)
+  .map((i) => apply(AT, (s) => `p${i}_${s}`, (j) => `y${i}_${j}`, z)) // (A^T m) A, row by row
+  .join('\n')}
+    let bv = ${this.bias ? 'bias[tile.c4]' : z};
+${range(m)
+  .flatMap((i) =>
+    range(m).map(
+      (j) =>
+        `    if (tile.ty * ${m} + ${i} < Ho && tile.tx * ${m} + ${j} < Wo) { result[((tile.b * Ho + tile.ty * ${m} + ${i}) * Wo + tile.tx * ${m} + ${j}) * K4 + tile.c4] = y${i}_${j} + bv; }`,
+    ),
+  )
+  .join('\n')}
   }`;
   }
 }
@@ -188,36 +254,37 @@ const INPUT = 'RenoWinogradInput';
 const FILTER = 'RenoWinogradFilter';
 const OUTPUT = 'RenoWinogradOutput';
 
-registerWebgpuKernel<{ pad: number }>(INPUT, ({ x }, backend, { pad }) => {
+registerWebgpuKernel<{ pad: number; m: M }>(INPUT, ({ x }, backend, { pad, m }) => {
   const [b, h, w, c] = x.shape;
-  const [th, tw] = [Math.ceil((h + 2 * pad - 2) / 2), Math.ceil((w + 2 * pad - 2) / 2)];
+  const [th, tw] = [Math.ceil((h + 2 * pad - 2) / m), Math.ceil((w + 2 * pad - 2) / m)];
   const t = b * th * tw;
-  return backend.runWebGPUProgram(new InputTransformProgram([16, t, c], (t * c) / 4), [x], 'float32', [int(pad), int(tw), int(th), int((t * c) / 4)]);
+  return backend.runWebGPUProgram(new InputTransformProgram([(m + 2) ** 2, t, c], m, (t * c) / 4), [x], 'float32', [int(pad), int(tw), int(th), int((t * c) / 4)]);
 });
-registerWebgpuKernel<{ flip: boolean }>(FILTER, ({ w }, backend, { flip }) => {
+registerWebgpuKernel<{ flip: boolean; m: M }>(FILTER, ({ w }, backend, { flip, m }) => {
   const [, , ci, co] = w.shape;
-  return backend.runWebGPUProgram(new FilterTransformProgram(flip ? [16, co, ci] : [16, ci, co], flip), [w], 'float32', []);
+  return backend.runWebGPUProgram(new FilterTransformProgram([(m + 2) ** 2, flip ? co : ci, flip ? ci : co], m, flip), [w], 'float32', []);
 });
-registerWebgpuKernel<{ outShape: number[] }>(OUTPUT, ({ m, bias }, backend, { outShape }) => {
+registerWebgpuKernel<{ outShape: number[]; m: M }>(OUTPUT, ({ m: mm, bias }, backend, { outShape, m }) => {
   const [b, ho, wo, k] = outShape;
-  const [th, tw] = [Math.ceil(ho / 2), Math.ceil(wo / 2)];
+  const [th, tw] = [Math.ceil(ho / m), Math.ceil(wo / m)];
   const work = (b * th * tw * k) / 4;
-  return backend.runWebGPUProgram(new OutputTransformProgram(outShape, !!bias, work), bias ? [m, bias] : [m], 'float32', [int(tw), int(th), int(work)]);
+  return backend.runWebGPUProgram(new OutputTransformProgram(outShape, m, !!bias, work), bias ? [mm, bias] : [mm], 'float32', [int(tw), int(th), int(work)]);
 });
 
 /**
- * conv2d(x [B, H, W, C], w [3, 3, C, K], stride 1, symmetric zero padding `pad`) + bias [K] by Winograd F(2x2, 3x3);
+ * conv2d(x [B, H, W, C], w [3, 3, C, K], stride 1, symmetric zero padding `pad`) + bias [K] by Winograd F(m x m, 3x3);
  * with `flip`, the conv with w flipped spatially and in/out swapped (a stride-1 conv's input gradient; w is then
  * [3, 3, K, C]). WebGPU only, winogradFits must hold; no gradient of its own (ops.ts conv2d supplies it).
  */
 export function winogradConv2d(x: tf.Tensor4D, w: tf.Tensor4D, pad: number, bias: tf.Tensor | null, flip = false): tf.Tensor4D {
+  const m = tileM!;
   return tf.tidy(() => {
     const [b, h, wd] = x.shape;
     const k = flip ? w.shape[2] : w.shape[3];
-    const v = callKernel<tf.Tensor3D>(INPUT, { x }, { pad }); // [16, T, C]
-    const u = callKernel<tf.Tensor3D>(FILTER, { w }, { flip }); // [16, C, K]
-    const m = matMulTiled(v, u); // [16, T, K]
+    const v = callKernel<tf.Tensor3D>(INPUT, { x }, { pad, m }); // [a^2, T, C]
+    const u = callKernel<tf.Tensor3D>(FILTER, { w }, { flip, m }); // [a^2, C, K]
+    const prod = matMulTiled(v, u); // [a^2, T, K]
     const outShape = [b, h + 2 * pad - 2, wd + 2 * pad - 2, k];
-    return callKernel<tf.Tensor4D>(OUTPUT, bias ? { m, bias } : { m }, { outShape });
+    return callKernel<tf.Tensor4D>(OUTPUT, bias ? { m: prod, bias } : { m: prod }, { outShape, m });
   });
 }

@@ -1,4 +1,4 @@
-// reno's Winograd F(2x2, 3x3) convolution (src/nn/webgpu-winograd.ts) against tfjs' conv program on the same adapter
+// reno's Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (src/nn/webgpu-winograd.ts) against tfjs' conv program on the same adapter
 // (lavapipe in CI): odd and even output sizes, padding 1 and 0, a bias, batches; values and the input gradient
 // (the flipped filter transformed as it is read), alone and with the tiled matMul for its 16 products; no leaks.
 import * as tf from '@tensorflow/tfjs';
@@ -43,19 +43,24 @@ test('the Winograd conv matches tfjs on webgpu: values, input gradients, with an
         assert.equal(tf.memory().numTensors, before, `${JSON.stringify(c)}: tensors leaked`);
         return out;
       };
-      setWinograd(false);
+      setWinograd(null);
       const ref = await run();
       assert.equal(ref.n, 0);
-      setWinograd(true);
-      assert.ok(winogradFits(c.x, [3, 3, c.x[3], c.cout], 1, c.pad));
-      for (const mm of ['tfjs', '64x64x16']) {
-        setMatMulTile(parseTile(mm));
-        setMinTiles(1);
-        const got = await run();
-        assert.deepEqual(got.shape, ref.shape);
-        assert.equal(got.n, 9, `${mm} ${JSON.stringify(c)}: ${got.n} Winograd programs`); // 3 per conv: value, grad's forward, input gradient
-        assert.ok(maxRelErr(got.y, ref.y) < 1e-5, `${mm} ${JSON.stringify(c)}: value rel err ${maxRelErr(got.y, ref.y)}`);
-        assert.ok(maxRelErr(got.dx, ref.dx) < 1e-5, `${mm} ${JSON.stringify(c)}: gradient rel err ${maxRelErr(got.dx, ref.dx)}`);
+      for (const m of [2, 4] as const) {
+        setWinograd(m);
+        assert.ok(winogradFits(c.x, [3, 3, c.x[3], c.cout], 1, c.pad));
+        for (const mm of ['tfjs', '64x64x16']) {
+          setMatMulTile(parseTile(mm));
+          setMinTiles(1);
+          const got = await run();
+          const name = `F(${m}) ${mm} ${JSON.stringify(c)}`;
+          assert.deepEqual(got.shape, ref.shape);
+          assert.equal(got.n, 9, `${name}: ${got.n} Winograd programs`); // 3 per conv: value, grad's forward, input gradient
+          // F(4x4)'s larger transform coefficients (+-2, +-8, 1/24) cost some float32 accuracy
+          const tol = m === 2 ? 1e-5 : 5e-5;
+          assert.ok(maxRelErr(got.y, ref.y) < tol, `${name}: value rel err ${maxRelErr(got.y, ref.y)}`);
+          assert.ok(maxRelErr(got.dx, ref.dx) < tol, `${name}: gradient rel err ${maxRelErr(got.dx, ref.dx)}`);
+        }
       }
       tf.dispose([x, w, dy, ...(b ? [b] : [])]);
     }
@@ -67,19 +72,23 @@ test('the Winograd conv matches tfjs on webgpu: values, input gradients, with an
 });
 
 test('Winograd takes only 3x3 stride-1 convs with channels in fours whose transforms fit one binding', () => {
-  setWinograd(true);
+  setWinograd(2);
   try {
     assert.ok(winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1));
     assert.ok(!winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 2, 1), 'stride 2');
     assert.ok(!winogradFits([1, 64, 64, 512], [1, 1, 512, 512], 1, 0), '1x1');
     assert.ok(!winogradFits([1, 64, 64, 4], [3, 3, 4, 3], 1, 1), '3 output channels');
     setWinogradBindingLimit(128 * 2 ** 20);
-    assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), '512 MiB of transformed input against a 128 MiB binding');
-    setWinograd(false);
+    assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(2): 512 MiB of transformed input against a 128 MiB binding');
+    setWinograd(4);
+    assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(4): 288 MiB');
+    assert.ok(winogradFits([1, 256, 256, 128], [3, 3, 128, 128], 1, 1), 'F(4): 72 MiB');
+    setWinograd(null);
     assert.ok(!winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1), 'off');
-    assert.equal(parseWinograd(undefined), true);
-    assert.equal(parseWinograd('off'), false);
-    assert.throws(() => parseWinograd('yes'), /RENO_WEBGPU_WINOGRAD must be "on" or "off"/);
+    assert.equal(parseWinograd(undefined), 4);
+    assert.equal(parseWinograd('2'), 2);
+    assert.equal(parseWinograd('off'), null);
+    assert.throws(() => parseWinograd('yes'), /RENO_WEBGPU_WINOGRAD must be 4, 2 or off/);
   } finally {
     setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
     const a = adapterSummary(); // the adapter's limit again, as setupWebgpu set it
