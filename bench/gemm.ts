@@ -12,7 +12,7 @@ import { useBackend } from '../src/backend.js';
 import { conv2d } from '../src/nn/ops.js';
 import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../src/nn/webgpu-gemm.js';
 import { maxRelErr } from '../test/helpers.js';
-import { setWinograd, winogradFits } from '../src/nn/webgpu-winograd.js';
+import { setWinograd, setWinogradMinTiles, winogradFits } from '../src/nn/webgpu-winograd.js';
 import { flag, has, machine, row } from './util.js';
 
 const div = Number(flag('div', '1'));
@@ -20,6 +20,7 @@ const reps = Number(flag('reps', '10'));
 const tiles = flag('tiles', TILES.join(',')).split(',');
 const only = flag('only', '');
 setMinTiles(Number(flag('min-tiles', String(MIN_TILES))));
+if (has('min-tiles')) setWinogradMinTiles(Number(flag('min-tiles', '1')));
 const backend = await useBackend(flag('backend', 'webgpu'));
 console.log(`# tiled products; ${backend}; sizes / ${div}; ${reps} products per timing; ${machine()}`);
 

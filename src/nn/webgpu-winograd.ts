@@ -87,14 +87,28 @@ export function setWinogradBindingLimit(bytes: number): void {
 const THREADS = 64;
 const tilesOf = (m: number, b: number, ho: number, wo: number) => b * Math.ceil(ho / m) * Math.ceil(wo / m);
 
-/** Whether a conv takes the Winograd path: on, 3x3, stride 1, channels multiples of 4, transforms within one binding. */
+/**
+ * Below this many output tiles the direct conv is kept: the filter transform ((m+2)^2 / 9 times the filter, written
+ * and read back) and products of a few rows cost more than they save (the UNet's 16x16 and 8x8 latents with 1280
+ * channels: 16 and 4 tiles of 4x4 against a 6.6 MB filter).
+ */
+export const MIN_WINOGRAD_TILES = 64;
+let minTiles = MIN_WINOGRAD_TILES;
+
+/** Tests set a lower floor to run the programs on small images. */
+export function setWinogradMinTiles(n: number): void {
+  minTiles = n;
+}
+
+/** Whether a conv takes the Winograd path: on, 3x3, stride 1, channels multiples of 4, enough tiles, transforms within one binding. */
 export function winogradFits(xShape: number[], wShape: number[], stride: number, pad: number): boolean {
   const m = tileM;
   if (m === null || !fusedKernels() || xShape.length !== 4 || wShape[0] !== 3 || wShape[1] !== 3 || stride !== 1) return false;
   const [b, h, w, c] = xShape;
   const k = wShape[3];
   if (c !== wShape[2] || c % 4 !== 0 || k % 4 !== 0 || h + 2 * pad < 3 || w + 2 * pad < 3) return false;
-  return (m + 2) ** 2 * tilesOf(m, b, h + 2 * pad - 2, w + 2 * pad - 2) * Math.max(c, k) * 4 <= maxBindingBytes;
+  const tiles = tilesOf(m, b, h + 2 * pad - 2, w + 2 * pad - 2);
+  return tiles >= minTiles && (m + 2) ** 2 * tiles * Math.max(c, k) * 4 <= maxBindingBytes;
 }
 
 /** WGSL for `out_i = sum_s mat[i][s] * in(s)` for every row i of mat, zero terms skipped. */

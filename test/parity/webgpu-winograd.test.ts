@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';
 import { conv2d } from '../../src/nn/ops.js';
 import { MIN_TILES, parseTile, setMatMulTile, setMinTiles } from '../../src/nn/webgpu-gemm.js';
-import { parseWinograd, setWinograd, setWinogradBindingLimit, winogradFits } from '../../src/nn/webgpu-winograd.js';
+import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradBindingLimit, setWinogradMinTiles, winogradFits } from '../../src/nn/webgpu-winograd.js';
 import { adapterSummary, setupWebgpu } from '../../src/webgpu.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
@@ -24,6 +24,7 @@ const CASES: { x: [number, number, number, number]; cout: number; pad: number; b
 
 test('the Winograd conv matches tfjs on webgpu: values, input gradients, with and without the tiled matMul, no leaks', { skip, timeout: 300_000 }, async () => {
   await useBackend('webgpu', { quiet: true });
+  setWinogradMinTiles(1); // the cases are small
   try {
     for (const c of CASES) {
       const x = tf.randomNormal(c.x, 0, 1, 'float32', 1);
@@ -68,6 +69,7 @@ test('the Winograd conv matches tfjs on webgpu: values, input gradients, with an
     setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
     setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
     setMinTiles(MIN_TILES);
+    setWinogradMinTiles(MIN_WINOGRAD_TILES);
   }
 });
 
@@ -83,6 +85,8 @@ test('Winograd takes only 3x3 stride-1 convs with channels in fours whose transf
     setWinograd(4);
     assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(4): 288 MiB');
     assert.ok(winogradFits([1, 256, 256, 128], [3, 3, 128, 128], 1, 1), 'F(4): 72 MiB');
+    assert.ok(winogradFits([1, 32, 32, 640], [3, 3, 640, 640], 1, 1), 'the UNet at 32x32: 64 tiles');
+    assert.ok(!winogradFits([1, 16, 16, 1280], [3, 3, 1280, 1280], 1, 1), 'the UNet at 16x16: 16 tiles');
     setWinograd(null);
     assert.ok(!winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1), 'off');
     assert.equal(parseWinograd(undefined), 4);
