@@ -11,7 +11,7 @@
 //
 // Opt-in and untimed on a GPU so far: RENO_WEBGPU_CONV=BMxBNxBK and RENO_WEBGPU_MATMUL=BMxBNxBK (64x64x16, 64x64x32,
 // 128x64x16 or 128x64x32) turn them on for the products that fit (vec4-aligned sizes, at least MIN_TILES tiles);
-// unset or "tfjs" (the default) keeps tfjs' programs. bench/conv.ts times both on the VAE's and the UNet's shapes.
+// unset or "tfjs" (the default) keeps tfjs' programs. bench/gemm.ts times them on the VAE's and the UNet's shapes.
 import * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../errors.js';
 import { callKernel, int, registerWebgpuKernel, RenoProgram, type TensorInfo, type Uniform } from './webgpu-program.js';
