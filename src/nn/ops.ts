@@ -123,7 +123,9 @@ export const isTrainable = (t: tf.Tensor | null) => t instanceof tf.Variable && 
  * of the output gradient with the filter flipped spatially and in/out swapped (exact; wasm's Conv2DBackpropInput
  * kernel is ~20x slower than its forward conv, ../shared/docs/backends.md); other strides take Conv2DBackpropInput.
  * No gradient flows to a frozen filter or bias. On WebGPU the bias is added inside the convolution's program (tfjs'
- * FusedConv2D): one dispatch fewer. A trainable filter or bias takes tf.conv2d and tfjs' gradients.
+ * FusedConv2D): one dispatch fewer; 3x3 stride-1 convs of large enough images run by Winograd (./webgpu-winograd.ts,
+ * both ways), others by reno's tiled program where switched on (./webgpu-gemm.ts). A trainable filter or bias takes
+ * tf.conv2d and tfjs' gradients.
  */
 export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number, bias: tf.Tensor | null = null): tf.Tensor4D {
   const padding = (p: number): 'valid' | [[number, number], [number, number], [number, number], [number, number]] =>
