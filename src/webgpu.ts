@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { UsageError } from './errors.js';
 import { patchSmallUploads } from './webgpu-uploads.js';
 import { setMaxBlockElems } from './nn/attention.js';
-import { setWinogradBindingLimit } from './nn/webgpu-winograd.js';
+import { tilesFromEnv } from './nn/webgpu-gemm.js';
+import { setWinogradBindingLimit, winogradFromEnv } from './nn/webgpu-winograd.js';
 
 export interface AdapterSummary {
   vendor: string;
@@ -46,6 +47,9 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
     if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
     else g.navigator = { gpu };
   }
+  // reno's own programs' settings (usage errors for bad values, before any device work)
+  tilesFromEnv(process.env);
+  winogradFromEnv(process.env);
   const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { ok: false, why: 'no WebGPU adapter (no Vulkan/Metal/D3D12 device; on Linux without a GPU install Mesa 25 lavapipe)' };
   const info = adapter.info ?? {};

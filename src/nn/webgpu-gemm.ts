@@ -33,8 +33,14 @@ export function parseTile(raw: string | undefined, variable = 'RENO_WEBGPU_CONV'
   return { bm, bn, bk };
 }
 
-let convTile: Tile | null = parseTile(process.env.RENO_WEBGPU_CONV, 'RENO_WEBGPU_CONV');
-let matMulTile: Tile | null = parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL');
+let convTile: Tile | null = null;
+let matMulTile: Tile | null = null;
+
+/** Sets both tiles from RENO_WEBGPU_CONV and RENO_WEBGPU_MATMUL (setupWebgpu calls it: a bad value is a usage error there). */
+export function tilesFromEnv(env: NodeJS.ProcessEnv): void {
+  convTile = parseTile(env.RENO_WEBGPU_CONV, 'RENO_WEBGPU_CONV');
+  matMulTile = parseTile(env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL');
+}
 
 /** The tiles reno's programs use, or null for tfjs' (tests and benchmarks switch them). */
 export function setConvTile(t: Tile | null): void {

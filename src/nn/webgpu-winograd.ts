@@ -73,8 +73,13 @@ export function parseWinograd(raw: string | undefined): M | null {
   if (raw === 'off') return null;
   throw new UsageError(`RENO_WEBGPU_WINOGRAD must be 4, 2 or off (got "${raw}")`);
 }
-let tileM: M | null = parseWinograd(process.env.RENO_WEBGPU_WINOGRAD);
+let tileM: M | null = 4;
 let maxBindingBytes = 128 * 2 ** 20; // lavapipe's; setupWebgpu sets the adapter's
+
+/** Sets the tile size from RENO_WEBGPU_WINOGRAD (setupWebgpu calls it: a bad value is a usage error there). */
+export function winogradFromEnv(env: NodeJS.ProcessEnv): void {
+  tileM = parseWinograd(env.RENO_WEBGPU_WINOGRAD);
+}
 
 /** Output tile size m, or null for the direct convolution (tests and benchmarks switch it). */
 export function setWinograd(m: M | null): void {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';
 import { attention, conv2d, matMulWeight } from '../../src/nn/ops.js';
-import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
+import { matMulTiled, MIN_TILES, parseTile, tilesFromEnv, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
 import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
 import { setupWebgpu } from '../../src/webgpu.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
@@ -99,6 +99,16 @@ test('RENO_WEBGPU_CONV takes tfjs or a listed tile and names the variable when i
   assert.equal(parseTile('tfjs'), null);
   assert.deepEqual(parseTile('128x64x16'), { bm: 128, bn: 64, bk: 16 });
   assert.throws(() => parseTile('32x32x8'), /RENO_WEBGPU_CONV must be "tfjs" or one of 64x64x16/);
+  // setupWebgpu reads both variables through tilesFromEnv, inside the command (its error handler prints the message)
+  assert.throws(() => tilesFromEnv({ RENO_WEBGPU_MATMUL: '128x128x8' }), /RENO_WEBGPU_MATMUL must be "tfjs" or one of/);
+  try {
+    tilesFromEnv({ RENO_WEBGPU_CONV: '64x64x32' });
+    setMinTiles(1);
+    assert.ok(!probe.ok || tf.getBackend() !== 'webgpu' || tiledConvFits([1, 8, 8, 32], [3, 3, 32, 32], 1, 1));
+  } finally {
+    tilesFromEnv(process.env);
+    setMinTiles(MIN_TILES);
+  }
 });
 
 
