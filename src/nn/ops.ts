@@ -132,20 +132,21 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
     p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
   const [kh, kw] = w.shape;
   if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.conv2d(x, w, stride, padding(pad)) : tf.add(tf.conv2d(x, w, stride, padding(pad)), bias)) as tf.Tensor4D);
-  // reno's Winograd or tiled program where switched on and fitting (./webgpu-winograd.ts, ./webgpu-gemm.ts; the bias
-  // inside them), else tfjs'
-  const ownFits = (xs: number[], ws: number[], s: number, p: number) => winogradFits(xs, ws, s, p) || tiledConvFits(xs, ws, s, p);
-  const own = (xx: tf.Tensor4D, ww: tf.Tensor4D, s: number, p: number, b: tf.Tensor | null) =>
-    winogradFits(xx.shape, ww.shape, s, p) ? winogradConv2d(xx, ww, p, b) : tiledConv2d(xx, ww, s, p, b);
-  const fuse = fusedKernels() && bias !== null;
+  // the forward program, chosen once: reno's Winograd or tiled program where switched on and fitting
+  // (./webgpu-winograd.ts, ./webgpu-gemm.ts), tfjs' fused conv on WebGPU (all three add the bias), else tfjs' conv
+  const path = winogradFits(x.shape, w.shape, stride, pad) ? 'winograd' : tiledConvFits(x.shape, w.shape, stride, pad) ? 'tiled' : fusedKernels() && bias !== null ? 'fused' : 'plain';
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
+    const x4 = xx as tf.Tensor4D;
     return {
-      value: ownFits(xx.shape, w.shape, stride, pad)
-        ? own(xx as tf.Tensor4D, w, stride, pad, bias)
-        : fuse
-          ? tf.fused.conv2d({ x: xx as tf.Tensor4D, filter: w, strides: stride, pad: padding(pad), bias: bias! })
-          : tf.conv2d(xx as tf.Tensor4D, w, stride, padding(pad)),
+      value:
+        path === 'winograd'
+          ? winogradConv2d(x4, w, pad, bias)
+          : path === 'tiled'
+            ? tiledConv2d(x4, w, stride, pad, bias)
+            : path === 'fused'
+              ? tf.fused.conv2d({ x: x4, filter: w, strides: stride, pad: padding(pad), bias: bias! })
+              : tf.conv2d(x4, w, stride, padding(pad)),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => {
           // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
@@ -161,7 +162,7 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
   });
   return tf.tidy(() => {
     const y = f(x) as tf.Tensor4D;
-    return bias === null || fuse || ownFits(x.shape, w.shape, stride, pad) ? y : (tf.add(y, bias) as tf.Tensor4D);
+    return bias === null || path !== 'plain' ? y : (tf.add(y, bias) as tf.Tensor4D);
   });
 }
 
