@@ -127,6 +127,18 @@ function apply(mat: number[][], input: (s: number) => string, out: (i: number) =
 }
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/**
+ * WGSL for out = mat X mat^T with X [k][k] read through get(r, s): first t = mat X column by column (t_i_s), then
+ * out_i_j = sum_s t_i_s mat[j][s] row by row. Names the results `${out}${i}_${j}` (temporaries `${out}t${i}_${s}`).
+ */
+function sandwich(mat: number[][], get: (r: number, s: number) => string, out: string, zero: string): string {
+  const [n, k] = [mat.length, mat[0].length];
+  return [
+    ...range(k).map((s) => apply(mat, (r) => get(r, s), (i) => `${out}t${i}_${s}`, zero)),
+    ...range(n).map((i) => apply(mat, (s) => `${out}t${i}_${s}`, (j) => `${out}${i}_${j}`, zero)),
+  ].join('\n');
+}
+
 /** WGSL: work item `index` -> (image b, tile row ty, tile column tx, 4-channel group c4) of the output tiles. */
 const TILE_SNIPPET = `
   struct Tile { b : i32, ty : i32, tx : i32, c4 : i32, t : i32 };
@@ -170,12 +182,7 @@ class InputTransformProgram extends RenoProgram {
     let y0 = tile.ty * ${this.m} - uniforms.pad;
     let x0 = tile.tx * ${this.m} - uniforms.pad;
 ${loads}
-${range(a)
-  .map((s) => apply(BT, (r) => `d${r}_${s}`, (i) => `u${i}_${s}`, z)) // B^T d, column by column
-  .join('\n')}
-${range(a)
-  .map((i) => apply(BT, (s) => `u${i}_${s}`, (j) => `v${i}_${j}`, z)) // (B^T d) B, row by row
-  .join('\n')}
+${sandwich(BT, (r, s) => `d${r}_${s}`, 'v', z)} // B^T d B
 ${range(a)
   .flatMap((i) => range(a).map((j) => `    result[(${i * a + j} * T + tile.t) * C4 + tile.c4] = v${i}_${j};`))
   .join('\n')}
@@ -207,12 +214,7 @@ class FilterTransformProgram extends RenoProgram {
     let K = uniforms.outShape[2];
     let k = index % K;
     let c = index / K;
-${range(3)
-  .map((kx) => apply(G, (ky) => g(ky, kx), (i) => `t${i}_${kx}`, '0.0')) // G g, column by column
-  .join('\n')}
-${range(a)
-  .map((i) => apply(G, (kx) => `t${i}_${kx}`, (j) => `u${i}_${j}`, '0.0')) // (G g) G^T, row by row
-  .join('\n')}
+${sandwich(G, g, 'u', '0.0')} // G g G^T
     let CK = uniforms.outShape[1] * K;
 ${range(a)
   .flatMap((i) => range(a).map((j) => `    result[${i * a + j} * CK + index] = u${i}_${j};`))
@@ -250,12 +252,7 @@ class OutputTransformProgram extends RenoProgram {
 ${range(a)
   .flatMap((i) => range(a).map((j) => `    let m${i}_${j} = m[(${i * a + j} * T + tile.t) * K4 + tile.c4];`))
   .join('\n')}
-${range(a)
-  .map((s) => apply(AT, (r) => `m${r}_${s}`, (i) => `p${i}_${s}`, z)) // A^T m, column by column
-  .join('\n')}
-${range(m)
-  .map((i) => apply(AT, (s) => `p${i}_${s}`, (j) => `y${i}_${j}`, z)) // (A^T m) A, row by row
-  .join('\n')}
+${sandwich(AT, (r, s) => `m${r}_${s}`, 'y', z)} // A^T m A
     let bv = ${this.bias ? 'bias[tile.c4]' : z};
 ${range(m)
   .flatMap((i) =>
