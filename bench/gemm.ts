@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.js';
 import { conv2d } from '../src/nn/ops.js';
 import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../src/nn/webgpu-gemm.js';
-import { maxRelErr } from '../test/helpers.js';
+import { relErr } from '../src/parity/types.js';
 import { setWinograd, setWinogradMinTiles, winogradFits } from '../src/nn/webgpu-winograd.js';
 import { flag, has, machine, row } from './util.js';
 
@@ -134,7 +134,7 @@ for (const { kind, variants, set, cases } of KINDS) {
       const d = (await y.data()) as Float32Array;
       y.dispose();
       if (ref === null) ref = d;
-      else diff = Math.max(diff, maxRelErr(d, ref));
+      else diff = Math.max(diff, relErr(d, ref));
       const ms = await time(c, xs);
       totals.set(v, totals.get(v)! + ms * c.count);
       cells.push(`${ms.toFixed(2)} (${(c.gflop / ms).toPrecision(3)})${v !== 'tfjs' && !c.fits(xs) ? ' tfjs' : ''}`); // GFLOP of the direct product
