@@ -16,22 +16,32 @@ export function checkpointing(): boolean {
 }
 
 /**
- * tf.grads inside another gradient's backward pass. tfjs 4.22 keeps one tape per engine: a nested tf.grads at
- * gradient depth 0 replaces the outer tape and clears it, and the outer backward pass then fails on the cleared tape
- * (tfjs-core engine.ts gradients). The outer tape is set aside for the duration of the inner call and put back.
+ * tf.grads that keeps to itself: its own tape, freed when it returns, whatever gradient is being recorded around it.
+ * tfjs 4.22 keeps one tape per engine (tfjs-core engine.ts gradients): a nested tf.grads inside another gradient's
+ * forward pass (gradient depth 1) would append to the outer tape and leave its saved tensors there until the outer
+ * backward pass ends; inside a backward pass (depth 0) it would replace the outer tape and clear it. The outer tape
+ * and depth are set aside for the duration of the inner call and put back. Used by the checkpoint recompute below and
+ * by the ReNO loop, which takes each reward's image gradient on its own tape (src/optimize/loop.ts).
  */
-function innerGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
-  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
-  const outer = state.activeTape;
+export function isolatedGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor): { value: tf.Tensor; grads: tf.Tensor[] } {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown; gradientDepth: number } }).state;
+  const outer = { tape: state.activeTape, depth: state.gradientDepth };
   state.activeTape = null;
+  state.gradientDepth = 0;
   try {
     // allowNoGradients: a unit may ignore one of its inputs (e.g. the text context of a block without attention)
     const { value, grads } = tf.engine().gradients(() => fn(...xs), xs, dy, true);
-    value.dispose();
-    return grads.map((g, i) => g ?? tf.zerosLike(xs[i]));
+    return { value, grads: grads.map((g, i) => g ?? tf.zerosLike(xs[i])) };
   } finally {
-    state.activeTape = outer;
+    state.activeTape = outer.tape;
+    state.gradientDepth = outer.depth;
   }
+}
+
+function innerGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+  const { value, grads } = isolatedGrads(fn, xs, dy);
+  value.dispose();
+  return grads;
 }
 
 /** fn(...xs) with recomputation in the backward pass; every tensor fn reads that may be freed early must be in xs. */

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Conditioning, Generator } from '../../generators/types.js';
 import { RewardInput } from '../../rewards/input.js';
 import type { PreparedReward } from '../../rewards/types.js';
+import { isolatedGrads } from '../nn/checkpoint.js';
 import { adamStep, bestIndex, chiRegulariser, clipGradNorm, disposeOptimizerState, newOptimizerState, sgdStep } from './pieces.js';
 
 export interface ActiveReward {
@@ -55,7 +56,7 @@ export interface LoopResult {
   stopped: null | { reason: 'interrupted' | 'non-finite'; message: string; step: number };
 }
 
-interface Evaluation {
+export interface Evaluation {
   image: tf.Tensor4D;
   losses: number[];
   total: number;
@@ -63,16 +64,46 @@ interface Evaluation {
   grad: tf.Tensor | null;
 }
 
-async function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4D, rewards: ActiveReward[], regWeight: number, withGrad: boolean): Promise<Evaluation> {
+/**
+ * The weighted reward loss of `image` and, with `withGrad`, its gradient to the image, taken one reward at a time,
+ * each on a tape of its own that is freed before the next reward runs: the backward pass then holds one reward's
+ * activations at a time, not all of them (tfjs frees a tape's saved tensors only when its whole backward pass ends,
+ * so with one tape over everything every reward's activations would also stay alive through the generator's backward
+ * pass). Each reward gets its own RewardInput: a shared preprocessed view would belong to the first reward's tape.
+ */
+function rewardLosses(image: tf.Tensor4D, rewards: ActiveReward[], withGrad: boolean): { losses: tf.Scalar[]; grad: tf.Tensor4D | null } {
+  if (!withGrad) {
+    const input = new RewardInput(image);
+    return { losses: rewards.map((r) => r.prepared.loss(input)), grad: null };
+  }
+  const losses: tf.Scalar[] = [];
+  let grad: tf.Tensor4D | null = null;
+  for (const r of rewards) {
+    const dy = tf.scalar(r.weight); // the weight as the output gradient: the loss comes back unweighted
+    const { value, grads } = isolatedGrads((img) => r.prepared.loss(new RewardInput(img as tf.Tensor4D)), [image], dy);
+    dy.dispose();
+    losses.push(value as tf.Scalar);
+    if (grad) {
+      const sum = tf.add(grad, grads[0]) as tf.Tensor4D;
+      tf.dispose([grad, grads[0]]);
+      grad = sum;
+    } else grad = grads[0] as tf.Tensor4D;
+  }
+  return { losses, grad };
+}
+
+export async function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4D, rewards: ActiveReward[], regWeight: number, withGrad: boolean): Promise<Evaluation> {
   let kept: { image: tf.Tensor4D; losses: tf.Scalar[]; total: tf.Scalar; reg: tf.Scalar } | null = null;
+  // The function whose z-gradient the step needs. With gradients, the rewards' part is sum(image * g) for the
+  // rewards' image gradient g taken beforehand (rewardLosses): its gradient to the image is g, so the outer tape
+  // back-propagates g through the generator and never holds a reward's activations.
   const objective = (zz: tf.Tensor4D): tf.Scalar => {
     const image = gen.generate(zz, cond);
-    const input = new RewardInput(image);
-    const losses = rewards.map((r) => r.prepared.loss(input));
+    const { losses, grad } = rewardLosses(image, rewards, withGrad);
     const total = losses.reduce((acc: tf.Scalar, l, i) => tf.add(acc, tf.mul(l, rewards[i].weight)) as tf.Scalar, tf.scalar(0));
     const reg = chiRegulariser(zz, regWeight);
     kept = { image: tf.keep(image), losses: losses.map((l) => tf.keep(l)), total: tf.keep(total), reg: tf.keep(reg) };
-    return tf.add(total, reg) as tf.Scalar;
+    return tf.add(grad ? tf.sum(tf.mul(image, grad)) : total, reg) as tf.Scalar;
   };
   let grad: tf.Tensor | null = null;
   if (withGrad) grad = tf.grad((zz: tf.Tensor) => objective(zz as tf.Tensor4D))(z);
