@@ -78,6 +78,9 @@ export async function benchWholeStep(o: { arch: Arch; px: number; steps: number;
     cond = gen.prepare(BENCH_PROMPT);
     await cond.tensors[0].data();
     const prepareSeconds = (performance.now() - t0) / 1000;
+    // as src/run/session.ts does: the text encoders wait in host memory while the loop runs
+    await gen.parkPromptModels();
+    for (const r of built) await r.parkPromptModels?.();
     z0 = seededNoise(gen.latentShape({ width: o.px, height: o.px }), 0);
     const settings = { optimize: true, optimizer: 'sgd' as const, lr: d.lr, momentum: d.momentum, nesterov: d.nesterov, gradClip: d.gradClip, regWeight: d.regWeight };
     for (let i = 0; i < o.warmup; i++) disposeResult(await runReno(gen, cond, z0, active, { ...settings, steps: 2 }));

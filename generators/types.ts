@@ -23,6 +23,8 @@ export interface Generator {
   latentShape(size: ImageSize): [number, number, number, number];
   /** Encode a prompt once (e.g. the text encoder's hidden states). */
   prepare(prompt: string): Conditioning;
+  /** Optional: move what only prepare() uses (a text encoder's weights) to host memory until the next prepare(). */
+  parkPromptModels?(): Promise<void>;
   /** z [1, h, w, c] unit noise -> image [1, H, W, 3] in [0, 1]; differentiable in z. */
   generate(z: tf.Tensor4D, cond: Conditioning): tf.Tensor4D;
   dispose(): void;

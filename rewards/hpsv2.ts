@@ -34,6 +34,7 @@ export class Hpsv2Reward implements Reward {
 
   /** L2-normalised encode_text of the prompt, [1, E]: computed once per prompt, outside any gradient. */
   textFeatures(prompt: string): tf.Tensor2D {
+    this.model.unpark();
     const length = this.model.config.text.contextLength;
     const b = this.tokenizer.tokenize([prompt], { ...CLIP_MODES.openClip, length });
     const ids = tf.tensor2d(b.ids, b.shape, 'int32');
@@ -41,6 +42,11 @@ export class Hpsv2Reward implements Reward {
     const feats = tf.tidy(() => l2Normalize(out.features) as tf.Tensor2D);
     tf.dispose([ids, out.tokens, out.features]);
     return feats;
+  }
+
+  /** The text tower (open_clip keeps it at the model's top level) runs once per prompt: host memory meanwhile. */
+  async parkPromptModels(): Promise<void> {
+    await this.model.park((name) => !name.startsWith('visual.') && name !== 'logit_scale');
   }
 
   prepare(prompt: string): PreparedReward {

@@ -15,6 +15,8 @@ export interface PreparedReward {
 export interface Reward {
   readonly name: string;
   prepare(prompt: string): PreparedReward;
+  /** Optional: move what only prepare() uses (a text tower's weights) to host memory until the next prepare(). */
+  parkPromptModels?(): Promise<void>;
   dispose(): void;
 }
 

@@ -94,6 +94,7 @@ export class SdTurboPipeline implements Generator {
 
   /** The UNet's context: the text encoder's last hidden state (final layer norm applied) [B, 77, D]. */
   encodeIds(ids: tf.Tensor2D): tf.Tensor {
+    this.textEncoder.unpark(); // back from host memory if parkPromptModels moved it there
     const out = this.textEncoder.forward(ids);
     out.pooled.dispose();
     return out.lastHiddenState;
@@ -110,6 +111,11 @@ export class SdTurboPipeline implements Generator {
         ctx.dispose();
       },
     };
+  }
+
+  /** The text encoder runs once per prompt: its weights (1.3 GB for SD-Turbo's) wait in host memory meanwhile. */
+  async parkPromptModels(): Promise<void> {
+    await this.textEncoder.park();
   }
 
   /** The one-step chain with every intermediate (noise z is unit variance, NHWC). */

@@ -26,6 +26,8 @@ export class ClipSimilarityReward implements Reward {
 
   /** Normalised text features [1, P] of the prompt (no gradient needed: computed once, kept until dispose). */
   textFeatures(prompt: string): tf.Tensor2D {
+    this.model.text_model.unpark();
+    this.model.text_projection.unpark();
     const maxLen = Math.min(77, this.model.config.text.maxPositions);
     const { ids, mask } = tokenizeForClip(this.tokenizer, [prompt], maxLen);
     const feats = tf.tidy(() => l2normalize(this.model.getTextFeatures(ids, mask)));
@@ -53,6 +55,12 @@ export class ClipSimilarityReward implements Reward {
       },
       dispose: () => txt.dispose(),
     };
+  }
+
+  /** The text tower runs once per prompt: its weights (1.4 GB for ViT-H/14's) wait in host memory meanwhile. */
+  async parkPromptModels(): Promise<void> {
+    await this.model.text_model.park();
+    await this.model.text_projection.park();
   }
 
   dispose(): void {

@@ -11,6 +11,8 @@ export type Layout =
 
 export class Param {
   value: tf.Tensor | null = null;
+  /** The value while parked in host memory (Module.park), off the device. */
+  parked: { values: tf.TypedArray; shape: number[]; dtype: tf.DataType; variable: boolean } | null = null;
   constructor(
     /** Shape in the checkpoint (PyTorch layout). */
     readonly torchShape: readonly number[],
@@ -24,7 +26,7 @@ export class Param {
 
   /** The loaded value; throws a clear error if the module was used before loading. */
   get v(): tf.Tensor {
-    if (!this.value) throw new Error(`parameter of shape [${this.torchShape}] used before it was loaded`);
+    if (!this.value) throw new Error(`parameter of shape [${this.torchShape}] used ${this.parked ? 'while parked in host memory (Module.unpark first)' : 'before it was loaded'}`);
     return this.value;
   }
 }
@@ -53,11 +55,38 @@ export abstract class Module {
     return out;
   }
 
-  /** Free every loaded parameter tensor. */
+  /** Free every loaded parameter tensor (and parked values). */
   dispose(): void {
     for (const [, p] of this.namedParams()) {
       p.value?.dispose();
       p.value = null;
+      p.parked = null;
+    }
+  }
+
+  /**
+   * Move every loaded parameter to host memory and free its tensor: for a part used once per prompt (a text encoder),
+   * whose device memory the optimisation loop can use meanwhile. Read back asynchronously (WebGPU in Node has no
+   * synchronous read-back); unpark() makes the tensors again. A parameter shared by two modules is moved once.
+   * `only` picks parameters by their dotted name (a text tower at a model's top level).
+   */
+  async park(only: (name: string) => boolean = () => true): Promise<void> {
+    for (const [name, p] of this.namedParams()) {
+      if (!p.value || !only(name)) continue;
+      const t = p.value;
+      p.parked = { values: (await t.data()) as tf.TypedArray, shape: t.shape, dtype: t.dtype, variable: t instanceof tf.Variable };
+      t.dispose();
+      p.value = null;
+    }
+  }
+
+  /** Bring parked parameters back (a no-op for parameters that are not parked). */
+  unpark(): void {
+    for (const [, p] of this.namedParams()) {
+      if (!p.parked) continue;
+      const t = tf.tensor(p.parked.values, p.parked.shape, p.parked.dtype);
+      p.value = p.parked.variable ? tf.variable(t, true) : t;
+      p.parked = null;
     }
   }
 

@@ -112,6 +112,9 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const size = { width: config.width ?? native.width, height: config.height ?? native.height };
   const cond = gen.prepare(config.prompt);
   const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));
+  // the prompt is encoded: the text encoders' weights wait in host memory, leaving the device to the loop
+  await gen.parkPromptModels?.();
+  for (const n of rewardNames) await s.rewards.get(n)!.parkPromptModels?.();
   const z0 = seededNoise(gen.latentShape(size), config.seed);
   const steps = config.optimize && rewardNames.length ? config.steps : 1;
   const bar = progress({ total: steps, label: o.label ?? path.basename(dir), quiet: o.quiet, stream: o.stream });
