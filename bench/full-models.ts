@@ -112,7 +112,6 @@ export function initWeights(module: Module, seed: number, scale = 0.02, only: (n
   for (const [name, p] of module.namedParams()) {
     if (!only(name)) continue;
     s += 2;
-    p.value?.dispose();
     const shape = p.tfShape;
     const size = shape.reduce((a, b) => a * b, 1);
     let t: tf.Tensor;
@@ -126,8 +125,7 @@ export function initWeights(module: Module, seed: number, scale = 0.02, only: (n
         return tf.reshape(tf.mul(tf.sin(tf.mul(tf.mul(u, v), 1000)), scale * Math.SQRT2), shape); // [rows, cols] -> shape
       });
     }
-    p.value = p.opts.trainable ? tf.variable(t, true) : t;
-    if (p.opts.trainable) t.dispose();
+    p.store(t);
   }
 }
 
@@ -135,8 +133,7 @@ export function initWeights(module: Module, seed: number, scale = 0.02, only: (n
 export function freeWeights(module: Module, only: (name: string) => boolean): void {
   for (const [name, p] of module.namedParams()) {
     if (!only(name)) continue;
-    p.value?.dispose();
-    p.value = null;
+    p.clear();
   }
 }
 
@@ -292,8 +289,7 @@ function fullReward(name: RewardName, prompt: string | undefined, seed: number, 
       // logit_scale stays: the score multiplies by exp(logit_scale) on the device at every step
       const isText = (n: string) => !n.startsWith('vision_model.') && n !== 'visual_projection.weight' && n !== 'logit_scale';
       const logitScale = () => {
-        model.logit_scale.value?.dispose();
-        model.logit_scale.value = tf.scalar(Math.log(100)); // exp(logit_scale) = 100, about the released value
+        model.logit_scale.store(tf.scalar(Math.log(100))); // exp(logit_scale) = 100, about the released value
       };
       if (prompt !== undefined) return boundReward(name, model, reward, isText, seed, prompt, logitScale);
       initWeights(model, seed);

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { UsageError } from './errors.js';
+import { setHalfWeights } from './nn/module.js';
 import { installWasmThreadShim, wasmThreads } from './wasm-threads.js';
 import { describeAdapter, setupWebgpu } from './webgpu.js';
 
@@ -61,8 +62,16 @@ async function tryWebgpu(allowSoftware: boolean): Promise<boolean> {
   return r.ok;
 }
 
+/** RENO_WEIGHT_DTYPE: fp32 (the default) or fp16, the storage of frozen conv and Linear weights (src/nn/half.ts). */
+export function weightsFromEnv(): boolean {
+  const w = process.env.RENO_WEIGHT_DTYPE ?? 'fp32';
+  if (w !== 'fp32' && w !== 'fp16') throw new UsageError(`RENO_WEIGHT_DTYPE must be fp32 or fp16, not "${w}"`);
+  return w === 'fp16';
+}
+
 /** Select and initialise a backend; returns its tfjs name. */
 export async function useBackend(requested?: string, opts: { quiet?: boolean } = {}): Promise<string> {
+  setHalfWeights(weightsFromEnv());
   const name = (requested ?? process.env.RENO_BACKEND ?? 'auto') as BackendName;
   if (!BACKENDS.includes(name)) throw new UsageError(`unknown backend "${name}" (choose one of ${BACKENDS.join(', ')})`);
   if (active && (name === 'auto' || name === active || (name === 'tensorflow' && active === 'tensorflow'))) return active;

@@ -27,6 +27,10 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .option('backend', { type: 'string', choices: [...BACKENDS], describe: 'tfjs backend (default: auto, or $RENO_BACKEND)' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
+    .option('weight-dtype', { type: 'string', choices: ['fp32', 'fp16'], describe: "frozen conv and Linear weights' storage: fp16 halves the models' memory (default fp32, or $RENO_WEIGHT_DTYPE)" })
+    .middleware((a) => {
+      if (a.weightDtype) process.env.RENO_WEIGHT_DTYPE = a.weightDtype as string; // read where the backend is set up (src/backend.ts)
+    })
     .command(
       'generate',
       'generate an image, optimising the noise against the weighted rewards (ReNO)',
@@ -57,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
         if (a.optimize !== undefined) overrides.optimize = a.optimize;
         if (a.saveSteps !== undefined) overrides.save_steps = a.saveSteps;
         // dotted config keys (--weights.pickscore 0.1, --n_ref 3): anything yargs did not declare
-        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
+        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'weight-dtype', 'weightDtype', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
         for (const [k, v] of Object.entries(a)) if (!declared.has(k) && !/[A-Z]/.test(k)) overrides[k.replace(/-/g, '_')] = v;
         const r = await generateCommand({
           prompt: a.prompt,

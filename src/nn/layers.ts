@@ -23,7 +23,7 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const shape = x.shape;
       const x2 = x.reshape([-1, this.inFeatures]); // [..., in] -> [N, in]
-      const y = matMulWeight(x2 as tf.Tensor2D, this.weight.v as tf.Tensor2D, this.bias?.v ?? null);
+      const y = matMulWeight(x2 as tf.Tensor2D, this.weight, this.bias?.v ?? null);
       return y.reshape([...shape.slice(0, -1), this.outFeatures]); // [N, out] -> [..., out]
     });
   }
@@ -49,7 +49,7 @@ export class Conv2d extends Module {
   /** `bias` replaces the module's own (a constant folded into it, see biasPlus). */
   forward(x: tf.Tensor4D, bias?: tf.Tensor): tf.Tensor4D {
     return tf.tidy(() => {
-      return conv2dOp(x, this.weight.v as tf.Tensor4D, this.stride, this.padding, bias ?? this.bias?.v ?? null);
+      return conv2dOp(x, this.weight, this.stride, this.padding, bias ?? this.bias?.v ?? null);
     });
   }
 

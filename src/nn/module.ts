@@ -2,6 +2,7 @@
 // name its parameters exactly as the checkpoint's state_dict does ("down_blocks.0.resnets.1.conv1.weight").
 // Loading (./load.ts in src/weights) walks this tree, so key names are never spelled twice.
 import * as tf from '@tensorflow/tfjs';
+import { packHalf, unpackHalf } from './half.js';
 
 /** How a PyTorch tensor maps onto the tfjs layout the module computes with. */
 export type Layout =
@@ -9,10 +10,27 @@ export type Layout =
   | 'linear' // [out, in] -> [in, out]
   | 'conv2d'; // [out, in, kh, kw] -> [kh, kw, in, out]
 
+let halfWeights = false;
+
+/**
+ * Whether frozen conv and Linear weights loaded from now on are stored as float16 (./half.ts): half their device
+ * memory, unpacked per use. Set from RENO_WEIGHT_DTYPE=fp16 by the backend setup (src/backend.ts); off by default.
+ */
+export function setHalfWeights(on: boolean): void {
+  halfWeights = on;
+}
+
+export function halfWeightsOn(): boolean {
+  return halfWeights;
+}
+
 export class Param {
+  /** The float32 value (a tf.Variable for a trainable parameter). */
   value: tf.Tensor | null = null;
+  /** A frozen conv / Linear weight stored as packed float16 pairs (./half.ts), when half weights are on. */
+  half: tf.Tensor | null = null;
   /** The value while parked in host memory (Module.park), off the device. */
-  parked: { values: tf.TypedArray; shape: number[]; dtype: tf.DataType; variable: boolean } | null = null;
+  parked: { values: tf.TypedArray; shape: number[]; dtype: tf.DataType; variable: boolean; half: boolean } | null = null;
   constructor(
     /** Shape in the checkpoint (PyTorch layout). */
     readonly torchShape: readonly number[],
@@ -24,10 +42,43 @@ export class Param {
     return tfShapeOf(this.layout, this.torchShape);
   }
 
-  /** The loaded value; throws a clear error if the module was used before loading. */
+  get loaded(): boolean {
+    return this.value !== null || this.half !== null;
+  }
+
+  /**
+   * Take t (tfjs layout, float32; owned from now on) as the value: a trainable parameter becomes a variable, a frozen
+   * conv or Linear weight is packed to float16 when half weights are on.
+   */
+  store(t: tf.Tensor): void {
+    this.clear();
+    if (this.opts.trainable) {
+      this.value = tf.variable(t, true);
+      t.dispose();
+    } else if (halfWeights && this.layout !== 'none') {
+      this.half = packHalf(t);
+      t.dispose();
+    } else this.value = t;
+  }
+
+  /** Free the value (and any parked copy). */
+  clear(): void {
+    this.value?.dispose();
+    this.half?.dispose();
+    this.value = null;
+    this.half = null;
+    this.parked = null;
+  }
+
+  /**
+   * The loaded value; throws a clear error if the module was used before loading. A float16-stored weight is
+   * unpacked into a new tensor on every call: call it inside a tf.tidy (or dispose the result), and never keep it
+   * in a gradient's closure (src/nn/ops.ts conv2d and matMulWeight take the Param itself for that).
+   */
   get v(): tf.Tensor {
-    if (!this.value) throw new Error(`parameter of shape [${this.torchShape}] used ${this.parked ? 'while parked in host memory (Module.unpark first)' : 'before it was loaded'}`);
-    return this.value;
+    if (this.value) return this.value;
+    if (this.half) return unpackHalf(this.half, this.tfShape);
+    throw new Error(`parameter of shape [${this.torchShape}] used ${this.parked ? 'while parked in host memory (Module.unpark first)' : 'before it was loaded'}`);
   }
 }
 
@@ -57,11 +108,7 @@ export abstract class Module {
 
   /** Free every loaded parameter tensor (and parked values). */
   dispose(): void {
-    for (const [, p] of this.namedParams()) {
-      p.value?.dispose();
-      p.value = null;
-      p.parked = null;
-    }
+    for (const [, p] of this.namedParams()) p.clear();
   }
 
   /**
@@ -72,11 +119,11 @@ export abstract class Module {
    */
   async park(only: (name: string) => boolean = () => true): Promise<void> {
     for (const [name, p] of this.namedParams()) {
-      if (!p.value || !only(name)) continue;
-      const t = p.value;
-      p.parked = { values: (await t.data()) as tf.TypedArray, shape: t.shape, dtype: t.dtype, variable: t instanceof tf.Variable };
-      t.dispose();
-      p.value = null;
+      const t = p.value ?? p.half;
+      if (!t || !only(name)) continue;
+      const parked = { values: (await t.data()) as tf.TypedArray, shape: t.shape, dtype: t.dtype, variable: t instanceof tf.Variable, half: t === p.half };
+      p.clear();
+      p.parked = parked;
     }
   }
 
@@ -84,9 +131,14 @@ export abstract class Module {
   unpark(): void {
     for (const [, p] of this.namedParams()) {
       if (!p.parked) continue;
-      const t = tf.tensor(p.parked.values, p.parked.shape, p.parked.dtype);
-      p.value = p.parked.variable ? tf.variable(t, true) : t;
+      const { values, shape, dtype, variable, half } = p.parked;
+      const t = tf.tensor(values, shape, dtype);
       p.parked = null;
+      if (half) p.half = t;
+      else if (variable) {
+        p.value = tf.variable(t, true);
+        t.dispose();
+      } else p.value = t;
     }
   }
 

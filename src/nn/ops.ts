@@ -7,6 +7,7 @@ import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } fr
 import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
 import { winogradConv2d, winogradFits } from './webgpu-winograd.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
+import { Param } from './module.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 
@@ -115,7 +116,19 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
 }
 
 /** A tensor that training updates (gradients must reach it): the fast paths here are for frozen weights only. */
-export const isTrainable = (t: tf.Tensor | null) => t instanceof tf.Variable && t.trainable;
+export const isTrainable = (t: tf.Tensor | Param | null) => {
+  const v = t instanceof Param ? t.value : t;
+  return v instanceof tf.Variable && v.trainable;
+};
+
+/**
+ * A weight as a tensor or as its Param. A Param stored as float16 (./module.ts setHalfWeights) is unpacked by each
+ * `weightOf` (inside the caller's tidy), so the forward pass and the gradient unpack it where they use it and no
+ * float32 copy outlives either.
+ */
+export type Weight = tf.Tensor | Param;
+const weightOf = (w: Weight): tf.Tensor => (w instanceof Param ? w.v : w);
+const shapeOf = (w: Weight): number[] => (w instanceof Param ? w.tfShape : w.shape);
 
 /**
  * 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's), plus an
@@ -127,17 +140,23 @@ export const isTrainable = (t: tf.Tensor | null) => t instanceof tf.Variable && 
  * both ways), others by reno's tiled program where switched on (./webgpu-gemm.ts). A trainable filter or bias takes
  * tf.conv2d and tfjs' gradients.
  */
-export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number, bias: tf.Tensor | null = null): tf.Tensor4D {
+export function conv2d(x: tf.Tensor4D, weight: Weight, stride: number, pad: number, bias: tf.Tensor | null = null): tf.Tensor4D {
   const padding = (p: number): 'valid' | [[number, number], [number, number], [number, number], [number, number]] =>
     p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
-  const [kh, kw] = w.shape;
-  if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.conv2d(x, w, stride, padding(pad)) : tf.add(tf.conv2d(x, w, stride, padding(pad)), bias)) as tf.Tensor4D);
+  const wShape = shapeOf(weight);
+  const [kh, kw] = wShape;
+  if (isTrainable(weight) || isTrainable(bias))
+    return tf.tidy(() => {
+      const w = weightOf(weight) as tf.Tensor4D;
+      return (bias === null ? tf.conv2d(x, w, stride, padding(pad)) : tf.add(tf.conv2d(x, w, stride, padding(pad)), bias)) as tf.Tensor4D;
+    });
   // the forward program, chosen once: reno's Winograd or tiled program where switched on and fitting
   // (./webgpu-winograd.ts, ./webgpu-gemm.ts), tfjs' fused conv on WebGPU (all three add the bias), else tfjs' conv
-  const path = winogradFits(x.shape, w.shape, stride, pad) ? 'winograd' : tiledConvFits(x.shape, w.shape, stride, pad) ? 'tiled' : fusedKernels() && bias !== null ? 'fused' : 'plain';
+  const path = winogradFits(x.shape, wShape, stride, pad) ? 'winograd' : tiledConvFits(x.shape, wShape, stride, pad) ? 'tiled' : fusedKernels() && bias !== null ? 'fused' : 'plain';
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
     const x4 = xx as tf.Tensor4D;
+    const w = weightOf(weight) as tf.Tensor4D;
     return {
       value:
         path === 'winograd'
@@ -149,6 +168,7 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
               : tf.conv2d(x4, w, stride, padding(pad)),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => {
+          const w = weightOf(weight) as tf.Tensor4D;
           // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
           // the filter's and the bias' gradients, needed or not
           if (stride !== 1 || kh !== kw) return tf.conv2dTranspose(dy as tf.Tensor4D, w, xx.shape as [number, number, number, number], stride, padding(pad));
@@ -172,16 +192,24 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
  * takes the transpose flag instead (one dispatch and no copy of W), and the forward pass adds the bias inside the
  * product's program (tfjs' FusedMatMul). A trainable weight or bias takes tf.matMul and tfjs' gradients.
  */
-export function matMulWeight(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | null = null): tf.Tensor2D {
-  if (isTrainable(w) || isTrainable(bias)) return tf.tidy(() => (bias === null ? tf.matMul(x, w) : tf.add(tf.matMul(x, w), bias)) as tf.Tensor2D);
+export function matMulWeight(x: tf.Tensor2D, weight: Weight, bias: tf.Tensor | null = null): tf.Tensor2D {
+  if (isTrainable(weight) || isTrainable(bias))
+    return tf.tidy(() => {
+      const w = weightOf(weight) as tf.Tensor2D;
+      return (bias === null ? tf.matMul(x, w) : tf.add(tf.matMul(x, w), bias)) as tf.Tensor2D;
+    });
   const gpu = fusedKernels();
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
+    const w = weightOf(weight) as tf.Tensor2D;
     return {
       // on WebGPU reno's tiled program where it is switched on and fits (./webgpu-gemm.ts), else tfjs' (fused) matMul
       value: gpu ? matMulTiled(xx as tf.Tensor2D, w, false, false, bias) : tf.matMul(xx as tf.Tensor2D, w),
       gradFunc: (dy: tf.Tensor) =>
-        tf.tidy(() => (gpu ? matMulTiled(dy as tf.Tensor2D, w, false, true) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D))),
+        tf.tidy(() => {
+          const wt = weightOf(weight) as tf.Tensor2D;
+          return gpu ? matMulTiled(dy as tf.Tensor2D, wt, false, true) : tf.matMul(dy as tf.Tensor2D, tf.transpose(wt) as tf.Tensor2D);
+        }),
     };
   });
   return tf.tidy(() => {

@@ -12,7 +12,7 @@ export interface TensorInfo {
 /** A program's own uniform value, in the order of its `uniforms` declaration. */
 export type Uniform = { type: 'int32' | 'float32'; data: number[] };
 export interface WebgpuBackend {
-  runWebGPUProgram(program: object, inputs: TensorInfo[], dtype: 'float32', uniforms?: Uniform[]): TensorInfo;
+  runWebGPUProgram(program: object, inputs: TensorInfo[], dtype: 'float32' | 'int32', uniforms?: Uniform[]): TensorInfo;
   disposeData(dataId: object): boolean;
 }
 

@@ -12,6 +12,7 @@ import type { RunConfig } from '../config/run-config.js';
 import { ConfigError, DataError } from '../errors.js';
 import { getModel } from '../models/registry.js';
 import { seededNoise } from '../optimize/noise.js';
+import { halfWeightsOn } from '../nn/module.js';
 import { disposeResult, runReno, type ActiveReward, type LoopResult } from '../optimize/loop.js';
 import { RENO_VERSION } from '../paths.js';
 import { requireModel } from '../weights/hub.js';
@@ -105,7 +106,7 @@ export interface RunOutcome {
 export async function runGeneration(s: Session, config: RunConfig, rewardNames: string[], dir: string, o: RunOptions = {}): Promise<RunOutcome> {
   const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
   const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel });
-  const fullConfig = { ...config, run: { reno_version: RENO_VERSION, backend: s.backend, model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
+  const fullConfig = { ...config, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
   const gen = s.generator;
   const native = gen.nativeSize();

@@ -95,10 +95,7 @@ export function loadModule(module: Module, source: TensorSource, opts: LoadOptio
   for (const [p, fk] of plan) {
     const raw = source.read(fk);
     const data = toTfLayout(p.layout, p.torchShape, raw);
-    p.value?.dispose();
-    const t = tf.tensor(data, p.tfShape, 'float32');
-    p.value = p.opts.trainable ? tf.variable(t, true) : t;
-    if (p.opts.trainable) t.dispose();
+    p.store(tf.tensor(data, p.tfShape, 'float32'));
   }
   return { loaded: plan.size, ignored };
 }
@@ -107,10 +104,7 @@ export function loadModule(module: Module, source: TensorSource, opts: LoadOptio
 export function randomInit(module: Module, seed = 0, scale = 0.02): void {
   let s = seed;
   for (const [name, p] of module.namedParams()) {
-    p.value?.dispose();
     const isNormWeight = /norm.*\.weight$|ln.*\.weight$|layer_norm.*weight$|\.gamma$/.test(name);
-    const t = isNormWeight ? tf.ones(p.tfShape) : tf.randomNormal(p.tfShape, 0, scale, 'float32', s++);
-    p.value = p.opts.trainable ? tf.variable(t, true) : t;
-    if (p.opts.trainable) t.dispose();
+    p.store(isNormWeight ? tf.ones(p.tfShape) : tf.randomNormal(p.tfShape, 0, scale, 'float32', s++));
   }
 }

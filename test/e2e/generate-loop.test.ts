@@ -80,3 +80,24 @@ test('tensor count stays flat across steps and runs', async () => {
   await generateCommand({ ...base, out, steps: 4, overrides: only({ test_red: 1 }) });
   assert.equal(tf.memory().numTensors, before);
 });
+
+test('float16 weights (RENO_WEIGHT_DTYPE=fp16): the run completes, says so in run.yaml, and follows the float32 run', async () => {
+  const out = tmpDir();
+  const o = { ...base, out, steps: 3, seed: 2, overrides: only({ test_red: 1, aesthetic: 1 }) };
+  const a = await generateCommand(o);
+  process.env.RENO_WEIGHT_DTYPE = 'fp16';
+  let b;
+  try {
+    b = await generateCommand(o);
+  } finally {
+    delete process.env.RENO_WEIGHT_DTYPE;
+  }
+  assert.match(fs.readFileSync(path.join(b.dir, 'run.yaml'), 'utf8'), /weight_dtype: fp16/);
+  assert.match(fs.readFileSync(path.join(a.dir, 'run.yaml'), 'utf8'), /weight_dtype: fp32/);
+  const [ma, mb] = [metrics(a.dir), metrics(b.dir)];
+  assert.equal(mb.length, 3);
+  for (const [i, r] of ma.entries()) {
+    const rel = Math.abs(mb[i].total - r.total) / Math.abs(r.total);
+    assert.ok(rel < 1e-2 && rel > 0, `step ${i}: fp16 total ${mb[i].total} against fp32 ${r.total}`);
+  }
+});

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, Linear } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
-import { attention, gelu, quickGelu } from '../../nn/ops.js';
+import { attention, gelu, matMulWeight, quickGelu } from '../../nn/ops.js';
 
 export type Act = (x: tf.Tensor) => tf.Tensor;
 
@@ -48,7 +48,7 @@ export class MultiheadAttention extends Module {
     return tf.tidy(() => {
       const [b, l, d] = x.shape as [number, number, number];
       const x2 = x.reshape([b * l, d]); // [B, L, D] -> [B*L, D]
-      const qkv = tf.add(tf.matMul(x2 as tf.Tensor2D, this.in_proj_weight.v as tf.Tensor2D), this.in_proj_bias.v); // [B*L, 3D]
+      const qkv = matMulWeight(x2 as tf.Tensor2D, this.in_proj_weight, this.in_proj_bias.v); // [B*L, 3D]
       const [q, k, v] = tf.split(qkv.reshape([b, l, 3 * d]), 3, 2); // [B*L, 3D] -> [B, L, 3D] -> 3 x [B, L, D]
       return this.out_proj.forward(attention(q, k, v, this.heads, { mask }));
     });
