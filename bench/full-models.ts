@@ -137,8 +137,17 @@ export function freeWeights(module: Module, only: (name: string) => boolean): vo
   }
 }
 
-export function paramBytes(module: Module): number {
-  return module.paramCount() * 4;
+/**
+ * Bytes of a module's parameters as reno stores them: 4 a value, or with `dtype` fp16 2 a value for frozen conv and
+ * Linear weights (Param.store with half weights on; norms, biases and embeddings stay float32).
+ */
+export function paramBytes(module: Module, dtype: 'fp32' | 'fp16' = 'fp32'): number {
+  let n = 0;
+  for (const [, p] of module.namedParams()) {
+    const size = p.torchShape.reduce((a, b) => a * b, 1);
+    n += size * (dtype === 'fp16' && p.layout !== 'none' && !p.opts.trainable ? 2 : 4);
+  }
+  return n;
 }
 
 // ---- the tiny preset ----------------------------------------------------------------------------------------------
@@ -218,10 +227,13 @@ export function buildGenerator(arch: Arch): SdTurboPipeline {
   }
 }
 
-/** Float32 bytes of the full generator (text encoder, UNet, VAE decoder), without building any tensor. */
-export function fullGeneratorBytes(): number {
+/**
+ * Bytes of the full generator's weights, without building any tensor: what stays on the device during the loop
+ * (UNet, VAE decoder) and the text encoder, used once per prompt and parked in host memory meanwhile.
+ */
+export function fullGeneratorBytes(dtype: 'fp32' | 'fp16' = 'fp32'): { loop: number; text: number } {
   const c = fullConfigs;
-  return paramBytes(new ClipTextModel(c.textEncoder())) + paramBytes(new UNet2DConditionModel(c.unet())) + paramBytes(new AutoencoderKL(c.vae(), false));
+  return { loop: paramBytes(new UNet2DConditionModel(c.unet()), dtype) + paramBytes(new AutoencoderKL(c.vae(), false), dtype), text: paramBytes(new ClipTextModel(c.textEncoder()), dtype) };
 }
 
 // ---- the rewards --------------------------------------------------------------------------------------------------
@@ -332,23 +344,28 @@ export async function buildReward(name: RewardName, arch: Arch, o: { prompt?: st
   return fullReward(name, o.prompt, o.seed ?? 10 + REWARD_NAMES.indexOf(name) * 2, o.depthScale ?? 1);
 }
 
-/** Float32 bytes a full reward keeps for optimisation (the image side; the text side too for imagereward). */
-export function fullRewardBytes(name: RewardName): number {
+/**
+ * Bytes of a full reward's weights: what the loss reads every step (the image side; the text side too for
+ * imagereward, whose text encoder attends to the image) and the text tower used once per prompt (parked meanwhile).
+ */
+export function fullRewardBytes(name: RewardName, dtype: 'fp32' | 'fp16' = 'fp32'): { loop: number; text: number } {
   switch (name) {
     case 'pickscore':
     case 'clip': {
       const m = new ClipModel(clipConfig(CLIP_H14, name));
-      return paramBytes(m.vision_model) + paramBytes(m.visual_projection);
+      return { loop: paramBytes(m.vision_model, dtype) + paramBytes(m.visual_projection, dtype), text: paramBytes(m.text_model, dtype) + paramBytes(m.text_projection, dtype) };
     }
     case 'hpsv2': {
       const file = builtinOpenClipConfigFile('ViT-H-14');
-      return paramBytes(new OpenClipModel(openClipConfig(readJsonFile(file, 'open_clip model config'), file)).visual);
+      const m = new OpenClipModel(openClipConfig(readJsonFile(file, 'open_clip model config'), file));
+      const visual = paramBytes(m.visual, dtype);
+      return { loop: visual, text: paramBytes(m, dtype) - visual };
     }
     case 'aesthetic':
-      return paramBytes(new ClipImageEncoder(clipConfig(CLIP_L14, name).vision)) + paramBytes(new AestheticHead(AESTHETIC_HEAD_SIZES));
+      return { loop: paramBytes(new ClipImageEncoder(clipConfig(CLIP_L14, name).vision), dtype) + paramBytes(new AestheticHead(AESTHETIC_HEAD_SIZES), dtype), text: 0 };
     case 'imagereward': {
       const vision = blipVitConfig(BLIP_VIT_L16, name);
-      return paramBytes(new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, name, vision.embedDim), mlp: IMAGE_REWARD_MLP }));
+      return { loop: paramBytes(new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, name, vision.embedDim), mlp: IMAGE_REWARD_MLP }), dtype), text: 0 };
     }
   }
 }

@@ -19,6 +19,7 @@ import { RewardInput } from '../rewards/input.js';
 import type { Reward } from '../rewards/types.js';
 import { useBackend } from '../src/backend.js';
 import { checkpointing, setCheckpointing } from '../src/nn/checkpoint.js';
+import { halfWeightsOn } from '../src/nn/module.js';
 import { disposeResult, runReno, type ActiveReward } from '../src/optimize/loop.js';
 import { seededNoise } from '../src/optimize/noise.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
@@ -279,17 +280,20 @@ async function main(): Promise<void> {
   const weights = paperDefaults().weights;
   console.log(`# ReNO step benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, ${px} px, ${steps} updating iteration(s), ${new Date().toISOString().slice(0, 10)}`);
   console.log(`# ${machine()}`);
-  console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD)`);
+  console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD); weights ${process.env.RENO_WEIGHT_DTYPE || 'fp32'} (RENO_WEIGHT_DTYPE)`);
   console.log('# peak buffers MB: distinct tensor buffers alive at once, weights included; wasm heap MB: the heap\'s high-water mark');
   for (const b of list) {
     await useBackend(b, { quiet: true });
     console.log(`\n# backend ${await backendNote()}`);
     if (parts.includes('step')) {
       console.log(`\n## ${b}: whole ReNO iteration (runReno; ${steps + 1} evaluations, ${steps} updates; ${warmup} warm-up run(s) of one iteration)\n`);
-      const need = full ? fullGeneratorBytes() + rewards.reduce((a, n) => a + fullRewardBytes(n), 0) : 0;
+      // the weights the loop keeps on the device (the text encoders are parked in host memory)
+      const dtype = halfWeightsOn() ? 'fp16' : 'fp32';
+      const gen = fullGeneratorBytes(dtype).loop;
+      const need = full ? gen + rewards.reduce((a, n) => a + fullRewardBytes(n, dtype).loop, 0) : 0;
       if (b === 'wasm' && need > WASM_HEAP_BYTES) {
-        console.log(`Whole step skipped on wasm: the generator and rewards hold ${(need / GB).toFixed(2)} GiB of float32 weights ` +
-          `(generator ${(fullGeneratorBytes() / GB).toFixed(2)} GiB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n) / GB).toFixed(2)}`).join(', ')} GiB), ` +
+        console.log(`Whole step skipped on wasm: the generator and rewards hold ${(need / GB).toFixed(2)} GiB of ${dtype} weights ` +
+          `(generator ${(gen / GB).toFixed(2)} GiB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n, dtype).loop / GB).toFixed(2)}`).join(', ')} GiB), ` +
           `more than the ${WASM_HEAP_BYTES / GB} GiB wasm32 heap. See the per-part figures (one model resident at a time).`);
       } else {
         console.log(row(['backend', 'checkpointing', 'text encoder once s', `total s (${steps} it.)`, 's / iteration', 'final evaluation s', 'peak buffers MB', 'wasm heap MB', 'RSS MB', 'first losses']));
