@@ -4,7 +4,7 @@
 // 12 GB at float32, bench/RESULTS.md), for one unpacked weight at a time. One kernel each way per backend: WGSL's
 // pack2x16float / unpack2x16float on WebGPU, the same conversion in JavaScript (round to nearest even) on cpu and wasm.
 import * as tf from '@tensorflow/tfjs';
-import { int, registerWebgpuKernel, RenoProgram, type TensorInfo } from './webgpu-program.js';
+import { callKernel, int, registerWebgpuKernel, RenoProgram, type TensorInfo } from './webgpu-program.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -139,10 +139,10 @@ for (const backendName of ['cpu', 'wasm']) {
 
 /** x (float32) -> its values as packed binary16 pairs, int32 [ceil(size / 2)]. */
 export function packHalf(x: tf.Tensor): tf.Tensor1D {
-  return tf.engine().runKernel(PACK_HALF, { x } as unknown as tf.NamedTensorMap, {}) as tf.Tensor1D;
+  return callKernel(PACK_HALF, { x });
 }
 
 /** Packed binary16 pairs -> a float32 tensor of `shape`. */
 export function unpackHalf(h: tf.Tensor, shape: number[]): tf.Tensor {
-  return tf.engine().runKernel(UNPACK_HALF, { h } as unknown as tf.NamedTensorMap, { shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return callKernel(UNPACK_HALF, { h }, { shape });
 }

@@ -56,7 +56,7 @@ export function registerWebgpuKernel<A>(name: string, fn: (inputs: Record<string
   });
 }
 
-/** Runs a registered kernel through the engine (the active backend must be webgpu). */
+/** Runs a registered kernel through the engine, on whichever backend it is registered for (most: webgpu only). */
 export function callKernel<T extends tf.Tensor | tf.Tensor[]>(name: string, inputs: Record<string, tf.Tensor>, attrs: object = {}): T {
   return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as unknown as T;
 }

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BENCH_PROMPT, buildGenerator, buildReward } from '../../bench/full-models.js';
+import { RewardInput } from '../../rewards/input.js';
 import { Linear } from '../../src/nn/layers.js';
 import { Module, Param } from '../../src/nn/module.js';
 import { backend, maxRelErr, noLeak } from '../helpers.js';
@@ -63,7 +64,6 @@ test('the generator and the CLIP-family rewards park their text towers and give 
       assert.ok(tf.memory().numBytes < at, `${r.name}: the text tower left the device`);
       // the image side still scores, and a new prompt brings the text tower back
       const img = tf.randomUniform([1, 64, 64, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
-      const { RewardInput } = await import('../../rewards/input.js');
       const input = new RewardInput(img);
       const s0 = p0.score(input).dataSync()[0];
       const p1 = r.prepare(BENCH_PROMPT);
