@@ -32,6 +32,7 @@ import type { Module } from '../src/nn/module.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
 import { imageRewardTokenizer } from '../src/tokenizers/wordpiece.js';
 import { requireModel } from '../src/weights/hub.js';
+import { overBindingLimit } from '../src/webgpu-bindings.js';
 import { SD_TURBO_TEXT_ENCODER, SD_TURBO_UNET, SD_TURBO_VAE } from './sd-turbo-configs.js';
 
 export type Arch = 'tiny' | 'full';
@@ -104,7 +105,8 @@ const DEVICE_MIN = 1 << 20;
  * Seeded random weights like randomInit (normal, std `scale`; norm weights 1) for the parameters `only` selects.
  * On cpu and wasm each tensor comes from tf.randomNormal (one parameter at a time: never the whole model in JS). On
  * a GPU backend, where tf.randomNormal would fill every value in JS and upload it, a large parameter is made on the
- * device from two short random vectors instead: w[i, j] = scale * sqrt(2) * sin(1000 u_i v_j) (std `scale`).
+ * device from two short random vectors instead: w[i, j] = scale * sqrt(2) * sin(1000 u_i v_j) (std `scale`),
+ * unless it is over the adapter's binding limit (src/webgpu-bindings.ts).
  */
 export function initWeights(module: Module, seed: number, scale = 0.02, only: (name: string) => boolean = () => true): void {
   const onDevice = !['cpu', 'wasm'].includes(tf.getBackend());
@@ -116,7 +118,8 @@ export function initWeights(module: Module, seed: number, scale = 0.02, only: (n
     const size = shape.reduce((a, b) => a * b, 1);
     let t: tf.Tensor;
     if (NORM_WEIGHT.test(name)) t = tf.ones(shape);
-    else if (!onDevice || size < DEVICE_MIN) t = tf.randomNormal(shape, 0, scale, 'float32', s);
+    // over the binding limit (lavapipe: the text towers' token embeddings) no device program may write it: made in JS
+    else if (!onDevice || size < DEVICE_MIN || overBindingLimit({ shape })) t = tf.randomNormal(shape, 0, scale, 'float32', s);
     else {
       const cols = shape[shape.length - 1];
       t = tf.tidy(() => {

@@ -30,5 +30,8 @@ export class ConfigError extends RenoError {}
 /** User data (history.json, datasets, images) that cannot be used. */
 export class DataError extends RenoError {}
 
+/** Work the compute device cannot do at this size (a WebGPU binding over the adapter's limit). */
+export class DeviceLimitError extends RenoError {}
+
 /** A run stopped on purpose (SIGINT) or because the objective became non-finite. */
 export class RunStopped extends RenoError {}

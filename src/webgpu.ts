@@ -7,7 +7,8 @@ import { UsageError } from './errors.js';
 import { patchSmallUploads } from './webgpu-uploads.js';
 import { setMaxBlockElems } from './nn/attention.js';
 import { tilesFromEnv } from './nn/webgpu-gemm.js';
-import { setWinogradBindingLimit, winogradFromEnv } from './nn/webgpu-winograd.js';
+import { winogradFromEnv } from './nn/webgpu-winograd.js';
+import { guardBindings, setBindingLimit } from './webgpu-bindings.js';
 
 export interface AdapterSummary {
   vendor: string;
@@ -66,12 +67,13 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   if (software && !opts.allowSoftware) return { ok: false, why: `only a software adapter (${describeAdapter()}); ask for --backend webgpu to use it` };
   // keep every attention block well under one binding (4 bytes per float, a 4x margin for the softmax temporaries)
   setMaxBlockElems(Math.max(1 << 16, Math.floor(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize) / 16)));
-  setWinogradBindingLimit(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize));
+  setBindingLimit(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize));
   await import('@tensorflow/tfjs-backend-webgpu');
   for (const [k, v] of Object.entries(webgpuFlagsFromEnv(process.env))) tf.env().set(k, v);
   const ok = await tf.setBackend('webgpu');
   if (ok) {
     patchSmallUploads();
+    guardBindings();
     chunkAddN();
   }
   return ok ? { ok } : { ok, why: 'tfjs could not initialise the webgpu backend' };

@@ -2,7 +2,7 @@
 // name and owns Params named like its state_dict (weight, bias).
 import * as tf from '@tensorflow/tfjs';
 import { Module, Param } from './module.js';
-import { conv2d as conv2dOp, matMulWeight } from './ops.js';
+import { conv2d as conv2dOp, embeddingLookup, matMulWeight } from './ops.js';
 import { normAffine } from './norm.js';
 
 /** torch.nn.Linear: y = x W^T + b, with W stored [in, out] after loading. */
@@ -112,6 +112,6 @@ export class Embedding extends Module {
   }
 
   forward(ids: tf.Tensor): tf.Tensor {
-    return tf.gather(this.weight.v, ids.toInt());
+    return embeddingLookup(this.weight.v, ids);
   }
 }

@@ -8,6 +8,8 @@ import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
 import { winogradConv2d, winogradFits } from './webgpu-winograd.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 import { Param } from './module.js';
+import { hostValues, overBindingLimit } from '../webgpu-bindings.js';
+import { DeviceLimitError } from '../errors.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 
@@ -257,4 +259,30 @@ export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
     const wide = tf.concat([cols, cols], 2).reshape([b, h, 1, 2 * w * c]); // [BH, W, 2, C] -> [B, H, 1, 2W*C]
     return tf.concat([wide, wide], 2).reshape([b, 2 * h, 2 * w, c]); // [B, H, 2, 2W*C] -> [B, 2H, 2W, C]
   });
+}
+
+/**
+ * Rows of an embedding table: table [V, D], ids int [...] -> [..., D] (torch.nn.functional.embedding). On WebGPU a
+ * table over the adapter's binding limit (CLIP's 49408 x 1024 token embeddings are 202 MB, lavapipe binds 128 MiB)
+ * cannot be bound by any program, so its rows are copied on the host instead: such a table is only ever read here,
+ * so it stays in host memory, off the device (src/webgpu-bindings.ts). No gradient flows to the table (frozen).
+ */
+export function embeddingLookup(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
+  if (!overBindingLimit(table)) return tf.gather(table, ids.dtype === 'int32' ? ids : ids.toInt());
+  const rows = hostValues(table);
+  const idx = hostValues(ids);
+  if (!rows || !idx) {
+    throw new DeviceLimitError(
+      `an embedding table of shape [${table.shape}] is over this adapter's binding limit and ${rows ? 'its ids are' : 'it is'} already on the device; ` +
+        'make the table (and the ids) from host values and use it only for lookups',
+    );
+  }
+  const [v, d] = table.shape;
+  const out = new Float32Array(idx.length * d);
+  for (let i = 0; i < idx.length; i++) {
+    const id = idx[i];
+    if (!(id >= 0 && id < v)) throw new RangeError(`embedding id ${id} outside the table's ${v} rows`);
+    out.set((rows as Float32Array).subarray(id * d, id * d + d), i * d);
+  }
+  return tf.tensor(out, [...ids.shape, d]);
 }

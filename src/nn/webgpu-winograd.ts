@@ -18,6 +18,7 @@ import { UsageError } from '../errors.js';
 import { fusedKernels } from './fused.js';
 import { matMulTiled } from './webgpu-gemm.js';
 import { callKernel, int, registerWebgpuKernel, RenoProgram } from './webgpu-program.js';
+import { bindingLimit } from '../webgpu-bindings.js';
 
 type M = 2 | 4;
 /** The transform matrices B^T [a][a], G [a][3], A^T [m][a] of F(m x m, 3x3) (interpolation points 0, +-1 (, +-2), inf). */
@@ -74,7 +75,6 @@ export function parseWinograd(raw: string | undefined): M | null {
   throw new UsageError(`RENO_WEBGPU_WINOGRAD must be 4, 2 or off (got "${raw}")`);
 }
 let tileM: M | null = 4;
-let maxBindingBytes = 128 * 2 ** 20; // lavapipe's; setupWebgpu sets the adapter's
 
 /** Sets the tile size from RENO_WEBGPU_WINOGRAD (setupWebgpu calls it: a bad value is a usage error there). */
 export function winogradFromEnv(env: NodeJS.ProcessEnv): void {
@@ -84,9 +84,6 @@ export function winogradFromEnv(env: NodeJS.ProcessEnv): void {
 /** Output tile size m, or null for the direct convolution (tests and benchmarks switch it). */
 export function setWinograd(m: M | null): void {
   tileM = m;
-}
-export function setWinogradBindingLimit(bytes: number): void {
-  maxBindingBytes = bytes;
 }
 
 const THREADS = 64;
@@ -113,7 +110,7 @@ export function winogradFits(xShape: number[], wShape: number[], stride: number,
   const k = wShape[3];
   if (c !== wShape[2] || c % 4 !== 0 || k % 4 !== 0 || h + 2 * pad < 3 || w + 2 * pad < 3) return false;
   const tiles = tilesOf(m, b, h + 2 * pad - 2, w + 2 * pad - 2);
-  return tiles >= minTiles && (m + 2) ** 2 * tiles * Math.max(c, k) * 4 <= maxBindingBytes;
+  return tiles >= minTiles && (m + 2) ** 2 * tiles * Math.max(c, k) * 4 <= bindingLimit();
 }
 
 /** WGSL for `out_i = sum_s mat[i][s] * in(s)` for every row i of mat, zero terms skipped. */

@@ -7,8 +7,9 @@ import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';
 import { conv2d } from '../../src/nn/ops.js';
 import { MIN_TILES, parseTile, setMatMulTile, setMinTiles } from '../../src/nn/webgpu-gemm.js';
-import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradBindingLimit, setWinogradMinTiles, winogradFits } from '../../src/nn/webgpu-winograd.js';
+import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradMinTiles, winogradFits } from '../../src/nn/webgpu-winograd.js';
 import { adapterSummary, setupWebgpu } from '../../src/webgpu.js';
+import { setBindingLimit } from '../../src/webgpu-bindings.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
@@ -80,7 +81,7 @@ test('Winograd takes only 3x3 stride-1 convs with channels in fours whose transf
     assert.ok(!winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 2, 1), 'stride 2');
     assert.ok(!winogradFits([1, 64, 64, 512], [1, 1, 512, 512], 1, 0), '1x1');
     assert.ok(!winogradFits([1, 64, 64, 4], [3, 3, 4, 3], 1, 1), '3 output channels');
-    setWinogradBindingLimit(128 * 2 ** 20);
+    setBindingLimit(128 * 2 ** 20);
     assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(2): 512 MiB of transformed input against a 128 MiB binding');
     setWinograd(4);
     assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(4): 288 MiB');
@@ -96,6 +97,6 @@ test('Winograd takes only 3x3 stride-1 convs with channels in fours whose transf
   } finally {
     setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
     const a = adapterSummary(); // the adapter's limit again, as setupWebgpu set it
-    if (a) setWinogradBindingLimit(Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize));
+    if (a) setBindingLimit(Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize));
   }
 });
