@@ -19,7 +19,7 @@ import { RewardInput } from '../rewards/input.js';
 import type { Reward } from '../rewards/types.js';
 import { useBackend } from '../src/backend.js';
 import { checkpointing, setCheckpointing } from '../src/nn/checkpoint.js';
-import { halfWeightsOn } from '../src/nn/module.js';
+import { halfWeightsOn, hostWeightsOn } from '../src/nn/module.js';
 import { disposeResult, runReno, type ActiveReward } from '../src/optimize/loop.js';
 import { seededNoise } from '../src/optimize/noise.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
@@ -280,7 +280,7 @@ async function main(): Promise<void> {
   const weights = paperDefaults().weights;
   console.log(`# ReNO step benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, ${px} px, ${steps} updating iteration(s), ${new Date().toISOString().slice(0, 10)}`);
   console.log(`# ${machine()}`);
-  console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD); weights ${process.env.RENO_WEIGHT_DTYPE || 'fp32'} (RENO_WEIGHT_DTYPE)`);
+  console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD); weights ${process.env.RENO_WEIGHT_DTYPE || 'fp32'} (RENO_WEIGHT_DTYPE), conv / Linear weights in host memory: ${process.env.RENO_HOST_WEIGHTS || 'auto (wasm)'} (RENO_HOST_WEIGHTS)`);
   console.log('# peak buffers MB: distinct tensor buffers alive at once, weights included; wasm heap MB: the heap\'s high-water mark');
   for (const b of list) {
     await useBackend(b, { quiet: true });
@@ -290,7 +290,8 @@ async function main(): Promise<void> {
       // the weights the loop keeps on the device (the text encoders are parked in host memory)
       const dtype = halfWeightsOn() ? 'fp16' : 'fp32';
       const gen = fullGeneratorBytes(dtype).loop;
-      const need = full ? gen + rewards.reduce((a, n) => a + fullRewardBytes(n, dtype).loop, 0) : 0;
+      // with host weights (RENO_HOST_WEIGHTS, on by default on wasm) conv and Linear weights are not in the heap
+      const need = full && !hostWeightsOn() ? gen + rewards.reduce((a, n) => a + fullRewardBytes(n, dtype).loop, 0) : 0;
       if (b === 'wasm' && need > WASM_HEAP_BYTES) {
         console.log(`Whole step skipped on wasm: the generator and rewards hold ${(need / GB).toFixed(2)} GiB of ${dtype} weights ` +
           `(generator ${(gen / GB).toFixed(2)} GiB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n, dtype).loop / GB).toFixed(2)}`).join(', ')} GiB), ` +

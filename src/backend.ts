@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { UsageError } from './errors.js';
-import { setHalfWeights } from './nn/module.js';
+import { setHalfWeights, setHostWeights } from './nn/module.js';
 import { installWasmThreadShim, wasmThreads } from './wasm-threads.js';
 import { describeAdapter, setupWebgpu } from './webgpu.js';
 
@@ -69,12 +69,26 @@ export function weightsFromEnv(): boolean {
   return w === 'fp16';
 }
 
+/**
+ * RENO_HOST_WEIGHTS: on, off or auto (the default: on for wasm only). Frozen conv and Linear weights then stay in host
+ * memory and are copied to the backend where an op uses them (src/nn/module.ts setHostWeights), so models larger than
+ * wasm's 4 GiB heap run there.
+ */
+export function hostWeightsFromEnv(backend: string): boolean {
+  const h = process.env.RENO_HOST_WEIGHTS ?? 'auto';
+  if (h !== 'auto' && h !== 'on' && h !== 'off') throw new UsageError(`RENO_HOST_WEIGHTS must be auto, on or off, not "${h}"`);
+  return h === 'auto' ? backend === 'wasm' : h === 'on';
+}
+
 /** Select and initialise a backend; returns its tfjs name. */
 export async function useBackend(requested?: string, opts: { quiet?: boolean } = {}): Promise<string> {
   setHalfWeights(weightsFromEnv());
   const name = (requested ?? process.env.RENO_BACKEND ?? 'auto') as BackendName;
   if (!BACKENDS.includes(name)) throw new UsageError(`unknown backend "${name}" (choose one of ${BACKENDS.join(', ')})`);
-  if (active && (name === 'auto' || name === active || (name === 'tensorflow' && active === 'tensorflow'))) return active;
+  if (active && (name === 'auto' || name === active || (name === 'tensorflow' && active === 'tensorflow'))) {
+    setHostWeights(hostWeightsFromEnv(active));
+    return active;
+  }
   // PROD silences tfjs's console advice ("install tfjs-node") and skips debug-only checks.
   tf.env().set('PROD', true);
   let ok = false;
@@ -100,6 +114,7 @@ export async function useBackend(requested?: string, opts: { quiet?: boolean } =
   if (!ok) throw new UsageError(`backend "${name}" could not be initialised`);
   await tf.ready();
   active = tf.getBackend();
+  setHostWeights(hostWeightsFromEnv(active));
   if (!announced && !opts.quiet) {
     const extra = active === 'webgpu' ? `, adapter ${describeAdapter()}` : active === 'wasm' && wasmThreadCount > 1 ? `, ${wasmThreadCount} threads` : '';
     process.stderr.write(`reno: backend ${active}${name === 'auto' ? ' (auto)' : ''}${extra}\n`);

@@ -123,8 +123,9 @@ export function setTrainable(params: [string, Param][], trainable: boolean): voi
     if (trainable && !isVar) {
       p.value = tf.variable(v, true);
       v.dispose();
-      p.half?.dispose(); // a float16-stored weight trains at float32
+      p.half?.dispose(); // a float16-stored or host weight trains at float32, on the device
       p.half = null;
+      p.host = null;
     } else if (!trainable && isVar) {
       p.value = tf.clone(v);
       v.dispose();

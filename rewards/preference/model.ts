@@ -118,6 +118,8 @@ export class PreferenceModel {
         if (trainable) t.dispose();
       }
       const adapters = config.lora ? attachLora(backbone, config.lora, seed, trainable) : [];
+      // a trained vision tower is part of the checkpoint's tensors (read and replaced as tensors): kept on the backend
+      if (config.trainVision) for (const [, p] of visionParams(backbone)) p.pin();
       if (trainable && config.trainVision) setTrainable(visionParams(backbone), true);
       return new PreferenceModel(backbone, tokenizer, config, backboneDir, prototypes, adapters, readImageNormalisation(backboneDir));
     } catch (e) {

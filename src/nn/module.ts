@@ -2,7 +2,7 @@
 // name its parameters exactly as the checkpoint's state_dict does ("down_blocks.0.resnets.1.conv1.weight").
 // Loading (./load.ts in src/weights) walks this tree, so key names are never spelled twice.
 import * as tf from '@tensorflow/tfjs';
-import { packHalf, unpackHalf } from './half.js';
+import { packHalf, packHalfValues, unpackHalf, unpackHalfValues } from './half.js';
 
 /** How a PyTorch tensor maps onto the tfjs layout the module computes with. */
 export type Layout =
@@ -24,11 +24,29 @@ export function halfWeightsOn(): boolean {
   return halfWeights;
 }
 
+let hostWeights = false;
+
+/**
+ * Whether frozen conv and Linear weights loaded from now on stay in host memory (JavaScript typed arrays), a tensor
+ * being made from them where an op uses them (`Param.v`). On wasm (src/backend.ts turns it on there) this keeps the
+ * weights out of the 4 GiB wasm32 heap, which then holds activations and the weights of the op at hand only (and
+ * XNNPACK's packed copy of those, freed with them): the full SD-Turbo UNet alone is 3.46 GB of float32 weights.
+ */
+export function setHostWeights(on: boolean): void {
+  hostWeights = on;
+}
+
+export function hostWeightsOn(): boolean {
+  return hostWeights;
+}
+
 export class Param {
   /** The float32 value (a tf.Variable for a trainable parameter). */
   value: tf.Tensor | null = null;
   /** A frozen conv / Linear weight stored as packed float16 pairs (./half.ts), when half weights are on. */
   half: tf.Tensor | null = null;
+  /** A frozen conv / Linear weight kept in host memory (setHostWeights): float32 values or packed float16 pairs. */
+  host: { values: Float32Array | Int32Array; half: boolean } | null = null;
   /** The value while parked in host memory (Module.park), off the device. */
   parked: { values: tf.TypedArray; shape: number[]; dtype: tf.DataType; variable: boolean; half: boolean } | null = null;
   constructor(
@@ -43,22 +61,40 @@ export class Param {
   }
 
   get loaded(): boolean {
-    return this.value !== null || this.half !== null;
+    return this.value !== null || this.half !== null || this.host !== null;
   }
 
   /**
    * Take t (tfjs layout, float32; owned from now on) as the value: a trainable parameter becomes a variable, a frozen
-   * conv or Linear weight is packed to float16 when half weights are on.
+   * conv or Linear weight is packed to float16 when half weights are on, and kept in host memory when host weights
+   * are on.
    */
   store(t: tf.Tensor): void {
     this.clear();
     if (this.opts.trainable) {
       this.value = tf.variable(t, true);
       t.dispose();
+    } else if (hostWeights && this.layout !== 'none') {
+      const values = t.dataSync() as Float32Array;
+      this.host = halfWeights ? { values: packHalfValues(values), half: true } : { values: values.slice(), half: false };
+      t.dispose();
     } else if (halfWeights && this.layout !== 'none') {
       this.half = packHalf(t);
       t.dispose();
     } else this.value = t;
+  }
+
+  /**
+   * Keep the value as one float32 tensor on the backend (a float16 or host weight is made into it once): for
+   * weights that are read and replaced as tensors, like a preference model's trained vision tower.
+   */
+  pin(): void {
+    if (this.value || !(this.half || this.host)) return;
+    const t = this.v;
+    this.half?.dispose();
+    this.half = null;
+    this.host = null;
+    this.value = t;
   }
 
   /** Free the value (and any parked copy). */
@@ -67,17 +103,23 @@ export class Param {
     this.half?.dispose();
     this.value = null;
     this.half = null;
+    this.host = null;
     this.parked = null;
   }
 
   /**
-   * The loaded value; throws a clear error if the module was used before loading. A float16-stored weight is
-   * unpacked into a new tensor on every call: call it inside a tf.tidy (or dispose the result), and never keep it
-   * in a gradient's closure (src/nn/ops.ts conv2d and matMulWeight take the Param itself for that).
+   * The loaded value; throws a clear error if the module was used before loading. A float16-stored or host weight
+   * is made into a new tensor on every call: call it inside a tf.tidy (or dispose the result), and never keep it in
+   * a gradient's closure (src/nn/ops.ts conv2d and matMulWeight take the Param itself for that).
    */
   get v(): tf.Tensor {
     if (this.value) return this.value;
     if (this.half) return unpackHalf(this.half, this.tfShape);
+    if (this.host) {
+      const shape = this.tfShape;
+      const n = shape.reduce((a, b) => a * b, 1);
+      return tf.tensor(this.host.half ? unpackHalfValues(this.host.values as Int32Array, n) : this.host.values, shape, 'float32');
+    }
     throw new Error(`parameter of shape [${this.torchShape}] used ${this.parked ? 'while parked in host memory (Module.unpark first)' : 'before it was loaded'}`);
   }
 }
