@@ -8,6 +8,7 @@ import { patchSmallUploads } from './webgpu-uploads.js';
 import { setMaxBlockElems } from './nn/attention.js';
 import { tilesFromEnv } from './nn/webgpu-gemm.js';
 import { winogradFromEnv } from './nn/webgpu-winograd.js';
+import { attentionFromEnv } from './nn/webgpu-flash.js';
 import { guardBindings, setBindingLimit } from './webgpu-bindings.js';
 
 export interface AdapterSummary {
@@ -51,6 +52,7 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   // reno's own programs' settings (usage errors for bad values, before any device work)
   tilesFromEnv(process.env);
   winogradFromEnv(process.env);
+  attentionFromEnv(process.env);
   const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { ok: false, why: 'no WebGPU adapter (no Vulkan/Metal/D3D12 device; on Linux without a GPU install Mesa 25 lavapipe)' };
   const info = adapter.info ?? {};

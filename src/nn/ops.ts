@@ -6,6 +6,7 @@ import { fusedKernels } from './fused.js';
 import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';
 import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
 import { winogradConv2d, winogradFits } from './webgpu-winograd.js';
+import { flashAttention, flashFits } from './webgpu-flash.js';
 import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
 import { Param } from './module.js';
 import { hostValues, overBindingLimit } from '../webgpu-bindings.js';
@@ -223,7 +224,8 @@ export function matMulWeight(x: tf.Tensor2D, weight: Weight, bias: tf.Tensor | n
 /**
  * Multi-head scaled dot-product attention. q [B, Lq, H*D], k/v [B, Lk, H*D] -> [B, Lq, H*D].
  * `mask` (optional) is added to the scores and broadcasts to [B, H, Lq, Lk] (0 = keep, large negative = drop).
- * Query-chunked with its own gradient (./attention.ts): memory linear in tokens, plain 2-D matMuls only.
+ * Query-chunked with its own gradient (./attention.ts): memory linear in tokens, plain 2-D matMuls only. On WebGPU
+ * an unmasked attention takes the flash programs instead (./webgpu-flash.ts: one program forward, no score matrix).
  */
 export function attention(
   q: tf.Tensor,
@@ -232,6 +234,8 @@ export function attention(
   heads: number,
   opts: { scale?: number; mask?: tf.Tensor; constantKV?: boolean } = {},
 ): tf.Tensor {
+  const c = q.shape[q.shape.length - 1];
+  if (flashFits(c, heads, opts.mask !== undefined)) return flashAttention(q, k, v, heads, opts.scale ?? 1 / Math.sqrt(c / heads), opts.constantKV === true);
   return chunkedAttention(q, k, v, heads, opts);
 }
 

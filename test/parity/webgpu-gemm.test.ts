@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';
 import { attention, conv2d, matMulWeight } from '../../src/nn/ops.js';
+import { setFlashAttention } from '../../src/nn/webgpu-flash.js';
 import { matMulTiled, MIN_TILES, parseTile, tilesFromEnv, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
 import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
 import { setupWebgpu } from '../../src/webgpu.js';
@@ -170,6 +171,7 @@ test('the tiled matMul matches tfjs on webgpu: batches, transpose flags, a broad
 test('a Linear layer and the attention on the tiled matMul match tfjs on webgpu: values and input gradients', { skip, timeout: 300_000 }, async () => {
   await useBackend('webgpu', { quiet: true });
   setMinTiles(1);
+  setFlashAttention(false); // the chunked attention's products (flash attention has programs of its own)
   try {
     const x = tf.randomNormal([40, 64], 0, 1, 'float32', 1) as tf.Tensor2D;
     const w = tf.randomNormal([64, 96], 0, 0.2, 'float32', 2) as tf.Tensor2D;
@@ -203,5 +205,6 @@ test('a Linear layer and the attention on the tiled matMul match tfjs on webgpu:
   } finally {
     setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
     setMinTiles(MIN_TILES);
+    setFlashAttention(true);
   }
 });
