@@ -61,7 +61,9 @@ class FlashProgram extends RenoProgram {
   getUserCode(): string {
     const d4 = this.d / 4;
     // rows as vec4s: a tile row j starts at j * d4; a dot product of a register row and a tile row
-    const dot = (a: string, tile: string) => `{ var acc = 0.0; for (var i = 0; i < ${d4}; i = i + 1) { acc = acc + dot(${a}[i], ${tile}[j * ${d4} + i]); } `;
+    // four independent sums (a vec4) and one horizontal sum at the end: a chain of D / 4 dependent adds, not D
+    const dot = (a: string, tile: string) =>
+      `{ var acc4 = vec4<f32>(0.0); for (var i = 0; i < ${d4}; i = i + 1) { acc4 = acc4 + ${a}[i] * ${tile}[j * ${d4} + i]; } let acc = acc4.x + acc4.y + acc4.z + acc4.w; `;
     const tiles = (names: string[]) => names.map((n) => `var<workgroup> ${n}T : array<vec4<f32>, ${T * d4}>;`).join('\n  ');
     const regs = (names: string[]) => names.map((n) => `var ${n}R : array<vec4<f32>, ${d4}>;`).join('\n    ');
     // this invocation's row of a [B, L, C] tensor, head h: its offset; element 4i..4i+3 of it as a vec4
