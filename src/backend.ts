@@ -77,6 +77,7 @@ export function weightsFromEnv(): boolean {
 export function hostWeightsFromEnv(backend: string): boolean {
   const h = process.env.RENO_HOST_WEIGHTS ?? 'auto';
   if (h !== 'auto' && h !== 'on' && h !== 'off') throw new UsageError(`RENO_HOST_WEIGHTS must be auto, on or off, not "${h}"`);
+  if (h === 'on' && backend === 'webgpu') throw new UsageError('RENO_HOST_WEIGHTS=on is for the CPU backends: WebGPU in Node has no synchronous read-back to take weights off the device');
   return h === 'auto' ? backend === 'wasm' : h === 'on';
 }
 

@@ -77,7 +77,8 @@ test('RENO_HOST_WEIGHTS: auto means wasm only; on, off; anything else is a usage
     assert.equal(hostWeightsFromEnv('webgpu'), false);
     assert.equal(hostWeightsFromEnv('cpu'), false);
     process.env.RENO_HOST_WEIGHTS = 'on';
-    assert.equal(hostWeightsFromEnv('webgpu'), true);
+    assert.equal(hostWeightsFromEnv('cpu'), true);
+    assert.throws(() => hostWeightsFromEnv('webgpu'), (e: Error) => e instanceof UsageError && /for the CPU backends/.test(e.message));
     process.env.RENO_HOST_WEIGHTS = 'off';
     assert.equal(hostWeightsFromEnv('wasm'), false);
     process.env.RENO_HOST_WEIGHTS = 'yes';
