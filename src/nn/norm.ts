@@ -38,6 +38,85 @@ export function standardize(x: tf.Tensor, axes: number[], eps: number): tf.Tenso
   return f(x);
 }
 
+/**
+ * Applies the steps in turn, each in its own tidy, freeing each intermediate as soon as the next one is made: at most
+ * the input, two full-size tensors and one step's temporaries are alive (a tidy around the whole chain keeps them all).
+ * The input itself is not freed here (a step may free it, or what it views, once its own result is made).
+ */
+function pipe(x: tf.Tensor, steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
+  let t = x;
+  for (const step of steps) {
+    const next = tf.tidy(() => step(t));
+    if (t !== x) t.dispose();
+    t = next;
+  }
+  return t === x ? t.clone() : t;
+}
+
+/**
+ * GroupNorm / LayerNorm, affine and activation as one op for frozen weights on the CPU backends, the counterpart of
+ * the fused WebGPU kernels: the forward pass keeps x and the per-group mean and rstd only (the composite op by op
+ * keeps x-hat, the affine output and the sigmoid, three tensors of x's size per norm), and the backward pass
+ * recomputes x-hat (and for SiLU the affine output) from them. Peak memory of a VAE decoder's backward pass at 512 px
+ * is bound by these norms (bench/RESULTS.md); every step frees its input as it goes (`pipe`).
+ *   forward:  xhat = (x - mean) rstd,  y = xhat w + b,  out = act(y)
+ *   backward: g = dy act'(y) w,  dx = rstd (g - mean(g) - xhat mean(g xhat))   (means over the normalised axes)
+ */
+function leanNormAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
+  const { weight: w, bias: b, eps } = o;
+  const silu = (o.act ?? 'none') === 'silu';
+  const c = x.shape[x.rank - 1];
+  const axes = o.groups === null ? [x.rank - 1] : [1, 3];
+  // [B, ..., C] -> [B, N, G, C/G] for GroupNorm (statistics per item and group); LayerNorm keeps x's shape
+  const grouped = (t: tf.Tensor) => (o.groups === null ? t : t.reshape([x.shape[0], -1, o.groups, c / o.groups]));
+  const xhatOf = (xs: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor) => tf.mul(tf.sub(grouped(xs), mean), rstd).reshape(x.shape); // back to x's shape
+  const affine = [...(w ? [(t: tf.Tensor) => tf.mul(t, w)] : []), ...(b ? [(t: tf.Tensor) => tf.add(t, b)] : [])];
+  const f = withGrad<[tf.Tensor]>((xx, save) => {
+    const { mean, rstd } = tf.tidy(() => {
+      const g = grouped(xx);
+      const m = tf.mean(g, axes, true);
+      return { mean: m, rstd: tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(g, m)), axes, true), eps)) };
+    });
+    save([xx, mean, rstd]);
+    const value = pipe(xx, [(t) => xhatOf(t, mean, rstd), ...affine, ...(silu ? [(t: tf.Tensor) => tf.mul(t, tf.sigmoid(t))] : [])]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, [xs, m, rs]: tf.Tensor[]) => {
+        // g = dy act'(y) w, the gradient at xhat (SiLU' = s (1 + y (1 - s)) with s = sigmoid(y)); owned unless it is dy
+        let g = dy;
+        if (silu) {
+          const y = pipe(xs, [(t) => xhatOf(t, m, rs), ...affine]);
+          const s = tf.sigmoid(y);
+          const chain = [(t: tf.Tensor) => tf.mul(y, tf.sub(1, t)), (t: tf.Tensor) => tf.add(t, 1), (t: tf.Tensor) => tf.mul(t, s), (t: tf.Tensor) => tf.mul(t, dy)];
+          g = pipe(s, w ? [...chain, (t) => tf.mul(t, w)] : chain);
+          tf.dispose([y, s]);
+        } else if (w) g = tf.mul(dy, w);
+        const xhat = tf.tidy(() => xhatOf(xs, m, rs));
+        const gg = grouped(g);
+        const { m1, m2 } = tf.tidy(() => ({ m1: tf.mean(gg, axes, true), m2: tf.mean(tf.mul(gg, grouped(xhat)), axes, true) }));
+        // g and xhat are freed by the first step that no longer needs them (each step's result is made first)
+        const dx = pipe(gg, [
+          (t) => {
+            const r = tf.sub(t, m1);
+            if (gg !== dy) gg.dispose(); // a reshape of g (of dy itself without weight or SiLU)
+            if (g !== dy) g.dispose();
+            return r;
+          },
+          (t) => {
+            const r = tf.sub(t, tf.mul(grouped(xhat), m2));
+            xhat.dispose();
+            return r;
+          },
+          (t) => tf.mul(t, rs).reshape(x.shape), // [B, N, G, C/G] -> x's shape
+        ]);
+        tf.dispose([m1, m2]);
+        return dx;
+      },
+    };
+  });
+  return f(x);
+}
+
 /** Kept ones / zeros of length c, for norms without an affine weight or bias on the fused path. */
 const constants = new Map<string, tf.Tensor>();
 function constant(value: 0 | 1, c: number): tf.Tensor {
@@ -68,6 +147,7 @@ export function normAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
   const act = o.act ?? 'none';
   const c = x.shape[x.rank - 1];
   const G = o.groups ?? 1;
+  if (!isTrainable(o.weight) && !isTrainable(o.bias) && !fusedKernels()) return leanNormAffine(x, o);
   if (!fusedKernels() || isTrainable(o.weight) || isTrainable(o.bias)) {
     return tf.tidy(() => {
       let y: tf.Tensor;

@@ -5,8 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GroupNorm, LayerNorm } from '../../src/nn/layers.js';
-import { standardize } from '../../src/nn/norm.js';
-import { engineCalls } from '../../bench/measure.js';
+import { normAffine, standardize, type NormOptions } from '../../src/nn/norm.js';
+import { engineCalls, withPeak } from '../../bench/measure.js';
 import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';
 
 /** The composite formula, differentiated by tfjs op by op. */
@@ -76,5 +76,52 @@ for (const be of testBackends()) {
     tf.dispose([x, dy, xhat, wantW, wantB, xi, want, ...Object.values(grads)]);
     ln.dispose();
     gn.dispose();
+  });
+
+  test(`GroupNorm / LayerNorm with frozen weights as one op: the composite's values and input gradients, less memory (${be})`, async () => {
+    await backend(be);
+    const silu = (t: tf.Tensor) => tf.mul(t, tf.sigmoid(t));
+    /** the formula op by op, differentiated by tfjs */
+    const reference = (t: tf.Tensor, o: NormOptions) => {
+      const c = t.shape[t.rank - 1];
+      let y = o.groups === null ? composite(t, [t.rank - 1], o.eps) : composite(t.reshape([t.shape[0], -1, o.groups, c / o.groups]), [1, 3], o.eps).reshape(t.shape);
+      if (o.weight) y = tf.mul(y, o.weight);
+      if (o.bias) y = tf.add(y, o.bias);
+      return o.act === 'silu' ? silu(y) : y;
+    };
+    const vec = (n: number, mean: number, seed: number) => tf.randomNormal([n], mean, 0.3, 'float32', seed);
+    const cases: { shape: number[]; o: NormOptions }[] = [
+      { shape: [2, 5, 3, 6], o: { groups: 3, eps: 1e-5, weight: vec(6, 1, 1), bias: vec(6, 0, 2), act: 'silu' } },
+      { shape: [1, 4, 4, 8], o: { groups: 2, eps: 1e-6, weight: null, bias: null, act: 'none' } },
+      { shape: [2, 9, 4], o: { groups: 4, eps: 1e-6, weight: vec(4, 1, 3), bias: null, act: 'silu' } },
+      { shape: [3, 7, 8], o: { groups: null, eps: 1e-5, weight: vec(8, 1, 4), bias: null } },
+      { shape: [4, 8], o: { groups: null, eps: 1e-5, weight: vec(8, 1, 5), bias: vec(8, 0, 6) } },
+    ];
+    for (const { shape, o } of cases) {
+      const x = tf.tidy(() => tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 7), 3), 2));
+      const dy = tf.randomNormal(shape, 0, 1, 'float32', 8);
+      const loss = (f: (t: tf.Tensor, o: NormOptions) => tf.Tensor) => (t: tf.Tensor) => tf.sum(tf.mul(f(t, o), dy));
+      const [ours, ref] = [normAffine, reference].map((f) => tf.tidy(() => f(x, o)));
+      assert.ok(maxRelErr(await ours.data(), await ref.data()) < 1e-5, `values ${JSON.stringify(shape)}`);
+      const [gOurs, gRef] = [normAffine, reference].map((f) => tf.grad(loss(f))(x));
+      const err = maxRelErr(await gOurs.data(), await gRef.data());
+      assert.ok(err < 1e-4, `gradient ${JSON.stringify(shape)} groups ${o.groups} act ${o.act}: ${err}`);
+      await noLeak(() => tf.dispose(tf.grad(loss(normAffine))(x)));
+      tf.dispose([x, dy, ours, ref, gOurs, gRef, o.weight, o.bias].filter((t): t is tf.Tensor => t !== null));
+    }
+    // memory: x, the output, the seed gradient and the backward pass's working set; the composite keeps x-hat, the
+    // affine output and the sigmoid besides
+    const x = tf.randomNormal([1, 32, 32, 64], 1, 2, 'float32', 9);
+    const o: NormOptions = { groups: 8, eps: 1e-5, weight: vec(64, 1, 10), bias: vec(64, 0, 11), act: 'silu' };
+    const peak = async (f: (t: tf.Tensor, o: NormOptions) => tf.Tensor) => {
+      const base = tf.memory().numBytes;
+      const r = await withPeak(async () => tf.dispose(tf.grad((t: tf.Tensor) => tf.sum(f(t, o)))(x)));
+      return (r.peakBytes - base) / (x.size * 4);
+    };
+    const lean = await peak(normAffine);
+    const ref = await peak(reference);
+    assert.ok(lean <= 5.5, `one op: ${lean.toFixed(2)} x the input alive at the peak`);
+    assert.ok(ref >= 8, `the composite: ${ref.toFixed(2)} x`);
+    tf.dispose([x, o.weight!, o.bias!]);
   });
 }
