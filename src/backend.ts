@@ -28,9 +28,32 @@ async function tryTensorflow(): Promise<boolean> {
   return false;
 }
 
+/**
+ * wasm's Identity kernel copies its input into fresh heap memory, and tfjs makes every tensor a gradient saves for
+ * the backward pass (and every tf.clone) through it: on wasm each saved activation existed twice, in the 4 GiB heap
+ * (a VAE decoder's backward pass: about a third of its peak). Tensors are immutable and wasm's own Reshape already
+ * shares its input's buffer by reference count, so Identity does the same here, as the cpu and WebGPU backends' do.
+ */
+function shareWasmIdentity(): void {
+  const original = tf.getKernel('Identity', 'wasm');
+  if (!original || (original as { shared?: boolean }).shared) return;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({
+    ...original,
+    shared: true,
+    kernelFunc: ((args: { inputs: { x: tf.TensorInfo }; backend: { incRef(d: object): void } }) => {
+      const { x } = args.inputs;
+      if (x.dtype === 'string') return (original.kernelFunc as unknown as (a: unknown) => tf.TensorInfo)(args);
+      args.backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    }) as unknown as tf.KernelFunc,
+  } as tf.KernelConfig);
+}
+
 let wasmThreadCount = 1;
 async function tryWasm(): Promise<boolean> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  shareWasmIdentity();
   const n = wasmThreads();
   if (n <= 1) return tf.setBackend('wasm');
   wasm.setThreadsCount(n);

@@ -28,6 +28,9 @@ export class ResnetBlock2D extends Module {
   /** x [B, H, W, Cin], temb [B, T] (already the UNet's time embedding; SiLU is applied here). */
   forward(x: tf.Tensor4D, temb?: tf.Tensor2D): tf.Tensor4D {
     return tf.tidy(() => {
+      // the shortcut first: the backward pass then reaches it last, so its input gradient is not held through the
+      // main branch's (a 1x1 conv's gradient has the input's channels)
+      const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
       const a = this.norm1.forward(x, 'silu') as tf.Tensor4D;
       const proj = this.time_emb_proj;
       const timeProjection = (t: tf.Tensor2D) => {
@@ -44,7 +47,6 @@ export class ResnetBlock2D extends Module {
         if (proj && temb) h = tf.add(h, timeProjection(temb));
       }
       h = this.conv2.forward(this.norm2.forward(h, 'silu') as tf.Tensor4D);
-      const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
       return tf.add(skip, h);
     });
   }

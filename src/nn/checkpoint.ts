@@ -4,6 +4,7 @@
 // intermediates" for the price of one extra forward pass (ReNO keeps checkpointing on for every model it uses).
 // Only for frozen units: gradients flow to the unit's tensor inputs, never to variables captured inside it.
 import * as tf from '@tensorflow/tfjs';
+import { gradients } from './backprop.js';
 
 let enabled = (process.env.RENO_CHECKPOINT ?? 'on') !== 'off';
 
@@ -21,16 +22,17 @@ export function checkpointing(): boolean {
  * forward pass (gradient depth 1) would append to the outer tape and leave its saved tensors there until the outer
  * backward pass ends; inside a backward pass (depth 0) it would replace the outer tape and clear it. The outer tape
  * and depth are set aside for the duration of the inner call and put back. Used by the checkpoint recompute below and
- * by the ReNO loop, which takes each reward's image gradient on its own tape (src/optimize/loop.ts).
+ * by the ReNO loop, which takes each reward's image gradient on its own tape (src/optimize/loop.ts). keepValue false
+ * frees fn's value as soon as it is made (returned disposed), for callers that need the gradients only.
  */
-export function isolatedGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor): { value: tf.Tensor; grads: tf.Tensor[] } {
+export function isolatedGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, keepValue = true): { value: tf.Tensor; grads: tf.Tensor[] } {
   const state = (tf.engine() as unknown as { state: { activeTape: unknown; gradientDepth: number } }).state;
   const outer = { tape: state.activeTape, depth: state.gradientDepth };
   state.activeTape = null;
   state.gradientDepth = 0;
   try {
     // allowNoGradients: a unit may ignore one of its inputs (e.g. the text context of a block without attention)
-    const { value, grads } = tf.engine().gradients(() => fn(...xs), xs, dy, true);
+    const { value, grads } = gradients(() => fn(...xs), xs, dy, keepValue);
     return { value, grads: grads.map((g, i) => g ?? tf.zerosLike(xs[i])) };
   } finally {
     state.activeTape = outer.tape;
@@ -39,7 +41,7 @@ export function isolatedGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tens
 }
 
 function innerGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
-  const { value, grads } = isolatedGrads(fn, xs, dy);
+  const { value, grads } = isolatedGrads(fn, xs, dy, false); // the value is freed once made: only gradients are needed
   value.dispose();
   return grads;
 }

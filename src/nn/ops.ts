@@ -7,7 +7,8 @@ import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } fr
 import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
 import { winogradConv2d, winogradFits } from './webgpu-winograd.js';
 import { flashAttention, flashFits } from './webgpu-flash.js';
-import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors)
+import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors), shape-only saves
+import './backprop.js'; // a backward pass that frees each gradient once used
 import { Param } from './module.js';
 import { hostValues, overBindingLimit } from '../webgpu-bindings.js';
 import { DeviceLimitError } from '../errors.js';

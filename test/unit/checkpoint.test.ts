@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import { vaeConfig } from '../../generators/sd-turbo/config.js';
 import { AutoencoderKL } from '../../generators/sd-turbo/vae.js';
 import { checkpoint, setCheckpointing } from '../../src/nn/checkpoint.js';
+import { setLeanBackprop } from '../../src/nn/backprop.js';
 import { randomInit } from '../../src/weights/load.js';
+import { withPeak } from '../../bench/measure.js';
 import { VAE } from '../../scripts/tiny/sd-turbo.js';
 import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';
 
@@ -32,20 +34,32 @@ for (const be of testBackends()) {
     randomInit(vae, 4, 0.2);
     const side = be === 'cpu' ? 12 : 24; // 96 / 192 px: activations dominate the peak
     const z = tf.randomNormal([1, side, side, 4], 0, 1, 'float32', 5) as tf.Tensor4D;
-    const run = (on: boolean) => {
+    // the peak of distinct tensor buffers during the backward pass, by tfjs' own backward pass or by reno's lean one
+    // (src/nn/backprop.ts: that one frees each gradient once used, so it leaves checkpointing less to win)
+    const run = async (on: boolean, lean: boolean) => {
       setCheckpointing(on);
-      // tf.profile reuses one info object per engine: copy the number out at once
-      return tf.profile(() => tf.grad((q: tf.Tensor) => tf.sum(tf.square(vae.decode(q as tf.Tensor4D))))(z)).then((p) => p.peakBytes);
+      setLeanBackprop(lean);
+      try {
+        const base = tf.memory().numBytes;
+        const r = await withPeak(async () => tf.dispose(tf.grad((q: tf.Tensor) => tf.sum(tf.square(vae.decode(q as tf.Tensor4D))))(z)));
+        return r.peakBytes - base;
+      } finally {
+        setLeanBackprop(true);
+      }
     };
     const gOn = tf.grad((q: tf.Tensor) => tf.sum(tf.square(vae.decode(q as tf.Tensor4D))))(z);
     setCheckpointing(false);
     const gOff = tf.grad((q: tf.Tensor) => tf.sum(tf.square(vae.decode(q as tf.Tensor4D))))(z);
     setCheckpointing(true);
     assert.ok(maxRelErr(gOn.dataSync(), gOff.dataSync()) < 1e-4);
-    const on = await run(true);
-    const off = await run(false);
+    const on = await run(true, false);
+    const off = await run(false, false);
+    const leanOn = await run(true, true);
+    const leanOff = await run(false, true);
     setCheckpointing(true);
-    assert.ok(on < off * 0.8, `peak ${on} vs ${off}`);
+    assert.ok(on < off * 0.8, `tfjs' backward pass: peak ${on} checkpointed vs ${off}`);
+    assert.ok(leanOn <= leanOff, `lean backward pass: peak ${leanOn} checkpointed vs ${leanOff}`);
+    assert.ok(leanOn < on * 0.9, `checkpointed: peak ${leanOn} with the lean backward pass vs ${on}`);
     vae.dispose();
   });
 }
