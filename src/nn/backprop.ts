@@ -5,8 +5,9 @@
 // its accumulation map, the second operand of each accumulation is never freed, and what a custom gradient function
 // makes outside a tidy lives on too. In a checkpointed VAE decoder's backward pass at 512 px that is one tensor of
 // 128-268 MB per op of the unit being recomputed plus one per unit boundary (bench/RESULTS.md). Here the gradient of a
-// tensor is freed once its producer has used it, each accumulation frees both operands, and each node's gradient runs
-// in a tidy of its own. Values and gradients are the same (the same gradient functions, in the same order).
+// tensor is freed once its producer has used it, so is what each node saved for its gradient, each accumulation
+// frees both operands, and each node's gradient runs in a tidy of its own. Values and gradients are the same (the
+// same gradient functions, in the same order).
 import * as tf from '@tensorflow/tfjs';
 
 interface TapeNode {
@@ -131,6 +132,10 @@ export function leanGradients(
           hold(x.id, sum);
         }
       }
+      // what this node saved for its gradient is used: freed now, not when the whole pass ends (a checkpointed unit's
+      // saved input, once its recomputation is done), unless the gradient function handed a saved tensor back
+      const handedBack = new Set(Object.values(dxs));
+      for (const t of node.saved ?? []) if (!handedBack.has(t)) t.dispose();
       // every consumer of this node's outputs came later on the tape: their gradients are complete and used now
       for (const o of node.outputs) {
         const g = grads.get(o.id);
