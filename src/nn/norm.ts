@@ -53,6 +53,13 @@ function pipe(x: tf.Tensor, steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
   return t === x ? t.clone() : t;
 }
 
+/** fn's result (made in a tidy of its own), then `free` disposed: the result is made before its inputs go. */
+function then(fn: () => tf.Tensor, ...free: tf.Tensor[]): tf.Tensor {
+  const r = tf.tidy(fn);
+  tf.dispose(free);
+  return r;
+}
+
 /**
  * GroupNorm / LayerNorm, affine and activation as one op for frozen weights on the CPU backends, the counterpart of
  * the fused WebGPU kernels: the forward pass keeps x and the per-group mean and rstd only (the composite op by op
@@ -82,35 +89,30 @@ function leanNormAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
     return {
       value,
       gradFunc: (dy: tf.Tensor, [xs, m, rs]: tf.Tensor[]) => {
-        // g = dy act'(y) w, the gradient at xhat (SiLU' = s (1 + y (1 - s)) with s = sigmoid(y)); owned unless it is dy
+        // Each step makes its result, then frees what no later step reads: at most three tensors of x's size besides
+        // dy and x are alive at once (the largest part of a VAE decoder's backward peak at 512 px is this pass).
+        // g = dy act'(y) w, the gradient at xhat, owned unless it is dy. SiLU'(y) = s (1 + y (1 - s)), s = sigmoid(y),
+        // is taken as (1 + y sn) (1 - sn) with sn = sigmoid(-y) = 1 - s: y is freed before s is made.
         let g = dy;
         if (silu) {
           const y = pipe(xs, [(t) => xhatOf(t, m, rs), ...affine]);
-          const s = tf.sigmoid(y);
-          const chain = [(t: tf.Tensor) => tf.mul(y, tf.sub(1, t)), (t: tf.Tensor) => tf.add(t, 1), (t: tf.Tensor) => tf.mul(t, s), (t: tf.Tensor) => tf.mul(t, dy)];
-          g = pipe(s, w ? [...chain, (t) => tf.mul(t, w)] : chain);
-          tf.dispose([y, s]);
+          const sn = then(() => tf.sigmoid(tf.neg(y)));
+          const ysn = then(() => tf.mul(y, sn), y);
+          const c = then(() => tf.add(ysn, 1), ysn);
+          const s = then(() => tf.sub(1, sn), sn);
+          const cs = then(() => tf.mul(c, s), c, s);
+          g = then(() => tf.mul(cs, dy), cs);
+          if (w) g = then(() => tf.mul(g, w), g);
         } else if (w) g = tf.mul(dy, w);
+        // dx = rstd (g - mean(g) - xhat mean(g xhat))
         const xhat = tf.tidy(() => xhatOf(xs, m, rs));
-        const gg = grouped(g);
+        const gg = grouped(g); // a view of g (g itself for LayerNorm)
         const { m1, m2 } = tf.tidy(() => ({ m1: tf.mean(gg, axes, true), m2: tf.mean(tf.mul(gg, grouped(xhat)), axes, true) }));
-        // g and xhat are freed by the first step that no longer needs them (each step's result is made first)
-        const dx = pipe(gg, [
-          (t) => {
-            const r = tf.sub(t, m1);
-            if (gg !== dy) gg.dispose(); // a reshape of g (of dy itself without weight or SiLU)
-            if (g !== dy) g.dispose();
-            return r;
-          },
-          (t) => {
-            const r = tf.sub(t, tf.mul(grouped(xhat), m2));
-            xhat.dispose();
-            return r;
-          },
-          (t) => tf.mul(t, rs).reshape(x.shape), // [B, N, G, C/G] -> x's shape
-        ]);
-        tf.dispose([m1, m2]);
-        return dx;
+        const xm = then(() => tf.mul(grouped(xhat), m2), xhat);
+        const owned = g === dy ? (gg === dy ? [] : [gg]) : [gg, g];
+        const d = then(() => tf.sub(gg, xm), xm, ...owned);
+        const dc = then(() => tf.sub(d, m1), d, m1);
+        return then(() => tf.mul(dc, rs).reshape(x.shape), dc, m2); // [B, N, G, C/G] -> x's shape
       },
     };
   });
