@@ -3,12 +3,15 @@
 // and uploads it. On WebGPU that was 60 % of the VAE decoder's backward pass at 512 px (a GroupNorm over
 // [1, 512, 512, 128] uploads 128 MiB of ones per call; measured with bench/overhead.ts on an H200, bench/RESULTS.md).
 // Here d x is the same values broadcast on the device (tf.broadcastTo: one Tile kernel; on wasm a device-side
-// onesLike times dy, see spreadBack), with nothing filled on the CPU.
+// fill of ones times dy, see spreadBack), with nothing filled on the CPU.
 // Also: kernels whose gradient reads only the shapes of what it saves keep no tensor for the backward pass (below).
 // Registered on import (src/nn/ops.ts, which every model uses, imports this module); gradients only.
 import * as tf from '@tensorflow/tfjs';
 
-/** dy reshaped to x's rank (x: only its shape is read, see shape-only saves below) with 1 on the reduced axes, divided by `divisor`, then broadcast to x's shape. */
+/**
+ * dy reshaped to x's rank with 1 on the reduced axes, divided by `divisor`, then broadcast to x's shape (only x's
+ * shape is read: x may be a shape-only stand-in, see below).
+ */
 function spreadBack(dy: tf.Tensor, x: tf.Tensor, axis: number | number[] | undefined, divisor: number): tf.Tensor {
   const axes = tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape);
   const expanded = x.shape.slice();
@@ -16,7 +19,7 @@ function spreadBack(dy: tf.Tensor, x: tf.Tensor, axis: number | number[] | undef
   const small = tf.reshape(dy, expanded); // dy [kept dims] -> [x rank, 1 on reduced axes]
   const scaled = divisor === 1 ? small : tf.div(small, tf.scalar(divisor));
   // wasm's Tile kernel is 10-25x slower than a fill and a broadcasting multiply (both XNNPACK-fast there); the other
-  // backends tile fastest (measured: a [4096, 1280] spread takes 433 ms by Tile and 30 ms by onesLike * dy on wasm,
+  // backends tile fastest (measured: a [4096, 1280] spread takes 433 ms by Tile and 30 ms by ones * dy on wasm,
   // 141 against 511 ms on cpu)
   if (tf.getBackend() === 'wasm') return tf.mul(scaled, tf.fill(x.shape, 1));
   return tf.broadcastTo(scaled, x.shape);
