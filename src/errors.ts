@@ -35,3 +35,17 @@ export class DeviceLimitError extends RenoError {}
 
 /** A run stopped on purpose (SIGINT) or because the objective became non-finite. */
 export class RunStopped extends RenoError {}
+
+/**
+ * A wasm module that aborted (`RuntimeError: Aborted()`), as a DeviceLimitError; null for any other error. wasm
+ * aborts when its heap (at most 4 GB) cannot grow: the work is too large for the backend, and the module is unusable
+ * afterwards, so the message says what to change instead of printing a stack.
+ */
+export function wasmAbort(e: unknown): DeviceLimitError | null {
+  // WebAssembly.RuntimeError, by its name (this project's TypeScript libs do not declare WebAssembly)
+  if (!(e instanceof Error) || e.name !== 'RuntimeError' || !/^Aborted\(/.test(e.message)) return null;
+  return new DeviceLimitError(
+    'the wasm backend aborted, most likely out of memory (its heap holds at most 4 GB): use a smaller --size, fewer ' +
+      'or smaller reward models, or a GPU backend (--backend webgpu; tfjs-node-gpu where CUDA 11 is installed)',
+  );
+}

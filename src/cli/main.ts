@@ -9,7 +9,7 @@ import { sweepCommand } from '../commands/sweep.js';
 import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js';
 import { parityCommand } from '../commands/parity.js';
 import { scoreCommand } from '../commands/score.js';
-import { RenoError } from '../errors.js';
+import { RenoError, wasmAbort } from '../errors.js';
 import { preferenceCommands } from './preference.js';
 import { RENO_VERSION } from '../paths.js';
 
@@ -194,7 +194,8 @@ export async function main(argv: string[]): Promise<number> {
     });
   try {
     await cli.parseAsync();
-  } catch (e) {
+  } catch (caught) {
+    const e = wasmAbort(caught) ?? caught;
     if (e instanceof RenoError) {
       process.stderr.write(`reno: ${e.message}\n`);
       return e.exitCode;
