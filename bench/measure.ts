@@ -18,7 +18,7 @@ interface TensorInfoEntry {
 }
 type EngineInternals = {
   state: { numBytes: number; tensorInfo: WeakMap<object, TensorInfoEntry> };
-  trackTensor: (a: { dataId: object }, backend: unknown) => unknown;
+  trackTensor: (a: { dataId: object; shape: number[] }, backend: unknown) => unknown;
   removeDataId: (dataId: object, backend: unknown) => unknown;
 };
 
@@ -27,7 +27,10 @@ type EngineInternals = {
  * are made and freed. tf.profile's peakBytes (engine numBytes, sampled after each kernel) counts every view of a
  * buffer (reshape, clone) again, so it reads higher; it is returned too, as viewBytes, for comparison.
  */
-export async function withPeak<T>(fn: () => Promise<T>): Promise<{ value: T; peakBytes: number; viewBytes: number }> {
+export async function withPeak<T>(
+  fn: () => Promise<T>,
+  opts: { describe?: (t: { dataId: object; shape: number[] }) => string } = {},
+): Promise<{ value: T; peakBytes: number; viewBytes: number; atPeak: AliveBuffer[] }> {
   const eng = tf.engine() as unknown as EngineInternals;
   const st = eng.state;
   const { trackTensor, removeDataId } = eng;
@@ -36,27 +39,47 @@ export async function withPeak<T>(fn: () => Promise<T>): Promise<{ value: T; pea
   let live = st.numBytes;
   let peak = live;
   let viewPeak = st.numBytes;
+  // with `describe`: each buffer made during fn, described when it is made, and those alive at the peak
+  const made = new Map<object, AliveBuffer>();
+  let atPeak: AliveBuffer[] = [];
   eng.trackTensor = function (a, backend) {
     const fresh = !st.tensorInfo.has(a.dataId);
     const r = trackTensor.call(this, a, backend);
-    if (fresh) live += st.tensorInfo.get(a.dataId)?.bytes ?? 0;
-    if (live > peak) peak = live;
+    if (fresh) {
+      const bytes = st.tensorInfo.get(a.dataId)?.bytes ?? 0;
+      live += bytes;
+      if (opts.describe) made.set(a.dataId, { bytes, shape: a.shape, what: opts.describe(a) });
+    }
+    if (live > peak) {
+      peak = live;
+      if (opts.describe) atPeak = [...made.values()];
+    }
     if (st.numBytes > viewPeak) viewPeak = st.numBytes;
     return r;
   };
   eng.removeDataId = function (dataId, backend) {
     const info = st.tensorInfo.get(dataId);
     const r = removeDataId.call(this, dataId, backend);
-    if (info && !st.tensorInfo.has(dataId)) live -= info.bytes;
+    if (info && !st.tensorInfo.has(dataId)) {
+      live -= info.bytes;
+      made.delete(dataId);
+    }
     return r;
   };
   try {
-    return { value: await fn(), peakBytes: peak, viewBytes: viewPeak };
+    return { value: await fn(), peakBytes: peak, viewBytes: viewPeak, atPeak };
   } finally {
     // the hooks are own properties shadowing the prototype's methods
     delete (eng as Partial<EngineInternals>).trackTensor;
     delete (eng as Partial<EngineInternals>).removeDataId;
   }
+}
+
+/** A tensor buffer made during withPeak's fn, as its `describe` option saw it when it was made. */
+export interface AliveBuffer {
+  bytes: number;
+  shape: number[];
+  what: string;
 }
 
 /**

@@ -6,21 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.js';
 import { buildUnet, buildVae, SD_TURBO_SCHEDULER } from './full-models.js';
+import { withPeak } from './measure.js';
 import { flag } from './util.js';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-interface Live {
-  bytes: number;
-  shape: number[];
-  where: string;
-}
-type EngineHooks = {
-  state: { numBytes: number; tensorInfo: WeakMap<object, { bytes: number }> };
-  trackTensor(a: { dataId: object; shape: number[] }, backend: unknown): unknown;
-  removeDataId(dataId: object, backend: unknown): unknown;
-  runKernel(name: string, ...rest: unknown[]): unknown;
-};
 
 const part = flag('part', 'vae');
 const px = Number(flag('px', '128'));
@@ -42,40 +31,13 @@ function whereInReno(): string {
     .join(' < ');
 }
 
-const eng = tf.engine() as unknown as EngineHooks;
-const st = eng.state;
-const live = new Map<object, Live>();
-let current = 0;
-let peak = 0;
-let atPeak: Live[] = [];
+// the kernel each buffer came from: engineCalls-style hook on runKernel, an own property removed at the end
+const eng = tf.engine() as unknown as { runKernel(name: string, ...rest: unknown[]): unknown };
 let kernel = '';
-const { trackTensor, removeDataId, runKernel } = eng;
+const { runKernel } = eng;
 eng.runKernel = function (name, ...rest) {
   kernel = name;
   return runKernel.call(this, name, ...rest);
-};
-eng.trackTensor = function (a, backend) {
-  const fresh = !st.tensorInfo.has(a.dataId);
-  const r = trackTensor.call(this, a, backend);
-  if (fresh) {
-    const bytes = st.tensorInfo.get(a.dataId)?.bytes ?? 0;
-    live.set(a.dataId, { bytes, shape: a.shape, where: bytes >= minBytes ? `${kernel} at ${whereInReno()}` : '' });
-    current += bytes;
-    if (current > peak) {
-      peak = current;
-      atPeak = [...live.values()];
-    }
-  }
-  return r;
-};
-eng.removeDataId = function (dataId, backend) {
-  const info = live.get(dataId);
-  const r = removeDataId.call(this, dataId, backend);
-  if (info && !st.tensorInfo.has(dataId)) {
-    current -= info.bytes;
-    live.delete(dataId);
-  }
-  return r;
 };
 
 let fn: (x: tf.Tensor) => tf.Tensor;
@@ -92,19 +54,26 @@ if (part === 'vae') {
   fn = (v) => unet.forward(v as tf.Tensor4D, [t], ctx, { constantConditioning: true });
 } else throw new Error(`--part ${part}: vae or unet`);
 
-const base = current;
+const base = tf.memory().numBytes;
 const t0 = Date.now();
-const g = tf.grad((v: tf.Tensor) => tf.sum(fn(v)))(x);
-await g.data();
+const { peakBytes: peak, atPeak } = await withPeak(
+  async () => {
+    const g = tf.grad((v: tf.Tensor) => tf.sum(fn(v)))(x);
+    await g.data();
+    g.dispose();
+  },
+  { describe: (t) => (t.shape.reduce((a, b) => a * b, 1) * 4 >= minBytes ? `${kernel} at ${whereInReno()}` : '') },
+);
+delete (eng as { runKernel?: unknown }).runKernel;
 const seconds = (Date.now() - t0) / 1000;
 const mb = (b: number) => (b / 2 ** 20).toFixed(1);
 const groups = new Map<string, { n: number; bytes: number }>();
 for (const l of atPeak) {
   if (l.bytes < minBytes) continue;
-  const key = `[${l.shape}] ${l.where}`;
+  const key = `[${l.shape}] ${l.what}`;
   const e = groups.get(key) ?? { n: 0, bytes: 0 };
   groups.set(key, { n: e.n + 1, bytes: e.bytes + l.bytes });
 }
-console.log(`# ${part}, ${px} px, ${tf.getBackend()}: forward + input gradient ${seconds.toFixed(1)} s; peak ${mb(peak)} MB of tensor buffers (${mb(base)} MB before the pass)`);
+console.log(`# ${part}, ${px} px, ${tf.getBackend()}: forward + input gradient ${seconds.toFixed(1)} s; peak ${mb(peak - base)} MB of tensor buffers (${mb(base)} MB before the pass)`);
 console.log(`# alive at the peak, tensors of ${mb(minBytes)} MB or more: count x [shape] MB, made by kernel at reno's calls (innermost first)`);
 for (const [key, e] of [...groups.entries()].sort((a, b) => b[1].bytes - a[1].bytes)) console.log(`${e.n} x ${key.split(' ')[0]} ${mb(e.bytes)} MB: ${key.slice(key.indexOf(' ') + 1)}`);
