@@ -39,18 +39,12 @@ export function standardize(x: tf.Tensor, axes: number[], eps: number): tf.Tenso
 }
 
 /**
- * Applies the steps in turn, each in its own tidy, freeing each intermediate as soon as the next one is made: at most
- * the input, two full-size tensors and one step's temporaries are alive (a tidy around the whole chain keeps them all).
- * The input itself is not freed here (a step may free it, or what it views, once its own result is made).
+ * Applies the (one or more) steps in turn, each in its own tidy, freeing each intermediate as soon as the next one is
+ * made: at most the input, two full-size tensors and one step's temporaries are alive (a tidy around the whole chain
+ * keeps them all). The input itself is not freed.
  */
 function pipe(x: tf.Tensor, steps: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
-  let t = x;
-  for (const step of steps) {
-    const next = tf.tidy(() => step(t));
-    if (t !== x) t.dispose();
-    t = next;
-  }
-  return t === x ? t.clone() : t;
+  return steps.reduce((t, step) => then(() => step(t), ...(t === x ? [] : [t])), x);
 }
 
 /** fn's result (made in a tidy of its own), then `free` disposed: the result is made before its inputs go. */
@@ -142,15 +136,15 @@ export interface NormOptions {
 }
 
 /**
- * GroupNorm / LayerNorm, affine, then the activation. On WebGPU with frozen weights: two or three kernels each way
- * (./webgpu-norm.ts); elsewhere the composite of standardize, the affine ops and the activation.
+ * GroupNorm / LayerNorm, affine, then the activation. With frozen weights: on WebGPU two or three kernels each way
+ * (./webgpu-norm.ts), on the CPU backends one op (leanNormAffine). With a trainable weight or bias: the composite of
+ * standardize, the affine ops and the activation, so that tfjs differentiates the weight and bias too.
  */
 export function normAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
   const act = o.act ?? 'none';
   const c = x.shape[x.rank - 1];
   const G = o.groups ?? 1;
-  if (!isTrainable(o.weight) && !isTrainable(o.bias) && !fusedKernels()) return leanNormAffine(x, o);
-  if (!fusedKernels() || isTrainable(o.weight) || isTrainable(o.bias)) {
+  if (isTrainable(o.weight) || isTrainable(o.bias)) {
     return tf.tidy(() => {
       let y: tf.Tensor;
       if (o.groups === null) y = standardize(x, [x.rank - 1], o.eps);
@@ -163,6 +157,7 @@ export function normAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
       return act === 'silu' ? silu(y) : y;
     });
   }
+  if (!fusedKernels()) return leanNormAffine(x, o);
   const w = o.weight ?? constant(1, c);
   const b = o.bias ?? constant(0, c);
   const N = o.groups === null ? 1 : x.size / (x.shape[0] * c);
