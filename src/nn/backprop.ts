@@ -89,12 +89,16 @@ export function leanGradients(
       grads.set(id, g);
       holders.set(g, (holders.get(g) ?? 0) + 1);
     };
+    // never the caller's dy, a kept tensor or an x
+    const free = (g: tf.Tensor) => {
+      if (g !== dy && !g.kept && !xIds.has(g.id)) g.dispose();
+    };
     const release = (g: tf.Tensor) => {
       const n = (holders.get(g) ?? 1) - 1;
       if (n > 0) holders.set(g, n);
       else {
         holders.delete(g);
-        if (g !== dy && !g.kept && !xIds.has(g.id)) g.dispose();
+        free(g);
       }
     };
     hold(y.id, seed);
@@ -127,15 +131,16 @@ export function leanGradients(
           const sum = tf.add(current, dx);
           grads.delete(x.id);
           release(current);
-          holders.set(dx, (holders.get(dx) ?? 0) + 1); // released right below, unless another id holds it
-          release(dx);
+          if (!holders.has(dx)) free(dx); // unless another input's gradient is this same tensor
           hold(x.id, sum);
         }
       }
       // what this node saved for its gradient is used: freed now, not when the whole pass ends (a checkpointed unit's
       // saved input, once its recomputation is done), unless the gradient function handed a saved tensor back
-      const handedBack = new Set(Object.values(dxs));
-      for (const t of node.saved ?? []) if (!handedBack.has(t)) t.dispose();
+      if (node.saved?.length) {
+        const handedBack = new Set(Object.values(dxs));
+        for (const t of node.saved) if (!handedBack.has(t)) t.dispose();
+      }
       // every consumer of this node's outputs came later on the tape: their gradients are complete and used now
       for (const o of node.outputs) {
         const g = grads.get(o.id);
