@@ -36,10 +36,10 @@ done
 export RENO_ROOT="$REPO" PATH="$W:$PATH"
 log "unpacked in $(( $(date +%s) - t0 )) s; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu-name.txt"
-# GPU_STAGES picks stages (default, most wanted first: parity reno-step fp16 chunked gemm tiled nockpt parts unfused; also:
+# GPU_STAGES picks stages (default, most wanted first: parity reno-step fp16 pooloff chunked gemm tiled nockpt parts unfused; also:
 # reno-step-b64, dispatches; overhead and profile, whose bundles need GPU_PACK_ALL=1 at packing); GPU_PARTS, GPU_STEPS*,
 # GPU_CHECKPOINT (on,off), GPU_OVERHEAD_PARTS and GPU_FLAG_SETS narrow them
-STAGES="${GPU_STAGES:-parity reno-step fp16 chunked gemm tiled nockpt parts unfused}"
+STAGES="${GPU_STAGES:-parity reno-step fp16 pooloff chunked gemm tiled nockpt parts unfused}"
 # a local dry run on a software adapter: GPU_ARCH=tiny GPU_PX=64 GPU_GEMM_ARGS="--div 16 --reps 1 --min-tiles 1"
 ARCH="--arch ${GPU_ARCH:-full} --px ${GPU_PX:-512}"
 for s in $STAGES; do
@@ -49,6 +49,9 @@ for s in $STAGES; do
     parts) stage parts 170 node bench-reno-step.mjs $ARCH --parts "${GPU_PARTS:-te,unet,vae,rewards}" --backends webgpu --reps 1 --warmup 1 --checkpoint on ;;
     # the whole 30-step run (55 s on an H200 at the last measurement; 250 s cap)
     reno-step) stage reno-step 250 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
+    # tfjs' unbounded buffer pool (RENO_WEBGPU_POOL_MB=off) against the default budget of reno-step: what evicting costs
+    # in time, what it saves in device MB (src/webgpu-pool.ts)
+    pooloff) stage pooloff 120 env RENO_WEBGPU_POOL_MB=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_POOLOFF:-8}" --parts step --backends webgpu --checkpoint on ;;
     # the memory goal: float16 weights (half the resident bytes), its peak and what unpacking costs per iteration
     fp16) stage fp16 120 env RENO_WEIGHT_DTYPE=fp16 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_FP16:-5}" --parts step --backends webgpu --checkpoint on ;;
     # the attention on the chunked path (src/nn/attention.ts) instead of the flash programs: which to keep as the default

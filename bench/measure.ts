@@ -2,11 +2,15 @@
 // in Node), the peak of distinct tensor buffers, the wasm heap, and whether a wasm module is still alive after running
 // out of memory.
 import * as tf from '@tensorflow/tfjs';
+import { poolState, resetPoolHigh } from '../src/webgpu-pool.js';
 
 export interface Measured {
   seconds: number;
   /** highest sum of distinct tensor buffers (weights included) */
   peakMB: number;
+  /** WebGPU: the most bytes of GPU buffers the backend held at once (live tensors, its pool of released buffers,
+   * buffers waiting for a submit); null on other backends */
+  deviceMB: number | null;
   rssMB: number;
   /** the wasm heap's size (its high-water mark: it never shrinks); null on other backends */
   heapMB: number | null;
@@ -30,7 +34,7 @@ type EngineInternals = {
 export async function withPeak<T>(
   fn: () => Promise<T>,
   opts: { describe?: (t: { dataId: object; shape: number[] }) => string } = {},
-): Promise<{ value: T; peakBytes: number; viewBytes: number; atPeak: AliveBuffer[] }> {
+): Promise<{ value: T; peakBytes: number; viewBytes: number; atPeak: AliveBuffer[]; deviceBytes: number | null }> {
   const eng = tf.engine() as unknown as EngineInternals;
   const st = eng.state;
   const { trackTensor, removeDataId } = eng;
@@ -66,8 +70,10 @@ export async function withPeak<T>(
     }
     return r;
   };
+  resetPoolHigh();
   try {
-    return { value: await fn(), peakBytes: peak, viewBytes: viewPeak, atPeak };
+    const value = await fn();
+    return { value, peakBytes: peak, viewBytes: viewPeak, atPeak, deviceBytes: poolState()?.highBytes ?? null };
   } finally {
     // the hooks are own properties shadowing the prototype's methods
     delete (eng as Partial<EngineInternals>).trackTensor;
@@ -121,15 +127,16 @@ export async function measureAsync(fn: () => Out | Promise<Out>, reps = 1, warmu
     }
   };
   let peak = -1;
+  let device: number | null = null;
   const times: number[] = [];
   for (let i = 0; i < warmup + reps; i++) {
     const t0 = performance.now();
-    if (peak < 0) peak = (await withPeak(run)).peakBytes;
+    if (peak < 0) ({ peakBytes: peak, deviceBytes: device } = await withPeak(run));
     else await run();
     if (i >= warmup) times.push((performance.now() - t0) / 1000);
   }
   times.sort((a, b) => a - b);
-  return { seconds: times[Math.floor(times.length / 2)], peakMB: peak / 2 ** 20, rssMB: process.memoryUsage().rss / 2 ** 20, heapMB: wasmHeapMB() };
+  return { seconds: times[Math.floor(times.length / 2)], peakMB: peak / 2 ** 20, deviceMB: device === null ? null : device / 2 ** 20, rssMB: process.memoryUsage().rss / 2 ** 20, heapMB: wasmHeapMB() };
 }
 
 /** A line about how the active backend computes (wasm: SIMD and thread count; it is single-threaded in Node). */

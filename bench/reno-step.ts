@@ -47,6 +47,8 @@ export interface WholeStep {
   finalSeconds: number;
   /** highest sum of distinct tensor buffers during the timed run (weights included) */
   peakMB: number;
+  /** WebGPU: the most bytes of GPU buffers held at once during the timed run, tfjs' pool included (else null) */
+  deviceMB: number | null;
   rssMB: number;
   heapMB: number | null;
   /** reward losses of the first iteration, as the loop recorded them */
@@ -86,7 +88,7 @@ export async function benchWholeStep(o: { arch: Arch; px: number; steps: number;
     const settings = { optimize: true, optimizer: 'sgd' as const, lr: d.lr, momentum: d.momentum, nesterov: d.nesterov, gradClip: d.gradClip, regWeight: d.regWeight };
     for (let i = 0; i < o.warmup; i++) disposeResult(await runReno(gen, cond, z0, active, { ...settings, steps: 2 }));
     t0 = performance.now();
-    const { value: res, peakBytes } = await withPeak(() => runReno(gen, cond!, z0!, active, { ...settings, steps: o.steps + 1 }));
+    const { value: res, peakBytes, deviceBytes } = await withPeak(() => runReno(gen, cond!, z0!, active, { ...settings, steps: o.steps + 1 }));
     const totalSeconds = (performance.now() - t0) / 1000;
     disposeResult(res);
     if (res.stopped) throw new Error(res.stopped.message);
@@ -99,6 +101,7 @@ export async function benchWholeStep(o: { arch: Arch; px: number; steps: number;
       iterationSeconds: iters[Math.floor(iters.length / 2)],
       finalSeconds: res.records[o.steps].seconds,
       peakMB: peakBytes / 2 ** 20,
+      deviceMB: deviceBytes === null ? null : deviceBytes / 2 ** 20,
       rssMB: process.memoryUsage().rss / 2 ** 20,
       heapMB: wasmHeapMB(),
       losses: res.records[0].rewards,
@@ -281,7 +284,7 @@ async function main(): Promise<void> {
   console.log(`# ReNO step benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, ${px} px, ${steps} updating iteration(s), ${new Date().toISOString().slice(0, 10)}`);
   console.log(`# ${machine()}`);
   console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD), attention ${process.env.RENO_WEBGPU_ATTENTION || 'flash'} (RENO_WEBGPU_ATTENTION); weights ${process.env.RENO_WEIGHT_DTYPE || 'fp32'} (RENO_WEIGHT_DTYPE), conv / Linear weights in host memory: ${process.env.RENO_HOST_WEIGHTS || 'auto (wasm)'} (RENO_HOST_WEIGHTS)`);
-  console.log('# peak buffers MB: distinct tensor buffers alive at once, weights included; wasm heap MB: the heap\'s high-water mark');
+  console.log('# peak buffers MB: distinct tensor buffers alive at once, weights included; device MB (WebGPU): GPU buffers held at once, the pool of released buffers included (RENO_WEBGPU_POOL_MB); wasm heap MB: the heap\'s high-water mark');
   for (const b of list) {
     await useBackend(b, { quiet: true });
     console.log(`\n# backend ${await backendNote()}`);
@@ -297,15 +300,15 @@ async function main(): Promise<void> {
           `(generator ${(gen / GB).toFixed(2)} GiB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n, dtype).loop / GB).toFixed(2)}`).join(', ')} GiB), ` +
           `more than the ${WASM_HEAP_BYTES / GB} GiB wasm32 heap. See the per-part figures (one model resident at a time).`);
       } else {
-        console.log(row(['backend', 'checkpointing', 'text encoder once s', `total s (${steps} it.)`, 's / iteration', 'final evaluation s', 'peak buffers MB', 'wasm heap MB', 'RSS MB', 'first losses']));
-        console.log(row(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---']));
+        console.log(row(['backend', 'checkpointing', 'text encoder once s', `total s (${steps} it.)`, 's / iteration', 'final evaluation s', 'peak buffers MB', 'device MB', 'wasm heap MB', 'RSS MB', 'first losses']));
+        console.log(row(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---', '---']));
         for (const c of checkpoints) {
           try {
             const w = await benchWholeStep({ arch, px, steps, rewards, checkpoint: c, warmup });
             const losses = Object.entries(w.losses).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ');
-            console.log(row([b, c ? 'on' : 'off', w.prepareSeconds, w.totalSeconds, w.iterationSeconds, w.finalSeconds, mb(w.peakMB), mb(w.heapMB), mb(w.rssMB), losses]));
+            console.log(row([b, c ? 'on' : 'off', w.prepareSeconds, w.totalSeconds, w.iterationSeconds, w.finalSeconds, mb(w.peakMB), mb(w.deviceMB), mb(w.heapMB), mb(w.rssMB), losses]));
           } catch (e) {
-            console.log(row([b, c ? 'on' : 'off', `failed: ${errorText(e)}`, '', '', '', '', mb(wasmHeapMB()), '', '']));
+            console.log(row([b, c ? 'on' : 'off', `failed: ${errorText(e)}`, '', '', '', '', '', mb(wasmHeapMB()), '', '']));
             if (!(await backendAlive())) break;
           }
         }
@@ -315,15 +318,15 @@ async function main(): Promise<void> {
     if (!partList.length) continue;
     const isolate = has('isolate') || (full && b === 'wasm' && !has('no-isolate'));
     console.log(`\n## ${b}: each part alone (median of ${reps} after ${warmup} warm-up; backward = forward + grad - forward${isolate ? '; each model in its own process' : ''})\n`);
-    console.log(row(['backend', 'part', 'pass', 'checkpointing', 'seconds', 'backward s', 'peak buffers MB', 'wasm heap MB', 'RSS MB']));
-    console.log(row(['---', '---', '---', '---', '---', '---', '---', '---', '---']));
+    console.log(row(['backend', 'part', 'pass', 'checkpointing', 'seconds', 'backward s', 'peak buffers MB', 'device MB', 'wasm heap MB', 'RSS MB']));
+    console.log(row(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---']));
     const fwd = new Map<string, number>();
     const print = (r: PartRow) => {
-      if (!r.m) return console.log(row([b, r.part, r.pass, r.checkpoint, `failed: ${r.error}`, '', '', '', '']));
+      if (!r.m) return console.log(row([b, r.part, r.pass, r.checkpoint, `failed: ${r.error}`, '', '', '', '', '']));
       if (!r.pass.includes('grad')) fwd.set(r.part, r.m.seconds);
       const f = fwd.get(r.part);
       const bwd = r.pass.includes('grad') && f !== undefined ? (r.m.seconds - f).toFixed(3) : '';
-      console.log(row([b, r.part, r.pass, r.checkpoint, r.m.seconds, bwd, mb(r.m.peakMB), mb(r.m.heapMB), mb(r.m.rssMB)]));
+      console.log(row([b, r.part, r.pass, r.checkpoint, r.m.seconds, bwd, mb(r.m.peakMB), mb(r.m.deviceMB), mb(r.m.heapMB), mb(r.m.rssMB)]));
     };
     let rows: PartRow[] = [];
     if (isolate) {

@@ -10,6 +10,7 @@ import { tilesFromEnv } from './nn/webgpu-gemm.js';
 import { winogradFromEnv } from './nn/webgpu-winograd.js';
 import { attentionFromEnv } from './nn/webgpu-flash.js';
 import { guardBindings, setBindingLimit } from './webgpu-bindings.js';
+import { boundPending, boundPool, pendingBoundFromEnv, poolBudgetFromEnv } from './webgpu-pool.js';
 
 export interface AdapterSummary {
   vendor: string;
@@ -53,6 +54,8 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   tilesFromEnv(process.env);
   winogradFromEnv(process.env);
   attentionFromEnv(process.env);
+  const poolBudget = poolBudgetFromEnv(process.env);
+  const pendingBound = pendingBoundFromEnv(process.env);
   const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { ok: false, why: 'no WebGPU adapter (no Vulkan/Metal/D3D12 device; on Linux without a GPU install Mesa 25 lavapipe)' };
   const info = adapter.info ?? {};
@@ -75,6 +78,8 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   const ok = await tf.setBackend('webgpu');
   if (ok) {
     patchSmallUploads();
+    boundPool(poolBudget);
+    boundPending(pendingBound);
     guardBindings();
     chunkAddN();
   }
