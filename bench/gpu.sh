@@ -49,9 +49,9 @@ for s in $STAGES; do
     parts) stage parts 170 node bench-reno-step.mjs $ARCH --parts "${GPU_PARTS:-te,unet,vae,rewards}" --backends webgpu --reps 1 --warmup 1 --checkpoint on ;;
     # the whole 30-step run (55 s on an H200 at the last measurement; 250 s cap)
     reno-step) stage reno-step 250 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
-    # tfjs' unbounded buffer pool (RENO_WEBGPU_POOL_MB=off) against the default budget of reno-step: what evicting costs
-    # in time, what it saves in device MB (src/webgpu-pool.ts)
-    pooloff) stage pooloff 120 env RENO_WEBGPU_POOL_MB=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_POOLOFF:-8}" --parts step --backends webgpu --checkpoint on ;;
+    # tfjs' unbounded buffer pool and submits (RENO_WEBGPU_POOL_MB=off RENO_WEBGPU_PENDING_MB=off) against reno-step's
+    # defaults: what evicting and early submits cost in time, what they save in device MB (src/webgpu-pool.ts)
+    pooloff) stage pooloff 120 env RENO_WEBGPU_POOL_MB=off RENO_WEBGPU_PENDING_MB=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_POOLOFF:-8}" --parts step --backends webgpu --checkpoint on ;;
     # the memory goal: float16 weights (half the resident bytes), its peak and what unpacking costs per iteration
     fp16) stage fp16 120 env RENO_WEIGHT_DTYPE=fp16 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_FP16:-5}" --parts step --backends webgpu --checkpoint on ;;
     # the attention on the chunked path (src/nn/attention.ts) instead of the flash programs: which to keep as the default
