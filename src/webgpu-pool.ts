@@ -72,6 +72,9 @@ function mibFromEnv(env: NodeJS.ProcessEnv, name: string, dflt: number): number 
 
 const key = (size: number, usage: number) => `${size}_${usage}`;
 
+/** Each bounded manager's free buffers, least recently released first (a Set keeps insertion order). */
+const released = new WeakMap<BufferManager, Set<Buffer>>();
+
 /**
  * Bounds the active WebGPU backend's buffer pool to maxFreeBytes of released buffers (least recently released
  * destroyed first), and counts what it creates and destroys. Returns the state (also kept on the manager), or null
@@ -91,7 +94,7 @@ export function boundPool(maxFreeBytes: number, backend: unknown = tf.backend())
   for (const list of bm.freeBuffers.values()) for (const b of list) (lru.add(b), (freeBytes += b.size));
   const st: PoolState = { maxFreeBytes, freeBytes, evicted: 0, created: 0, highBytes: bm.numBytesAllocated };
   bm.__renoPool = st;
-  (bm as unknown as { lru: Set<Buffer> }).lru = lru;
+  released.set(bm, lru);
 
   bm.acquireBuffer = function (size, usage, mappedAtCreation = false, reuse = true) {
     const k = key(size, usage);
@@ -157,7 +160,7 @@ export function boundPool(maxFreeBytes: number, backend: unknown = tf.backend())
 
 /** Destroys the least recently released buffers until the free ones fit the budget. */
 function evict(bm: BufferManager, st: PoolState): void {
-  const lru = (bm as unknown as { lru: Set<Buffer> }).lru;
+  const lru = released.get(bm)!;
   for (const b of lru) {
     if (st.freeBytes <= st.maxFreeBytes) break;
     lru.delete(b);
