@@ -135,29 +135,35 @@ export interface NormOptions {
   act?: 'none' | 'silu';
 }
 
+/** The composite of standardize, the affine ops and the activation, op by op (tfjs differentiates every part). */
+function compositeNormAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
+  const c = x.shape[x.rank - 1];
+  return tf.tidy(() => {
+    let y: tf.Tensor;
+    if (o.groups === null) y = standardize(x, [x.rank - 1], o.eps);
+    else {
+      const g = x.reshape([x.shape[0], -1, o.groups, c / o.groups]); // [B, ..., C] -> [B, N, G, C/G]
+      y = standardize(g, [1, 3], o.eps).reshape(x.shape); // [B, N, G, C/G] -> x's shape
+    }
+    if (o.weight) y = tf.mul(y, o.weight);
+    if (o.bias) y = tf.add(y, o.bias);
+    return (o.act ?? 'none') === 'silu' ? silu(y) : y;
+  });
+}
+
 /**
  * GroupNorm / LayerNorm, affine, then the activation. With frozen weights: on WebGPU two or three kernels each way
- * (./webgpu-norm.ts), on the CPU backends one op (leanNormAffine). With a trainable weight or bias: the composite of
- * standardize, the affine ops and the activation, so that tfjs differentiates the weight and bias too.
+ * (./webgpu-norm.ts; op by op with RENO_WEBGPU_FUSED=off, the programs the fused ones are compared with), on the CPU
+ * backends one op (leanNormAffine). With a trainable weight or bias: the composite, so that tfjs differentiates the
+ * weight and bias too.
  */
 export function normAffine(x: tf.Tensor, o: NormOptions): tf.Tensor {
   const act = o.act ?? 'none';
   const c = x.shape[x.rank - 1];
   const G = o.groups ?? 1;
-  if (isTrainable(o.weight) || isTrainable(o.bias)) {
-    return tf.tidy(() => {
-      let y: tf.Tensor;
-      if (o.groups === null) y = standardize(x, [x.rank - 1], o.eps);
-      else {
-        const g = x.reshape([x.shape[0], -1, o.groups, c / o.groups]); // [B, ..., C] -> [B, N, G, C/G]
-        y = standardize(g, [1, 3], o.eps).reshape(x.shape); // [B, N, G, C/G] -> x's shape
-      }
-      if (o.weight) y = tf.mul(y, o.weight);
-      if (o.bias) y = tf.add(y, o.bias);
-      return act === 'silu' ? silu(y) : y;
-    });
-  }
-  if (!fusedKernels()) return leanNormAffine(x, o);
+  if (isTrainable(o.weight) || isTrainable(o.bias)) return compositeNormAffine(x, o);
+  if (tf.getBackend() !== 'webgpu') return leanNormAffine(x, o);
+  if (!fusedKernels()) return compositeNormAffine(x, o);
   const w = o.weight ?? constant(1, c);
   const b = o.bias ?? constant(0, c);
   const N = o.groups === null ? 1 : x.size / (x.shape[0] * c);
