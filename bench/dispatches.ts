@@ -4,7 +4,7 @@
 // tfjs engine calls, the GPU programs by name (the largest groups) and the peak of live tensor buffers (weights
 // included; at larger --px the activations, which the fused programs keep fewer of, dominate it).
 //   npx tsx bench/dispatches.ts [--arch tiny|full] [--px 64] [--parts unet,vae,imagereward,aesthetic,pickscore,clip]
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import { useBackend } from '../src/backend.js';
 import { setFusedKernels } from '../src/nn/fused.js';
 import { RewardInput } from '../rewards/input.js';

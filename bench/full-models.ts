@@ -2,7 +2,7 @@
 // architecture with random weights (the real files are not needed) or at the tiny preset size (presets/tiny, loaded
 // through the rewards' own loaders). The measuring helpers are in ./measure.ts.
 // Imports stay clear of sharp (src/image/png.ts, src/run/*): the GPU bundle leaves it out.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import * as path from 'node:path';
 import { readVaeConfig, schedulerConfig, unetConfig, vaeConfig } from '../generators/sd-turbo/config.js';
 import { loadTextEncoder, loadUnet, loadVae } from '../generators/sd-turbo/load.js';

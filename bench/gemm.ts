@@ -7,7 +7,7 @@
 // token counts (a software adapter).
 //   npx tsx bench/gemm.ts [--div 8] [--reps 10] [--tiles 64x64x16,128x64x16] [--only VAE] [--min-tiles 1] [--no-winograd]
 // A cell marked "tfjs" is a shape the tile leaves to tfjs' program (fewer than --min-tiles tiles, default MIN_TILES).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import { useBackend } from '../src/backend.js';
 import { conv2d } from '../src/nn/ops.js';
 import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../src/nn/webgpu-gemm.js';

@@ -1,7 +1,7 @@
 // Measuring for the reward and ReNO-step benchmarks: timing with asynchronous read-backs (the only kind WebGPU offers
 // in Node), the peak of distinct tensor buffers, the wasm heap, and whether a wasm module is still alive after running
 // out of memory.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import { poolState, resetPoolHigh } from '../src/webgpu-pool.js';
 
 export interface Measured {

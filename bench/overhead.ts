@@ -7,7 +7,7 @@
 // "default" is tfjs' own settings), so one run compares e.g. WebGPU's command batching.
 //   npx tsx bench/overhead.ts [--arch full|tiny] [--px 512] [--backend webgpu] [--parts chain,vae,unet] [--prof-dir DIR]
 //                             [--flag-sets "default;WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128"]
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as inspector from 'node:inspector';

@@ -9,7 +9,7 @@
 //       [--reps N] [--warmup 1] [--isolate | --no-isolate]
 // --steps N: N iterations that each update z; the loop runs N + 1 evaluations (its last one takes no step).
 // --isolate (the default for full sizes on wasm): each model's parts run in a child process of their own.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';

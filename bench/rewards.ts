@@ -7,7 +7,7 @@
 // --depth-scale (full only): keep that fraction of every tower's transformer layers, at full width; with two
 // fractions the full-depth figures are extrapolated linearly (a ViT's cost and memory are linear in its depth), for
 // passes that do not fit the 4 GB wasm heap at full depth.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import { RewardInput } from '../rewards/input.js';
 import { useBackend } from '../src/backend.js';
 import { BENCH_PROMPT as PROMPT, buildReward, REWARD_NAMES, type Arch, type RewardName } from './full-models.js';

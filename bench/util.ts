@@ -1,5 +1,5 @@
 // Benchmark helpers: flags, timing with warm-up, peak tensor memory (tf.profile) and RSS, a result table.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import * as os from 'node:os';
 import { useBackend } from '../src/backend.js';
 
@@ -56,7 +56,7 @@ export async function backends(list: string): Promise<string[]> {
 
 export function machine(): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  return `${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, tfjs ${tf.version.tfjs}`;
+  return `${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, tfjs ${tf.version_core}`;
 }
 
 export function row(cells: (string | number)[]): string {

@@ -4,7 +4,7 @@
 // (BaseRewardLoss.process_features), score = cos(img, txt) with no logit scale, loss = 1 - score.
 // The hub repo holds only the checkpoint: the architecture is reno's copy of open_clip's ViT-H-14 config
 // (configs/open_clip/ViT-H-14.json), overridden by an open_clip_config.json in the model folder when there is one.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, WeightsError } from '../src/errors.js';

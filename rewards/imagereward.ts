@@ -10,7 +10,7 @@
 // Text: tokenizer(prompt, padding='max_length', truncation=True, max_length=35); [CLS] stays at position 0 (neither
 // ImageReward.score nor score_gard substitutes BLIP's [ENC] token).
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import { ConfigError } from '../src/errors.js';
 import { loadImageReward, type ImageRewardModel } from '../src/models/blip/image-reward.js';
 import { IMAGE_REWARD_TEXT, imageRewardTokenizer, type WordPieceTokenizer } from '../src/tokenizers/wordpiece.js';

@@ -11,7 +11,7 @@
 // -> antialiased bilinear resize to the vision tower's size -> mean/std -> vision tower -> the target's tokens.
 // Which checkpoint: ctx.personal.checkpoint (the --preference-model flag), else history.json's "model", else, in a
 // smoke test (--preset tiny), the preset's reno/preference-tiny next to its SmolVLM folder.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { historyImageWhere, lastPairs, readHistory, type History } from '../src/data/history.js';

@@ -4,7 +4,7 @@
 // torchvision's tensor resize calls F.interpolate(antialias=True), i.e. ATen's separable "_upsample_*_aa" kernels
 // (UpSampleKernel.cpp _compute_indices_min_size_weights_aa, taken from Pillow's Resample.c). Each side is one dense
 // [out, in] weight matrix, so a resize is two matrix products and its gradient is two more (no custom gradient).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;

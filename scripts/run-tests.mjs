@@ -2,7 +2,7 @@
 // Runs every test/**/*.test.ts with Node's test runner and tsx (no build needed). Extra arguments filter files by
 // substring: `npm test -- tokenizer parity`.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function walk(dir) {
@@ -14,6 +14,12 @@ function walk(dir) {
     else if (name.endsWith('.test.ts')) out.push(p);
   }
   return out;
+}
+
+// src/tf.ts loads tfjs' gradients from the build (npm ci builds it; an install with --ignore-scripts does not)
+if (!existsSync(join('dist', 'vendor', 'tfjs-extras.cjs'))) {
+  const b = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+  if (b.status !== 0) process.exit(b.status ?? 1);
 }
 
 const filters = process.argv.slice(2);

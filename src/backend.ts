@@ -1,7 +1,8 @@
 // Backend choice: --backend auto|tensorflow|webgpu|wasm|cpu (or RENO_BACKEND). auto takes tfjs-node-gpu / tfjs-node
 // when one imports (they need libtensorflow, which offline installs lack), else WebGPU on a hardware adapter, else
 // wasm. The choice is printed once (with the adapter for WebGPU).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.js';
+import { checkTfjsVersions } from './tf.js';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { UsageError } from './errors.js';
@@ -106,6 +107,7 @@ export function hostWeightsFromEnv(backend: string): boolean {
 
 /** Select and initialise a backend; returns its tfjs name. */
 export async function useBackend(requested?: string, opts: { quiet?: boolean } = {}): Promise<string> {
+  checkTfjsVersions();
   setHalfWeights(weightsFromEnv());
   const name = (requested ?? process.env.RENO_BACKEND ?? 'auto') as BackendName;
   if (!BACKENDS.includes(name)) throw new UsageError(`unknown backend "${name}" (choose one of ${BACKENDS.join(', ')})`);

@@ -33,6 +33,9 @@ export class DataError extends RenoError {}
 /** Work the compute device cannot do at this size (a WebGPU binding over the adapter's limit). */
 export class DeviceLimitError extends RenoError {}
 
+/** reno's own installation is incomplete or has the wrong versions of the packages it patches. */
+export class InstallError extends RenoError {}
+
 /** A run stopped on purpose (SIGINT) or because the objective became non-finite. */
 export class RunStopped extends RenoError {}
 

@@ -6,7 +6,7 @@
 // least 2 x N logical cores so that XNNPACK creates N threads. It depends on tfjs-backend-wasm 4.22's internals:
 // the test suite checks it (test/unit/wasm-threads.test.ts) and RENO_WASM_THREADS=1 turns it off.
 // The pthread workers keep the event loop alive: a process that uses them must end with process.exit (the CLI does).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.js';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';

@@ -5,7 +5,7 @@
 // stopped on NaN losses (bench/RESULTS.md, "Memory of the full-size step"). Here: the limit for reno's own decisions
 // (Winograd transforms, embedding lookups), a guard that turns such a binding into a DeviceLimitError naming the
 // tensor, and a check of whether a tensor's values are still in host memory (never uploaded).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.js';
 import { DeviceLimitError } from './errors.js';
 
 let limit = 128 * 2 ** 20; // WebGPU's default (and lavapipe's); setupWebgpu sets the adapter's

@@ -10,7 +10,7 @@
 //   several tensors of 64-128 MiB. Here the queue is submitted early once the bytes waiting pass a bound.
 // RENO_WEBGPU_POOL_MB=N sets the pool's budget (0: keep none), `off` keeps every buffer as tfjs does (still counted);
 // RENO_WEBGPU_PENDING_MB=N the bound on waiting releases, `off` waits for tfjs' own submits.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.js';
 import { UsageError } from './errors.js';
 
 /** The default budget of released buffers kept for reuse. */

@@ -6,7 +6,7 @@
 // writeBuffer stages inside Dawn. It is safe with tfjs' batching: a pooled buffer is back in the pool only once no
 // unsubmitted command reads it (tfjs defers releases until submit), and the queue orders the write after work already
 // submitted and before the command buffer being recorded, which is submitted later.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.js';
 
 /** Uploads up to this many bytes go through writeBuffer; larger ones keep tfjs' path. */
 export const SMALL_UPLOAD_BYTES = 1 << 20;

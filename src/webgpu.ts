@@ -2,7 +2,7 @@
 // adapter, then let @tensorflow/tfjs-backend-webgpu register itself (it requests the adapter's full
 // maxStorageBufferBindingSize and maxBufferSize). A software adapter (lavapipe, SwiftShader) is used only when
 // webgpu is asked for by name; `auto` takes hardware adapters only.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.js';
 import { UsageError } from './errors.js';
 import { patchSmallUploads } from './webgpu-uploads.js';
 import { setMaxBlockElems } from './nn/attention.js';

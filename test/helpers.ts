@@ -1,5 +1,5 @@
 // Shared test helpers: fixture paths, temporary folders, backend selection and tensor-leak checks.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../src/tf.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

@@ -1,7 +1,7 @@
 // diffusers attention modules, NHWC: Attention (models/attention_processor.py, AttnProcessor2_0), GEGLU and
 // FeedForward (models/activations.py, attention.py), BasicTransformerBlock and Transformer2DModel
 // (models/attention.py, models/transformers/transformer_2d.py, continuous input).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { attention, geglu } from '../../src/nn/ops.js';

@@ -7,7 +7,7 @@
 // wanted for the context. Values are kept tensors owned here, freed when the timestep or the context changes and
 // by release(). One timestep and context at a time: a forward pass with another pair frees the first pair's values,
 // so two pairs must not share one gradient computation (the ReNO loop differentiates one UNet call per step).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 
 const dataIdOf = (t: tf.Tensor): object => (t as unknown as { dataId: object }).dataId;
 

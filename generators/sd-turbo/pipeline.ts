@@ -1,6 +1,6 @@
 // SD-Turbo's one-step text-to-image chain (diffusers StableDiffusionPipeline with EulerDiscreteScheduler, 1 step,
 // guidance 0): tokens -> CLIPTextModel -> UNet at t = 999 -> x0 = x_T - sigma * eps -> VAE decode -> [0, 1].
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WeightsError } from '../../src/errors.js';

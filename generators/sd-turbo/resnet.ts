@@ -1,6 +1,6 @@
 // ResnetBlock2D, Downsample2D and Upsample2D (diffusers models/resnet.py, downsampling.py, upsampling.py), NHWC.
 // Shared by the UNet (with a time embedding, eps 1e-5) and the VAE (no time embedding, eps 1e-6).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { Conv2d, GroupNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { silu, upsampleNearest2x } from '../../src/nn/ops.js';

@@ -1,6 +1,6 @@
 // UNet2DConditionModel (diffusers models/unets/unet_2d_condition.py and unet_2d_blocks.py), NHWC. Every size comes
 // from UNetConfig; module fields follow the checkpoint's keys (down_blocks.0.attentions.1.transformer_blocks.0...).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { Conv2d, GroupNorm, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { checkpoint } from '../../src/nn/checkpoint.js';

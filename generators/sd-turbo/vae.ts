@@ -1,6 +1,6 @@
 // AutoencoderKL (diffusers models/autoencoders/autoencoder_kl.py, vae.py Encoder/Decoder, unet_2d_blocks.py
 // UNetMidBlock2D, DownEncoderBlock2D, UpDecoderBlock2D), NHWC. All VAE norms use eps 1e-6.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { Conv2d, GroupNorm } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
 import { checkpoint } from '../../src/nn/checkpoint.js';

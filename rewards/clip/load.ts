@@ -2,7 +2,7 @@
 // ReNO's CLIP-family rewards do with CLIPModel.from_pretrained / AutoProcessor.from_pretrained
 // (ReNO rewards/pickscore.py, rewards/clip.py). The text side is tokenized like transformers' CLIPTokenizer called
 // with padding=True, max_length=77, truncation=True.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../src/config/json.js';

@@ -2,7 +2,7 @@
 // rewards/clip.py CLIPLoss, via BaseRewardLoss.__call__ in rewards/base_reward.py): L2-normalised image and text
 // features of an HF CLIPModel, score = exp(logit_scale) * mean(cos(img, txt)), loss = offset - score. The text
 // features are computed once per prompt; the image goes through the shared 224 CLIP preprocessing.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { ClipModel, l2normalize } from '../../src/models/clip/model.js';
 import type { ClipTokenizer } from '../../src/tokenizers/clip-bpe.js';
 import type { RewardInput } from '../input.js';

@@ -9,7 +9,7 @@
 //                          model.vision_model.* / model.connector.*                  (with --train-vision)
 //   optimizer.safetensors  AdamW moments exp_avg.<key> / exp_avg_sq.<key> (tfjs layout) and the step (metadata)
 // The three files carry the same "stage" and "step" in their metadata, so a resume can tell a torn save.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Fields, readJsonFile, type Json } from '../../src/config/json.js';

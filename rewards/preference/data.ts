@@ -7,7 +7,7 @@
 // References for a target pair are other pairs of the same user: for a train target, the user's other train pairs;
 // for a val/test target, the user's train pairs and the other pairs of the target's split (so an unseen user's
 // history comes from their own other test pairs). Sampling is seeded; the reader names file, line and field.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';

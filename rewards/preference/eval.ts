@@ -5,7 +5,7 @@
 // Each item's history is encoded once into a KvCache and both targets are scored as a batch of two against it.
 // Items are not padded together: right padding would shift the rotary positions of the target after a shorter
 // history, so batching across items would change the scores; `batchSize` items share one read-back instead.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { ImageCache, rngFor, sampleReferences, splitPairs, type PreferenceDataset, type PreferencePair, type Split } from './data.js';
 import { pairwiseAccuracy } from './metrics.js';
 import type { PreferenceModel, RefPixels } from './model.js';

@@ -6,7 +6,7 @@
 // Saved under PEFT's key names without the "base_model.model." prefix, in PyTorch layout:
 //   model.text_model.layers.0.self_attn.q_proj.lora_A.weight [r, in], ...lora_B.weight [out, r].
 // Also here: making the vision tower (and connector) trainable in full, for --train-vision.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import seedrandom from 'seedrandom';
 import { ConfigError } from '../../src/errors.js';
 import type { Idefics3ForConditionalGeneration } from '../../src/models/idefics3/model.js';

@@ -12,7 +12,7 @@
 //        L_aux = L_+ + L_-
 //   (8)  L_all = L_base + L_aux           (--no-aux-loss: L_all = L_base)
 // L_base is averaged over the N samples too. -log sigmoid(x) is computed as softplus(-x) (stable).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 
 export type BaseLoss = 'vocab' | 'pair';
 

@@ -6,7 +6,7 @@
 // LoRA adapters on the language model (./lora.ts) and, optionally, the whole vision tower are trained.
 // The token layout is documented in ./layout.ts. A history (the constant prefix) is encoded once into a KvCache and
 // reused for every target (training: the liked and the disliked target; the personal reward: every ReNO step).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../src/config/json.js';

@@ -4,7 +4,7 @@
 //   m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 // Plus the global gradient-norm clip applied before it (torch.nn.utils.clip_grad_norm_, HF Trainer's max_grad_norm).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { WeightsError } from '../../src/errors.js';
 import type { TensorSource } from '../../src/weights/source.js';
 

@@ -9,7 +9,7 @@
 // Scoring: one user's history is encoded once (KvCache) and every query image is a target after it, grouped by
 // prompt (the targets of one prompt are one batch); the score is the logit difference M+ - M- (Q = sigmoid of it,
 // eq. 5; ranking by the difference avoids float32 sigmoid saturating two large margins to the same 1.0).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { KvCache } from '../../src/models/idefics3/model.js';

@@ -11,7 +11,7 @@
 // Writes into `out`: the checkpoint (./checkpoint.ts) every `saveEvery` steps and at the end of each stage,
 // metrics.jsonl (one line per step: loss parts, pair accuracy of the batch, grad norm, lr, seconds; one line per
 // evaluation), eval.json at the end (pairwise accuracy on val and test, seen / unseen).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../../src/errors.js';

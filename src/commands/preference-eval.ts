@@ -14,7 +14,7 @@
 //              N(0, std of embed_tokens), vision tower as loaded: the zero-shot VLM (the paper's "IDEFICS" column).
 // Model scores are M+ - M- (Q = sigmoid of it); a reward's score is its own scale (only the order matters).
 // Writes OUT/tables.md, OUT/tables.json, OUT/nref.png (seen solid, unseen dashed, per model) and OUT/nref-all.png.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';

@@ -1,6 +1,6 @@
 // `reno score --prompt "..." IMAGE...`: every reward's score for every image, through the same code path the
 // optimiser uses (RewardInput -> PreparedReward.score), as a table or JSON.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import * as fs from 'node:fs';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';

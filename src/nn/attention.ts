@@ -3,7 +3,7 @@
 // or the backward pass, and the backward pass recomputes the probabilities instead of storing them. Every product
 // is a plain 2-D matMul without transpose flags (operands are transposed explicitly first), which is the only fast
 // matMul on the wasm backend (../shared/docs/backends.md); it also keeps each WebGPU binding under the device limit.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { fusedKernels } from './fused.js';
 import { scaledSoftmax, softmaxGrad } from './webgpu-softmax.js';
 import { matMulTiled } from './webgpu-gemm.js';

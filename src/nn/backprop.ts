@@ -8,7 +8,7 @@
 // tensor is freed once its producer has used it, so is what each node saved for its gradient, each accumulation
 // frees both operands, and each node's gradient runs in a tidy of its own. Values and gradients are the same (the
 // same gradient functions, in the same order).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 
 interface TapeNode {
   id: number;

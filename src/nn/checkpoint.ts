@@ -3,7 +3,7 @@
 // Peak memory of a backward pass drops from "every intermediate of the network" to "the unit inputs plus one unit's
 // intermediates" for the price of one extra forward pass (ReNO keeps checkpointing on for every model it uses).
 // Only for frozen units: gradients flow to the unit's tensor inputs, never to variables captured inside it.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { gradients } from './backprop.js';
 
 let enabled = (process.env.RENO_CHECKPOINT ?? 'on') !== 'off';

@@ -2,7 +2,7 @@
 // instead of explicit transposes, and reno's own kernels (./webgpu-norm.ts). Only on the webgpu backend: a backward
 // pass there is bound by issuing programs (bench/RESULTS.md, "GPU"); the CPU backends keep their measured fast paths.
 // RENO_WEBGPU_FUSED=off (or setFusedKernels(false) in tests and benchmarks) gives the op-by-op programs to compare.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 
 let enabled = (process.env.RENO_WEBGPU_FUSED ?? 'on') !== 'off';
 

@@ -6,7 +6,7 @@
 // fill of ones times dy, see spreadBack), with nothing filled on the CPU.
 // Also: kernels whose gradient reads only the shapes of what it saves keep no tensor for the backward pass (below).
 // Registered on import (src/nn/ops.ts, which every model uses, imports this module); gradients only.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 
 /**
  * dy reshaped to x's rank with 1 on the reduced axes, divided by `divisor`, then broadcast to x's shape (only x's

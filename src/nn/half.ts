@@ -3,7 +3,7 @@
 // float32 tensor where an op uses it: half the resident bytes of the weights (the ReNO step's models hold about
 // 12 GB at float32, bench/RESULTS.md), for one unpacked weight at a time. One kernel each way per backend: WGSL's
 // pack2x16float / unpack2x16float on WebGPU, the same conversion in JavaScript (round to nearest even) on cpu and wasm.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { callKernel, int, registerWebgpuKernel, RenoProgram, type TensorInfo } from './webgpu-program.js';
 
 const f32 = new Float32Array(1);

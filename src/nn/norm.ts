@@ -7,7 +7,7 @@
 // matters (bench/RESULTS.md); the affine weight and bias stay outside, so their gradients (trainable or not) are
 // tfjs' own. normAffine is what GroupNorm and LayerNorm call: this composite, or on WebGPU the fused kernels of
 // ./webgpu-norm.ts (affine transform and SiLU included).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
 import { isTrainable, silu } from './ops.js';

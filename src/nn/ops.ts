@@ -1,6 +1,6 @@
 // Stateless ops shared by every model: activations, convolution and attention. Backend-specific fast paths live
 // here only, so models read the same on every backend.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { chunkedAttention, withGrad } from './attention.js';
 import { fusedKernels } from './fused.js';
 import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';

@@ -4,7 +4,7 @@
 // (bench/RESULTS.md, "GPU"), each becomes one program each way, and the backward pass needs only x (recomputing the
 // cheap terms) instead of x plus saved intermediates.
 // Ports torch.nn.functional.gelu (approximate='none'), F.silu and OpenAI CLIP's QuickGELU.
-import type * as tf from '@tensorflow/tfjs';
+import type * as tf from '../tf.js';
 import { callKernel, float, int, registerWebgpuKernel, RenoProgram } from './webgpu-program.js';
 
 /**

@@ -11,7 +11,7 @@
 // workgroup memory at the end (so a 4096-token head has 4 x 4096 invocations, not 4096). The other side's rows pass
 // through workgroup memory a tile of T rows at a time (T x D floats per tensor; with the combining scratch <= 16 KB:
 // WebGPU's default maxComputeWorkgroupStorageSize). D, the head width, is a constant of each shader.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { UsageError } from '../errors.js';
 import { fusedKernels } from './fused.js';
 import { callKernel, float, int, registerWebgpuKernel, RenoProgram, type TensorInfo } from './webgpu-program.js';

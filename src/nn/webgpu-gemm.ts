@@ -12,7 +12,7 @@
 // Opt-in and untimed on a GPU so far: RENO_WEBGPU_CONV=BMxBNxBK and RENO_WEBGPU_MATMUL=BMxBNxBK (64x64x16, 64x64x32,
 // 128x64x16 or 128x64x32) turn them on for the products that fit (vec4-aligned sizes, at least MIN_TILES tiles);
 // unset or "tfjs" (the default) keeps tfjs' programs. bench/gemm.ts times them on the VAE's and the UNet's shapes.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { UsageError } from '../errors.js';
 import { callKernel, int, registerWebgpuKernel, RenoProgram, type TensorInfo, type Uniform } from './webgpu-program.js';
 import { fusedKernels } from './fused.js';
@@ -66,8 +66,13 @@ const enoughTiles = (t: Tile, batch: number, m: number, n: number) => batch * Ma
 
 /** Whether reno's program takes this convolution: on, NHWC, Cin a multiple of BK, Cout of 4, enough tiles. */
 export function tiledConvFits(xShape: number[], wShape: number[], stride = 1, pad = 0): boolean {
+  return fusedKernels() && tiledConvShapeFits(xShape, wShape, stride, pad);
+}
+
+/** tiledConvFits' rule on the shapes and the tile setting alone, whatever the backend. */
+export function tiledConvShapeFits(xShape: number[], wShape: number[], stride = 1, pad = 0): boolean {
   const t = convTile;
-  if (t === null || !fusedKernels() || xShape.length !== 4 || xShape[3] !== wShape[2] || wShape[2] % t.bk !== 0 || wShape[3] % 4 !== 0) return false;
+  if (t === null || xShape.length !== 4 || xShape[3] !== wShape[2] || wShape[2] % t.bk !== 0 || wShape[3] % 4 !== 0) return false;
   const [b, h, w] = xShape;
   const pixels = b * (Math.floor((h + 2 * pad - wShape[0]) / stride) + 1) * (Math.floor((w + 2 * pad - wShape[1]) / stride) + 1);
   return enoughTiles(t, 1, pixels, wShape[3]);

@@ -2,7 +2,7 @@
 // fields runWebGPUProgram reads, the shader preamble it writes around getUserCode(): inputs as arrays named by
 // variableNames, `result`, `uniforms` with the shapes, `size` and the program's own uniforms, main(index) called with
 // the flat invocation index), registering a kernel for the webgpu backend, and calling one.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 
 export interface TensorInfo {
   dataId: object;

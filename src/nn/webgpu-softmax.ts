@@ -3,7 +3,7 @@
 // dS = p (dP - sum(dP p)) * scale. tfjs needs 2-3 programs for the first (mul, add, softmax) and 5 for the second
 // (mul, sum, sub, mul, mul); on a GPU a backward pass is bound by issuing programs (bench/RESULTS.md, "GPU").
 // One workgroup per row; s, p and dP are [G, n, Lk] (any leading dims folded into rows), the mask block [G | 1, n | 1, Lk].
-import type * as tf from '@tensorflow/tfjs';
+import type * as tf from '../tf.js';
 import { callKernel, float, int, registerWebgpuKernel, RenoProgram, type TensorInfo, type Uniform } from './webgpu-program.js';
 
 const WG = 128;

@@ -13,7 +13,7 @@
 // took 0.65x (m = 2) the direct conv's time (bench/RESULTS.md); on a GPU it is untimed so far (bench/gemm.ts compares
 // them per shape). The products run through ./webgpu-gemm.ts's matMulTiled (tfjs' batched matMul, or reno's tiled
 // program with RENO_WEBGPU_MATMUL).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import { UsageError } from '../errors.js';
 import { fusedKernels } from './fused.js';
 import { matMulTiled } from './webgpu-gemm.js';
@@ -104,8 +104,13 @@ export function setWinogradMinTiles(n: number): void {
 
 /** Whether a conv takes the Winograd path: on, 3x3, stride 1, channels multiples of 4, enough tiles, transforms within one binding. */
 export function winogradFits(xShape: number[], wShape: number[], stride: number, pad: number): boolean {
+  return fusedKernels() && winogradShapeFits(xShape, wShape, stride, pad);
+}
+
+/** winogradFits' rule on the shapes, the tile setting and the binding limit alone, whatever the backend. */
+export function winogradShapeFits(xShape: number[], wShape: number[], stride: number, pad: number): boolean {
   const m = tileM;
-  if (m === null || !fusedKernels() || xShape.length !== 4 || wShape[0] !== 3 || wShape[1] !== 3 || stride !== 1) return false;
+  if (m === null || xShape.length !== 4 || wShape[0] !== 3 || wShape[1] !== 3 || stride !== 1) return false;
   const [b, h, w, c] = xShape;
   const k = wShape[3];
   if (c !== wShape[2] || c % 4 !== 0 || k % 4 !== 0 || h + 2 * pad < 3 || w + 2 * pad < 3) return false;

@@ -1,6 +1,6 @@
 // A session holds the loaded generator and rewards so that several runs (generate, compare, sweep cells) reuse
 // them; runGeneration performs one run into one run folder.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tf.js';
 import * as path from 'node:path';
 import { GENERATORS } from '../../generators/index.js';
 import type { Generator } from '../../generators/types.js';

@@ -1,7 +1,7 @@
 // A run folder (design.md): run.yaml first, metrics.jsonl one line per step, optional steps/NNN.png, then init.png,
 // best.png (PNG text chunks: prompt, seed, weights, rewards, backend, reno version) and report.html. Every file is
 // written under a temporary name and renamed, so an interrupted run leaves a valid folder.
-import type * as tf from '@tensorflow/tfjs';
+import type * as tf from '../tf.js';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { encodePng } from '../image/png.js';

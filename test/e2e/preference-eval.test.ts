@@ -3,7 +3,7 @@
 // per-item scorer (rewards/preference/eval.ts scorePairs), PNGs of sensible sizes, and the backbone's attention
 // recording hook leaving the scores unchanged.
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';

@@ -4,7 +4,7 @@
 // a non-square input whose centre crop rounds half to even, stored both in full and as summaries, and a bilinear
 // resize. References are computed by reno on the cpu backend (like test/parity/second-layout.ts); the runner is
 // then run on another backend.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { clipPreprocess, resizeBilinearAA } from '../../rewards/preprocess.js';

@@ -4,7 +4,7 @@
 // torch.save zip of {'state_dict': ...} (scripts/tiny/torch-zip-writer.ts) and as safetensors; the references are
 // computed by reno on the pure-JS cpu backend. (The upstream fixtures prove the port; this root proves that the
 // cases read every size from the fixture.)
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeTorchZip } from '../../scripts/tiny/torch-zip-writer.js';

@@ -2,7 +2,7 @@
 // and head counts, layers_per_block 1, batch 2), so the runner is shown to read every size from the fixture.
 // The references are computed by reno itself on the pure-JS cpu backend; the runner is then run on another backend.
 // (The upstream fixtures prove the port; this root proves the runner and the models are size-agnostic.)
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadTextEncoder, loadUnet, loadVae } from '../../generators/sd-turbo/load.js';

@@ -2,7 +2,7 @@
 // 1e-5 relative, gradients with respect to q, k and v within 1e-4, for self- and cross-attention shapes (ragged tiles,
 // batches, the head widths of the UNet (64) and ViT-H (80)), constant keys and values, one program forward, fewer
 // programs than the chunked path both ways, nothing left behind; a mask or a wide head takes the chunked path.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';

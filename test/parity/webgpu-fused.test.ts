@@ -4,7 +4,7 @@
 // one-pass sum of squares would lose the variance), linear and conv with the bias fused, and the attention with
 // transpose flags, one program for its scaled, masked softmax and one for the softmax gradient, and GEGLU.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';

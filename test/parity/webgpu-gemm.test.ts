@@ -3,13 +3,13 @@
 // without a bias; values and the input gradient, which runs the tiled program on the flipped filter), the matMul
 // (2-D and batched, each transpose flag, a broadcast weight, K not a multiple of the slice, bias), and the Linear
 // layer and the attention built on it (values and input gradients); no leaks.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';
 import { attention, conv2d, matMulWeight } from '../../src/nn/ops.js';
 import { setFlashAttention } from '../../src/nn/webgpu-flash.js';
-import { matMulTiled, MIN_TILES, parseTile, tilesFromEnv, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
+import { matMulTiled, MIN_TILES, parseTile, tilesFromEnv, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledConvShapeFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
 import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
 import { setupWebgpu } from '../../src/webgpu.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
@@ -81,15 +81,16 @@ test('the tiled conv program matches tfjs on webgpu: values, input gradients, ev
   }
 });
 
-test('the tiled conv leaves convolutions with too few tiles, or channels it cannot split, to tfjs', () => {
+test('the tiled conv leaves convolutions with too few tiles, or channels it cannot split, to tfjs (the rule on shapes: any backend)', () => {
   setConvTile(parseTile('128x64x16'));
   try {
-    assert.ok(tiledConvFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1)); // the VAE decoder: 32 x 8 tiles
-    assert.ok(!tiledConvFits([1, 16, 16, 1280], [3, 3, 1280, 1280], 1, 1)); // the UNet's innermost: 2 x 20
-    assert.ok(!tiledConvFits([1, 64, 64, 4], [3, 3, 4, 320], 1, 1)); // conv_in: 4 input channels
-    assert.ok(!tiledConvFits([1, 512, 512, 128], [3, 3, 128, 3], 1, 1)); // conv_out: 3 output channels
+    if (tf.getBackend() !== 'webgpu') assert.ok(!tiledConvFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1), 'off WebGPU nothing takes the WGSL path');
+    assert.ok(tiledConvShapeFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1)); // the VAE decoder: 32 x 8 tiles
+    assert.ok(!tiledConvShapeFits([1, 16, 16, 1280], [3, 3, 1280, 1280], 1, 1)); // the UNet's innermost: 2 x 20
+    assert.ok(!tiledConvShapeFits([1, 64, 64, 4], [3, 3, 4, 320], 1, 1)); // conv_in: 4 input channels
+    assert.ok(!tiledConvShapeFits([1, 512, 512, 128], [3, 3, 128, 3], 1, 1)); // conv_out: 3 output channels
     setConvTile(null);
-    assert.ok(!tiledConvFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1)); // off
+    assert.ok(!tiledConvShapeFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1)); // off
   } finally {
     setConvTile(parseTile(process.env.RENO_WEBGPU_CONV));
   }

@@ -1,7 +1,7 @@
 // Float16 weight storage on WebGPU (src/nn/half.ts: WGSL pack2x16float / unpack2x16float) against the JavaScript
 // conversion, and a Winograd-sized conv and a Linear layer with half weights against float32 weights rounded to
 // float16 on the same adapter (lavapipe in CI), forward and input gradient, no unpacked weight left behind.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';

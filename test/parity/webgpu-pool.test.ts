@@ -3,7 +3,7 @@
 // computes the same values under any budget (buffers destroyed and made again), after a read-back the released bytes
 // the device still holds are within the budget (tfjs' unbounded pool keeps them all), and an early submit keeps the
 // buffers of freed tensors from piling up within one submit batch.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';

@@ -3,7 +3,7 @@
 // staging buffer is created for them once the pool is warm; larger uploads keep tfjs' own path; and the
 // RENO_WEBGPU_SUBMIT_BATCH setting is parsed into tfjs' flag or refused.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';

@@ -1,13 +1,13 @@
 // reno's Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (src/nn/webgpu-winograd.ts) against tfjs' conv program on the same adapter
 // (lavapipe in CI): odd and even output sizes, padding 1 and 0, a bias, batches; values and the input gradient
 // (the flipped filter transformed as it is read), alone and with the tiled matMul for its 16 products; no leaks.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';
 import { conv2d } from '../../src/nn/ops.js';
 import { MIN_TILES, parseTile, setMatMulTile, setMinTiles } from '../../src/nn/webgpu-gemm.js';
-import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradMinTiles, winogradFits } from '../../src/nn/webgpu-winograd.js';
+import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradMinTiles, winogradFits, winogradShapeFits } from '../../src/nn/webgpu-winograd.js';
 import { adapterSummary, setupWebgpu } from '../../src/webgpu.js';
 import { setBindingLimit } from '../../src/webgpu-bindings.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
@@ -74,22 +74,23 @@ test('the Winograd conv matches tfjs on webgpu: values, input gradients, with an
   }
 });
 
-test('Winograd takes only 3x3 stride-1 convs with channels in fours whose transforms fit one binding', () => {
+test('Winograd takes only 3x3 stride-1 convs with channels in fours whose transforms fit one binding (the rule on shapes: any backend)', () => {
   setWinograd(2);
   try {
-    assert.ok(winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1));
-    assert.ok(!winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 2, 1), 'stride 2');
-    assert.ok(!winogradFits([1, 64, 64, 512], [1, 1, 512, 512], 1, 0), '1x1');
-    assert.ok(!winogradFits([1, 64, 64, 4], [3, 3, 4, 3], 1, 1), '3 output channels');
+    if (tf.getBackend() !== 'webgpu') assert.ok(!winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1), 'off WebGPU nothing takes the WGSL path');
+    assert.ok(winogradShapeFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1));
+    assert.ok(!winogradShapeFits([1, 64, 64, 512], [3, 3, 512, 512], 2, 1), 'stride 2');
+    assert.ok(!winogradShapeFits([1, 64, 64, 512], [1, 1, 512, 512], 1, 0), '1x1');
+    assert.ok(!winogradShapeFits([1, 64, 64, 4], [3, 3, 4, 3], 1, 1), '3 output channels');
     setBindingLimit(128 * 2 ** 20);
-    assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(2): 512 MiB of transformed input against a 128 MiB binding');
+    assert.ok(!winogradShapeFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(2): 512 MiB of transformed input against a 128 MiB binding');
     setWinograd(4);
-    assert.ok(!winogradFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(4): 288 MiB');
-    assert.ok(winogradFits([1, 256, 256, 128], [3, 3, 128, 128], 1, 1), 'F(4): 72 MiB');
-    assert.ok(winogradFits([1, 32, 32, 640], [3, 3, 640, 640], 1, 1), 'the UNet at 32x32: 64 tiles');
-    assert.ok(!winogradFits([1, 16, 16, 1280], [3, 3, 1280, 1280], 1, 1), 'the UNet at 16x16: 16 tiles');
+    assert.ok(!winogradShapeFits([1, 512, 512, 128], [3, 3, 128, 128], 1, 1), 'F(4): 288 MiB');
+    assert.ok(winogradShapeFits([1, 256, 256, 128], [3, 3, 128, 128], 1, 1), 'F(4): 72 MiB');
+    assert.ok(winogradShapeFits([1, 32, 32, 640], [3, 3, 640, 640], 1, 1), 'the UNet at 32x32: 64 tiles');
+    assert.ok(!winogradShapeFits([1, 16, 16, 1280], [3, 3, 1280, 1280], 1, 1), 'the UNet at 16x16: 16 tiles');
     setWinograd(null);
-    assert.ok(!winogradFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1), 'off');
+    assert.ok(!winogradShapeFits([1, 64, 64, 512], [3, 3, 512, 512], 1, 1), 'off');
     assert.equal(parseWinograd(undefined), 4);
     assert.equal(parseWinograd('2'), 2);
     assert.equal(parseWinograd('off'), null);

@@ -2,7 +2,7 @@
 // 4096-token self-attention, whose plain [5, 4096, 4096] score tensor (320 MiB) exceeds lavapipe's 128 MiB binding
 // limit and silently returns zeros; the chunked attention keeps every binding under the limit.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/backend.js';

@@ -1,7 +1,7 @@
 // The lean backward pass (src/nn/backprop.ts), shape-only saves (src/nn/gradients.ts) and wasm's shared Identity
 // (src/backend.ts): the same gradients as tfjs' own Engine.gradients, lower peak memory (counted in distinct tensor
 // buffers), no leaks.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { withGrad } from '../../src/nn/attention.js';

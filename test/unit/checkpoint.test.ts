@@ -1,6 +1,6 @@
 // Gradient checkpointing: same gradients as the plain tape, lower peak memory, no leaks, and the outer tape keeps
 // working around a checkpointed unit (the nested tf.grads of the recompute must not clear it).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { vaeConfig } from '../../generators/sd-turbo/config.js';

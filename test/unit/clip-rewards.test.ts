@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import { writeTinyClipRewards } from '../../scripts/tiny/clip-rewards.js';
 import { loadClipModel, loadClipTokenizer, tokenizeForClip } from '../../rewards/clip/load.js';
 import { clipScoreReward } from '../../rewards/clip-score.js';

@@ -1,7 +1,7 @@
 // Float16 weight storage (src/nn/half.ts, Param.store with half weights on): the binary16 conversion (round to nearest
 // even, subnormals, overflow, NaN), the pack / unpack kernels on cpu and wasm, and Linear / Conv2d layers with half
 // weights: the same values and input gradients as float32 weights rounded to float16, half the bytes, no leaks.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromHalfBits, packHalf, packHalfValues, toHalfBits, unpackHalf, unpackHalfValues } from '../../src/nn/half.js';

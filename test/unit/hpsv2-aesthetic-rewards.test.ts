@@ -3,7 +3,7 @@
 // written here): loading through RewardSpec.load, loss = offset - score, the score against a direct computation,
 // input gradients against central finite differences along random pixel directions, the shared 224 view, no tensor
 // growth over repeated loss() / gradient calls, and the load-time errors.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -3,7 +3,7 @@
 // tokenizer.json is not available offline; what is checked here is the format: added special tokens split out
 // whole, Digits (one per digit) then ByteLevel pre-tokenisation, merges applied by rank, both merge spellings,
 // bytes of any UTF-8 text, decode(encode(x)) == x.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

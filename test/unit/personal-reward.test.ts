@@ -2,7 +2,7 @@
 // against the score, the gradient with respect to the image against central finite differences, the score against
 // an independent preferenceScore, no tensor leaks across repeated calls, and where the checkpoint comes from and how
 // history problems are reported.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,7 +1,7 @@
 // The preference dataset format (DIR/images, DIR/pairs.jsonl): the synthetic taste world writer (deterministic,
 // seen and unseen users, 64x64 PNGs, prompts naming the content), the validating reader (errors name file, line
 // and field), seen/unseen test users, reference pools and seeded sampling, and the image cache.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';

@@ -1,7 +1,7 @@
 // The preference model's token layout (where prototypes, images, prompts and labels sit), the prefix cache (cached
 // == uncached scores, and gradients), the ablation layouts (no prompt = ViPer's template, 0 prototypes), and
 // checkpoint round trips, on the tiny SmolVLM backbone of the preset.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -2,7 +2,7 @@
 // clearly above chance (the untrained model does not), an interrupted run resumed from its checkpoint ends exactly
 // where an uninterrupted one does, the ablation flags (ViPer*: no prompt, no aux loss, no prototypes), and the
 // command's refusals.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -2,7 +2,7 @@
 // crop's Python rounding, and tensor hygiene.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import {
   CLIP_MEAN,
   CLIP_STD,

@@ -3,7 +3,7 @@
 // projections and the cross-attentions' keys and values are made once (a second call runs fewer kernels); a new
 // context or timestep replaces them; release() frees them; and a forward pass without the option after one with it
 // still differentiates with respect to the context.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../src/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { unetConfig } from '../../generators/sd-turbo/config.js';

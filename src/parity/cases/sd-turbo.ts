@@ -1,5 +1,5 @@
 // Parity cases for SD-Turbo's parts: text_encoder, unet, vae and the whole one-step chain with its gradient.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../../tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';
