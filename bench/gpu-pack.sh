@@ -5,6 +5,8 @@
 #   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out): the
 #                               default stages' (reno-step, gemm, dispatches); GPU_PACK_ALL=1 adds generator, rewards,
 #                               profile-kernels and overhead (about 1.8 MB more: the pack is near the 64 MiB limit)
+#   tfjs-extras.cjs.xz          tfjs-core's gradients and chained ops (dist/vendor/, built by scripts/build.mjs; src/tf.ts
+#                               loads it from the checkout's dist/vendor/, where bench/gpu.sh puts it)
 #   webgpu/                     the "webgpu" package's index.js + dawn.node for linux-x64 only (xz: about 5 MB)
 #   debs/*.deb                  the Vulkan loader and glvnd from Debian (the GPU machine has the NVIDIA ICD only)
 # The parity fixtures travel as tracked files of the checkout (test/fixtures/parity).
@@ -23,6 +25,8 @@ if [ ! -f "$P/webgpu/dist/linux-x64/dawn.node.xz" ]; then
   xz -9e -T2 -c node_modules/webgpu/dist/linux-x64/dawn.node > "$P/webgpu/dist/linux-x64/dawn.node.xz"
 fi
 cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$P/webgpu/"
+[ -f dist/vendor/tfjs-extras.cjs ] || node scripts/build.mjs
+xz -9 -c dist/vendor/tfjs-extras.cjs > "$P/tfjs-extras.cjs.xz"
 STUB="$P/sharp-stub.mjs"
 echo "export default function sharp() { throw new Error('sharp is not part of the GPU bundle'); }" > "$STUB"
 bundle() { # entry output [--minify]

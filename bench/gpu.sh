@@ -25,6 +25,8 @@ xz -dc "$P/webgpu/dist/linux-x64/dawn.node.xz" > "$W/node_modules/webgpu/dist/li
 mkdir -p "$W/.gpu-pack/webgpu" && cp "$P/webgpu/index.js" "$P/webgpu/package.json" "$W/.gpu-pack/webgpu/" && \
   mkdir -p "$W/.gpu-pack/webgpu/dist/linux-x64" && ln -sf "$W/node_modules/webgpu/dist/linux-x64/dawn.node" "$W/.gpu-pack/webgpu/dist/linux-x64/dawn.node"
 for f in "$P"/*.mjs.xz; do xz -dc "$f" > "$W/$(basename "$f" .xz)"; done
+# tfjs-core's gradients and chained ops, where src/tf.ts looks for them (the checkout's dist/vendor/)
+mkdir -p "$REPO/dist/vendor" && xz -dc "$P/tfjs-extras.cjs.xz" > "$REPO/dist/vendor/tfjs-extras.cjs"
 # the Vulkan loader and glvnd (the NVIDIA ICD, libGLX_nvidia.so.0, needs libGLdispatch) from Debian
 if ! ldconfig -p | grep -q libvulkan.so.1 || ! ldconfig -p | grep -q libGLdispatch.so.0; then
   for f in "$P"/debs/*.deb; do dpkg -x "$f" /; done
