@@ -33,6 +33,9 @@ export class DataError extends RenoError {}
 /** Work the compute device cannot do at this size (a WebGPU binding over the adapter's limit). */
 export class DeviceLimitError extends RenoError {}
 
+/** A file or folder reno must write and cannot: --out at a file, a read-only file system, a full disk. */
+export class OutputError extends RenoError {}
+
 /** A run stopped on purpose (SIGINT) or because the objective became non-finite. */
 export class RunStopped extends RenoError {}
 
