@@ -10,6 +10,7 @@ import { test, type TestContext } from 'node:test';
 import YAML from 'yaml';
 import { compareCommand } from '../../src/commands/compare.js';
 import { generateCommand } from '../../src/commands/generate.js';
+import { preferenceSynth } from '../../src/commands/preference.js';
 import { DataError, OutputError, RenoError } from '../../src/errors.js';
 import { readPngText } from '../../src/image/png.js';
 import { fsOps, writeFileAtomic } from '../../src/run/files.js';
@@ -156,6 +157,13 @@ test('an injected read-only folder (EROFS on mkdir): an OutputError naming the r
   assert.ok(err instanceof OutputError, String(err));
   assert.match(err.message, /outputs.*read-only file system/);
   assert.equal(fs.existsSync(out), false);
+});
+
+test('preference synth --out at a file: an OutputError naming the path, not a stack trace', async () => {
+  const file = path.join(tmpDir(), 'not-a-folder');
+  fs.writeFileSync(file, 'x');
+  await assert.rejects(preferenceSynth({ out: file, users: 2, pairsPerUser: 6, quiet: true }), (e: Error) => e instanceof OutputError && e.message.includes(file));
+  assert.equal(fs.readFileSync(file, 'utf8'), 'x');
 });
 
 // ---- 2. nothing is created for a run that cannot start; a failed run leaves no invalid folder --------------------
