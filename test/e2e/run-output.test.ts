@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import YAML from 'yaml';
+import { REWARDS } from '../../rewards/index.js';
 import { compareCommand } from '../../src/commands/compare.js';
 import { generateCommand } from '../../src/commands/generate.js';
 import { preferenceSynth } from '../../src/commands/preference.js';
@@ -227,8 +228,10 @@ test('CLI: generate --json prints a summary: folder, best step, losses and every
   assert.equal(s.init.total_loss, metrics[0].total);
   assert.deepEqual(Object.keys(s.init.scores).sort(), ['aesthetic', 'pickscore']);
   assert.deepEqual(Object.keys(s.best.scores).sort(), ['aesthetic', 'pickscore']);
-  // scores are the rewards' "higher is better" values: offset - loss (pickscore's offset is 30)
-  assert.ok(Math.abs(s.init.scores.pickscore - (30 - metrics[0].rewards.pickscore)) < 1e-9);
+  // scores are the rewards' "higher is better" values: offset - loss
+  const offset = REWARDS.find((r) => r.name === 'pickscore')!.offset;
+  assert.ok(Math.abs(s.init.scores.pickscore - (offset - metrics[0].rewards.pickscore)) < 1e-9);
+  assert.ok(Math.abs(s.best.scores.aesthetic - (REWARDS.find((r) => r.name === 'aesthetic')!.offset - best.rewards.aesthetic)) < 1e-9);
   assert.equal(s.stopped, null);
   assert.equal(s.smoke_test, true);
 });
