@@ -36,6 +36,9 @@ export class DeviceLimitError extends RenoError {}
 /** reno's own installation is incomplete or has the wrong versions of the packages it patches. */
 export class InstallError extends RenoError {}
 
+/** A file or folder reno must write and cannot: --out at a file, a read-only file system, a full disk. */
+export class OutputError extends RenoError {}
+
 /** A run stopped on purpose (SIGINT) or because the objective became non-finite. */
 export class RunStopped extends RenoError {}
 

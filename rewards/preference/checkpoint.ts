@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Fields, readJsonFile, type Json } from '../../src/config/json.js';
 import { ConfigError, WeightsError } from '../../src/errors.js';
-import { writeFileAtomic } from '../../src/run/files.js';
+import { makeDirs, writeFileAtomic } from '../../src/run/files.js';
 import { fromTfLayout, toTfLayout } from '../../src/weights/layout.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/weights/safetensors.js';
 import type { TensorSource } from '../../src/weights/source.js';
@@ -77,7 +77,7 @@ export async function saveCheckpoint(
   model: PreferenceModel,
   o: { training: Record<string, unknown>; state: TrainingState; optimizer?: Map<string, { shape: number[]; data: Float32Array }> },
 ): Promise<void> {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const meta = { format: CHECKPOINT_FORMAT, stage: String(o.state.stage), step: String(o.state.step) };
   const layouts = layoutOf(model);
   const tensors: [string, { shape: number[]; data: Float32Array }][] = [];

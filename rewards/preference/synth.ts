@@ -12,12 +12,11 @@
 // (Bradley-Terry), and the label is drawn from it. A share of users is unseen (all their pairs are test pairs).
 // world.json records the weights and the accuracy of oracles (the true utility; global taste only; global + group)
 // on the test pairs, to read a model's accuracy against. Deterministic for a seed (seedrandom everywhere).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
 import { UsageError } from '../../src/errors.js';
-import { writeFileAtomic } from '../../src/run/files.js';
+import { makeDirs, writeFileAtomic } from '../../src/run/files.js';
 import type { Split } from './data.js';
 
 export const STYLE = {
@@ -228,7 +227,7 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
   }
   const groups = Array.from({ length: nGroups }, () => randomWeights(rng, std.group));
   const out = path.resolve(o.out);
-  fs.mkdirSync(path.join(out, 'images'), { recursive: true });
+  makeDirs(path.join(out, 'images'));
   const lines: string[] = [];
   const userInfo: Record<string, { group: number; unseen: boolean }> = {};
   const oracle = { true_utility: 0, global_taste: 0, group_taste: 0, label_ceiling: 0 };
@@ -241,7 +240,7 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
     userInfo[user] = { group, unseen };
     const w = addW(global, groups[group], randomWeights(rng, std.individual));
     const groupW = addW(global, groups[group]);
-    fs.mkdirSync(path.join(out, 'images', user), { recursive: true });
+    makeDirs(path.join(out, 'images', user));
     for (let p = 0; p < perUser; p++) {
       const content = { shape: pick(SHAPES, rng), count: 1 + Math.floor(rng() * 3) };
       const jitter = () => ({ angle: rng() * 2 * Math.PI, dx: (rng() - 0.5) * 6, dy: (rng() - 0.5) * 6 });

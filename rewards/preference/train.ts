@@ -15,7 +15,7 @@ import * as tf from '../../src/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../../src/errors.js';
-import { appendLine, writeFileAtomic } from '../../src/run/files.js';
+import { appendLine, makeDirs, writeFileAtomic } from '../../src/run/files.js';
 import { fmtNum, progress } from '../../src/run/progress.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { saveCheckpoint, type TrainingState } from './checkpoint.js';
@@ -127,7 +127,7 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
   const stage2 = model.prototypes && set.stage2Steps > 0 ? set.stage2Steps : 0;
   const total = set.stage1Steps + stage2;
   const images = new ImageCache(8192, (x) => model.pixels(x));
-  fs.mkdirSync(run.out, { recursive: true });
+  makeDirs(run.out);
   const metrics = path.join(run.out, 'metrics.jsonl');
   const t0 = Date.now();
   let state: TrainingState = { ...run.start };

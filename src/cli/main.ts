@@ -51,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('save-steps', { type: 'boolean', describe: 'write steps/NNN.png for every step' })
           .option('config', { type: 'string', describe: 'YAML file layered over configs/default.yaml' })
           .option('out', { type: 'string', describe: 'outputs folder (default ./outputs)' })
+          .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout instead of the run folder' })
           .strict(false),
       async (a) => {
         const overrides: Record<string, unknown> = {};
@@ -61,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
         if (a.optimize !== undefined) overrides.optimize = a.optimize;
         if (a.saveSteps !== undefined) overrides.save_steps = a.saveSteps;
         // dotted config keys (--weights.pickscore 0.1, --n_ref 3): anything yargs did not declare
-        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'weight-dtype', 'weightDtype', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
+        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'json', 'backend', 'quiet', 'weight-dtype', 'weightDtype', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
         for (const [k, v] of Object.entries(a)) if (!declared.has(k) && !/[A-Z]/.test(k)) overrides[k.replace(/-/g, '_')] = v;
         const r = await generateCommand({
           prompt: a.prompt,
@@ -79,6 +80,7 @@ export async function main(argv: string[]): Promise<number> {
           out: a.out,
           backend: a.backend as string | undefined,
           quiet: a.quiet as boolean | undefined,
+          json: a.json,
         });
         // the folder is complete either way; the exit code tells a script that the run did not finish
         if (r.result.stopped) code = r.result.stopped.reason === 'interrupted' ? 130 : 1;

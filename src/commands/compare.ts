@@ -10,9 +10,9 @@ import { page } from '../report/html.js';
 import { imageGrid } from '../report/plot-png.js';
 import { UsageError } from '../errors.js';
 import { markdownTable, scoreFiles } from '../run/cross-score.js';
-import { newRunDir, writeFileAtomic } from '../run/files.js';
+import { checkWritableDir, keepIfValid, makeDirs, newRunDir, writeFileAtomic } from '../run/files.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
-import { activeRewardNames, openSession, runGeneration } from '../run/session.js';
+import { activeRewardNames, openSession, runGeneration, runSize } from '../run/session.js';
 import { modelPlaces, personalOptions } from './common.js';
 import { generateConfig, type GenerateOptions } from './generate.js';
 
@@ -20,6 +20,9 @@ export interface CompareOptions extends GenerateOptions {
   /** reward names to compare (default: every reward the config enables) */
   rewards?: string[];
 }
+
+/** What a finished (or interrupted) compare folder holds; without one of them a failed compare removes its folder. */
+const COMPARE_FOLDER_FILES = ['compare.json', 'compare.md', 'grid.png', 'report.html'];
 
 export interface CompareResult {
   dir: string;
@@ -37,9 +40,18 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   if (!names.length) throw new UsageError('no reward to compare: enable some with --weights.NAME or name them with --rewards');
   for (const n of names) activeRewardNames({ [n]: 1 }, !!o.user); // validates every name
   const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
+  const root = o.out ?? path.join(process.cwd(), 'outputs');
+  checkWritableDir(root, '--out');
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: names, personal, backend });
-  const dir = newRunDir(o.out ?? path.join(process.cwd(), 'outputs'), `compare-${config.prompt}`);
+  let dir: string;
+  try {
+    runSize(session.generator, config); // a bad size fails before the compare folder exists
+    dir = newRunDir(root, `compare-${config.prompt}`);
+  } catch (e) {
+    session.dispose();
+    throw e;
+  }
   const weightOf = (n: string) => (config.weights[n] > 0 ? config.weights[n] : 1);
   const plan: { name: string; rewards: string[]; cfg: RunConfig }[] = [
     { name: 'unoptimised', rewards: [], cfg: { ...config, optimize: false } },
@@ -53,7 +65,7 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
       for (const p of plan) {
         if (flag.requested) break;
         const runDir = path.join(dir, 'runs', p.name);
-        fs.mkdirSync(runDir, { recursive: true });
+        makeDirs(runDir);
         await runGeneration(session, p.cfg, p.rewards, runDir, { quiet: o.quiet, label: p.name, shouldStop: () => flag.requested, meta: { compare: p.name } });
         runs.push({ name: p.name, dir: runDir, weights: p.cfg.weights });
       }
@@ -62,6 +74,9 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
     await writeCompare(dir, config, names, runs, scores, places.smokeTest);
     if (!o.quiet) log(`reno: wrote ${path.relative(process.cwd(), dir) || dir}`);
     return { dir, runs, scores };
+  } catch (e) {
+    keepIfValid(dir, COMPARE_FOLDER_FILES); // an incomplete compare folder goes
+    throw e;
   } finally {
     session.dispose();
   }

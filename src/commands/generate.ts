@@ -4,9 +4,10 @@ import * as path from 'node:path';
 import { useBackend } from '../backend.js';
 import { resolveConfig, type RunConfig } from '../config/run-config.js';
 import { ConfigError } from '../errors.js';
-import { newRunDir } from '../run/files.js';
+import { checkWritableDir, keepIfValid, newRunDir } from '../run/files.js';
 import { withInterrupt, stopFlag } from '../run/interrupt.js';
-import { activeRewardNames, openSession, runGeneration, type RunOutcome } from '../run/session.js';
+import { activeRewardNames, openSession, RUN_FOLDER_FILES, runGeneration, runSize, type RunOutcome } from '../run/session.js';
+import { runSummary } from '../run/summary.js';
 import { modelPlaces, parseSize, personalOptions } from './common.js';
 
 export interface GenerateOptions {
@@ -30,7 +31,11 @@ export interface GenerateOptions {
   out?: string;
   backend?: string;
   quiet?: boolean;
+  /** print a machine-readable summary (src/run/summary.ts) on stdout instead of the run folder's path */
+  json?: boolean;
   log?: (line: string) => void;
+  /** where the folder (or the --json summary) goes: stdout by default */
+  stdout?: (text: string) => void;
   /** for tests: stop after the current step when this returns true */
   shouldStop?: () => boolean;
 }
@@ -53,22 +58,35 @@ export function generateConfig(o: GenerateOptions): RunConfig {
 
 export async function generateCommand(o: GenerateOptions): Promise<GenerateResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const stdout = o.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
+  // everything that can be checked is checked before the run folder exists: a run that cannot start leaves nothing
   const config = generateConfig(o);
   const places = modelPlaces(o);
+  const root = o.out ?? path.join(process.cwd(), 'outputs');
+  checkWritableDir(root, '--out');
   const { active, inactive } = activeRewardNames(config.weights, !!o.user);
   const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {
-    const dir = newRunDir(o.out ?? path.join(process.cwd(), 'outputs'), config.prompt);
+    runSize(session.generator, config);
+    const dir = newRunDir(root, config.prompt);
     if (places.smokeTest && !o.quiet) log('reno: tiny smoke-test preset (random weights): the image and rewards are not meaningful');
     const flag = stopFlag();
     const shouldStop = () => flag.requested || (o.shouldStop?.() ?? false);
-    const out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, shouldStop, meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
+    let out: RunOutcome;
+    try {
+      out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, shouldStop, meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
+    } catch (e) {
+      keepIfValid(dir, RUN_FOLDER_FILES); // a folder that is not a complete run folder goes
+      throw e;
+    }
     const r = out.result;
     for (const n of out.notes) if (!o.quiet || r.stopped) log(`reno: ${n}`);
     if (!o.quiet && r.init && r.best)
       log(`reno: initial loss ${r.init.record.total.toFixed(4)}, best ${r.best.record.total.toFixed(4)} at step ${r.best.record.step}; wrote ${path.relative(process.cwd(), dir) || dir}`);
+    // stdout is for scripts: the folder, or the summary with --json (the folder is complete even for a stopped run)
+    stdout(o.json ? JSON.stringify(runSummary(dir, r, config.guidance, places.smokeTest), null, 2) : path.resolve(dir));
     return { ...out, config };
   } finally {
     session.dispose();

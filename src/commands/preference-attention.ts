@@ -22,7 +22,7 @@ import { historyRefs, targetAttention, type EvalUser } from '../../rewards/prefe
 import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { UsageError } from '../errors.js';
 import { heatmapPng, imageGrid } from '../report/plot-png.js';
-import { writeFileAtomic } from '../run/files.js';
+import { makeDirs, writeFileAtomic } from '../run/files.js';
 import { progress } from '../run/progress.js';
 
 export interface PreferenceAttentionOptions {
@@ -144,7 +144,7 @@ export async function preferenceAttention(o: PreferenceAttentionOptions): Promis
       cellSize,
     });
     const out = path.resolve(o.out ?? path.join(ckpt, 'eval'));
-    fs.mkdirSync(out, { recursive: true });
+    makeDirs(out);
     const png = path.join(out, 'attention.png');
     const json = path.join(out, 'attention.json');
     const pairsOf = (same: boolean) => {

@@ -28,7 +28,7 @@ import {
   type UserRole,
 } from '../data/pickapic.js';
 import { progress } from '../run/progress.js';
-import { writeFileAtomic } from '../run/files.js';
+import { makeDirs, writeFileAtomic } from '../run/files.js';
 
 export interface PreferenceDatasetOptions extends Partial<SplitOptions> {
   /** Parquet files and/or folders (searched recursively for *.parquet). */
@@ -155,7 +155,7 @@ export async function preferenceDataset(o: PreferenceDatasetOptions): Promise<Pr
   const counts = splitStats(scan.users, plan);
 
   // Pass 2: images and pairs of kept users, each distinct pair once (its first occurrence).
-  fs.mkdirSync(path.join(out, 'images'), { recursive: true });
+  makeDirs(path.join(out, 'images'));
   for (const f of fs.readdirSync(out)) if (f.startsWith('.pairs.jsonl.partial-')) fs.rmSync(path.join(out, f), { force: true }); // left by a killed build
   const tmpPairs = path.join(out, `.pairs.jsonl.partial-${process.pid}`);
   const fh = await fs.promises.open(tmpPairs, 'w');

@@ -44,7 +44,7 @@ import { useBackend } from '../backend.js';
 import { UsageError } from '../errors.js';
 import { PALETTE, linePlotSvg, svgToPng, type LineSeries } from '../report/plot-png.js';
 import { progress, type Progress } from '../run/progress.js';
-import { writeFileAtomic } from '../run/files.js';
+import { makeDirs, writeFileAtomic } from '../run/files.js';
 import { PERSONAL, rewardContext } from '../run/session.js';
 import { modelPlaces } from './common.js';
 
@@ -337,7 +337,7 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     candidateSets: sets.length,
     seed,
   };
-  fs.mkdirSync(out, { recursive: true });
+  makeDirs(out);
   const head = [
     `# Preference evaluation: ${ds.dir}`,
     '',

@@ -10,7 +10,6 @@
 // same-user share of the same images' features with no history before them (a user's history shifts all of that
 // user's features alike, which alone makes clusters; the control tells that apart from the images themselves).
 // Writes OUT/tsne.png and OUT/tsne.json (features' 2-d coordinates per point, users, agreement numbers).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readPreferenceDataset } from '../../rewards/preference/data.js';
 import { featuresAfterHistory, historyRefs, type EvalUser } from '../../rewards/preference/protocol.js';
@@ -18,7 +17,7 @@ import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { nearestNeighbourAgreement, tsne } from '../data/tsne.js';
 import { UsageError } from '../errors.js';
 import { PALETTE, scatterPng } from '../report/plot-png.js';
-import { writeFileAtomic } from '../run/files.js';
+import { makeDirs, writeFileAtomic } from '../run/files.js';
 import { progress } from '../run/progress.js';
 
 export interface PreferenceTsneOptions {
@@ -95,7 +94,7 @@ export async function preferenceTsne(o: PreferenceTsneOptions): Promise<Preferen
       height: 520,
     });
     const out = path.resolve(o.out ?? path.join(ckpt, 'eval'));
-    fs.mkdirSync(out, { recursive: true });
+    makeDirs(out);
     const files = { png: path.join(out, 'tsne.png'), json: path.join(out, 'tsne.json') };
     const points = map.points.map((p, i) => ({ ...meta[i], x: p[0], y: p[1] }));
     writeFileAtomic(files.png, png);

@@ -3,13 +3,13 @@
 import * as tf from '../tf.js';
 import * as path from 'node:path';
 import { GENERATORS } from '../../generators/index.js';
-import type { Generator } from '../../generators/types.js';
+import type { Generator, ImageSize } from '../../generators/types.js';
 import { REWARDS } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import type { Reward, RewardLoadContext } from '../../rewards/types.js';
 import type { ModelPlaces } from '../commands/common.js';
 import type { RunConfig } from '../config/run-config.js';
-import { ConfigError, DataError } from '../errors.js';
+import { ConfigError, DataError, RenoError } from '../errors.js';
 import { getModel } from '../models/registry.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
@@ -102,15 +102,34 @@ export interface RunOutcome {
   notes: string[];
 }
 
-/** One run into `dir`: run.yaml first, then the loop with progress and metrics, then images and the report. */
-export async function runGeneration(s: Session, config: RunConfig, rewardNames: string[], dir: string, o: RunOptions = {}): Promise<RunOutcome> {
-  const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel });
-  const fullConfig = { ...config, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
-  writer.writeConfig(fullConfig); // before any compute
-  const gen = s.generator;
+/** The files a run folder holds once its run is over (stopped runs included); one missing means it is incomplete. */
+export const RUN_FOLDER_FILES = ['run.yaml', 'best.png', 'report.html'];
+
+/**
+ * The image size a run uses (width/height, else the generator's native size), checked against the generator (e.g.
+ * a multiple of 16 for SD-Turbo) so that a bad size fails before a run folder is made.
+ */
+export function runSize(gen: Generator, config: RunConfig): ImageSize {
   const native = gen.nativeSize();
   const size = { width: config.width ?? native.width, height: config.height ?? native.height };
+  try {
+    gen.latentShape(size);
+  } catch (e) {
+    if (e instanceof RenoError) throw new ConfigError(`size ${size.width}x${size.height} (--size, or width/height): ${e.message.replace(/^image size \d+x\d+ /, '')}`);
+    throw e;
+  }
+  return size;
+}
+
+/** One run into `dir`: run.yaml first, then the loop with progress and metrics, then images and the report. */
+export async function runGeneration(s: Session, config: RunConfig, rewardNames: string[], dir: string, o: RunOptions = {}): Promise<RunOutcome> {
+  const gen = s.generator;
+  const size = runSize(gen, config);
+  const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
+  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel, smokeTest: s.places.smokeTest });
+  // the size actually used, not null for "native"
+  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
+  writer.writeConfig(fullConfig); // before any compute
   const cond = gen.prepare(config.prompt);
   const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));
   // the prompt is encoded: the text encoders' weights wait in host memory, leaving the device to the loop

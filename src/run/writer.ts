@@ -1,6 +1,7 @@
 // A run folder (design.md): run.yaml first, metrics.jsonl one line per step, optional steps/NNN.png, then init.png,
-// best.png (PNG text chunks: prompt, seed, weights, rewards, backend, reno version) and report.html. Every file is
-// written under a temporary name and renamed, so an interrupted run leaves a valid folder.
+// best.png (PNG text chunks: prompt, seed, weights, rewards, backend, reno version, model, smoke_test with the tiny
+// preset) and report.html. Every file is written under a temporary name and renamed, so an interrupted run leaves a
+// valid folder.
 import type * as tf from '../tf.js';
 import * as path from 'node:path';
 import YAML from 'yaml';
@@ -16,6 +17,8 @@ export interface RunMeta {
   backend: string;
   renoVersion: string;
   model: string;
+  /** the tiny preset's random weights: the PNGs say so (smoke_test: true) */
+  smokeTest?: boolean;
 }
 
 export class RunWriter {
@@ -46,6 +49,7 @@ export class RunWriter {
       backend: m.backend,
       'reno-version': m.renoVersion,
       model: m.model,
+      ...(m.smokeTest ? { smoke_test: 'true' } : {}),
       ...extra,
     };
   }
