@@ -15,7 +15,7 @@ import { modelsDownload } from '../../src/commands/models.js';
 import { getModel, parseRegistry } from '../../src/models/registry.js';
 import { DownloadError, downloadFile, downloadModel } from '../../src/weights/download.js';
 import { locateModel } from '../../src/weights/hub.js';
-import { tmpDir } from '../helpers.js';
+import { ROOT, tmpDir } from '../helpers.js';
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 const BIG = Buffer.alloc(300_000);
@@ -43,7 +43,7 @@ const state = {
   ignoreRange: false, // the CDN answers 200 with the whole file to a Range request
   corrupt: false, // the CDN flips one byte
   noCommit: false, // the hub sends no X-Repo-Commit
-  slow: false, // the CDN sends the body in 10 pieces, 30 ms apart
+  slow: false, // the CDN sends the body in 10 pieces, 60 ms apart
 };
 
 function sendBody(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, cdn: boolean): void {
@@ -75,7 +75,7 @@ function sendBody(req: http.IncomingMessage, res: http.ServerResponse, data: Buf
     const send = (i: number): void => {
       if (i * piece >= body.length) return void res.end();
       res.write(body.subarray(i * piece, (i + 1) * piece));
-      setTimeout(() => send(i + 1), 30);
+      setTimeout(() => send(i + 1), 60);
     };
     return send(0);
   }
@@ -227,6 +227,27 @@ test('two downloads of one file at once: the second waits on the lock huggingfac
   assert.ok(waited.includes(`(lock ${lock})`), waited);
   assert.ok(!fs.existsSync(lock), 'the lock is released');
   assert.equal(state.seen.filter((s) => s.server === 'cdn' && s.method === 'GET').length, 2, 'the cut one and one resume');
+});
+
+test('two processes downloading one file: the one that comes second waits for the first, the blob is whole', async () => {
+  const { env, repoDir } = setup();
+  state.slow = true;
+  const script = `const { downloadFile } = await import(${JSON.stringify(path.join(ROOT, 'src/weights/download.ts'))});
+await downloadFile('org/tiny', 'main', 'model.safetensors', { env: ${JSON.stringify(env)} });`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let childErr = '';
+  child.stderr.on('data', (x) => (childErr += x));
+  const code = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  // start ours once the child has taken the lock
+  const lockDir = path.join(env.HF_HUB_CACHE, '.locks', 'models--org--tiny');
+  const deadline = Date.now() + 60_000;
+  while (!(fs.existsSync(lockDir) && fs.readdirSync(lockDir).length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const mine = sink();
+  const r = await downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: mine.stream });
+  assert.equal(await code, 0, childErr);
+  assert.match(mine.text(), new RegExp(`model\\.safetensors: another process \\(pid ${child.pid} on `));
+  assert.equal(r.bytes, 0, 'the blob came from the other process');
+  assert.ok(fs.readFileSync(path.join(repoDir, 'blobs', BIG_SHA)).equals(BIG));
 });
 
 test('a download lock left by a dead process is taken over', async () => {
