@@ -1,6 +1,16 @@
 // `reno sweep sweep.yaml`: a grid over config keys (weights.personal, seed, guidance, prompt, ...). Each cell is a
 // normal run folder inside the sweep folder; a finished cell (done.json with its config hash) is skipped when the
 // sweep is rerun, a half-finished one is redone. Writes summary.csv, a labelled grid PNG and report.html.
+// - Every cell's config, active rewards and models are checked before the sweep folder is created.
+// - An empty grid is one cell: the base config.
+// - Cells that share the generator and the personal reward's options (guidance, n_ref) share one loaded session.
+// - Ctrl-C: the running cell stops after its step (its folder keeps the best image so far, without done.json, so a
+//   rerun redoes it), the summary is written, and the command fails with exit 130.
+// - Two processes on one folder share the work: a cell is run only under its claim, <cell folder>.claim, created
+//   with O_EXCL and holding pid, host and start (src/run/lockfile.ts). A cell claimed by another live process is
+//   skipped with a line on stderr; a claim whose pid is dead on this host is taken over. When only cells claimed
+//   by others remain, the process waits for them (taking over any whose process dies) so that every process writes
+//   a complete summary; Ctrl-C ends the wait.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
