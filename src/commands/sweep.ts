@@ -238,7 +238,7 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
           // so that the summary written below is complete
           current?.session.dispose();
           current = null;
-          if (!o.quiet) log(`reno: waiting for ${others.filter((c) => !done(c)).length} cell(s) run by other processes before writing the summary`);
+          log(`reno: waiting for ${others.filter((c) => !done(c)).length} cell(s) run by other processes before writing the summary (Ctrl-C stops waiting; a claim of a process on another host that is gone must be deleted by hand: ${path.basename(claimFile(others[0]))})`);
           while (!flag.requested && others.some((c) => !done(c) && !tryLockFree(claimFile(c)))) await new Promise((r) => setTimeout(r, 500));
         }
       } finally {

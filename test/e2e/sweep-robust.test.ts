@@ -34,6 +34,7 @@ test('sweep: a bad sweep (YAML, missing prompt, user without personal weight, mi
     ['yaml', 'grid: [1, 2\n', /yaml\.yaml/],
     ['noprompt', 'base:\n  steps: 2\ngrid:\n  seed: [0, 1]\n', /noprompt\.yaml: cell 1 has no prompt/],
     ['nopersonal', `user: ${HISTORY}\nbase:\n  prompt: a fox\n  steps: 2\ngrid:\n  weights.personal: [1, 0]\n`, /nopersonal\.yaml: cell 2 \(personal=0\): --user needs weights\.personal > 0/],
+    ['badreward', 'base:\n  prompt: a fox\n  steps: 2\ngrid:\n  weights.sharpness: [1]\n', /badreward\.yaml: cell 1 \(sharpness=1\): weights\.sharpness: unknown reward "sharpness"/],
     ['nomodel', 'base:\n  prompt: a fox\n  steps: 2\ngrid:\n  seed: [0, 1]\n', /nomodel\.yaml: .*not found/i, { modelsDir: path.join(d, 'no-models-here') }],
   ];
   for (const [name, text, err, extra] of cases) {
