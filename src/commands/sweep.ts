@@ -1,20 +1,36 @@
 // `reno sweep sweep.yaml`: a grid over config keys (weights.personal, seed, guidance, prompt, ...). Each cell is a
 // normal run folder inside the sweep folder; a finished cell (done.json with its config hash) is skipped when the
 // sweep is rerun, a half-finished one is redone. Writes summary.csv, a labelled grid PNG and report.html.
+// - Every cell's config, active rewards and models are checked before the sweep folder is created.
+// - An empty grid is one cell: the base config.
+// - Cells that share the generator and the personal reward's options (guidance, n_ref) share one loaded session.
+// - Ctrl-C: the running cell stops after its step (its folder keeps the best image so far, without done.json, so a
+//   rerun redoes it), the summary is written, and the command fails with exit 130.
+// - Two processes on one folder share the work: a cell is run only under its claim, <cell folder>.claim, created
+//   with O_EXCL and holding pid, host and start (src/run/lockfile.ts). A cell claimed by another live process is
+//   skipped with a line on stderr; a claim whose pid is dead on this host is taken over. When only cells claimed
+//   by others remain, the process waits for them (taking over any whose process dies) so that every process writes
+//   a complete summary; Ctrl-C ends the wait.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { useBackend } from '../backend.js';
 import { resolveConfig, SCHEMA, validatePartial, type RunConfig } from '../config/run-config.js';
-import { ConfigError } from '../errors.js';
+import { GENERATORS } from '../../generators/index.js';
+import { checkRewardModels } from '../../rewards/load.js';
+import { readHistory } from '../data/history.js';
+import { ConfigError, RenoError, RunStopped } from '../errors.js';
+import { getModel } from '../models/registry.js';
 import { imageGrid } from '../report/plot-png.js';
 import { escapeXml } from '../report/svg.js';
 import { page } from '../report/html.js';
 import { slugify, writeFileAtomic } from '../run/files.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
-import { activeRewardNames, openSession, runGeneration } from '../run/session.js';
-import { modelPlaces, personalOptions } from './common.js';
+import { describeOwner, tryLock } from '../run/lockfile.js';
+import { activeRewardNames, openSession, rewardContext, runGeneration, type Session } from '../run/session.js';
+import { requireModel } from '../weights/hub.js';
+import { modelPlaces, personalOptions, type ModelPlaces } from './common.js';
 
 export interface SweepSpec {
   /** config keys layered over configs/default.yaml for every cell */
@@ -98,20 +114,63 @@ export function configHash(config: RunConfig, extra: unknown): string {
   return createHash('sha256').update(JSON.stringify(canon({ config, extra }))).digest('hex').slice(0, 12);
 }
 
+const fmtValues = (v: Record<string, unknown>) => Object.entries(v).map(([k, x]) => `${k.replace(/^weights\./, '')}=${x}`).join(' ');
+
+/**
+ * Every cell's resolved config, its active rewards and every model it needs, checked before anything is created:
+ * a bad sweep fails with the file, cell and key named and leaves no folder behind.
+ */
+function planSweep(o: SweepOptions, spec: SweepSpec, places: ModelPlaces, dir: string): SweepCell[] {
+  const planned: SweepCell[] = cells(spec).map((values, index) => {
+    const overrides: Record<string, unknown> = JSON.parse(JSON.stringify(spec.base));
+    for (const [k, v] of Object.entries(values)) setDotted(overrides, k, v);
+    const where = `${o.file}: cell ${index + 1}${Object.keys(values).length ? ` (${fmtValues(values)})` : ''}`;
+    let config: RunConfig;
+    try {
+      config = resolveConfig({ overrides });
+    } catch (e) {
+      if (e instanceof RenoError) e.message = `${where}: ${e.message}`;
+      throw e;
+    }
+    if (!config.prompt.trim()) throw new ConfigError(`${o.file}: cell ${index + 1} has no prompt (set base.prompt or grid.prompt)`);
+    const hash = configHash(config, { user: spec.user ?? null, smoke: places.smokeTest, generatorDir: o.modelDir ?? null });
+    return { index, values, config, hash, dir: path.join(dir, `cell-${String(index).padStart(3, '0')}-${hash}`), skipped: false };
+  });
+  const checked = new Set<string>();
+  for (const c of planned) {
+    const where = `${o.file}: cell ${c.index + 1}${Object.keys(c.values).length ? ` (${fmtValues(c.values)})` : ''}`;
+    try {
+      const active = activeRewardNames(c.config.weights, !!spec.user).active;
+      const key = JSON.stringify([c.config.generator, active]);
+      if (checked.has(key)) continue;
+      checked.add(key);
+      const gen = GENERATORS[c.config.generator];
+      if (!gen) throw new ConfigError(`unknown generator "${c.config.generator}" (known: ${Object.keys(GENERATORS).join(', ')})`);
+      requireModel(getModel(gen.model), places);
+      checkRewardModels(active, rewardContext(places, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel)));
+    } catch (e) {
+      if (e instanceof RenoError) e.message = `${where}: ${e.message}`;
+      throw e;
+    }
+  }
+  if (spec.user) readHistory(spec.user); // a missing or broken history fails here, not after the folder exists
+  return planned;
+}
+
+/** Cells that can share one loaded session: same generator and same personal-reward options (guidance, n_ref). */
+function sessionKey(spec: SweepSpec, c: SweepCell): string {
+  return JSON.stringify([c.config.generator, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel) ?? null]);
+}
+
+const claimFile = (c: SweepCell) => `${c.dir}.claim`;
+
 export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cells: SweepCell[] }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const spec = readSweep(o.file);
   const places = modelPlaces(o);
   const dir = path.resolve(o.out ?? spec.out ?? path.join(process.cwd(), 'outputs', `sweep-${slugify(path.basename(o.file, path.extname(o.file)))}`));
+  const planned = planSweep(o, spec, places, dir);
   fs.mkdirSync(dir, { recursive: true });
-  const planned: SweepCell[] = cells(spec).map((values, index) => {
-    const overrides: Record<string, unknown> = JSON.parse(JSON.stringify(spec.base));
-    for (const [k, v] of Object.entries(values)) setDotted(overrides, k, v);
-    const config = resolveConfig({ overrides });
-    if (!config.prompt.trim()) throw new ConfigError(`${o.file}: cell ${index} has no prompt (set base.prompt or grid.prompt)`);
-    const hash = configHash(config, { user: spec.user ?? null, smoke: places.smokeTest, generatorDir: o.modelDir ?? null });
-    return { index, values, config, hash, dir: path.join(dir, `cell-${String(index).padStart(3, '0')}-${hash}`), skipped: false };
-  });
   const done = (c: SweepCell) => {
     try {
       return JSON.parse(fs.readFileSync(path.join(c.dir, 'done.json'), 'utf8')).hash === c.hash;
@@ -119,39 +178,88 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
       return false;
     }
   };
-  const todo = planned.filter((c) => !done(c));
-  for (const c of planned) c.skipped = !todo.includes(c);
-  if (todo.length) {
-    const rewards = [...new Set(todo.flatMap((c) => activeRewardNames(c.config.weights, !!spec.user).active))];
+  for (const c of planned) c.skipped = done(c);
+  const todo = planned.filter((c) => !c.skipped);
+  // cells that share a session run one after another: a session per (generator, personal options), holding the
+  // union of the rewards its cells use, so models load once per distinct combination
+  const keys = [...new Set(todo.map((c) => sessionKey(spec, c)))];
+  const order = keys.flatMap((k) => todo.filter((c) => sessionKey(spec, c) === k));
+  const flag = stopFlag();
+  let ran = 0;
+  if (todo.length && !(o.stopAfter !== undefined && o.stopAfter <= 0)) {
     const backend = await useBackend(o.backend, { quiet: o.quiet });
-    // one session per guidance value: the personal reward is prepared for like or dislike
-    const flag = stopFlag();
-    let ran = 0;
+    let current: { key: string; session: Session } | null = null;
+    const sessionFor = async (c: SweepCell): Promise<Session> => {
+      const key = sessionKey(spec, c);
+      if (current?.key === key) return current.session;
+      current?.session.dispose();
+      current = null;
+      const group = todo.filter((t) => sessionKey(spec, t) === key);
+      const rewards = [...new Set(group.flatMap((t) => activeRewardNames(t.config.weights, !!spec.user).active))];
+      const personal = personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel); // paths already absolute
+      const session = await openSession({ places, generator: c.config.generator, rewards, personal, backend });
+      current = { key, session };
+      return session;
+    };
+    const told = new Set<number>();
     await withInterrupt(flag, async () => {
-      for (const guidance of [...new Set(todo.map((c) => c.config.guidance))]) {
-        const personal = personalOptions(spec.user, guidance, todo[0].config.n_ref, spec.preferenceModel); // paths already absolute
-        const session = await openSession({ places, generator: todo[0].config.generator, rewards, personal, backend });
-        try {
-          for (const c of todo.filter((t) => t.config.guidance === guidance)) {
+      try {
+        for (;;) {
+          const others: SweepCell[] = [];
+          for (const c of order) {
             if (flag.requested || (o.stopAfter !== undefined && ran >= o.stopAfter)) return;
-            fs.rmSync(c.dir, { recursive: true, force: true }); // a half-finished cell is redone from scratch
-            fs.mkdirSync(c.dir, { recursive: true });
-            const active = activeRewardNames(c.config.weights, !!spec.user).active;
-            const label = `cell ${c.index + 1}/${planned.length}`;
-            const res = await runGeneration(session, c.config, active, c.dir, { quiet: o.quiet, label, shouldStop: () => flag.requested, meta: { sweep: path.resolve(o.file), cell: c.values } });
-            if (res.result.stopped?.reason === 'interrupted') return;
-            writeFileAtomic(path.join(c.dir, 'done.json'), JSON.stringify({ hash: c.hash, values: c.values }) + '\n');
-            ran++;
+            if (done(c)) continue;
+            const claim = tryLock(claimFile(c));
+            if (!claim.ok) {
+              // another live process runs this cell: leave it alone
+              others.push(c);
+              if (!told.has(c.index)) log(`reno: cell ${c.index + 1} is being run by ${describeOwner(claim.owner)}; skipping it here`);
+              told.add(c.index);
+              continue;
+            }
+            try {
+              if (done(c)) continue; // finished by another process since we looked
+              const session = await sessionFor(c);
+              fs.rmSync(c.dir, { recursive: true, force: true }); // a half-finished cell is redone from scratch
+              fs.mkdirSync(c.dir, { recursive: true });
+              const active = activeRewardNames(c.config.weights, !!spec.user).active;
+              const label = `cell ${c.index + 1}/${planned.length}`;
+              const res = await runGeneration(session, c.config, active, c.dir, { quiet: o.quiet, label, shouldStop: () => flag.requested, meta: { sweep: path.resolve(o.file), cell: c.values } });
+              // an interrupted cell keeps its best image so far but is not done: a rerun redoes it
+              if (res.result.stopped?.reason === 'interrupted') return;
+              writeFileAtomic(path.join(c.dir, 'done.json'), JSON.stringify({ hash: c.hash, values: c.values }) + '\n');
+              ran++;
+            } finally {
+              claim.release();
+            }
           }
-        } finally {
-          session.dispose();
+          if (!others.some((c) => !done(c))) return;
+          // the remaining cells are run by other processes: wait for them (or take a cell over if its process dies)
+          // so that the summary written below is complete
+          current?.session.dispose();
+          current = null;
+          log(`reno: waiting for ${others.filter((c) => !done(c)).length} cell(s) run by other processes before writing the summary (Ctrl-C stops waiting; a claim of a process on another host that is gone must be deleted by hand: ${path.basename(claimFile(others[0]))})`);
+          while (!flag.requested && others.some((c) => !done(c) && !tryLockFree(claimFile(c)))) await new Promise((r) => setTimeout(r, 500));
         }
+      } finally {
+        (current as { session: Session } | null)?.session.dispose();
       }
     }, log);
   }
   await writeSweepSummary(dir, spec, planned);
-  if (!o.quiet) log(`reno: ${planned.filter((c) => c.skipped).length} cell(s) already done, ${planned.filter((c) => !c.skipped && done(c)).length} run now; wrote ${path.relative(process.cwd(), dir) || dir}`);
+  const finished = planned.filter(done).length;
+  if (flag.requested) throw new RunStopped(`sweep interrupted: ${finished} of ${planned.length} cells done (summary in ${path.relative(process.cwd(), dir) || dir}); run the same command again to resume`, 130);
+  const before = planned.filter((c) => c.skipped).length;
+  const byOthers = finished - ran - before;
+  if (!o.quiet) log(`reno: ${before} cell(s) already done, ${ran} run now${byOthers > 0 ? `, ${byOthers} by other processes` : ''}; wrote ${path.relative(process.cwd(), dir) || dir}`);
   return { dir, cells: planned };
+}
+
+/** True when the claim `file` is free (absent or stale), without taking it. */
+function tryLockFree(file: string): boolean {
+  const a = tryLock(file);
+  if (a.ok) a.release();
+  return a.ok;
 }
 
 function lastRecord(cellDir: string): { total: number; rewards: Record<string, number>; best: Record<string, unknown> | null; init: number } | null {
@@ -179,17 +287,18 @@ async function writeSweepSummary(dir: string, spec: SweepSpec, planned: SweepCel
   }
   writeFileAtomic(path.join(dir, 'summary.csv'), rows.join('\n') + '\n');
   // grid: rows = the first key's values, columns = every combination of the other keys
-  const [rowKey, rowVals] = spec.grid[0];
+  // an empty grid is one cell, the base config: one row, one column
+  const [rowKey, rowVals] = spec.grid[0] ?? [null, [null]];
   const colCombos = cells({ ...spec, grid: spec.grid.slice(1) });
-  const fmt = (v: Record<string, unknown>) => Object.entries(v).map(([k, x]) => `${k.replace(/^weights\./, '')}=${x}`).join(' ') || 'all';
+  const fmt = (v: Record<string, unknown>) => fmtValues(v) || (rowKey === null ? 'base config' : 'all');
   const gridCells = rowVals.map((rv) =>
     colCombos.map((cv) => {
-      const c = planned.find((p) => p.values[rowKey] === rv && Object.entries(cv).every(([k, x]) => p.values[k] === x));
+      const c = planned.find((p) => (rowKey === null || p.values[rowKey] === rv) && Object.entries(cv).every(([k, x]) => p.values[k] === x));
       const f = c && path.join(c.dir, 'best.png');
       return f && fs.existsSync(f) && fs.existsSync(path.join(c.dir, 'done.json')) ? { png: fs.readFileSync(f), label: `loss ${lastRecord(c.dir)?.total.toFixed(3) ?? ''}` } : null;
     }),
   );
-  const png = await imageGrid(gridCells, { rowLabels: rowVals.map((v) => `${rowKey.replace(/^weights\./, '')}=${v}`), colLabels: colCombos.map(fmt), title: `sweep over ${keys.join(', ')}` });
+  const png = await imageGrid(gridCells, { rowLabels: rowVals.map((v) => (rowKey === null ? '' : `${rowKey.replace(/^weights\./, '')}=${v}`)), colLabels: colCombos.map(fmt), title: keys.length ? `sweep over ${keys.join(', ')}` : 'sweep of the base config (empty grid)' });
   writeFileAtomic(path.join(dir, 'grid.png'), png);
   const table = `<table><tr>${[...keys, 'initial loss', 'best loss', ''].map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr>${finished
     .map((c) => {

@@ -6,6 +6,10 @@
 // redirect itself) else ETag / Content-Length give the blob name and size. Then GET, following redirects (the
 // bearer token is dropped when the host changes). Bytes go to blobs/<etag>.incomplete, resumed with
 // `Range: bytes=N-`; only after the size (and, for LFS, the sha256 in the etag) check out is it renamed into place.
+// One process at a time writes a blob: a lock file at huggingface_hub's place, <cache>/.locks/models--ORG--NAME/
+// <etag>.lock (src/run/lockfile.ts). huggingface_hub holds that file with flock(2), which Node cannot take without a
+// native addon: reno processes exclude each other, a Python download running at the same moment is not seen (and
+// the empty lock file huggingface_hub leaves behind counts as free once it is 10 s old).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -15,7 +19,8 @@ import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { RenoError } from '../errors.js';
 import type { ModelEntry } from '../models/registry.js';
-import { hfCacheDir, hfRepoDir } from './hub.js';
+import { describeOwner, waitLock } from '../run/lockfile.js';
+import { hfCacheDir, hfRepoDir, repoFolderName } from './hub.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
@@ -263,6 +268,10 @@ class Progress {
     this.bar?.stop();
     this.bar = null;
   }
+  /** A line of its own (not a bar), unless quiet. */
+  note(line: string): void {
+    if (!this.opts.quiet) this.out.write(`${line}\n`);
+  }
   end(line: string): void {
     if (this.bar) this.bar.stop();
     this.bar = null;
@@ -397,13 +406,22 @@ export async function downloadFile(repo: string, revision: string, file: string,
     return { file, path: target, commit: meta.commit, blob, bytes: 0, skipped: true };
   }
   let bytes = 0;
-  const resumeFrom = fileSize(`${blob}.incomplete`);
+  let resumeFrom = 0;
   if (!isFile(blob)) {
+    // One writer per blob: the lock file where huggingface_hub puts its own (<cache>/.locks/models--ORG--NAME/
+    // <etag>.lock). A second download of the same file waits for the first, then finds the blob in place.
+    const lock = path.join(ctx.cacheDir, '.locks', repoFolderName(repo), `${meta.etag}.lock`);
+    const release = (await waitLock(lock, {
+      onWait: (owner) => progress.note(`${file}: another process (${describeOwner(owner)}) is downloading this file; waiting for it (lock ${lock})`),
+    }))!;
     try {
-      bytes = await fetchBlob(meta, blob, ctx, { repo, revision, file }, opts.sha256?.[file], progress);
+      resumeFrom = fileSize(`${blob}.incomplete`);
+      if (!isFile(blob)) bytes = await fetchBlob(meta, blob, ctx, { repo, revision, file }, opts.sha256?.[file], progress);
     } catch (e) {
       progress.abort();
       throw e;
+    } finally {
+      release();
     }
   }
   await linkSnapshot(blob, target);

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { readPngText } from '../../src/image/png.js';
+import { sweepCommand } from '../../src/commands/sweep.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 test('SIGINT mid-run leaves a loadable folder with the best image so far', async () => {
@@ -37,4 +38,36 @@ test('SIGINT mid-run leaves a loadable folder with the best image so far', async
   const best = lines.reduce((a, b) => (b.total < a.total ? b : a));
   assert.equal(readPngText(fs.readFileSync(path.join(dir, 'best.png'))).step, String(best.step));
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
+});
+
+test('SIGINT during a sweep: exit 130, finished cells kept, the interrupted cell not counted as done, a rerun resumes it', async () => {
+  const d = tmpDir();
+  const file = path.join(d, 'sweep.yaml');
+  // cell 1 is short and finishes; cell 2 is long and is interrupted
+  fs.writeFileSync(file, 'base:\n  prompt: a red fox\n  weights: { imagereward: 0, clip: 0, aesthetic: 0, hpsv2: 0, pickscore: 1 }\ngrid:\n  steps: [2, 500]\n');
+  const out = path.join(d, 'out');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), 'sweep', file, '--preset', 'tiny', '--backend', 'wasm', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (x) => (stderr += x));
+  const cellDirs = () => (fs.existsSync(out) ? fs.readdirSync(out).filter((f) => /^cell-\d+-[0-9a-f]+$/.test(f)).sort() : []);
+  const lines = (dir: string) => {
+    const f = path.join(out, dir, 'metrics.jsonl');
+    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).length : 0;
+  };
+  const deadline = Date.now() + 120_000;
+  while (!(cellDirs().length === 2 && lines(cellDirs()[1]) >= 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.ok(cellDirs().length === 2 && lines(cellDirs()[1]) >= 3, `the second cell did not start: ${stderr}`);
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /sweep interrupted: 1 of 2 cells done/);
+  const [first, second] = cellDirs().map((c) => path.join(out, c));
+  assert.ok(fs.existsSync(path.join(first, 'done.json')));
+  assert.ok(!fs.existsSync(path.join(second, 'done.json')), 'the interrupted cell is marked done');
+  assert.ok(fs.existsSync(path.join(second, 'best.png')), 'the interrupted cell keeps its best image so far');
+  assert.equal(fs.readFileSync(path.join(out, 'summary.csv'), 'utf8').trim().split('\n').length, 2);
+  assert.deepEqual(fs.readdirSync(out).filter((f) => f.endsWith('.claim')), []);
+  // a rerun skips the finished cell and redoes the interrupted one (planned only here: stopAfter 0)
+  const again = await sweepCommand({ file, out, preset: 'tiny', backend: 'wasm', quiet: true, stopAfter: 0 });
+  assert.deepEqual(again.cells.map((c) => c.skipped), [true, false]);
 });

@@ -2,10 +2,12 @@
 // with X-Repo-Commit; small files with an ETag (git blob sha1); "LFS" files as a redirect to another host (the CDN)
 // with X-Linked-Etag (sha256) and X-Linked-Size; Range requests on the CDN.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, beforeEach, test } from 'node:test';
@@ -13,7 +15,7 @@ import { modelsDownload } from '../../src/commands/models.js';
 import { getModel, parseRegistry } from '../../src/models/registry.js';
 import { DownloadError, downloadFile, downloadModel } from '../../src/weights/download.js';
 import { locateModel } from '../../src/weights/hub.js';
-import { tmpDir } from '../helpers.js';
+import { ROOT, tmpDir } from '../helpers.js';
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 const BIG = Buffer.alloc(300_000);
@@ -41,6 +43,7 @@ const state = {
   ignoreRange: false, // the CDN answers 200 with the whole file to a Range request
   corrupt: false, // the CDN flips one byte
   noCommit: false, // the hub sends no X-Repo-Commit
+  slow: false, // the CDN sends the body in 10 pieces, 60 ms apart
 };
 
 function sendBody(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, cdn: boolean): void {
@@ -66,6 +69,15 @@ function sendBody(req: http.IncomingMessage, res: http.ServerResponse, data: Buf
     res.write(body.subarray(0, n));
     setTimeout(() => res.socket?.destroy(), 50);
     return;
+  }
+  if (cdn && state.slow) {
+    const piece = Math.ceil(body.length / 10);
+    const send = (i: number): void => {
+      if (i * piece >= body.length) return void res.end();
+      res.write(body.subarray(i * piece, (i + 1) * piece));
+      setTimeout(() => send(i + 1), 60);
+    };
+    return send(0);
   }
   res.end(body);
 }
@@ -121,7 +133,7 @@ after(() => {
 });
 
 beforeEach(() => {
-  Object.assign(state, { seen: [], cutAfter: null, ignoreRange: false, corrupt: false, noCommit: false });
+  Object.assign(state, { seen: [], cutAfter: null, ignoreRange: false, corrupt: false, noCommit: false, slow: false });
 });
 
 const REG = parseRegistry(
@@ -197,6 +209,57 @@ test('an interrupted download leaves only .incomplete; the next run resumes with
   assert.ok(fs.readFileSync(path.join(blobs, BIG_SHA)).equals(BIG));
   assert.ok(!fs.existsSync(path.join(blobs, `${BIG_SHA}.incomplete`)));
   assert.equal(locateModel(TINY, { env })?.complete, true);
+});
+
+test('two downloads of one file at once: the second waits on the lock huggingface_hub uses, the partial file is not corrupted', async () => {
+  const { env, repoDir } = setup();
+  state.cutAfter = 100_000; // a partial file both will want to resume
+  await assert.rejects(downloadFile('org/tiny', 'main', 'model.safetensors', { env, quiet: true }), DownloadError);
+  state.slow = true;
+  const [a, b] = [sink(), sink()];
+  const [ra, rb] = await Promise.all([downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: a.stream }), downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: b.stream })]);
+  assert.ok(fs.readFileSync(path.join(repoDir, 'blobs', BIG_SHA)).equals(BIG));
+  assert.ok(fs.readFileSync(ra.path).equals(BIG) && fs.readFileSync(rb.path).equals(BIG));
+  assert.equal(ra.bytes + rb.bytes, BIG.length - 100_000, 'the rest was transferred once');
+  const lock = path.join(env.HF_HUB_CACHE, '.locks', 'models--org--tiny', `${BIG_SHA}.lock`);
+  const waited = a.text() + b.text();
+  assert.match(waited, /model\.safetensors: another process \(pid \d+ on .+ since .+\) is downloading this file; waiting for it/);
+  assert.ok(waited.includes(`(lock ${lock})`), waited);
+  assert.ok(!fs.existsSync(lock), 'the lock is released');
+  assert.equal(state.seen.filter((s) => s.server === 'cdn' && s.method === 'GET').length, 2, 'the cut one and one resume');
+});
+
+test('two processes downloading one file: the one that comes second waits for the first, the blob is whole', async () => {
+  const { env, repoDir } = setup();
+  state.slow = true;
+  const script = `const { downloadFile } = await import(${JSON.stringify(path.join(ROOT, 'src/weights/download.ts'))});
+await downloadFile('org/tiny', 'main', 'model.safetensors', { env: ${JSON.stringify(env)} });`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let childErr = '';
+  child.stderr.on('data', (x) => (childErr += x));
+  const code = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  // start ours once the child has taken the lock
+  const lockDir = path.join(env.HF_HUB_CACHE, '.locks', 'models--org--tiny');
+  const deadline = Date.now() + 60_000;
+  while (!(fs.existsSync(lockDir) && fs.readdirSync(lockDir).length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const mine = sink();
+  const r = await downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: mine.stream });
+  assert.equal(await code, 0, childErr);
+  assert.match(mine.text(), new RegExp(`model\\.safetensors: another process \\(pid ${child.pid} on `));
+  assert.equal(r.bytes, 0, 'the blob came from the other process');
+  assert.ok(fs.readFileSync(path.join(repoDir, 'blobs', BIG_SHA)).equals(BIG));
+});
+
+test('a download lock left by a dead process is taken over', async () => {
+  const { env, repoDir } = setup();
+  const lock = path.join(env.HF_HUB_CACHE, '.locks', 'models--org--tiny', `${BIG_SHA}.lock`);
+  const dead = spawn(process.execPath, ['-e', '0']);
+  const pid = await new Promise<number>((r) => dead.on('exit', () => r(dead.pid!)));
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  fs.writeFileSync(lock, JSON.stringify({ pid, host: os.hostname(), since: new Date().toISOString() }));
+  await downloadFile('org/tiny', 'main', 'model.safetensors', { env, quiet: true });
+  assert.ok(fs.readFileSync(path.join(repoDir, 'blobs', BIG_SHA)).equals(BIG));
+  assert.ok(!fs.existsSync(lock));
 });
 
 test('a server that answers 200 to a Range request: the download restarts from zero', async () => {
