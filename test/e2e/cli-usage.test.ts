@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import YAML from 'yaml';
 import { REWARDS } from '../../rewards/index.js';
+import { generateConfig } from '../../src/commands/generate.js';
 import { SCHEMA } from '../../src/config/run-config.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
@@ -70,6 +71,38 @@ test('--guidance without --user is refused, naming both flags', () => {
   assert.equal(r.errors.length, 1, r.stderr);
   assert.match(r.errors[0], msg);
   assert.equal(r.stdout, '', 'nothing scored');
+});
+
+test('guidance: dislike from a config file without --user is warned about; the default like is not', () => {
+  const d = tmpDir('reno-cli');
+  const file = path.join(d, 'c.yaml');
+  const logs: string[] = [];
+  const log = (l: string) => logs.push(l);
+  fs.writeFileSync(file, 'guidance: dislike\n');
+  assert.equal(generateConfig({ prompt: 'x', config: file, log }).guidance, 'dislike');
+  assert.equal(logs.length, 1);
+  assert.match(logs[0], /guidance: dislike \(from .*c\.yaml\) has no effect without --user/);
+  fs.writeFileSync(file, 'guidance: like\nsteps: 3\n');
+  generateConfig({ prompt: 'x', config: file, log });
+  generateConfig({ prompt: 'x', log });
+  assert.equal(logs.length, 1, logs.join('\n'));
+  // with a user, both are fine and quiet
+  generateConfig({ prompt: 'x', user: HISTORY, guidance: 'dislike', log });
+  assert.equal(logs.length, 1);
+  assert.throws(() => generateConfig({ prompt: 'x', size: '64', overrides: { width: 32 } }), /--size and --width\/--height cannot be used together/);
+});
+
+test('config flags reach the run: --n_ref (and numbers given as text) in run.yaml', () => {
+  const out = tmpDir('reno-cli');
+  const r = reno(['generate', '--preset', 'tiny', '--backend', 'wasm', '--quiet', '--prompt', 'a red fox', '--steps', '2', '--n_ref', '3', '--lr', '2.5', '--weights.imagereward', '0', '--weights.aesthetic', '0', '--weights.clip', '0', '--weights.pickscore', '1', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const [dir] = fs.readdirSync(out);
+  const run = YAML.parse(fs.readFileSync(path.join(out, dir, 'run.yaml'), 'utf8'));
+  assert.equal(run.n_ref, 3);
+  assert.equal(run.lr, 2.5);
+  assert.equal(run.steps, 2);
+  assert.equal(run.weights.pickscore, 1);
+  assert.equal(run.weights.clip, 0);
 });
 
 test('generate --help lists every config key and every reward weight with a description and its default', () => {
