@@ -87,6 +87,7 @@ const shown = (v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? St
 
 function coerce(key: string, rule: Rule, v: unknown, src: string): unknown {
   const bad = (want: string): never => {
+    if (src === COMMAND_LINE && Array.isArray(v)) throw new UsageError(`${flagName(key)} was given more than once`);
     if (src === COMMAND_LINE) throw new UsageError(`${flagName(key)} must be ${want}, found ${typeof v === 'string' ? JSON.stringify(v) : `"${shown(v)}"`}`);
     throw new ConfigError(`${src}: "${key}" must be ${want}, found ${shown(v)}`);
   };

@@ -57,6 +57,7 @@ test('a number flag that is not a number is quoted as given', () => {
   // --n-ref and --n_ref are both n_ref
   usageError(['generate', '--preset', 'tiny', '--prompt', 'x', '--n-ref', '0'], /^reno: --n-ref must be an integer >= 1, found "0"$/);
   usageError(['generate', '--preset', 'tiny', '--prompt', 'x', '--n_ref', 'two'], /^reno: --n-ref must be an integer >= 1, found "two"$/);
+  usageError(['generate', '--preset', 'tiny', '--prompt', 'x', '--steps', '2', '--steps', '3'], /^reno: --steps was given more than once$/);
   usageError(['preference', 'synth', '--users', 'many'], /^reno: --users must be an integer >= 1, found "many"$/);
   usageError(['preference', 'attention', '--model', 'm', '--data', 'd', '--orders', 'abc'], /^reno: --orders must be an integer >= 1, found "abc"$/);
   usageError(['preference', 'tsne', '--model', 'm', '--data', 'd', '--perplexity', 'x'], /^reno: --perplexity must be a number > 0, found "x"$/);
