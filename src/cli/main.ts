@@ -9,7 +9,9 @@ import { sweepCommand } from '../commands/sweep.js';
 import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js';
 import { parityCommand } from '../commands/parity.js';
 import { scoreCommand } from '../commands/score.js';
-import { RenoError, wasmAbort } from '../errors.js';
+import { RenoError, UsageError, wasmAbort } from '../errors.js';
+import { KEY_HELP } from '../config/run-config.js';
+import { configOptions, configOverrides, numberFlag } from './options.js';
 import { preferenceCommands } from './preference.js';
 import { RENO_VERSION } from '../paths.js';
 
@@ -25,9 +27,11 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('reno')
     .version(RENO_VERSION)
     .strict()
-    .option('backend', { type: 'string', choices: [...BACKENDS], describe: 'tfjs backend (default: auto, or $RENO_BACKEND)' })
+    // numbers stay text until a flag's own check converts them, so that an error can quote what was typed
+    .parserConfiguration({ 'parse-numbers': false })
+    .option('backend', { type: 'string', choices: [...BACKENDS], describe: 'tfjs backend', defaultDescription: 'auto, or $RENO_BACKEND' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
-    .option('weight-dtype', { type: 'string', choices: ['fp32', 'fp16'], describe: "frozen conv and Linear weights' storage: fp16 halves the models' memory (default fp32, or $RENO_WEIGHT_DTYPE)" })
+    .option('weight-dtype', { type: 'string', choices: ['fp32', 'fp16'], describe: "frozen conv and Linear weights' storage: fp16 halves the models' memory", defaultDescription: 'fp32, or $RENO_WEIGHT_DTYPE' })
     .middleware((a) => {
       if (a.weightDtype) process.env.RENO_WEIGHT_DTYPE = a.weightDtype as string; // read where the backend is set up (src/backend.ts)
     })
@@ -35,45 +39,21 @@ export async function main(argv: string[]): Promise<number> {
       'generate',
       'generate an image, optimising the noise against the weighted rewards (ReNO)',
       (y) =>
-        modelFlags(y)
-          .option('prompt', { type: 'string', demandOption: true })
+        configOptions(modelFlags(y), { required: ['prompt'] })
           .option('user', { type: 'string', describe: "the user's history.json (turns on the personal reward)" })
-          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (else history.json "model", else the preset\'s)' })
-          .option('guidance', { type: 'string', choices: ['like', 'dislike'], describe: 'what the personal reward pushes toward' })
-          .option('seed', { type: 'number' })
+          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
           .option('size', { type: 'string', describe: "N or WxH in pixels (default: the model's native size)" })
-          .option('steps', { type: 'number', describe: 'evaluated images (default 30)' })
-          .option('lr', { type: 'number' })
-          .option('optimizer', { type: 'string', choices: ['sgd', 'adam'] })
-          .option('grad-clip', { type: 'number' })
-          .option('reg-weight', { type: 'number' })
-          .option('optimize', { type: 'boolean', describe: 'use --no-optimize for the one-shot image' })
-          .option('save-steps', { type: 'boolean', describe: 'write steps/NNN.png for every step' })
-          .option('config', { type: 'string', describe: 'YAML file layered over configs/default.yaml' })
-          .option('out', { type: 'string', describe: 'outputs folder (default ./outputs)' })
-          .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout instead of the run folder' })
-          .strict(false),
+          .option('config', { type: 'string', describe: 'YAML file layered over configs/default.yaml (flags override it)' })
+          .option('out', { type: 'string', describe: 'outputs folder', defaultDescription: './outputs' })
+          .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout instead of the run folder' }),
       async (a) => {
-        const overrides: Record<string, unknown> = {};
-        if (a.lr !== undefined) overrides.lr = a.lr;
-        if (a.optimizer !== undefined) overrides.optimizer = a.optimizer;
-        if (a.gradClip !== undefined) overrides.grad_clip = a.gradClip;
-        if (a.regWeight !== undefined) overrides.reg_weight = a.regWeight;
-        if (a.optimize !== undefined) overrides.optimize = a.optimize;
-        if (a.saveSteps !== undefined) overrides.save_steps = a.saveSteps;
-        // dotted config keys (--weights.pickscore 0.1, --n_ref 3): anything yargs did not declare
-        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'json', 'backend', 'quiet', 'weight-dtype', 'weightDtype', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
-        for (const [k, v] of Object.entries(a)) if (!declared.has(k) && !/[A-Z]/.test(k)) overrides[k.replace(/-/g, '_')] = v;
         const r = await generateCommand({
-          prompt: a.prompt,
+          prompt: a.prompt as string,
           user: a.user,
           preferenceModel: a.preferenceModel,
-          guidance: a.guidance as 'like' | 'dislike' | undefined,
-          seed: a.seed,
           size: a.size,
-          steps: a.steps,
           config: a.config,
-          overrides,
+          overrides: configOverrides(a),
           modelDir: a.modelDir,
           modelsDir: a.modelsDir,
           preset: a.preset,
@@ -90,28 +70,22 @@ export async function main(argv: string[]): Promise<number> {
       'compare',
       'one run per reward alone, one with all rewards and the unoptimised image, scored by every reward',
       (y) =>
-        modelFlags(y)
-          .option('prompt', { type: 'string', demandOption: true })
-          .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: every enabled reward)' })
+        configOptions(modelFlags(y), { required: ['prompt'] })
+          .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: every reward with a weight > 0, and personal with --user)' })
           .option('user', { type: 'string', describe: "the user's history.json (adds the personal reward)" })
-          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder' })
-          .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
-          .option('seed', { type: 'number' })
-          .option('steps', { type: 'number' })
-          .option('size', { type: 'string' })
-          .option('config', { type: 'string' })
-          .option('out', { type: 'string' }),
+          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
+          .option('size', { type: 'string', describe: "N or WxH in pixels (default: the model's native size)" })
+          .option('config', { type: 'string', describe: 'YAML file layered over configs/default.yaml (flags override it)' })
+          .option('out', { type: 'string', describe: 'outputs folder', defaultDescription: './outputs' }),
       async (a) => {
         await compareCommand({
-          prompt: a.prompt,
+          prompt: a.prompt as string,
           rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           user: a.user,
           preferenceModel: a.preferenceModel,
-          guidance: a.guidance as 'like' | 'dislike' | undefined,
-          seed: a.seed,
-          steps: a.steps,
           size: a.size,
           config: a.config,
+          overrides: configOverrides(a),
           modelDir: a.modelDir,
           modelsDir: a.modelsDir,
           preset: a.preset,
@@ -135,11 +109,12 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         modelFlags(y)
           .positional('images', { type: 'string', array: true, demandOption: true })
-          .option('prompt', { type: 'string', demandOption: true })
+          .option('prompt', { type: 'string', demandOption: true, describe: 'the prompt the images are scored against' })
           .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: all general rewards)' })
           .option('user', { type: 'string', describe: "a user's history.json (adds the personal reward)" })
-          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder' })
-          .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
+          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
+          .option('guidance', { type: 'string', choices: ['like', 'dislike'], describe: KEY_HELP.guidance, defaultDescription: 'like' })
+          .option('n-ref', { ...numberFlag('n-ref', KEY_HELP.n_ref, { integer: true, min: 1 }), alias: 'n_ref', defaultDescription: '8' })
           .option('json', { type: 'boolean', describe: 'machine-readable output' }),
       async (a) => {
         await scoreCommand({
@@ -149,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
           user: a.user,
           preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
+          nRef: a.nRef as number | undefined,
           json: a.json,
           modelDir: a.modelDir,
           modelsDir: a.modelsDir,
@@ -160,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command('models', 'find, download and verify model weights', (y) =>
       modelFlags(y)
-        .command('list', 'each registered model: where it was found, revision, complete or not', (yy) => yy.option('json', { type: 'boolean' }), async (a) => {
+        .command('list', 'each registered model: where it was found, revision, complete or not', (yy) => yy.option('json', { type: 'boolean', describe: 'machine-readable output' }), async (a) => {
           const p = modelPlaces({ modelDir: a.modelDir as string | undefined, modelsDir: a.modelsDir as string | undefined, preset: a.preset as string | undefined });
           await modelsList({ modelDir: p.modelDir, modelsDir: p.modelsDir, json: a.json });
         })
@@ -180,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
         .command(
           'parity <root>',
           'run every parity case found under a fixtures root',
-          (yy) => yy.positional('root', { type: 'string', demandOption: true }).option('only', { type: 'string', array: true }),
+          (yy) => yy.positional('root', { type: 'string', demandOption: true }).option('only', { type: 'string', array: true, describe: 'run only these cases (by name)' }),
           async (a) => {
             code = (await parityCommand({ root: a.root, backend: a.backend, only: a.only as string[] | undefined })).code;
           },
@@ -188,11 +164,11 @@ export async function main(argv: string[]): Promise<number> {
         .demandCommand(1),
     )
     .demandCommand(1)
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      void y;
-      process.stderr.write(`reno: ${msg}\n`);
-      code = 2;
+    // a usage error stops here, before any command runs: thrown, it reaches the one handler below (exit 2); a
+    // command's own error (or a check's UsageError) is passed on as it is
+    .fail((msg, err) => {
+      if (err && err.name !== 'YError') throw err;
+      throw new UsageError(msg || (err?.message ?? 'usage error'));
     });
   try {
     await cli.parseAsync();

@@ -6,6 +6,7 @@ import { preferenceAttention } from '../commands/preference-attention.js';
 import { preferenceEval } from '../commands/preference-eval.js';
 import { preferenceTsne } from '../commands/preference-tsne.js';
 import { UsageError } from '../errors.js';
+import { numberFlag } from './options.js';
 
 const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
@@ -38,12 +39,12 @@ export function preferenceCommands(y: Argv): Argv {
       'write a synthetic taste world in the dataset format (images/ + pairs.jsonl)',
       (yy) =>
         yy
-          .option('out', { type: 'string', demandOption: true })
-          .option('users', { type: 'number', describe: 'users (default 40)' })
-          .option('seed', { type: 'number', default: 0 })
-          .option('pairs-per-user', { type: 'number' })
-          .option('groups', { type: 'number', describe: 'shared taste groups' })
-          .option('unseen', { type: 'number', describe: 'share of users kept unseen (test only)' }),
+          .option('out', { type: 'string', demandOption: true, describe: 'dataset folder to write (images/ + pairs.jsonl)' })
+          .option('users', numberFlag('users', 'users (default 40)', { integer: true, min: 1 }))
+          .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 }))
+          .option('pairs-per-user', numberFlag('pairs-per-user', 'pairs per user', { integer: true, min: 1 }))
+          .option('groups', numberFlag('groups', 'shared taste groups', { integer: true, min: 1 }))
+          .option('unseen', numberFlag('unseen', 'share of users kept unseen (test only)', { integer: false, min: 0 })),
       async (a) => {
         await preferenceSynth({ out: a.out, users: a.users, seed: a.seed, pairsPerUser: a.pairsPerUser, groups: a.groups, unseen: a.unseen, quiet: a.quiet as boolean | undefined });
       },
@@ -58,26 +59,26 @@ export function preferenceCommands(y: Argv): Argv {
           .option('resume', { type: 'boolean', describe: 'continue the checkpoint in --out' })
           .option('force', { type: 'boolean', describe: 'replace a checkpoint in --out' })
           .option('backbone', { type: 'string', describe: 'the SmolVLM folder (else the registry / --models-dir / --preset)' })
-          .option('models-dir', { type: 'string' })
-          .option('preset', { type: 'string', choices: ['tiny'] })
-          .option('prototypes', { type: 'number', describe: 'prototype rows (0: none)' })
-          .option('n-ref', { type: 'number', describe: 'reference pairs per sample' })
+          .option('models-dir', { type: 'string', describe: 'a folder searched as DIR/ORG/NAME for the backbone' })
+          .option('preset', { type: 'string', choices: ['tiny'], describe: 'use the committed tiny random backbone (smoke test)' })
+          .option('prototypes', numberFlag('prototypes', 'prototype rows (0: none)', { integer: true, min: 0 }))
+          .option('n-ref', numberFlag('n-ref', 'reference pairs per sample', { integer: true, min: 0 }))
           .option('prompt', { type: 'boolean', describe: '--no-prompt: entries without the prompt (ViPer*)' })
           .option('aux-loss', { type: 'boolean', describe: '--no-aux-loss: L_base only (no L+ / L-)' })
-          .option('lora-rank', { type: 'number' })
-          .option('lora-alpha', { type: 'number' })
+          .option('lora-rank', numberFlag('lora-rank', 'LoRA rank', { integer: true, min: 1 }))
+          .option('lora-alpha', numberFlag('lora-alpha', 'LoRA alpha (scale alpha/rank)', { integer: false, min: 0, exclusiveMin: true }))
           .option('lora-targets', { type: 'string', describe: 'comma-separated (default q_proj,k_proj,v_proj,o_proj)' })
-          .option('lora-mlp', { type: 'boolean' })
+          .option('lora-mlp', { type: 'boolean', describe: 'also put LoRA on the MLP projections' })
           .option('train-vision', { type: 'boolean', describe: 'also train the vision tower (--no-train-vision freezes it)' })
-          .option('steps', { type: 'number', describe: 'stage 1 optimiser steps' })
-          .option('proto-steps', { type: 'number', describe: 'stage 2 (prototypes only) steps' })
-          .option('batch', { type: 'number', describe: 'effective batch (gradient accumulation)' })
-          .option('lr', { type: 'number' })
-          .option('proto-lr', { type: 'number' })
-          .option('weight-decay', { type: 'number' })
-          .option('seed', { type: 'number' })
-          .option('save-every', { type: 'number' })
-          .option('eval-every', { type: 'number' }),
+          .option('steps', numberFlag('steps', 'stage 1 optimiser steps', { integer: true, min: 0 }))
+          .option('proto-steps', numberFlag('proto-steps', 'stage 2 (prototypes only) steps', { integer: true, min: 0 }))
+          .option('batch', numberFlag('batch', 'effective batch (gradient accumulation)', { integer: true, min: 1 }))
+          .option('lr', numberFlag('lr', 'learning rate (stage 1)', { integer: false, min: 0, exclusiveMin: true }))
+          .option('proto-lr', numberFlag('proto-lr', 'learning rate of the prototypes (stage 2)', { integer: false, min: 0, exclusiveMin: true }))
+          .option('weight-decay', numberFlag('weight-decay', 'AdamW weight decay', { integer: false, min: 0 }))
+          .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0 }))
+          .option('save-every', numberFlag('save-every', 'write a checkpoint every N steps', { integer: true, min: 0 }))
+          .option('eval-every', numberFlag('eval-every', 'evaluate on the val split every N steps', { integer: true, min: 0 })),
       async (a) => {
         await preferenceTrain({
           data: a.data,
@@ -117,13 +118,13 @@ export function preferenceCommands(y: Argv): Argv {
         yy
           .option('pickapic', { type: 'string', array: true, demandOption: true, describe: 'parquet files or folders' })
           .option('out', { type: 'string', demandOption: true, describe: 'dataset folder (images/ + pairs.jsonl)' })
-          .option('min-liked', { type: 'number', default: 11, describe: 'keep users with at least this many unique liked images' })
-          .option('val-users', { type: 'number', describe: 'share of users in val (paper: 0.037)' })
-          .option('test-users', { type: 'number', describe: 'share of users in test (paper: 0.029)' })
-          .option('seen-share', { type: 'number', describe: 'share of test users also in train (seen)' })
-          .option('seen-holdout', { type: 'number', describe: "share of a seen user's pairs held out for test" })
-          .option('seed', { type: 'number', default: 0 })
-          .option('overwrite', { type: 'boolean', default: false }),
+          .option('min-liked', numberFlag('min-liked', 'keep users with at least this many unique liked images', { integer: true, min: 1, default: 11 }))
+          .option('val-users', numberFlag('val-users', 'share of users in val (paper: 0.037)', { integer: false, min: 0 }))
+          .option('test-users', numberFlag('test-users', 'share of users in test (paper: 0.029)', { integer: false, min: 0 }))
+          .option('seen-share', numberFlag('seen-share', 'share of test users also in train (seen)', { integer: false, min: 0 }))
+          .option('seen-holdout', numberFlag('seen-holdout', "share of a seen user's pairs held out for test", { integer: false, min: 0 }))
+          .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 }))
+          .option('overwrite', { type: 'boolean', default: false, describe: 'replace a dataset already in --out' }),
       async (a) => {
         await preferenceDataset({
           pickapic: a.pickapic as string[],
@@ -151,10 +152,10 @@ export function preferenceCommands(y: Argv): Argv {
           .option('n-ref', { type: 'string', describe: 'N_ref values of the sweep, comma-separated (default 0,1,2,4,.. up to the checkpoint\'s n_ref)' })
           .option('out', { type: 'string', describe: 'output folder (default <first checkpoint>/eval)' })
           .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one each checkpoint recorded)' })
-          .option('sets-per-user', { type: 'number', describe: 'candidate sets per user (default: one per liked query image)' })
+          .option('sets-per-user', numberFlag('sets-per-user', 'candidate sets per user (default: one per liked query image)', { integer: true, min: 1 }))
           .option('models-dir', { type: 'string', describe: 'where the reward models are' })
-          .option('preset', { type: 'string', choices: ['tiny'] })
-          .option('seed', { type: 'number', default: 0 }),
+          .option('preset', { type: 'string', choices: ['tiny'], describe: 'use the committed tiny random reward models (smoke test)' })
+          .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 })),
       async (a) => {
         const b = list(a.baselines);
         await preferenceEval({
@@ -182,14 +183,14 @@ export function preferenceCommands(y: Argv): Argv {
           .option('model', { type: 'string', demandOption: true, describe: 'checkpoint folder (with prototypes)' })
           .option('data', { type: 'string', demandOption: true, describe: 'dataset folder' })
           .option('users', { type: 'string', describe: 'how many test users (default 4) or a comma-separated list' })
-          .option('orders', { type: 'number', describe: 'orderings of each history (default 4)' })
-          .option('layer', { type: 'number', describe: 'language-model layer (default the last)' })
+          .option('orders', numberFlag('orders', 'orderings of each history (default 4)', { integer: true, min: 1 }))
+          .option('layer', numberFlag('layer', 'language-model layer (default the last)', { integer: true, min: 0 }))
           .option('head', { type: 'string', describe: 'attention head index or "mean" (default mean)' })
           .option('target', { type: 'string', describe: 'the target image (default: a liked test image of the first user)' })
           .option('prompt', { type: 'string', describe: "the target's prompt" })
-          .option('backbone', { type: 'string' })
+          .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one the checkpoint recorded)' })
           .option('out', { type: 'string', describe: 'output folder (default <checkpoint>/eval)' })
-          .option('seed', { type: 'number', default: 0 }),
+          .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 })),
       async (a) => {
         await preferenceAttention({
           model: a.model,
@@ -216,11 +217,11 @@ export function preferenceCommands(y: Argv): Argv {
           .option('model', { type: 'string', demandOption: true, describe: 'checkpoint folder' })
           .option('data', { type: 'string', demandOption: true, describe: 'dataset folder' })
           .option('users', { type: 'string', describe: 'how many test users (default 8, at most 10) or a comma-separated list' })
-          .option('perplexity', { type: 'number', describe: 't-SNE perplexity (default 30, clamped to (n-1)/3)' })
-          .option('iterations', { type: 'number', describe: 't-SNE steps (default 1000)' })
-          .option('backbone', { type: 'string' })
+          .option('perplexity', numberFlag('perplexity', 't-SNE perplexity (default 30, clamped to (n-1)/3)', { integer: false, min: 0, exclusiveMin: true }))
+          .option('iterations', numberFlag('iterations', 't-SNE steps (default 1000)', { integer: true, min: 1 }))
+          .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one the checkpoint recorded)' })
           .option('out', { type: 'string', describe: 'output folder (default <checkpoint>/eval)' })
-          .option('seed', { type: 'number', default: 0 }),
+          .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 })),
       async (a) => {
         await preferenceTsne({
           model: a.model,

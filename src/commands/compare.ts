@@ -12,7 +12,8 @@ import { UsageError } from '../errors.js';
 import { markdownTable, scoreFiles } from '../run/cross-score.js';
 import { checkWritableDir, keepIfValid, makeDirs, newRunDir, writeFileAtomic } from '../run/files.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
-import { activeRewardNames, openSession, runGeneration, runSize } from '../run/session.js';
+import { rewardSpec } from '../../rewards/index.js';
+import { activeRewardNames, openSession, PERSONAL, runGeneration, runSize } from '../run/session.js';
 import { modelPlaces, personalOptions } from './common.js';
 import { generateConfig, type GenerateOptions } from './generate.js';
 
@@ -35,10 +36,13 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const config = generateConfig(o);
   const places = modelPlaces(o);
-  const enabled = activeRewardNames(config.weights, !!o.user).active;
-  const names = o.rewards?.length ? o.rewards : enabled;
+  // the general rewards the config enables; with a user, the personal reward is always one of the columns
+  const enabled = activeRewardNames(config.weights, false).active;
+  const chosen = o.rewards?.length ? [...new Set(o.rewards)] : enabled;
+  for (const n of chosen) rewardSpec(n); // validates every name
+  if (chosen.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
+  const names = o.user ? [...chosen.filter((n) => n !== PERSONAL), PERSONAL] : chosen;
   if (!names.length) throw new UsageError('no reward to compare: enable some with --weights.NAME or name them with --rewards');
-  for (const n of names) activeRewardNames({ [n]: 1 }, !!o.user); // validates every name
   const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
   const root = o.out ?? path.join(process.cwd(), 'outputs');
   checkWritableDir(root, '--out');
@@ -66,7 +70,8 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
         if (flag.requested) break;
         const runDir = path.join(dir, 'runs', p.name);
         makeDirs(runDir);
-        await runGeneration(session, p.cfg, p.rewards, runDir, { quiet: o.quiet, label: p.name, shouldStop: () => flag.requested, meta: { compare: p.name } });
+        const user = p.rewards.includes(PERSONAL) ? { user: personal?.historyFile ?? null } : {};
+        await runGeneration(session, p.cfg, p.rewards, runDir, { quiet: o.quiet, label: p.name, shouldStop: () => flag.requested, meta: { compare: p.name, ...user } });
         runs.push({ name: p.name, dir: runDir, weights: p.cfg.weights });
       }
     }, log);

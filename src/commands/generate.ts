@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { useBackend } from '../backend.js';
 import { resolveConfig, type RunConfig } from '../config/run-config.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
 import { checkWritableDir, keepIfValid, newRunDir } from '../run/files.js';
 import { withInterrupt, stopFlag } from '../run/interrupt.js';
 import { activeRewardNames, openSession, RUN_FOLDER_FILES, runGeneration, runSize, type RunOutcome } from '../run/session.js';
@@ -45,6 +45,10 @@ export interface GenerateResult extends RunOutcome {
 }
 
 export function generateConfig(o: GenerateOptions): RunConfig {
+  // guidance steers the personal reward, which runs only with a user's history: asked for without one, it would do nothing
+  const guidance = o.guidance ?? o.overrides?.guidance;
+  if (guidance !== undefined && !o.user) throw new UsageError(`--guidance ${String(guidance)} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
+  if (o.size !== undefined && (o.overrides?.width !== undefined || o.overrides?.height !== undefined)) throw new UsageError('--size and --width/--height cannot be used together');
   const overrides: Record<string, unknown> = { ...(o.overrides ?? {}), prompt: o.prompt };
   if (o.seed !== undefined) overrides.seed = o.seed;
   if (o.steps !== undefined) overrides.steps = o.steps;
@@ -53,6 +57,10 @@ export function generateConfig(o: GenerateOptions): RunConfig {
   if (o.size !== undefined) Object.assign(overrides, parseSize(o.size));
   const config = resolveConfig({ file: o.config, overrides });
   if (!config.prompt.trim()) throw new ConfigError('--prompt is empty');
+  if (config.guidance !== 'like' && !o.user) {
+    const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+    log(`reno: guidance: ${config.guidance}${o.config ? ` (from ${o.config})` : ''} has no effect without --user: no personal reward runs`);
+  }
   return config;
 }
 

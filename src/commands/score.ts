@@ -43,6 +43,7 @@ export function scoreTable(rows: ScoreRow[], names: string[]): string[] {
 
 export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
+  if (o.guidance !== undefined && !o.user) throw new UsageError(`--guidance ${o.guidance} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
   if (!o.images.length) throw new UsageError('give at least one image to score');
   for (const f of o.images) if (!fs.existsSync(f)) throw new DataError(`image not found: ${f}`);
   const names = o.rewards?.length ? o.rewards : [...REWARDS.map((r) => r.name).filter((n) => n !== PERSONAL), ...(o.user ? [PERSONAL] : [])];

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { ConfigError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 
 export interface RunConfig {
@@ -55,9 +55,41 @@ export const SCHEMA: Record<keyof RunConfig, Rule> = {
   weights: { type: 'weights' },
 };
 
+/** One line per key for `--help` (the CLI's loop options are generated from SCHEMA, these and configs/default.yaml). */
+export const KEY_HELP: Record<keyof RunConfig, string> = {
+  generator: 'the one-step generator (registered name)',
+  prompt: 'the text prompt',
+  seed: 'seed of the initial noise',
+  width: "image width in pixels; null: the generator's native size",
+  height: "image height in pixels; null: the generator's native size",
+  steps: 'evaluated images; the last one gets no update',
+  optimize: 'optimise the noise (--no-optimize: the one-shot image)',
+  optimizer: 'sgd (with momentum) or adam',
+  lr: 'learning rate of the noise',
+  momentum: 'SGD momentum',
+  nesterov: 'Nesterov momentum for sgd',
+  grad_clip: 'clip of the global L2 norm of the noise gradient',
+  reg_weight: 'weight of the chi-norm regulariser on the noise',
+  save_steps: 'write steps/NNN.png for every evaluated image',
+  guidance: 'what the personal reward pushes toward (needs --user)',
+  n_ref: "reference pairs of the user's history read by the personal reward",
+  weights: 'weight of each reward in the loss (0 turns a reward off)',
+};
+
+/** Where command-line overrides come from: their errors name the flag (--grad-clip) and quote what was given. */
+export const COMMAND_LINE = 'command line';
+
+/** `--grad-clip` for grad_clip, `--weights.clip` for weights.clip. */
+export const flagName = (key: string) => `--${key.replace(/_/g, '-')}`;
+
+/** A value as the user gave it: strings quoted, NaN and infinities as such (JSON would print null). */
+const shown = (v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
+
 function coerce(key: string, rule: Rule, v: unknown, src: string): unknown {
   const bad = (want: string): never => {
-    throw new ConfigError(`${src}: "${key}" must be ${want}, found ${JSON.stringify(v)}`);
+    if (src === COMMAND_LINE && Array.isArray(v)) throw new UsageError(`${flagName(key)} was given more than once`);
+    if (src === COMMAND_LINE) throw new UsageError(`${flagName(key)} must be ${want}, found ${typeof v === 'string' ? JSON.stringify(v) : `"${shown(v)}"`}`);
+    throw new ConfigError(`${src}: "${key}" must be ${want}, found ${shown(v)}`);
   };
   // command-line values may arrive as strings
   const num = typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v;
@@ -66,13 +98,11 @@ function coerce(key: string, rule: Rule, v: unknown, src: string): unknown {
       return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : bad('a string');
     case 'int':
       if (rule.nullable && (v === null || v === 'auto')) return null;
-      if (typeof num !== 'number' || !Number.isInteger(num)) return bad('an integer');
-      if (rule.min !== undefined && num < rule.min) return bad(`an integer >= ${rule.min}`);
+      if (typeof num !== 'number' || !Number.isInteger(num) || (rule.min !== undefined && num < rule.min)) return bad(rule.min !== undefined ? `an integer >= ${rule.min}` : 'an integer');
       return num;
     case 'number':
-      if (typeof num !== 'number' || !Number.isFinite(num)) return bad('a number');
-      if (rule.min !== undefined && (rule.exclusiveMin ? num <= rule.min : num < rule.min)) return bad(`a number ${rule.exclusiveMin ? '>' : '>='} ${rule.min}`);
-      if (rule.max !== undefined && num > rule.max) return bad(`a number <= ${rule.max}`);
+      if (typeof num !== 'number' || !Number.isFinite(num) || (rule.min !== undefined && (rule.exclusiveMin ? num <= rule.min : num < rule.min)) || (rule.max !== undefined && num > rule.max))
+        return bad(numberWant(rule));
       return num;
     case 'bool':
       if (v === 'true') return true;
@@ -90,6 +120,12 @@ function coerce(key: string, rule: Rule, v: unknown, src: string): unknown {
   }
 }
 
+function numberWant(rule: Extract<Rule, { type: 'number' }>): string {
+  const lo = rule.min === undefined ? '' : `${rule.exclusiveMin ? '>' : '>='} ${rule.min}`;
+  const hi = rule.max === undefined ? '' : `<= ${rule.max}`;
+  return lo && hi ? `a number ${lo} and ${hi}` : `a number${lo || hi ? ' ' + (lo || hi) : ''}`;
+}
+
 /** Validate a partial config (from YAML or flags); returns the typed subset. */
 export function validatePartial(obj: unknown, src: string): Partial<RunConfig> {
   if (obj === null || obj === undefined) return {};
@@ -97,7 +133,10 @@ export function validatePartial(obj: unknown, src: string): Partial<RunConfig> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
     const rule = SCHEMA[k as keyof RunConfig];
-    if (!rule) throw new ConfigError(`${src}: unknown key "${k}" (known: ${Object.keys(SCHEMA).join(', ')})`);
+    if (!rule) {
+      if (src === COMMAND_LINE) throw new UsageError(`unknown option ${flagName(k)} (config keys: ${Object.keys(SCHEMA).map(flagName).join(', ')})`);
+      throw new ConfigError(`${src}: unknown key "${k}" (known: ${Object.keys(SCHEMA).join(', ')})`);
+    }
     if (v === undefined) continue;
     out[k] = coerce(k, rule, v, src);
   }
@@ -128,7 +167,7 @@ export function defaultsFile(): string {
 export function resolveConfig(layers: { file?: string; overrides?: Record<string, unknown>; defaults?: string }): RunConfig {
   const parts: Partial<RunConfig>[] = [readConfigFile(layers.defaults ?? defaultsFile())];
   if (layers.file) parts.push(readConfigFile(layers.file));
-  if (layers.overrides) parts.push(validatePartial(layers.overrides, 'command line'));
+  if (layers.overrides) parts.push(validatePartial(layers.overrides, COMMAND_LINE));
   const merged: Record<string, unknown> = { prompt: '' };
   for (const p of parts)
     for (const [k, v] of Object.entries(p)) merged[k] = k === 'weights' ? { ...(merged.weights as object), ...(v as object) } : v;

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { test } from 'node:test';
 import { compareCommand } from '../../src/commands/compare.js';
 import { readSweep, sweepCommand } from '../../src/commands/sweep.js';
-import { tmpDir } from '../helpers.js';
+import { ROOT, tmpDir } from '../helpers.js';
 
 const OFF = { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0, hpsv2: 0, personal: 0 };
 
@@ -26,6 +26,30 @@ test('compare: one run per reward, all, unoptimised; a cross table where each so
   const md = fs.readFileSync(path.join(r.dir, 'compare.md'), 'utf8');
   assert.match(md, /\| run \\ score \| pickscore \| clip \|/);
   assert.equal(md.split('\n').filter((l) => l.startsWith('| ')).length, 5);
+});
+
+test('compare --user: the personal reward is a column (its own run, part of the all-rewards run) and scores every output', async () => {
+  const out = tmpDir();
+  const user = path.join(ROOT, 'examples', 'history.json');
+  const r = await compareCommand({ prompt: 'a circle', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 4, seed: 3, rewards: ['clip'], user });
+  assert.deepEqual(r.runs.map((x) => x.name), ['unoptimised', 'clip', 'personal', 'all']);
+  assert.deepEqual(r.runs[2].weights, { personal: 0.75 });
+  assert.deepEqual(Object.keys(r.runs[3].weights).sort(), ['clip', 'personal']);
+  for (const s of r.scores) assert.deepEqual(Object.keys(s).sort(), ['clip', 'personal']);
+  assert.ok(r.scores.every((s) => s.personal > 0 && s.personal < 1), 'personal scores are Q(+) probabilities');
+  // optimising the personal reward alone (like) raises the user's Q(+) over the unoptimised image
+  assert.ok(r.scores[2].personal > r.scores[0].personal, `personal ${r.scores[2].personal} <= unoptimised ${r.scores[0].personal}`);
+  const json = JSON.parse(fs.readFileSync(path.join(r.dir, 'compare.json'), 'utf8'));
+  assert.deepEqual(json.rewards, ['clip', 'personal']);
+  assert.ok(json.runs.every((x: { scores: Record<string, number> }) => typeof x.scores.personal === 'number'));
+  assert.match(fs.readFileSync(path.join(r.dir, 'compare.md'), 'utf8'), /\| run \\ score \| clip \| personal \|/);
+  assert.match(fs.readFileSync(path.join(r.dir, 'runs', 'personal', 'run.yaml'), 'utf8'), /history\.json/);
+});
+
+test('compare: the personal reward without --user is refused before any work', async () => {
+  const out = path.join(tmpDir(), 'out');
+  await assert.rejects(compareCommand({ prompt: 'a circle', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 2, rewards: ['clip', 'personal'] }), /personal reward needs --user/);
+  assert.ok(!fs.existsSync(out));
 });
 
 test('sweep: a grid of run folders, summary.csv and a labelled grid; an interrupted sweep resumes without redoing cells', async () => {
