@@ -40,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('user', { type: 'string', describe: "the user's history.json (turns on the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (else history.json "model", else the preset\'s)' })
           .option('guidance', { type: 'string', choices: ['like', 'dislike'], describe: 'what the personal reward pushes toward' })
+          .option('personal', { type: 'string', choices: ['auto', 'vlm', 'embedding'], describe: 'the personal model: auto (the VLM when a checkpoint is found, else embedding), vlm, embedding' })
           .option('seed', { type: 'number' })
           .option('size', { type: 'string', describe: "N or WxH in pixels (default: the model's native size)" })
           .option('steps', { type: 'number', describe: 'evaluated images (default 30)' })
@@ -61,13 +62,14 @@ export async function main(argv: string[]): Promise<number> {
         if (a.optimize !== undefined) overrides.optimize = a.optimize;
         if (a.saveSteps !== undefined) overrides.save_steps = a.saveSteps;
         // dotted config keys (--weights.pickscore 0.1, --n_ref 3): anything yargs did not declare
-        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'weight-dtype', 'weightDtype', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
+        const declared = new Set(['_', '$0', 'prompt', 'user', 'preference-model', 'preferenceModel', 'guidance', 'personal', 'seed', 'size', 'steps', 'lr', 'optimizer', 'grad-clip', 'gradClip', 'reg-weight', 'regWeight', 'optimize', 'save-steps', 'saveSteps', 'config', 'out', 'backend', 'quiet', 'weight-dtype', 'weightDtype', 'preset', 'model-dir', 'modelDir', 'models-dir', 'modelsDir']);
         for (const [k, v] of Object.entries(a)) if (!declared.has(k) && !/[A-Z]/.test(k)) overrides[k.replace(/-/g, '_')] = v;
         const r = await generateCommand({
           prompt: a.prompt,
           user: a.user,
           preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
+          personal: a.personal as 'auto' | 'vlm' | 'embedding' | undefined,
           seed: a.seed,
           size: a.size,
           steps: a.steps,
@@ -94,6 +96,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('user', { type: 'string', describe: "the user's history.json (adds the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder' })
           .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
+          .option('personal', { type: 'string', choices: ['auto', 'vlm', 'embedding'], describe: 'the personal model: auto (the VLM when a checkpoint is found, else embedding), vlm, embedding' })
           .option('seed', { type: 'number' })
           .option('steps', { type: 'number' })
           .option('size', { type: 'string' })
@@ -106,6 +109,7 @@ export async function main(argv: string[]): Promise<number> {
           user: a.user,
           preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
+          personal: a.personal as 'auto' | 'vlm' | 'embedding' | undefined,
           seed: a.seed,
           steps: a.steps,
           size: a.size,
@@ -138,6 +142,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('user', { type: 'string', describe: "a user's history.json (adds the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder' })
           .option('guidance', { type: 'string', choices: ['like', 'dislike'] })
+          .option('personal', { type: 'string', choices: ['auto', 'vlm', 'embedding'], describe: 'the personal model: auto (the VLM when a checkpoint is found, else embedding), vlm, embedding' })
           .option('json', { type: 'boolean', describe: 'machine-readable output' }),
       async (a) => {
         await scoreCommand({
@@ -147,6 +152,7 @@ export async function main(argv: string[]): Promise<number> {
           user: a.user,
           preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
+          personal: a.personal as 'auto' | 'vlm' | 'embedding' | undefined,
           json: a.json,
           modelDir: a.modelDir,
           modelsDir: a.modelsDir,

@@ -36,7 +36,7 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   const names = o.rewards?.length ? o.rewards : enabled;
   if (!names.length) throw new UsageError('no reward to compare: enable some with --weights.NAME or name them with --rewards');
   for (const n of names) activeRewardNames({ [n]: 1 }, !!o.user); // validates every name
-  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, { mode: config.personal_model, tower: config.personal_tower, log });
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: names, personal, backend });
   const dir = newRunDir(o.out ?? path.join(process.cwd(), 'outputs'), `compare-${config.prompt}`);

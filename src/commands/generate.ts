@@ -19,6 +19,8 @@ export interface GenerateOptions {
   /** the preference checkpoint folder (else history.json's "model", else the tiny preset's with --preset tiny) */
   preferenceModel?: string;
   guidance?: 'like' | 'dislike';
+  /** which personal model (--personal; config personal_model): auto, vlm or embedding */
+  personal?: 'auto' | 'vlm' | 'embedding';
   noOptimize?: boolean;
   config?: string;
   /** dotted overrides, e.g. { weights: { pickscore: 0.1 }, lr: 3 } */
@@ -44,6 +46,7 @@ export function generateConfig(o: GenerateOptions): RunConfig {
   if (o.seed !== undefined) overrides.seed = o.seed;
   if (o.steps !== undefined) overrides.steps = o.steps;
   if (o.guidance !== undefined) overrides.guidance = o.guidance;
+  if (o.personal !== undefined) overrides.personal_model = o.personal;
   if (o.noOptimize) overrides.optimize = false;
   if (o.size !== undefined) Object.assign(overrides, parseSize(o.size));
   const config = resolveConfig({ file: o.config, overrides });
@@ -56,7 +59,7 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
   const config = generateConfig(o);
   const places = modelPlaces(o);
   const { active, inactive } = activeRewardNames(config.weights, !!o.user);
-  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, { mode: config.personal_model, tower: config.personal_tower, log });
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {

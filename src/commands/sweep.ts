@@ -128,11 +128,14 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
     const flag = stopFlag();
     let ran = 0;
     await withInterrupt(flag, async () => {
-      for (const guidance of [...new Set(todo.map((c) => c.config.guidance))]) {
-        const personal = personalOptions(spec.user, guidance, todo[0].config.n_ref, spec.preferenceModel); // paths already absolute
+      // (and per personal model and tower: the embedding model's history embeddings are cached across sessions)
+      const key = (c: (typeof todo)[number]) => `${c.config.guidance}\u0000${c.config.personal_model}\u0000${c.config.personal_tower}`;
+      for (const k of [...new Set(todo.map(key))]) {
+        const first = todo.find((c) => key(c) === k)!.config;
+        const personal = personalOptions(spec.user, first.guidance, todo[0].config.n_ref, spec.preferenceModel, { mode: first.personal_model, tower: first.personal_tower }); // paths already absolute
         const session = await openSession({ places, generator: todo[0].config.generator, rewards, personal, backend });
         try {
-          for (const c of todo.filter((t) => t.config.guidance === guidance)) {
+          for (const c of todo.filter((t) => key(t) === k)) {
             if (flag.requested || (o.stopAfter !== undefined && ran >= o.stopAfter)) return;
             fs.rmSync(c.dir, { recursive: true, force: true }); // a half-finished cell is redone from scratch
             fs.mkdirSync(c.dir, { recursive: true });

@@ -24,6 +24,10 @@ export interface RunConfig {
   save_steps: boolean;
   guidance: 'like' | 'dislike';
   n_ref: number;
+  /** the personal model: auto (the VLM when a checkpoint is named or found, else embedding), vlm, embedding */
+  personal_model: 'auto' | 'vlm' | 'embedding';
+  /** the embedding personal model's image tower */
+  personal_tower: 'pickscore' | 'clip' | 'aesthetic';
   weights: Record<string, number>;
 }
 
@@ -52,6 +56,8 @@ export const SCHEMA: Record<keyof RunConfig, Rule> = {
   save_steps: { type: 'bool' },
   guidance: { type: 'enum', options: ['like', 'dislike'] },
   n_ref: { type: 'int', min: 1 },
+  personal_model: { type: 'enum', options: ['auto', 'vlm', 'embedding'] },
+  personal_tower: { type: 'enum', options: ['pickscore', 'clip', 'aesthetic'] },
   weights: { type: 'weights' },
 };
 

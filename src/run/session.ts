@@ -105,8 +105,10 @@ export interface RunOutcome {
 /** One run into `dir`: run.yaml first, then the loop with progress and metrics, then images and the report. */
 export async function runGeneration(s: Session, config: RunConfig, rewardNames: string[], dir: string, o: RunOptions = {}): Promise<RunOutcome> {
   const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel });
-  const fullConfig = { ...config, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
+  // what the rewards report of themselves (the personal model's mode): run.yaml and the PNG text chunks
+  const info: Record<string, string> = Object.assign({}, ...rewardNames.map((n) => s.rewards.get(n)?.info ?? {}));
+  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel, extra: info });
+  const fullConfig = { ...config, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
   const gen = s.generator;
   const native = gen.nativeSize();

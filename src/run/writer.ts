@@ -16,6 +16,8 @@ export interface RunMeta {
   backend: string;
   renoVersion: string;
   model: string;
+  /** More text chunks (e.g. the personal model's mode). */
+  extra?: Record<string, string>;
 }
 
 export class RunWriter {
@@ -46,6 +48,7 @@ export class RunWriter {
       backend: m.backend,
       'reno-version': m.renoVersion,
       model: m.model,
+      ...m.extra,
       ...extra,
     };
   }
