@@ -12,10 +12,10 @@
 // Which checkpoint: ctx.personal.checkpoint (the --preference-model flag), else history.json's "model", else, in a
 // smoke test (--preset tiny), the preset's reno/preference-tiny next to its SmolVLM folder.
 // The mode (--personal, config personal_model): vlm needs such a checkpoint; embedding is the training-free
-// embedding-space model (./personal-embedding.ts); auto takes the VLM when a checkpoint is named or found, else the
-// embedding model, and says which on stderr. Both modes: like loss = -score' , dislike = +score' where score' is
-// the VLM's log-odds through softplus (above) or the embedding score itself (the embedding reward's loss is -score
-// for like and +score for dislike, offset 0).
+// embedding-space model (./personal-embedding.ts: score = 100 x a cosine-like value; like loss = -score, dislike
+// loss = +score, offset 0); auto (default) takes the VLM when a checkpoint is named or found, else the embedding
+// model, and says which and why on stderr. Each reward's `info` (mode, tower, formula, reason) goes to run.yaml and
+// the PNG text chunks.
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
