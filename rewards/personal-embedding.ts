@@ -193,6 +193,8 @@ export interface EmbeddingTower {
   imageFeatures(pixels: tf.Tensor4D): tf.Tensor2D;
   /** Normalised text embeddings [n, P]; absent when the tower has no text side (aesthetic). */
   textFeatures?(prompts: string[]): tf.Tensor2D;
+  /** Move the text side's weights to host memory until the next textFeatures() (ViT-H/14's: 1.4 GB). */
+  parkText?(): Promise<void>;
   dispose(): void;
 }
 
@@ -220,10 +222,16 @@ export function loadEmbeddingTower(name: EmbeddingTowerName, locate: (model: str
     dim: model.config.projectionDim,
     imageFeatures: (px) => tf.tidy(() => l2normalize(model.getImageFeatures(px))),
     textFeatures: (prompts) => {
+      model.text_model.unpark();
+      model.text_projection.unpark();
       const { ids, mask } = tokenizeForClip(tokenizer, prompts, Math.min(77, model.config.text.maxPositions));
       const f = tf.tidy(() => l2normalize(model.getTextFeatures(ids, mask)));
       tf.dispose([ids, mask]);
       return f;
+    },
+    parkText: async () => {
+      await model.text_model.park();
+      await model.text_projection.park();
     },
     dispose: () => model.dispose(),
   };

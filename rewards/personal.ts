@@ -194,6 +194,11 @@ export class EmbeddingPersonalReward implements Reward {
     };
   }
 
+  /** The text side runs only in prepare() (prompt-conditioned formulas) and at load: host memory meanwhile. */
+  async parkPromptModels(): Promise<void> {
+    await this.tower.parkText?.();
+  }
+
   dispose(): void {
     this.fitted.dispose();
     this.tower.dispose();

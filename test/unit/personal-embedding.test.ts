@@ -198,3 +198,19 @@ test('the mode: auto takes the VLM when a checkpoint is named or found, else the
 test('a prompt-conditioned formula on the aesthetic tower (no text side) is refused by name', async () => {
   await assert.rejects(personalReward.load(ctxFor('ridge-sub', 'aesthetic')), /ridge-sub needs a tower with a text side/);
 });
+
+test('the text tower waits in host memory during the loop (parkPromptModels) and comes back for the next prompt', async () => {
+  const reward = await personalReward.load(ctxFor('ridge-sub'));
+  const once = (): number => {
+    const p = reward.prepare(PROMPT);
+    const v = tf.tidy(() => p.score(new RewardInput(image)).dataSync()[0]);
+    p.dispose();
+    return v;
+  };
+  const before = once();
+  const n = tf.memory().numTensors;
+  await reward.parkPromptModels!();
+  assert.ok(tf.memory().numTensors < n, 'the text weights left the backend');
+  assert.ok(Math.abs(once() - before) < 1e-6);
+  reward.dispose();
+});
