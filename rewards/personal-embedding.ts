@@ -19,7 +19,8 @@ import { DataError, UsageError } from '../src/errors.js';
 import { readImage } from '../src/image/png.js';
 import { l2normalize } from '../src/models/clip/model.js';
 import { loadClipImageEncoder } from './aesthetic.js';
-import { loadClipModel, loadClipTokenizer, tokenizeForClip } from './clip/load.js';
+import { acquireClipModel, loadClipTokenizer, tokenizeForClip } from './clip/load.js';
+import type { ClipModel } from '../src/models/clip/model.js';
 import type { RewardInput } from './input.js';
 import { CLIP224, clipPreprocess } from './preprocess.js';
 
@@ -193,6 +194,8 @@ export interface EmbeddingTower {
   imageFeatures(pixels: tf.Tensor4D): tf.Tensor2D;
   /** Normalised text embeddings [n, P]; absent when the tower has no text side (aesthetic). */
   textFeatures?(prompts: string[]): tf.Tensor2D;
+  /** The CLIP model, shared with the pickscore / clip reward of the same folder (absent for aesthetic). */
+  model?: ClipModel;
   /** Move the text side's weights to host memory until the next textFeatures() (ViT-H/14's: 1.4 GB). */
   parkText?(): Promise<void>;
   dispose(): void;
@@ -214,10 +217,11 @@ export function loadEmbeddingTower(name: EmbeddingTowerName, locate: (model: str
   }
   const dir = locate(name);
   const tokenizer = loadClipTokenizer(locate('clip-h-tokenizer'));
-  const model = loadClipModel(dir);
+  const { model, release } = acquireClipModel(dir); // one copy with the pickscore / clip reward of the same folder
   return {
     name,
     dir,
+    model,
     imageSize: model.config.vision.imageSize,
     dim: model.config.projectionDim,
     imageFeatures: (px) => tf.tidy(() => l2normalize(model.getImageFeatures(px))),
@@ -233,7 +237,7 @@ export function loadEmbeddingTower(name: EmbeddingTowerName, locate: (model: str
       await model.text_model.park();
       await model.text_projection.park();
     },
-    dispose: () => model.dispose(),
+    dispose: release,
   };
 }
 

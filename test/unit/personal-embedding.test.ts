@@ -214,3 +214,27 @@ test('the text tower waits in host memory during the loop (parkPromptModels) and
   assert.ok(Math.abs(once() - before) < 1e-6);
   reward.dispose();
 });
+
+test('with the pickscore reward in the same session the tower is one shared copy, freed by the last holder', async () => {
+  const { loadRewards } = await import('../../rewards/load.js');
+  const { ClipSimilarityReward } = await import('../../rewards/clip/similarity.js');
+  const start = tf.memory().numTensors;
+  const ctx = ctxFor('centroid');
+  const rewards = await loadRewards(['pickscore', 'personal'], ctx);
+  const pick = rewards.get('pickscore') as InstanceType<typeof ClipSimilarityReward>;
+  const personal = rewards.get('personal') as EmbeddingPersonalReward;
+  assert.ok(pick.model === personal.tower.model, 'one CLIPModel for both');
+  const alone = await personalReward.load(ctx);
+  const s = (r: { prepare(p: string): { score(i: RewardInput): tf.Scalar; dispose(): void } }) => {
+    const p = r.prepare(PROMPT);
+    const v = tf.tidy(() => p.score(new RewardInput(image)).dataSync()[0]);
+    p.dispose();
+    return v;
+  };
+  const want = s(alone);
+  alone.dispose();
+  pick.dispose(); // the personal reward still holds the weights
+  assert.ok(Math.abs(s(personal) - want) < 1e-6);
+  personal.dispose();
+  assert.equal(tf.memory().numTensors, start, 'the last release freed the weights');
+});
