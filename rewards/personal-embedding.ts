@@ -216,7 +216,7 @@ export function loadEmbeddingTower(name: EmbeddingTowerName, locate: (model: str
     };
   }
   const dir = locate(name);
-  const tokenizer = loadClipTokenizer(locate('clip-h-tokenizer'));
+  let tokenizer: ReturnType<typeof loadClipTokenizer> | null = null; // on first use: only the prompt-conditioned formulas read text
   const { model, release } = acquireClipModel(dir); // one copy with the pickscore / clip reward of the same folder
   return {
     name,
@@ -228,6 +228,7 @@ export function loadEmbeddingTower(name: EmbeddingTowerName, locate: (model: str
     textFeatures: (prompts) => {
       model.text_model.unpark();
       model.text_projection.unpark();
+      tokenizer ??= loadClipTokenizer(locate('clip-h-tokenizer'));
       const { ids, mask } = tokenizeForClip(tokenizer, prompts, Math.min(77, model.config.text.maxPositions));
       const f = tf.tidy(() => l2normalize(model.getTextFeatures(ids, mask)));
       tf.dispose([ids, mask]);

@@ -11,13 +11,14 @@ import { loadClipImageEncoder } from '../../rewards/aesthetic.js';
 import { loadClipModel, loadClipTokenizer, tokenizeForClip } from '../../rewards/clip/load.js';
 import { RewardInput } from '../../rewards/input.js';
 import { EmbeddingPersonalReward, choosePersonalModel, personalReward } from '../../rewards/personal.js';
-import { FORMULAS, embeddingCache, needsText, solve, type Formula } from '../../rewards/personal-embedding.js';
+import { FORMULAS, embeddingCache, fitPersonal, loadEmbeddingTower, needsText, solve, type Formula } from '../../rewards/personal-embedding.js';
 import { clipPreprocess } from '../../rewards/preprocess.js';
 import type { RewardLoadContext } from '../../rewards/types.js';
 import { lastPairs, readHistory } from '../../src/data/history.js';
 import { readImage } from '../../src/image/png.js';
 import { getModel } from '../../src/models/registry.js';
-import { ROOT, backend, noLeak, tmpDir } from '../helpers.js';
+import { readNpy } from '../../src/weights/npy.js';
+import { PARITY, ROOT, backend, noLeak, tmpDir } from '../helpers.js';
 
 const TINY = path.join(ROOT, 'presets', 'tiny');
 const HISTORY = path.join(ROOT, 'examples', 'history.json');
@@ -237,4 +238,34 @@ test('with the pickscore reward in the same session the tower is one shared copy
   assert.ok(Math.abs(s(personal) - want) < 1e-6);
   personal.dispose();
   assert.equal(tf.memory().numTensors, start, 'the last release freed the weights');
+});
+
+test('upstream CLIP fixture (transformers CLIPModel): the tower\'s embeddings equal image_embeds, and centroid / nn scores on them equal the formulas on the upstream embeddings (1e-4)', () => {
+  const dir = path.join(PARITY, 'clip');
+  const tower = loadEmbeddingTower('pickscore', (m) => {
+    assert.equal(m, 'pickscore', 'image-only formulas load no tokenizer');
+    return dir;
+  });
+  const px = readNpy(path.join(dir, 'io', 'pixel_values.npy'));
+  const up = readNpy(path.join(dir, 'io', 'image_embeds.npy'));
+  const [b, c, h, w] = px.shape;
+  const pixels = tf.tidy(() => tf.transpose(tf.tensor4d(px.data as Float32Array, [b, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D);
+  const P = up.shape[1];
+  const E = [0, 1].map((i) => [...(up.data as Float32Array).slice(i * P, (i + 1) * P)]);
+  const mine = tf.tidy(() => tower.imageFeatures(pixels));
+  const got = mine.dataSync();
+  for (let i = 0; i < b * P; i++) assert.ok(Math.abs(got[i] - E[Math.floor(i / P)][i % P]) < 1e-4, `image_embeds[${i}]: ${got[i]}`);
+  // image 0 liked, image 1 disliked: each formula's score of both images, against the upstream embeddings
+  const hist = { dim: P, liked: [Float32Array.from(E[0])], disliked: [Float32Array.from(E[1])] };
+  for (const formula of ['centroid', 'nn'] as const) {
+    const fitted = fitPersonal(formula, hist);
+    const s = tf.tidy(() => fitted.score(mine, null).dataSync());
+    E.forEach((e, i) => {
+      const want = direct(formula, e, [], [E[0]], [E[1]], [], []);
+      assert.ok(Math.abs(s[i] - want) < 1e-4 * Math.max(1, Math.abs(want)), `${formula} image ${i}: ${s[i]} vs ${want}`);
+    });
+    fitted.dispose();
+  }
+  tf.dispose([pixels, mine]);
+  tower.dispose();
 });
