@@ -99,3 +99,14 @@ test('reno score --user reports the personal score in both modes', async () => {
   const [direct] = await embeddingScores([img], 'a square');
   assert.ok(Math.abs(rows.embedding - direct) < 1e-4, `${rows.embedding} vs ${direct}`);
 });
+
+test('the CLI: `reno score --personal embedding --user ... --json` prints the embedding model\'s score', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const img = path.join(ROOT, 'examples', 'images', 'pair2-liked.png');
+  const args = ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), 'score', '--preset', 'tiny', '--backend', 'wasm', '--prompt', 'a star', '--user', HISTORY, '--personal', 'embedding', '--rewards', 'personal', '--json', img];
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, RENO_WASM_THREADS: '1' } });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout).rows[0].scores.personal;
+  const [want] = await embeddingScores([img], 'a star');
+  assert.ok(Math.abs(got - want) < 1e-4, `${got} vs ${want}`);
+});
