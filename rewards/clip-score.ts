@@ -1,7 +1,7 @@
 // The CLIP score reward of ReNO (rewards/clip.py CLIPLoss): laion/CLIP-ViT-H-14-laion2B-s32B-b79K through HF
 // CLIPModel, loss = 100 - exp(logit_scale) * cos(img, txt). The tokenizer files live in the same hub repo (the
 // registry's clip-h-tokenizer entry, which `clip` uses).
-import { loadClipModel, loadClipTokenizer } from './clip/load.js';
+import { acquireClipModel, loadClipTokenizer } from './clip/load.js';
 import { ClipSimilarityReward } from './clip/similarity.js';
 import type { RewardSpec } from './types.js';
 
@@ -12,6 +12,7 @@ export const clipScoreReward: RewardSpec = {
   models: ['clip', 'clip-h-tokenizer'],
   async load(ctx) {
     const tokenizer = loadClipTokenizer(ctx.locate('clip-h-tokenizer'));
-    return new ClipSimilarityReward('clip', loadClipModel(ctx.locate('clip')), tokenizer, 100);
+    const { model, release } = acquireClipModel(ctx.locate('clip')); // shared with the embedding personal model
+    return new ClipSimilarityReward('clip', model, tokenizer, 100, release);
   },
 };

@@ -5,7 +5,10 @@ import type { Reward, RewardLoadContext, RewardSpec } from './types.js';
 
 /** Locate every model of every named reward; throws the first "not found" with all searched places. */
 export function checkRewardModels(names: string[], ctx: RewardLoadContext): void {
-  for (const n of names) for (const m of rewardSpec(n).models) ctx.locate(m);
+  for (const n of names) {
+    const spec = rewardSpec(n);
+    for (const m of spec.modelsFor?.(ctx) ?? spec.models) ctx.locate(m);
+  }
 }
 
 export async function loadRewards(names: string[], ctx: RewardLoadContext): Promise<Map<string, Reward>> {

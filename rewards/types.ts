@@ -15,6 +15,8 @@ export interface PreparedReward {
 export interface Reward {
   readonly name: string;
   prepare(prompt: string): PreparedReward;
+  /** Facts to record in run.yaml and the PNG metadata (e.g. the personal model's mode), string values. */
+  readonly info?: Record<string, string>;
   /** Optional: move what only prepare() uses (a text tower's weights) to host memory until the next prepare(). */
   parkPromptModels?(): Promise<void>;
   dispose(): void;
@@ -32,6 +34,13 @@ export interface RewardLoadContext {
     nRef: number;
     /** The preference checkpoint folder (e.g. --preference-model); else history.json's "model", else the preset's. */
     checkpoint?: string;
+    /** Which personal model (--personal): vlm (a trained checkpoint), embedding (no training), auto (default). */
+    mode?: 'auto' | 'vlm' | 'embedding';
+    /** The embedding model's image tower (default pickscore) and formula (default: personal-embedding.ts). */
+    tower?: string;
+    formula?: string;
+    /** Where the mode's one-line explanation goes (default stderr); quiet runs pass a no-op. */
+    log?: (line: string) => void;
   };
 }
 
@@ -42,5 +51,7 @@ export interface RewardSpec {
   offset: number;
   /** Registered models this reward loads (configs/models.yaml names). */
   models: string[];
+  /** The models it loads for these options, when they depend on them (the personal reward's mode); else `models`. */
+  modelsFor?(ctx: RewardLoadContext): string[];
   load(ctx: RewardLoadContext): Promise<Reward>;
 }

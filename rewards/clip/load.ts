@@ -25,6 +25,37 @@ export function clipWeightsFile(dir: string): string {
   throw new WeightsError(`no CLIP weights in ${dir} (looked for ${CLIP_WEIGHT_FILES.join(', ')})`);
 }
 
+/** One loaded CLIPModel per folder, shared by every holder (PickScore's reward and the embedding personal model). */
+const shared = new Map<string, { model: ClipModel; refs: number }>();
+
+/**
+ * The CLIPModel of a folder, loaded once while anyone holds it: PickScore (or the clip reward) and the embedding
+ * personal model on the same tower share one copy of the weights (3.9 GB for ViT-H/14) instead of two. Each
+ * acquire is matched by one release(); the last one frees the weights.
+ */
+export function acquireClipModel(dir: string): { model: ClipModel; release: () => void } {
+  const key = path.resolve(dir);
+  let e = shared.get(key);
+  if (!e) {
+    e = { model: loadClipModel(dir), refs: 0 };
+    shared.set(key, e);
+  }
+  e.refs++;
+  const entry = e;
+  let released = false;
+  return {
+    model: entry.model,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--entry.refs === 0) {
+        shared.delete(key);
+        entry.model.dispose();
+      }
+    },
+  };
+}
+
 /** CLIPModel from a folder: config.json and the first weights file of CLIP_WEIGHT_FILES (strict key check). */
 export function loadClipModel(dir: string): ClipModel {
   const cfgFile = path.join(dir, 'config.json');

@@ -22,6 +22,8 @@ export class ClipSimilarityReward implements Reward {
     readonly tokenizer: ClipTokenizer,
     /** The const of ReNO's `const - score` loss (30 PickScore, 100 CLIP). */
     readonly offset: number,
+    /** Frees the model (a shared model's release: rewards/clip/load.ts acquireClipModel); default model.dispose(). */
+    private readonly release?: () => void,
   ) {}
 
   /** Normalised text features [1, P] of the prompt (no gradient needed: computed once, kept until dispose). */
@@ -64,6 +66,7 @@ export class ClipSimilarityReward implements Reward {
   }
 
   dispose(): void {
-    this.model.dispose();
+    if (this.release) this.release();
+    else this.model.dispose();
   }
 }

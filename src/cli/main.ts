@@ -115,6 +115,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
           .option('guidance', { type: 'string', choices: ['like', 'dislike'], describe: KEY_HELP.guidance, defaultDescription: 'like' })
           .option('n-ref', { ...numberFlag('n-ref', KEY_HELP.n_ref, { integer: true, min: 1 }), alias: 'n_ref', defaultDescription: '8' })
+          .option('personal', { type: 'string', choices: ['auto', 'vlm', 'embedding'], describe: KEY_HELP.personal_model, defaultDescription: 'auto' })
           .option('json', { type: 'boolean', describe: 'machine-readable output' }),
       async (a) => {
         await scoreCommand({
@@ -125,6 +126,7 @@ export async function main(argv: string[]): Promise<number> {
           preferenceModel: a.preferenceModel,
           guidance: a.guidance as 'like' | 'dislike' | undefined,
           nRef: a.nRef as number | undefined,
+          personal: a.personal as 'auto' | 'vlm' | 'embedding' | undefined,
           json: a.json,
           modelDir: a.modelDir,
           modelsDir: a.modelsDir,

@@ -44,6 +44,9 @@ function kind(key: keyof RunConfig): string {
 /** The config keys a command takes as flags (all but `weights`, which becomes one flag per reward). */
 export type ConfigKey = Exclude<keyof RunConfig, 'weights'>;
 
+/** Shorter flag names for some keys: --personal for personal_model. */
+const SHORT: Partial<Record<ConfigKey, string>> = { personal_model: 'personal' };
+
 /**
  * Adds every config key (or the given ones) as a flag: grad_clip as --grad-clip (and --grad_clip), each reward's
  * weight as --weights.NAME, with its description and its default from configs/default.yaml. Values stay as given;
@@ -58,7 +61,8 @@ export function configOptions<T>(y: Argv<T>, o: { keys?: ConfigKey[]; weights?: 
     const flag = flagName(key).slice(2);
     const k = kind(key);
     const opt: Options = { describe: KEY_HELP[key] + (k ? ` (${k})` : '') };
-    if (flag !== key) opt.alias = key;
+    const aliases = [...(flag !== key ? [key] : []), ...(SHORT[key] ? [SHORT[key]] : [])];
+    if (aliases.length) opt.alias = aliases;
     if (o.required?.includes(key)) opt.demandOption = true;
     else if (defaults[key] !== undefined) opt.defaultDescription = String(defaults[key]);
     if (rule.type === 'bool') opt.type = 'boolean';

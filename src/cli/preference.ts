@@ -148,7 +148,8 @@ export function preferenceCommands(y: Argv): Argv {
           .option('model', { type: 'string', array: true, demandOption: true, describe: 'checkpoint folder; repeat for ablations (the first is the main model); LABEL=DIR names a column' })
           .option('data', { type: 'string', demandOption: true, describe: 'dataset folder (pairs.jsonl + images/)' })
           .option('json', { type: 'boolean', describe: 'print tables.json instead of the markdown tables' })
-          .option('baselines', { type: 'string', describe: 'comma-separated reward names and/or "untrained"; "none" for none (default: every general reward found, and untrained)' })
+          .option('baselines', { type: 'string', describe: 'comma-separated reward names, "untrained" and/or "embedding" (or embedding:centroid|nn|ridge|ridge-sub|ridge-cat, one row each); "none" for none (default: every general reward found, and untrained)' })
+          .option('embedding-tower', { type: 'string', choices: ['pickscore', 'clip', 'aesthetic'], describe: 'the embedding baseline\'s image tower (default pickscore)' })
           .option('n-ref', { type: 'string', describe: 'N_ref values of the sweep, comma-separated (default 0,1,2,4,.. up to the checkpoint\'s n_ref)' })
           .option('out', { type: 'string', describe: 'output folder (default <first checkpoint>/eval)' })
           .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one each checkpoint recorded)' })
@@ -164,6 +165,7 @@ export function preferenceCommands(y: Argv): Argv {
           json: a.json,
           baselines: b && b.length === 1 && b[0] === 'none' ? [] : b,
           nRef: ints(a.nRef, 'n-ref'),
+          embeddingTower: a.embeddingTower,
           out: a.out,
           backbone: a.backbone,
           setsPerUser: a.setsPerUser,

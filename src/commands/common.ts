@@ -31,7 +31,13 @@ export function parseSize(s: string | number): { width: number; height: number }
   return { width, height: m[2] ? Number(m[2]) : width };
 }
 
-/** The personal reward's options from --user (resolved), guidance, N_ref and --preference-model; none without --user. */
-export function personalOptions(user: string | undefined, guidance: 'like' | 'dislike', nRef: number, preferenceModel?: string): RewardLoadContext['personal'] {
-  return user ? { historyFile: path.resolve(user), guidance, nRef, checkpoint: preferenceModel && path.resolve(preferenceModel) } : undefined;
+/** The personal reward's options from --user (resolved), guidance, N_ref, --preference-model and the mode; none without --user. */
+export function personalOptions(
+  user: string | undefined,
+  guidance: 'like' | 'dislike',
+  nRef: number,
+  preferenceModel?: string,
+  more: { mode?: 'auto' | 'vlm' | 'embedding'; tower?: string; formula?: string; log?: (line: string) => void } = {},
+): RewardLoadContext['personal'] {
+  return user ? { historyFile: path.resolve(user), guidance, nRef, checkpoint: preferenceModel && path.resolve(preferenceModel), ...more } : undefined;
 }

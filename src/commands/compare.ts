@@ -43,7 +43,7 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   if (chosen.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
   const names = o.user ? [...chosen.filter((n) => n !== PERSONAL), PERSONAL] : chosen;
   if (!names.length) throw new UsageError('no reward to compare: enable some with --weights.NAME or name them with --rewards');
-  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, { mode: config.personal_model, tower: config.personal_tower, log });
   const root = o.out ?? path.join(process.cwd(), 'outputs');
   checkWritableDir(root, '--out');
   const backend = await useBackend(o.backend, { quiet: o.quiet });

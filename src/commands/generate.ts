@@ -20,6 +20,8 @@ export interface GenerateOptions {
   /** the preference checkpoint folder (else history.json's "model", else the tiny preset's with --preset tiny) */
   preferenceModel?: string;
   guidance?: 'like' | 'dislike';
+  /** which personal model (--personal; config personal_model): auto, vlm or embedding */
+  personal?: 'auto' | 'vlm' | 'embedding';
   noOptimize?: boolean;
   config?: string;
   /** dotted overrides, e.g. { weights: { pickscore: 0.1 }, lr: 3 } */
@@ -48,11 +50,14 @@ export function generateConfig(o: GenerateOptions): RunConfig {
   // guidance steers the personal reward, which runs only with a user's history: asked for without one, it would do nothing
   const guidance = o.guidance ?? o.overrides?.guidance;
   if (guidance !== undefined && !o.user) throw new UsageError(`--guidance ${String(guidance)} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
+  const mode = o.personal ?? o.overrides?.personal_model;
+  if (mode !== undefined && !o.user) throw new UsageError(`--personal ${String(mode)} needs --user history.json (it chooses the personal model, which runs only with a user's history)`);
   if (o.size !== undefined && (o.overrides?.width !== undefined || o.overrides?.height !== undefined)) throw new UsageError('--size and --width/--height cannot be used together');
   const overrides: Record<string, unknown> = { ...(o.overrides ?? {}), prompt: o.prompt };
   if (o.seed !== undefined) overrides.seed = o.seed;
   if (o.steps !== undefined) overrides.steps = o.steps;
   if (o.guidance !== undefined) overrides.guidance = o.guidance;
+  if (o.personal !== undefined) overrides.personal_model = o.personal;
   if (o.noOptimize) overrides.optimize = false;
   if (o.size !== undefined) Object.assign(overrides, parseSize(o.size));
   const config = resolveConfig({ file: o.config, overrides });
@@ -73,7 +78,7 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
   const root = o.out ?? path.join(process.cwd(), 'outputs');
   checkWritableDir(root, '--out');
   const { active, inactive } = activeRewardNames(config.weights, !!o.user);
-  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel);
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, { mode: config.personal_model, tower: config.personal_tower, log });
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {

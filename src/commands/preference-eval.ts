@@ -11,7 +11,10 @@
 //   baselines  each general reward zero-shot (its score of the image for the pair's prompt; N_ref 0), and
 //              "untrained": the main checkpoint's architecture and template on its backbone with fresh LoRA
 //              adapters (B = 0, so the language model is the backbone's own) and seeded random prototypes
-//              N(0, std of embed_tokens), vision tower as loaded: the zero-shot VLM (the paper's "IDEFICS" column).
+//              N(0, std of embed_tokens), vision tower as loaded: the zero-shot VLM (the paper's "IDEFICS" column);
+//              "embedding" (or "embedding:FORMULA", one row per formula asked for): the training-free embedding
+//              personal model (rewards/personal-embedding.ts) fitted to each user's first N_ref history pairs, with
+//              its own N_ref sweep (N_ref 0 scores every image 0: chance).
 // Model scores are M+ - M- (Q = sigmoid of it); a reward's score is its own scale (only the order matters).
 // Writes OUT/tables.md, OUT/tables.json, OUT/nref.png (seen solid, unseen dashed, per model) and OUT/nref-all.png.
 import * as tf from '../tf.js';
@@ -38,6 +41,7 @@ import {
   type ScoredPair,
 } from '../../rewards/preference/metrics.js';
 import { PreferenceModel } from '../../rewards/preference/model.js';
+import { DEFAULT_FORMULA, DEFAULT_TOWER, checkFormula, checkTower, embedHistory, embedImageFiles, embedPrompts, fitPersonal, loadEmbeddingTower, needsText, type Formula } from '../../rewards/personal-embedding.js';
 import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, type EvalProtocol, type Target } from '../../rewards/preference/protocol.js';
 import { readImage } from '../image/png.js';
 import { useBackend } from '../backend.js';
@@ -49,6 +53,13 @@ import { PERSONAL, rewardContext } from '../run/session.js';
 import { modelPlaces } from './common.js';
 
 export const UNTRAINED = 'untrained';
+export const EMBEDDING = 'embedding';
+/** "embedding" -> the default formula; "embedding:nn" -> nn; anything else -> null. */
+export function embeddingBaseline(b: string): Formula | null {
+  if (b === EMBEDDING) return DEFAULT_FORMULA;
+  if (b.startsWith(`${EMBEDDING}:`)) return checkFormula(b.slice(EMBEDDING.length + 1), `--baselines ${b}`);
+  return null;
+}
 /** The general rewards (every registered reward but the personal one). */
 export const GENERAL_REWARDS = () => REWARDS.map((r) => r.name).filter((n) => n !== PERSONAL);
 
@@ -58,7 +69,9 @@ export interface PreferenceEvalOptions {
   data: string;
   /** Print tables.json instead of the markdown tables. */
   json?: boolean;
-  /** Reward names and/or "untrained" (default: every general reward whose models are found, and "untrained"). */
+  /** The embedding baseline's image tower (default pickscore). */
+  embeddingTower?: string;
+  /** Reward names, "untrained" and/or "embedding[:FORMULA]" (default: every general reward whose models are found, and "untrained"). */
   baselines?: string[];
   /** N_ref values of the sweep (default 0, 1, 2, 4, 8, ... up to the main checkpoint's n_ref, and n_ref). */
   nRef?: number[];
@@ -82,14 +95,14 @@ export interface PreferenceEvalOptions {
 /** One evaluated model or baseline. */
 export interface ModelEval {
   label: string;
-  kind: 'checkpoint' | 'untrained' | 'reward';
+  kind: 'checkpoint' | 'untrained' | 'reward' | 'embedding';
   /** Checkpoint folder or reward name. */
   source: string;
   /** The N_ref of the main numbers (0 for rewards). */
   nRef: number;
   top1: Grouped<number>;
   topK: Grouped<number[]>;
-  /** Top-1 per N_ref of the sweep (checkpoints and untrained only). */
+  /** Top-1 per N_ref of the sweep (checkpoints, untrained and embedding only). */
   sweep?: { nRef: number; accuracy: Grouped<number> }[];
 }
 
@@ -157,6 +170,51 @@ async function scoreModel(model: PreferenceModel, proto: EvalProtocol, ns: numbe
     }
   } finally {
     images.dispose();
+  }
+  return out;
+}
+
+/** The embedding model's scores of every user's query images after the first n history pairs, for each n and formula. */
+async function scoreEmbedding(
+  towerName: string,
+  formulas: Formula[],
+  places: ReturnType<typeof modelPlaces>,
+  proto: EvalProtocol,
+  ns: number[],
+  bar: Progress,
+  tick: () => number,
+): Promise<Map<Formula, Map<number, Map<string, number>>>> {
+  const tower = loadEmbeddingTower(checkTower(towerName, '--embedding-tower'), rewardContext(places).locate);
+  const text = formulas.some(needsText);
+  const out = new Map(formulas.map((f) => [f, new Map<number, Map<string, number>>(ns.map((n) => [n, new Map()]))]));
+  try {
+    for (const u of proto.users) {
+      const targets = queryTargets(u);
+      const e = await embedImageFiles(tower, targets.map((t) => t.image));
+      const tt = text ? await embedPrompts(tower, targets.map((t) => t.prompt)) : null;
+      const full = await embedHistory(tower, u.history.slice(0, Math.max(...ns)), { text });
+      const E = tf.tensor2d(e.flatMap((v) => [...v]), [e.length, tower.dim]);
+      const T = tt ? tf.tensor2d(tt.flatMap((v) => [...v]), [tt.length, tower.dim]) : null;
+      try {
+        for (const n of ns) {
+          const h = { dim: full.dim, liked: full.liked.slice(0, n), disliked: full.disliked.slice(0, n), text: full.text?.slice(0, n) };
+          for (const f of formulas) {
+            const fitted = fitPersonal(f, h);
+            const st = fitted.score(E as never, T as never);
+            const v = await st.data();
+            st.dispose();
+            fitted.dispose();
+            const m = out.get(f)!.get(n)!;
+            targets.forEach((t, i) => m.set(`${u.user}\u0000${targetKey(t)}`, v[i]));
+          }
+          bar.update(tick(), `embedding ${u.user} N_ref ${n}`);
+        }
+      } finally {
+        tf.dispose([E, ...(T ? [T] : [])]);
+      }
+    }
+  } finally {
+    tower.dispose();
   }
   return out;
 }
@@ -250,8 +308,14 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   const explicit = o.baselines !== undefined;
   const wanted = o.baselines ?? [...GENERAL_REWARDS(), UNTRAINED];
   const rewards: string[] = [];
+  const formulas: Formula[] = [];
   for (const b of wanted) {
     if (b === UNTRAINED) continue;
+    const f = embeddingBaseline(b);
+    if (f) {
+      if (!formulas.includes(f)) formulas.push(f);
+      continue;
+    }
     if (b === PERSONAL) throw new UsageError('the personal reward is the model under evaluation: give its checkpoint with --model');
     const spec = rewardSpec(b);
     try {
@@ -274,7 +338,8 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   await useBackend(o.backend, { quiet: o.quiet || o.json });
   const vlms = [...ckpts.slice(1), ckpts[0]]; // ablations first, the main model last (the paper's column order)
   const untrained = wanted.includes(UNTRAINED);
-  const units = (vlms.length + (untrained ? 1 : 0)) * proto.users.length * evalNs.length + rewards.length * allTargets.length;
+  const embeddingTower = o.embeddingTower ?? DEFAULT_TOWER;
+  const units = (vlms.length + (untrained ? 1 : 0) + (formulas.length ? 1 : 0)) * proto.users.length * evalNs.length + rewards.length * allTargets.length;
   let done = 0;
   const bar = progress({ total: units, label: 'eval', quiet: o.quiet || o.json, stream: o.stream });
   const models: ModelEval[] = [];
@@ -290,6 +355,14 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     for (const name of rewards) {
       const s = await scoreReward(name, places, allTargets, bar, (k) => (done += k));
       evalScores(REWARD_LABELS[name] ?? name, 'reward', name, 0, (_u, t) => s.get(targetKey(t))!);
+    }
+    if (formulas.length) {
+      const scores = await scoreEmbedding(embeddingTower, formulas, places, proto, evalNs, bar, () => ++done);
+      for (const f of formulas) {
+        const at = (n: number) => (user: string, t: Target) => scores.get(f)!.get(n)!.get(`${user}\u0000${targetKey(t)}`)!;
+        const sweep = ns.map((n) => ({ nRef: n, accuracy: groupedPairwise(pairsOf(proto, at(n))) }));
+        evalScores(`Embedding ${f} (${embeddingTower})`, 'embedding', `${embeddingTower}:${f}`, mainN, at(mainN), sweep);
+      }
     }
     const runVlm = async (label: string, kind: ModelEval['kind'], source: string, model: PreferenceModel) => {
       const scores = await scoreModel(model, proto, evalNs, bar, () => ++done, label);
@@ -343,7 +416,7 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     '',
     `Test users: ${protocol.users.seen} seen (${protocol.queries.seen} query pairs), ${protocol.users.unseen} unseen (${protocol.queries.unseen} query pairs)` +
       `${protocol.skipped.length ? `; skipped (too few test pairs): ${protocol.skipped.join(', ')}` : ''}. ` +
-      `Checkpoints at N_ref = ${mainN}; rewards zero-shot (N_ref 0); ${sets.length} candidate sets of 1 liked + 3 disliked. ` +
+      `Checkpoints${formulas.length ? ' and the embedding model' : ''} at N_ref = ${mainN}; rewards zero-shot (N_ref 0); ${sets.length} candidate sets of 1 liked + 3 disliked. ` +
       `Seen users' histories are their train pairs, unseen users' are their own first test pairs (see rewards/preference/protocol.ts).`,
     ...(places.smokeTest ? ['', '_Tiny smoke-test preset: the general rewards and the backbone have random weights._'] : []),
     '',

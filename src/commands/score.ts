@@ -19,6 +19,9 @@ export interface ScoreOptions {
   preferenceModel?: string;
   guidance?: 'like' | 'dislike';
   nRef?: number;
+  /** which personal model: auto (default), vlm or embedding; the embedding model's tower */
+  personal?: 'auto' | 'vlm' | 'embedding';
+  personalTower?: string;
   json?: boolean;
   modelDir?: string;
   modelsDir?: string;
@@ -50,7 +53,8 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   for (const n of names) rewardSpec(n);
   if (names.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
   const places = modelPlaces(o);
-  const personal = personalOptions(o.user, o.guidance ?? 'like', o.nRef ?? 8, o.preferenceModel);
+  const log = (l: string) => process.stderr.write(l + '\n');
+  const personal = personalOptions(o.user, o.guidance ?? 'like', o.nRef ?? 8, o.preferenceModel, { mode: o.personal, tower: o.personalTower, log: o.quiet || o.json ? () => {} : log });
   const ctx = rewardContext(places, personal);
   checkRewardModels(names, ctx);
   await useBackend(o.backend, { quiet: o.quiet || o.json });

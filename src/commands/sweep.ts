@@ -147,7 +147,7 @@ function planSweep(o: SweepOptions, spec: SweepSpec, places: ModelPlaces, dir: s
       const gen = GENERATORS[c.config.generator];
       if (!gen) throw new ConfigError(`unknown generator "${c.config.generator}" (known: ${Object.keys(GENERATORS).join(', ')})`);
       requireModel(getModel(gen.model), places);
-      checkRewardModels(active, rewardContext(places, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel)));
+      checkRewardModels(active, rewardContext(places, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel, { mode: c.config.personal_model, tower: c.config.personal_tower })));
     } catch (e) {
       if (e instanceof RenoError) e.message = `${where}: ${e.message}`;
       throw e;
@@ -159,7 +159,7 @@ function planSweep(o: SweepOptions, spec: SweepSpec, places: ModelPlaces, dir: s
 
 /** Cells that can share one loaded session: same generator and same personal-reward options (guidance, n_ref). */
 function sessionKey(spec: SweepSpec, c: SweepCell): string {
-  return JSON.stringify([c.config.generator, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel) ?? null]);
+  return JSON.stringify([c.config.generator, c.config.personal_model, c.config.personal_tower, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel) ?? null]);
 }
 
 const claimFile = (c: SweepCell) => `${c.dir}.claim`;
@@ -196,7 +196,7 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
       current = null;
       const group = todo.filter((t) => sessionKey(spec, t) === key);
       const rewards = [...new Set(group.flatMap((t) => activeRewardNames(t.config.weights, !!spec.user).active))];
-      const personal = personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel); // paths already absolute
+      const personal = personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel, { mode: c.config.personal_model, tower: c.config.personal_tower }); // paths already absolute
       const session = await openSession({ places, generator: c.config.generator, rewards, personal, backend });
       current = { key, session };
       return session;

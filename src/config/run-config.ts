@@ -24,6 +24,10 @@ export interface RunConfig {
   save_steps: boolean;
   guidance: 'like' | 'dislike';
   n_ref: number;
+  /** the personal model: auto (the VLM when a checkpoint is named or found, else embedding), vlm, embedding */
+  personal_model: 'auto' | 'vlm' | 'embedding';
+  /** the embedding personal model's image tower */
+  personal_tower: 'pickscore' | 'clip' | 'aesthetic';
   weights: Record<string, number>;
 }
 
@@ -52,6 +56,8 @@ export const SCHEMA: Record<keyof RunConfig, Rule> = {
   save_steps: { type: 'bool' },
   guidance: { type: 'enum', options: ['like', 'dislike'] },
   n_ref: { type: 'int', min: 1 },
+  personal_model: { type: 'enum', options: ['auto', 'vlm', 'embedding'] },
+  personal_tower: { type: 'enum', options: ['pickscore', 'clip', 'aesthetic'] },
   weights: { type: 'weights' },
 };
 
@@ -73,6 +79,8 @@ export const KEY_HELP: Record<keyof RunConfig, string> = {
   save_steps: 'write steps/NNN.png for every evaluated image',
   guidance: 'what the personal reward pushes toward (needs --user)',
   n_ref: "reference pairs of the user's history read by the personal reward",
+  personal_model: 'the personal model (needs --user): auto (the VLM when a checkpoint is named or found, else embedding), vlm, embedding',
+  personal_tower: "the embedding personal model's image tower",
   weights: 'weight of each reward in the loss (0 turns a reward off)',
 };
 

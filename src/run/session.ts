@@ -126,9 +126,11 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const gen = s.generator;
   const size = runSize(gen, config);
   const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel, smokeTest: s.places.smokeTest });
+  // what the rewards report of themselves (the personal model's mode): run.yaml and the PNG text chunks
+  const info: Record<string, string> = Object.assign({}, ...rewardNames.map((n) => s.rewards.get(n)?.info ?? {}));
+  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel, smokeTest: s.places.smokeTest, extra: info });
   // the size actually used, not null for "native"
-  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
+  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
   const cond = gen.prepare(config.prompt);
   const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));

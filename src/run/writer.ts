@@ -19,6 +19,8 @@ export interface RunMeta {
   model: string;
   /** the tiny preset's random weights: the PNGs say so (smoke_test: true) */
   smokeTest?: boolean;
+  /** More text chunks (e.g. the personal model's mode). */
+  extra?: Record<string, string>;
 }
 
 export class RunWriter {
@@ -50,6 +52,7 @@ export class RunWriter {
       'reno-version': m.renoVersion,
       model: m.model,
       ...(m.smokeTest ? { smoke_test: 'true' } : {}),
+      ...m.extra,
       ...extra,
     };
   }

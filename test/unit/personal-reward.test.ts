@@ -116,7 +116,7 @@ test('no tensor leaks across repeated loss() calls (in tf.grad, as the loop does
   });
 });
 
-test('checkpoint: --preference-model, then history "model", then the preset in a smoke test, else a clear error', async () => {
+test('checkpoint: --preference-model, then history "model", then the preset in a smoke test, else (--personal vlm) a clear error', async () => {
   await backend('cpu');
   const dir = tmpDir('reno-personal');
   const ckpt = path.join(PRESET, TINY_PREFERENCE_DIR);
@@ -124,7 +124,8 @@ test('checkpoint: --preference-model, then history "model", then the preset in a
   const pairs = h.pairs.map((p) => ({ prompt: p.prompt, liked: p.liked, disliked: p.disliked }));
   const noModel = path.join(dir, 'plain.json');
   fs.writeFileSync(noModel, JSON.stringify({ user: 'x', pairs }));
-  await assert.rejects(personalReward.load(ctx({ historyFile: noModel }, false)), (e: Error) => e instanceof UsageError && /--preference-model/.test(e.message));
+  // --personal vlm with no checkpoint is refused (auto takes the embedding model there: personal-embedding tests)
+  await assert.rejects(personalReward.load(ctx({ historyFile: noModel, mode: 'vlm' }, false)), (e: Error) => e instanceof UsageError && /--preference-model/.test(e.message));
   (await personalReward.load(ctx({ historyFile: noModel, checkpoint: ckpt }, false))).dispose();
   const withModel = path.join(dir, 'with-model.json');
   fs.writeFileSync(withModel, JSON.stringify({ user: 'x', model: path.relative(dir, ckpt), pairs }));
