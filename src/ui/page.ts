@@ -39,7 +39,8 @@ table { border-collapse:collapse; } td, th { padding:2px 10px 2px 0; text-align:
 .state.running { background:#dbe7ff; } .state.failed { background:#fee4e2; } .state.done { background:#dcfae6; }
 .gallery { display:grid; grid-template-columns:repeat(auto-fill, minmax(330px, 1fr)); gap:14px; }
 .gallery .card { margin:0; } .gallery .imgs { display:flex; gap:6px; }
-.gallery img { width:100%; min-width:0; flex:1; image-rendering:pixelated; background:#eef0f4; border-radius:4px; }
+.gallery figure { margin:0; flex:1; min-width:0; text-align:center; }
+.gallery img { width:100%; image-rendering:pixelated; background:#eef0f4; border-radius:4px; }
 .gallery .card.hl { outline:3px solid var(--accent); }
 .muted { color:var(--muted); } .small { font-size:12px; } h2 { font-size:15px; margin:0 0 10px; }
 </style></head>
@@ -213,7 +214,7 @@ async function loadRuns() {
     const scores = r.best ? Object.entries(r.best.rewards).map(([k, v]) => esc(k) + " " + fmt(v)).join(" · ") : "";
     const loss = r.best && r.init ? "loss " + fmt(r.init.total) + " → " + fmt(r.best.total) + " (best step " + r.best.step + ")" : "";
     return "<div class='card" + (r.name === highlight ? " hl" : "") + "' data-name='" + esc(r.name) + "'>" +
-      "<div class='imgs'>" + r.images.map((i) => "<img loading='lazy' src='runs/" + i.split("/").map(encodeURIComponent).join("/") + "' alt='" + esc(i) + "'>").join("") + "</div>" +
+      "<div class='imgs'>" + r.images.map((i) => "<figure><img loading='lazy' src='runs/" + i.split("/").map(encodeURIComponent).join("/") + "' alt='" + esc(i) + "'><figcaption class='small muted'>" + esc({ "init.png": "initial", "best.png": "best", "grid.png": r.kind + " grid" }[i.split("/").pop()] || i) + "</figcaption></figure>").join("") + "</div>" +
       "<div><b>" + esc(r.prompt || "(" + r.kind + ")") + "</b></div><div class='small muted'>" + esc(r.kind) + " · " + esc(r.name) + (r.seed !== null ? " · seed " + r.seed : "") + (r.stopped ? " · stopped early" : "") + "</div>" +
       "<div class='small'>" + loss + "</div><div class='small muted'>" + scores + "</div>" +
       "<a class='small' target='_blank' href='runs/" + encodeURIComponent(r.name) + "/report.html'>report.html</a></div>";

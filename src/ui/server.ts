@@ -193,13 +193,14 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
         if (!o.images) throw new HttpError(400, 'no image folder: start reno ui with --images DIR');
         pair = pairFromImages(prompt);
       } else if (source === 'generate') {
-        const { ended } = queue.add('pair', `pair: ${prompt}`, (job) => generatedPair(prompt, job));
+        const { ended } = queue.add('pair', prompt, (job) => generatedPair(prompt, job));
         const job = await ended;
         if (job.state !== 'done') throw new HttpError(job.state === 'failed' ? 500 : 409, job.error ?? `the pair was ${job.state}`);
         pair = job.result as Pair;
       } else throw new HttpError(400, `unknown source "${source}" (known: generate, runs${o.images ? ', images' : ''})`);
     }
     pairs.set(pair.id, pair);
+    if (pairs.size > 100) pairs.delete(pairs.keys().next().value!); // pairs shown and never answered
     return pair;
   }
 

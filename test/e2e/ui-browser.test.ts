@@ -55,10 +55,10 @@ after(async () => {
   await browser?.close();
 });
 
-async function shot(page: Page, name: string): Promise<void> {
+async function shot(page: Page, name: string, fullPage = false): Promise<void> {
   if (!SHOTS) return;
   fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, name) });
+  await page.screenshot({ path: path.join(SHOTS, name), fullPage });
 }
 
 test('the token, the Origin and the Host are checked on every request', async () => {
@@ -197,7 +197,7 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     assert.match(await page.locator('#grewards').innerText(), /clip/);
     await page.waitForFunction(() => (document.getElementById('gbest') as HTMLImageElement).naturalWidth === 64);
     assert.match(await page.locator('#gbestcap').innerText(), /best so far: step \d/);
-    await shot(page, 'ui-generate.png');
+    await shot(page, 'ui-generate.png', true);
     const runs = fs.readdirSync(path.join(dir, 'outputs'));
     assert.equal(runs.length, 1);
     for (const f of ['run.yaml', 'init.png', 'best.png', 'report.html', 'metrics.jsonl']) assert.ok(fs.existsSync(path.join(dir, 'outputs', runs[0], f)), f);
