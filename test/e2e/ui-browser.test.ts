@@ -156,8 +156,8 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     const keys = ['ArrowLeft', 'ArrowRight', 'ArrowLeft'];
     for (let i = 0; i < keys.length; i++) {
       await page.locator('#rpair').waitFor({ state: 'visible', timeout: 120_000 });
-      await page.waitForFunction(() => ['rleft', 'rright'].every((id) => (document.getElementById(id) as HTMLImageElement).naturalWidth > 0));
-      const srcs = await page.$$eval('#rleft, #rright', (els) => els.map((e) => (e as HTMLImageElement).src));
+      await page.waitForFunction(`['rleft', 'rright'].every((id) => document.getElementById(id).naturalWidth > 0)`);
+      const srcs = await page.$$eval('#rleft, #rright', (els) => els.map((e) => (e as unknown as { src: string }).src));
       lefts.push(Buffer.from(await (await page.request.get(srcs[0])).body()));
       rights.push(Buffer.from(await (await page.request.get(srcs[1])).body()));
       if (i === 0) await shot(page, 'ui-rate.png');
@@ -195,7 +195,7 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     assert.ok(Number(await page.getAttribute('body', 'data-steps')) >= 3, 'a step event for every step');
     assert.match(await page.locator('#gstep').innerText(), /^step 3\/3 · loss \d/);
     assert.match(await page.locator('#grewards').innerText(), /clip/);
-    await page.waitForFunction(() => (document.getElementById('gbest') as HTMLImageElement).naturalWidth === 64);
+    await page.waitForFunction(`document.getElementById('gbest').naturalWidth === 64`);
     assert.match(await page.locator('#gbestcap').innerText(), /best so far: step \d/);
     await shot(page, 'ui-generate.png', true);
     const runs = fs.readdirSync(path.join(dir, 'outputs'));
@@ -210,12 +210,12 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     await card.waitFor();
     assert.equal(await card.getAttribute('data-name'), runs[0]);
     assert.match(await card.innerText(), /a red fox in snow/);
-    await page.waitForFunction(() => [...document.querySelectorAll('.gallery .card.hl img')].length === 2 && [...document.querySelectorAll('.gallery .card.hl img')].every((i) => (i as HTMLImageElement).naturalWidth > 0));
+    await page.waitForFunction(`[...document.querySelectorAll('.gallery .card.hl img')].length === 2 && [...document.querySelectorAll('.gallery .card.hl img')].every((i) => i.naturalWidth > 0)`);
     await shot(page, 'ui-browse.png');
     const [report] = await Promise.all([page.context().waitForEvent('page'), card.locator('a').click()]);
     await report.waitForLoadState('load');
     assert.match(report.url(), new RegExp(`/${ui.token}/runs/${runs[0]}/report\\.html$`));
-    const imgs = await report.$$eval('img', (els) => els.map((e) => (e as HTMLImageElement).naturalWidth));
+    const imgs = await report.$$eval('img', (els) => els.map((e) => (e as unknown as { naturalWidth: number }).naturalWidth));
     assert.deepEqual(imgs, [64, 64], 'report.html\'s images load through the server');
     await report.close();
     assert.deepEqual(errors, [], 'no script error on the page');
@@ -238,10 +238,10 @@ test('one job at a time with a visible queue; Stop keeps the best image; a brows
     await page.fill('#gprompt', 'a long run');
     await page.fill('#gsteps', '50');
     await page.click('#gstart');
-    await page.waitForFunction(() => /running/.test(document.getElementById('queue')!.innerText));
+    await page.waitForFunction(`/running/.test(document.getElementById('queue').innerText)`);
     // a second request waits in the queue, shown on the page
     const second = JSON.parse((await request(ui.url + 'api/generate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'the next one', steps: 3, size: '64' }) })).body);
-    await page.waitForFunction(() => /queued generate: the next one/.test(document.getElementById('queue')!.innerText));
+    await page.waitForFunction(`/queued generate: the next one/.test(document.getElementById('queue').innerText)`);
     // Stop = Ctrl-C: after a step the run stops and its folder is complete, with the best image so far
     await page.waitForSelector('body[data-steps]', { timeout: 180_000 });
     await page.click('#gstop');
