@@ -72,8 +72,17 @@ export class HistoryStore {
       writeFileAtomic(path.join(dir, name), fs.readFileSync(src));
       return `images/${name}`;
     };
-    const pair = { prompt, liked: copy(liked, 'liked'), disliked: copy(disliked, 'disliked') };
-    writeFileAtomic(this.file, JSON.stringify({ ...h, pairs: [...h.pairs, pair] }, null, 2) + '\n');
+    const copies: string[] = [];
+    try {
+      const pair = { prompt, liked: '', disliked: '' };
+      copies.push((pair.liked = copy(liked, 'liked')));
+      copies.push((pair.disliked = copy(disliked, 'disliked')));
+      writeFileAtomic(this.file, JSON.stringify({ ...h, pairs: [...h.pairs, pair] }, null, 2) + '\n');
+    } catch (e) {
+      // the history is unchanged: the copies it would have named go too
+      for (const c of copies) fs.rmSync(path.join(path.dirname(this.file), c), { force: true });
+      throw e;
+    }
     return this.state();
   }
 
