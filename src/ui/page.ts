@@ -240,6 +240,10 @@ events.onopen = () => { document.body.dataset.live = "1"; };
     const d = state.defaults;
     $("gseed").value = d.seed; $("gsteps").value = d.steps; $("gguid").value = d.guidance;
     $("gweights").innerHTML = Object.entries(d.weights).map(([k, v]) => "<label>" + esc(k) + "<input type='number' min='0' step='any' data-reward='" + esc(k) + "' value='" + v + "'></label>").join("");
+    // a page opened (again) while a generation runs follows it; otherwise it shows the last one
+    const gens = state.queue.filter((j) => j.kind === "generate");
+    const cur = gens.find((j) => j.state === "running") || gens.find((j) => j.state === "queued") || gens[gens.length - 1];
+    if (cur) { job = cur; renderJob(); if (cur.hasBest) $("gbest").src = "jobs/" + cur.id + "/best.png?r=" + Date.now(); }
     document.body.dataset.ready = "1";
   } catch (e) { $("histerr").hidden = false; $("histerr").textContent = e.message; }
 })();

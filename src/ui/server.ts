@@ -71,7 +71,7 @@ class HttpError extends Error {
 }
 
 function send(res: http.ServerResponse, status: number, body: string | Buffer, type = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' });
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' });
   res.end(body);
 }
 
@@ -305,7 +305,11 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
       res.end();
       return;
     }
-    if (method === 'GET' && rest === '/') return send(res, 200, uiPage(), 'text/html; charset=utf-8');
+    if (method === 'GET' && rest === '/') {
+      // nothing from elsewhere: no external script, style, image or connection; not framed by another page
+      res.setHeader('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+      return send(res, 200, uiPage(), 'text/html; charset=utf-8');
+    }
     if (method === 'GET' && rest === '/api/state') return sendJson(res, 200, state());
     if (method === 'GET' && rest === '/api/runs') return sendJson(res, 200, listRuns(outputs));
     if (method === 'GET' && rest === '/api/events') {

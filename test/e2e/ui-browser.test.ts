@@ -143,6 +143,10 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
   const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  const elsewhere: string[] = [];
+  page.context().on('request', (r) => {
+    if (!r.url().startsWith(ui.url)) elsewhere.push(r.url());
+  });
   try {
     await page.goto(ui.url);
     await page.waitForSelector('body[data-ready][data-live]');
@@ -219,6 +223,7 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     assert.deepEqual(imgs, [64, 64], 'report.html\'s images load through the server');
     await report.close();
     assert.deepEqual(errors, [], 'no script error on the page');
+    assert.deepEqual(elsewhere, [], 'every request stays on this server, under the token');
   } finally {
     await page.close();
     await ui.close();
@@ -254,6 +259,12 @@ test('one job at a time with a visible queue; Stop keeps the best image; a brows
     // the queued job starts; the browser goes away after its first step; the run still finishes
     await until('the second job to run a step', () => (ui.queue.get(second.id)?.progress?.step ?? 0) >= 1);
     await context.close();
+    // a page opened again follows the run (or shows it finished)
+    const again = await browser.newPage();
+    await again.goto(ui.url);
+    await again.waitForSelector('body[data-ready]');
+    assert.equal(await again.locator('#gtitle').innerText(), 'the next one');
+    await again.close();
     await until('the second job to end', () => ['done', 'stopped', 'failed'].includes(ui.queue.get(second.id)!.state));
     const j = ui.queue.get(second.id)!;
     assert.equal(j.state, 'done', j.error ?? '');
