@@ -9,6 +9,7 @@ import { sweepCommand } from '../commands/sweep.js';
 import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js';
 import { parityCommand } from '../commands/parity.js';
 import { scoreCommand } from '../commands/score.js';
+import { DEFAULT_UI_PORT, uiCommand } from '../commands/ui.js';
 import { RenoError, UsageError, wasmAbort } from '../errors.js';
 import { KEY_HELP } from '../config/run-config.js';
 import { configOptions, configOverrides, numberFlag } from './options.js';
@@ -151,6 +152,21 @@ export async function main(argv: string[]): Promise<number> {
           if (res.some((r) => !r.ok)) code = 1;
         })
         .demandCommand(1),
+    )
+    .command(
+      'ui',
+      'a local web app: rate pairs of images into history.json, generate with live progress, browse the outputs',
+      (y) =>
+        modelFlags(y)
+          .option('port', { ...numberFlag('port', 'port to listen on (0: any free port)', { integer: true, min: 0 }), defaultDescription: String(DEFAULT_UI_PORT) })
+          .option('host', { type: 'string', describe: 'address to listen on; anything but loopback must be asked for here', defaultDescription: '127.0.0.1' })
+          .option('history', { type: 'string', describe: 'the history file the Rate page appends to', defaultDescription: './history.json' })
+          .option('outputs', { type: 'string', describe: 'the outputs folder runs go to and Browse shows', defaultDescription: './outputs' })
+          .option('prompts', { type: 'string', describe: 'a text file of prompts (one a line) offered on the Rate page' })
+          .option('images', { type: 'string', describe: 'a folder of images that pairs to rate can be drawn from' }),
+      async (a) => {
+        await uiCommand({ port: a.port as number | undefined, host: a.host, history: a.history, outputs: a.outputs, prompts: a.prompts, images: a.images, preset: a.preset, modelDir: a.modelDir, modelsDir: a.modelsDir, backend: a.backend as string | undefined });
+      },
     )
     .command('preference', "the prototype preference model: data, training, evaluation", (y) => preferenceCommands(y))
     .command('dev', 'developer tools', (y) =>

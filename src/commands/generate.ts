@@ -1,7 +1,9 @@
 // `reno generate`: resolve the config (defaults, --config, flags), find every model, then optimise SD-Turbo's noise
 // against the weighted rewards and write a run folder (src/run/session.ts).
 import * as path from 'node:path';
+import type * as tf from '../tf.js';
 import { useBackend } from '../backend.js';
+import type { StepRecord } from '../optimize/loop.js';
 import { resolveConfig, type RunConfig } from '../config/run-config.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { checkWritableDir, keepIfValid, newRunDir } from '../run/files.js';
@@ -40,6 +42,8 @@ export interface GenerateOptions {
   stdout?: (text: string) => void;
   /** for tests: stop after the current step when this returns true */
   shouldStop?: () => boolean;
+  /** every evaluated step of the run in `dir` (`reno ui`'s live progress) */
+  onStep?: (dir: string, rec: StepRecord, image: tf.Tensor4D) => Promise<void> | void;
 }
 
 export interface GenerateResult extends RunOutcome {
@@ -89,7 +93,7 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
     const shouldStop = () => flag.requested || (o.shouldStop?.() ?? false);
     let out: RunOutcome;
     try {
-      out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, shouldStop, meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
+      out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, shouldStop, onStep: o.onStep && ((rec, image) => o.onStep!(dir, rec, image)), meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
     } catch (e) {
       keepIfValid(dir, RUN_FOLDER_FILES); // a folder that is not a complete run folder goes
       throw e;

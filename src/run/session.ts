@@ -13,7 +13,7 @@ import { ConfigError, DataError, RenoError } from '../errors.js';
 import { getModel } from '../models/registry.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
-import { disposeResult, runReno, type ActiveReward, type LoopResult } from '../optimize/loop.js';
+import { disposeResult, runReno, type ActiveReward, type LoopResult, type StepRecord } from '../optimize/loop.js';
 import { RENO_VERSION } from '../paths.js';
 import { requireModel } from '../weights/hub.js';
 import { progress, stepStatus } from './progress.js';
@@ -94,6 +94,8 @@ export interface RunOptions {
   stream?: NodeJS.WriteStream;
   /** extra facts for run.yaml (model dirs, inactive rewards, ...) */
   meta?: Record<string, unknown>;
+  /** every evaluated step, after it is recorded (e.g. `reno ui`'s live progress); the image is disposed afterwards */
+  onStep?: (rec: StepRecord, image: tf.Tensor4D) => Promise<void> | void;
 }
 
 export interface RunOutcome {
@@ -159,6 +161,7 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
         writer.appendMetrics(rec);
         if (config.save_steps) await writer.writeStep(rec, image);
         bar.update(rec.step + 1, stepStatus(rec.total, rec.rewards, weights));
+        await o.onStep?.(rec, image);
       },
       shouldStop: o.shouldStop,
     });
