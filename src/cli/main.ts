@@ -39,7 +39,8 @@ export async function main(argv: string[]): Promise<number> {
       'generate',
       'generate an image, optimising the noise against the weighted rewards (ReNO)',
       (y) =>
-        configOptions(modelFlags(y), { required: ['prompt'] })
+        configOptions(modelFlags(y))
+          .option('config-from', { type: 'string', describe: "a PNG reno wrote: its prompt and settings (its \"reno\" chunk) are the base that --config and flags override; --prompt is then optional" })
           .option('user', { type: 'string', describe: "the user's history.json (turns on the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
           .option('size', { type: 'string', describe: "N or WxH in pixels (default: the model's native size)" })
@@ -48,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout instead of the run folder' }),
       async (a) => {
         const r = await generateCommand({
-          prompt: a.prompt as string,
+          prompt: a.prompt as string | undefined,
+          configFrom: a.configFrom,
           user: a.user,
           preferenceModel: a.preferenceModel,
           size: a.size,
@@ -109,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         modelFlags(y)
           .positional('images', { type: 'string', array: true, demandOption: true })
-          .option('prompt', { type: 'string', demandOption: true, describe: 'the prompt the images are scored against' })
+          .option('prompt', { type: 'string', describe: 'the prompt the images are scored against', defaultDescription: "each image's own, from the reno chunk of a PNG reno wrote" })
           .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: all general rewards)' })
           .option('user', { type: 'string', describe: "a user's history.json (adds the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
@@ -118,7 +120,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', describe: 'machine-readable output' }),
       async (a) => {
         await scoreCommand({
-          prompt: a.prompt,
+          prompt: a.prompt as string | undefined,
           images: a.images as string[],
           rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           user: a.user,

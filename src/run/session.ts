@@ -10,6 +10,7 @@ import type { Reward, RewardLoadContext } from '../../rewards/types.js';
 import type { ModelPlaces } from '../commands/common.js';
 import type { RunConfig } from '../config/run-config.js';
 import { ConfigError, DataError, RenoError } from '../errors.js';
+import { localName, sha256File, type ModelIdentity } from '../image/a1111.js';
 import { getModel } from '../models/registry.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
@@ -35,6 +36,8 @@ export interface Session {
   backend: string;
   places: ModelPlaces;
   modelLabel: string;
+  /** the generator's weights by name, repository and sha256, for the images' metadata (no local path) */
+  model: ModelIdentity;
   dispose(): void;
 }
 
@@ -66,6 +69,9 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   const loc = requireModel(getModel(spec.model), o.places);
   const ctx = rewardContext(o.places, o.personal);
   checkRewardModels(o.rewards, ctx);
+  const entry = getModel(spec.model);
+  const idFile = spec.identityFile(loc.dir);
+  const model: ModelIdentity = { name: spec.model, repo: entry.repo, file: localName(loc.dir, idFile), sha256: sha256File(idFile), smoke_test: o.places.smokeTest };
   const generator = spec.load(loc.dir, { smokeTest: o.places.smokeTest });
   let rewards: Map<string, Reward>;
   try {
@@ -80,6 +86,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     backend: o.backend,
     places: o.places,
     modelLabel: `${spec.model}${o.places.smokeTest ? ' (tiny smoke-test preset, random weights)' : ''} from ${loc.dir}`,
+    model,
     dispose() {
       generator.dispose();
       for (const r of rewards.values()) r.dispose();
@@ -126,9 +133,11 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const gen = s.generator;
   const size = runSize(gen, config);
   const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel, smokeTest: s.places.smokeTest });
+  const weightDtype = halfWeightsOn() ? 'fp16' : 'fp32';
+  const personal = rewardNames.includes(PERSONAL) ? { guidance: config.guidance, n_ref: config.n_ref } : null;
   // the size actually used, not null for "native"
-  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
+  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.model, config: { ...config, ...size }, weightDtype, personal, smokeTest: s.places.smokeTest });
+  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: weightDtype, model: s.modelLabel, model_sha256: s.model.sha256, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
   const cond = gen.prepare(config.prompt);
   const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));
