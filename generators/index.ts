@@ -6,7 +6,8 @@ import type { Generator } from './types.js';
 
 export interface GeneratorSpec {
   model: string;
-  load(dir: string, opts: { smokeTest: boolean }): Generator;
+  /** load from a diffusers folder; with modelFile, the weights come from that single-file checkpoint (original SD layout) */
+  load(dir: string, opts: { smokeTest: boolean; modelFile?: string }): Generator;
   /** the weights file whose sha256 names the model in the images' metadata (A1111's "Model hash") */
   identityFile(dir: string): string;
 }

@@ -15,6 +15,9 @@ import { configOptions, configOverrides, numberFlag } from './options.js';
 import { preferenceCommands } from './preference.js';
 import { RENO_VERSION } from '../paths.js';
 
+const modelFileFlag = <T>(y: Argv<T>) =>
+  y.option('model-file', { type: 'string', describe: "the generator's weights as one single-file checkpoint in the original SD layout (e.g. sd_turbo.safetensors), or a registry entry holding one (sd-turbo-file); configs and tokenizer from the model's folder" });
+
 const modelFlags = (y: Argv) =>
   y
     .option('model-dir', { type: 'string', describe: "the generator's folder in the diffusers layout" })
@@ -39,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       'generate',
       'generate an image, optimising the noise against the weighted rewards (ReNO)',
       (y) =>
-        configOptions(modelFlags(y))
+        configOptions(modelFileFlag(modelFlags(y)))
           .option('config-from', { type: 'string', describe: "a PNG reno wrote: its prompt and settings (its \"reno\" chunk) are the base that --config and flags override; --prompt is then optional" })
           .option('user', { type: 'string', describe: "the user's history.json (turns on the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
@@ -51,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
         const r = await generateCommand({
           prompt: a.prompt as string | undefined,
           configFrom: a.configFrom,
+          modelFile: a.modelFile,
           user: a.user,
           preferenceModel: a.preferenceModel,
           size: a.size,
@@ -72,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       'compare',
       'one run per reward alone, one with all rewards and the unoptimised image, scored by every reward',
       (y) =>
-        configOptions(modelFlags(y), { required: ['prompt'] })
+        configOptions(modelFileFlag(modelFlags(y)), { required: ['prompt'] })
           .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: every reward with a weight > 0, and personal with --user)' })
           .option('user', { type: 'string', describe: "the user's history.json (adds the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
@@ -82,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       async (a) => {
         await compareCommand({
           prompt: a.prompt as string,
+          modelFile: a.modelFile,
           rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           user: a.user,
           preferenceModel: a.preferenceModel,

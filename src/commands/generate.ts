@@ -29,6 +29,8 @@ export interface GenerateOptions {
   /** dotted overrides, e.g. { weights: { pickscore: 0.1 }, lr: 3 } */
   overrides?: Record<string, unknown>;
   modelDir?: string;
+  /** the generator's weights from one single-file checkpoint (original SD layout), or a registry entry holding one */
+  modelFile?: string;
   modelsDir?: string;
   preset?: string;
   /** the outputs root (default <cwd>/outputs) */
