@@ -142,6 +142,17 @@ test('--config-from an image reno did not write names the file and writes nothin
   }
   assert.equal(code, 1);
   assert.match(errs.join(''), /plain\.png has no "reno" text chunk/);
+  // without either, --prompt is still required (a usage error, exit 2, before any work)
+  errs.length = 0;
+  process.stderr.write = ((s: string) => (errs.push(String(s)), true)) as typeof process.stderr.write;
+  try {
+    code = await main(['generate', '--preset', 'tiny', '--out', out, '--quiet']);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.equal(code, 2);
+  assert.match(errs.join(''), /^reno: --prompt is required \(or --config-from IMAGE\.png/);
+  assert.deepEqual(fs.readdirSync(out), ['plain.png']);
 });
 
 test('score reads the reno record back: the stored prompt and settings, without --prompt', async () => {
