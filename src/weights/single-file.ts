@@ -384,3 +384,41 @@ export function openSingleFile(path: string, layout: SingleFileLayout, open: (p:
   const components = Object.fromEntries(COMPONENTS.map((c) => [c, new ComponentSource(file, entries[c], c)])) as unknown as Record<Component, TensorSource>;
   return { file, components, close: () => file.close() };
 }
+
+/**
+ * The three components (by their diffusers names) as one single file's tensors in the original layout: q/k/v packed
+ * into in_proj, the VAE's attention Linear weights as 1x1 convs. For writing test and preset files; every key must
+ * have an original name (buffers such as position_ids are skipped with `skip`).
+ */
+export function toSingleFile(
+  components: Record<Component, TensorSource>,
+  layout: SingleFileLayout,
+  o: { rename?: (c: Component, key: string) => string; skip?: (key: string) => boolean } = {},
+): Map<string, { shape: number[]; data: Float32Array }> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  const packed = new Map<string, { shape: number[]; parts: Float32Array[] }>();
+  for (const c of COMPONENTS) {
+    const src = components[c];
+    for (const k0 of src.keys()) {
+      if (o.skip?.(k0)) continue;
+      const k = o.rename ? o.rename(c, k0) : k0;
+      const to = singleFileKey(c, k, layout);
+      if (!to) throw new WeightsError(`${src.path}: ${k} has no name in the original SD layout`);
+      const shape = src.info(k0)!.shape;
+      const data = src.read(k0);
+      if (to.part !== undefined) {
+        const p = packed.get(to.key) ?? { shape: [shape[0] * 3, ...shape.slice(1)], parts: [] };
+        p.parts[to.part] = data;
+        packed.set(to.key, p);
+      } else out.set(to.key, { shape: to.unsqueeze && shape.length === 2 ? [...shape, 1, 1] : shape, data });
+    }
+  }
+  for (const [k, p] of packed) {
+    if (p.parts.filter(Boolean).length !== 3) throw new WeightsError(`${k}: q, k and v are not all present`);
+    const n = p.parts[0].length;
+    const data = new Float32Array(3 * n);
+    p.parts.forEach((x, i) => data.set(x, i * n));
+    out.set(k, { shape: p.shape, data });
+  }
+  return out;
+}

@@ -10,9 +10,10 @@ import sharp from 'sharp';
 import { singleFileLayout } from '../../generators/sd-turbo/load.js';
 import { renameLegacyVaeKey } from '../../generators/sd-turbo/vae.js';
 import { generateCommand } from '../../src/commands/generate.js';
+import { modelsVerify } from '../../src/commands/models.js';
 import { readPngText } from '../../src/image/png.js';
 import { openSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
-import { COMPONENTS, mapSingleFileKey, singleFileKey, type Component, type SingleFileLayout } from '../../src/weights/single-file.js';
+import { COMPONENTS, mapSingleFileKey, toSingleFile, type Component, type SingleFileLayout } from '../../src/weights/single-file.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 const TINY = path.join(ROOT, 'presets', 'tiny', 'stabilityai', 'sd-turbo');
@@ -82,32 +83,10 @@ test('key mapper: original SD 2.x names -> diffusers names, as diffusers convert
 
 /** The tiny preset's three components, in the original layout (q/k/v packed, VAE attention as 1x1 convs). */
 function singleFileTensors(layout: SingleFileLayout, extra = true): Map<string, { shape: number[]; data: Float32Array }> {
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  const packed = new Map<string, { shape: number[]; parts: Float32Array[] }>();
   const files: Record<Component, string> = { unet: 'unet/diffusion_pytorch_model.safetensors', vae: 'vae/diffusion_pytorch_model.safetensors', text_encoder: 'text_encoder/model.safetensors' };
-  for (const c of COMPONENTS) {
-    const src = openSafetensors(path.join(TINY, files[c]));
-    for (const k0 of src.keys()) {
-      if (k0.endsWith('position_ids')) continue;
-      const k = c === 'vae' ? renameLegacyVaeKey(k0) : k0;
-      const to = singleFileKey(c, k, layout);
-      assert.ok(to, `${c} ${k} has no original name`);
-      const shape = src.info(k0)!.shape;
-      const data = src.read(k0);
-      if (to.part !== undefined) {
-        const p = packed.get(to.key) ?? { shape: [shape[0] * 3, ...shape.slice(1)], parts: [] };
-        p.parts[to.part] = data;
-        packed.set(to.key, p);
-      } else out.set(to.key, { shape: to.unsqueeze && shape.length === 2 ? [...shape, 1, 1] : shape, data });
-    }
-    src.close();
-  }
-  for (const [k, p] of packed) {
-    const data = new Float32Array(p.parts.reduce((n, x) => n + x.length, 0));
-    let off = 0;
-    for (const x of p.parts) data.set(x, (off += x.length) - x.length);
-    out.set(k, { shape: p.shape, data });
-  }
+  const srcs = Object.fromEntries(COMPONENTS.map((c) => [c, openSafetensors(path.join(TINY, files[c]))])) as Record<Component, ReturnType<typeof openSafetensors>>;
+  const out = toSingleFile(srcs, layout, { rename: (c, k) => (c === 'vae' ? renameLegacyVaeKey(k) : k), skip: (k) => k.endsWith('position_ids') });
+  for (const s of Object.values(srcs)) s.close();
   if (extra) {
     // what a real single file holds besides: the schedule, OpenCLIP's last layer, the CLIP head
     out.set('alphas_cumprod', { shape: [4], data: new Float32Array([0.9, 0.8, 0.7, 0.6]) });
@@ -192,4 +171,16 @@ test('a truncated or mis-keyed single file is an error naming the file and the p
   writeSafetensors(noText, new Map([...tensors].filter(([k]) => !k.startsWith('cond_stage_model.'))));
   await rejects(noText, /missing components \(1\):\n\s+text_encoder \(no key under cond_stage_model\.model\.\)/);
   await assert.rejects(run(out, path.join(d, 'absent.safetensors')), /--model-file: .*absent\.safetensors not found/);
+});
+
+test('the tiny preset ships its single file: --preset tiny --model-file sd-turbo-file gives the folder image; models verify finds it', async () => {
+  const out = tmpDir();
+  const a = await run(out);
+  const b = await run(out, 'sd-turbo-file');
+  const px = (dir: string) => sharp(path.join(dir, 'best.png')).raw().toBuffer();
+  assert.ok((await px(a.dir)).equals(await px(b.dir)));
+  const lines: string[] = [];
+  const stream = { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream;
+  const res = await modelsVerify(['sd-turbo-file'], { modelsDir: path.join(ROOT, 'presets', 'tiny'), skipSha256: true, out: stream });
+  assert.ok(res.every((r) => r.ok), lines.join(''));
 });
