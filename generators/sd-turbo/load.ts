@@ -1,4 +1,5 @@
-// Loading SD-Turbo's parts from diffusers component folders (config.json + weights by their original key names).
+// Loading SD-Turbo's parts from diffusers component folders (config.json + weights by their original key names), or
+// with their weights from one single-file checkpoint in the original SD layout (src/weights/single-file.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../src/config/json.js';
@@ -8,6 +9,8 @@ import { ClipTextModel } from '../../src/models/clip/text.js';
 import type { Module } from '../../src/nn/module.js';
 import { loadModule, type LoadOptions } from '../../src/weights/load.js';
 import { openSafetensors } from '../../src/weights/safetensors.js';
+import { openSingleFile, type SingleFile, type SingleFileLayout } from '../../src/weights/single-file.js';
+import type { TensorSource } from '../../src/weights/source.js';
 import { readUnetConfig, readVaeConfig } from './config.js';
 import { UNet2DConditionModel } from './unet.js';
 import { AutoencoderKL, isEncoderKey, renameLegacyVaeKey } from './vae.js';
@@ -22,35 +25,57 @@ export function componentWeights(dir: string, base: string): string {
   throw new WeightsError(`no weights in ${dir} (looked for ${candidates.join(', ')})`);
 }
 
-function loadInto<M extends Module>(m: M, file: string, opts: LoadOptions): M {
-  const src = openSafetensors(file);
+/** Load from a weights file (opened and closed here) or from a source the caller owns (a single file's component). */
+function loadInto<M extends Module>(m: M, from: string | TensorSource, opts: LoadOptions): M {
+  const src = typeof from === 'string' ? openSafetensors(from) : from;
   try {
     loadModule(m, src, opts);
   } catch (e) {
     m.dispose();
     throw e;
   } finally {
-    src.close();
+    if (typeof from === 'string') src.close();
   }
   return m;
 }
 
-/** CLIPTextModel from text_encoder/ (keys text_model.*; the position_ids buffer of older files is ignored). */
-export function loadTextEncoder(dir: string): ClipTextModel {
-  const cfg = path.join(dir, 'config.json');
-  const m = new ClipTextModel(clipTextModelConfig(readJsonFile(cfg, 'text encoder config'), cfg));
-  return loadInto(m, componentWeights(dir, 'model'), { ignore: (k) => k.endsWith('position_ids') });
+/** The index arithmetic of the original layout, from the components' configs in a diffusers folder. */
+export function singleFileLayout(dir: string): SingleFileLayout {
+  const unet = readUnetConfig(path.join(dir, 'unet', 'config.json'));
+  const vae = readVaeConfig(path.join(dir, 'vae', 'config.json'));
+  const cfg = path.join(dir, 'text_encoder', 'config.json');
+  const text = clipTextModelConfig(readJsonFile(cfg, 'text encoder config'), cfg);
+  return {
+    unetLayersPerBlock: unet.layersPerBlock,
+    unetDownAttention: unet.downBlockTypes.map((t) => t === 'CrossAttnDownBlock2D'),
+    unetUpAttention: unet.upBlockTypes.map((t) => t === 'CrossAttnUpBlock2D'),
+    vaeLevels: vae.blockOutChannels.length,
+    textLayers: text.numLayers,
+  };
 }
 
-export function loadUnet(dir: string): UNet2DConditionModel {
+/** A single-file checkpoint (e.g. sd_turbo.safetensors) read with the configs of the diffusers folder `dir`. */
+export function openCheckpointFile(file: string, dir: string): SingleFile {
+  if (!fs.existsSync(file)) throw new WeightsError(`--model-file: ${file} not found`);
+  return openSingleFile(file, singleFileLayout(dir));
+}
+
+/** CLIPTextModel from text_encoder/ (keys text_model.*; the position_ids buffer of older files is ignored). */
+export function loadTextEncoder(dir: string, src?: TensorSource): ClipTextModel {
+  const cfg = path.join(dir, 'config.json');
+  const m = new ClipTextModel(clipTextModelConfig(readJsonFile(cfg, 'text encoder config'), cfg));
+  return loadInto(m, src ?? componentWeights(dir, 'model'), { ignore: (k) => k.endsWith('position_ids') });
+}
+
+export function loadUnet(dir: string, src?: TensorSource): UNet2DConditionModel {
   const m = new UNet2DConditionModel(readUnetConfig(path.join(dir, 'config.json')));
-  return loadInto(m, componentWeights(dir, 'diffusion_pytorch_model'), {});
+  return loadInto(m, src ?? componentWeights(dir, 'diffusion_pytorch_model'), {});
 }
 
 /** AutoencoderKL from vae/; without the encoder unless asked (legacy attention names are renamed). */
-export function loadVae(dir: string, withEncoder = false): AutoencoderKL {
+export function loadVae(dir: string, withEncoder = false, src?: TensorSource): AutoencoderKL {
   const m = new AutoencoderKL(readVaeConfig(path.join(dir, 'config.json')), withEncoder);
-  return loadInto(m, componentWeights(dir, 'diffusion_pytorch_model'), {
+  return loadInto(m, src ?? componentWeights(dir, 'diffusion_pytorch_model'), {
     rename: renameLegacyVaeKey,
     ignore: (k) => !withEncoder && isEncoderKey(k),
   });

@@ -8,7 +8,7 @@ import type { ClipTextModel } from '../../src/models/clip/text.js';
 import { ClipTokenizer } from '../../src/tokenizers/clip-bpe.js';
 import type { Conditioning, Generator, ImageSize } from '../types.js';
 import { readSchedulerConfig } from './config.js';
-import { loadTextEncoder, loadUnet, loadVae } from './load.js';
+import { loadTextEncoder, loadUnet, loadVae, openCheckpointFile } from './load.js';
 import { oneStep, type EulerStep } from './scheduler.js';
 import type { UNet2DConditionModel } from './unet.js';
 import type { AutoencoderKL } from './vae.js';
@@ -37,22 +37,30 @@ export class SdTurboPipeline implements Generator {
     this.step = oneStep(scheduler);
   }
 
-  /** Load a model folder in the diffusers layout (text_encoder/, tokenizer/, unet/, vae/, scheduler/). */
-  static load(dir: string, opts: { smokeTest?: boolean; withEncoder?: boolean } = {}): SdTurboPipeline {
+  /**
+   * Load a model folder in the diffusers layout (text_encoder/, tokenizer/, unet/, vae/, scheduler/); with modelFile,
+   * the weights come from that single-file checkpoint in the original SD layout and the folder gives the configs and
+   * the tokenizer.
+   */
+  static load(dir: string, opts: { smokeTest?: boolean; withEncoder?: boolean; modelFile?: string } = {}): SdTurboPipeline {
     if (!fs.existsSync(dir)) throw new WeightsError(`model folder not found: ${dir}`);
     const p = (...s: string[]) => path.join(dir, ...s);
     const scheduler = readSchedulerConfig(p('scheduler', 'scheduler_config.json'));
     const tokenizer = ClipTokenizer.fromFolder(p('tokenizer'));
-    const te = loadTextEncoder(p('text_encoder'));
+    const single = opts.modelFile ? openCheckpointFile(opts.modelFile, dir) : null;
+    let te: ClipTextModel | null = null;
     let unet: UNet2DConditionModel | null = null;
     try {
-      unet = loadUnet(p('unet'));
-      const vae = loadVae(p('vae'), opts.withEncoder ?? false);
+      te = loadTextEncoder(p('text_encoder'), single?.components.text_encoder);
+      unet = loadUnet(p('unet'), single?.components.unet);
+      const vae = loadVae(p('vae'), opts.withEncoder ?? false, single?.components.vae);
       return new SdTurboPipeline({ dir, smokeTest: opts.smokeTest ?? false }, tokenizer, te, unet, vae, scheduler);
     } catch (e) {
-      te.dispose();
+      te?.dispose();
       unet?.dispose();
       throw e;
+    } finally {
+      single?.close();
     }
   }
 

@@ -1,10 +1,16 @@
-// The tiny SD-Turbo: the real diffusers layout and CLIP vocabulary, small random networks (64 px images).
+// The tiny SD-Turbo: the real diffusers layout and CLIP vocabulary, small random networks (64 px images), and the
+// same weights as the single file sd_turbo.safetensors in the original SD layout (fp16, as the registry entry
+// sd-turbo-file expects; src/weights/single-file.ts).
 import * as path from 'node:path';
 import { unetConfig, vaeConfig } from '../../generators/sd-turbo/config.js';
 import { UNet2DConditionModel } from '../../generators/sd-turbo/unet.js';
 import { AutoencoderKL } from '../../generators/sd-turbo/vae.js';
 import { clipTextModelConfig } from '../../src/models/clip/config.js';
 import { ClipTextModel } from '../../src/models/clip/text.js';
+import { singleFileLayout } from '../../generators/sd-turbo/load.js';
+import { openSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
+import { COMPONENTS, toSingleFile, type Component } from '../../src/weights/single-file.js';
+import type { TensorSource } from '../../src/weights/source.js';
 import { SEED, copyFiles, writeJson, writeRandomWeights } from './common.js';
 
 export const TEXT_ENCODER = {
@@ -108,4 +114,16 @@ export function writeTinySdTurbo(root: string, clipTokenizerDir: string): void {
   writeRandomWeights(path.join(dir, 'text_encoder', 'model.safetensors'), te, SEED + 1);
   writeRandomWeights(path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'), new UNet2DConditionModel(unetConfig(UNET, 'tiny unet')), SEED + 2);
   writeRandomWeights(path.join(dir, 'vae', 'diffusion_pytorch_model.safetensors'), new AutoencoderKL(vaeConfig(VAE, 'tiny vae')), SEED + 3);
+  writeSingleFile(dir);
+}
+
+/** dir/sd_turbo.safetensors: the folder's three components as one fp16 file in the original SD key layout. */
+export function writeSingleFile(dir: string): void {
+  const files: Record<Component, string> = { unet: 'unet/diffusion_pytorch_model.safetensors', vae: 'vae/diffusion_pytorch_model.safetensors', text_encoder: 'text_encoder/model.safetensors' };
+  const srcs = Object.fromEntries(COMPONENTS.map((c) => [c, openSafetensors(path.join(dir, files[c]))])) as Record<Component, TensorSource>;
+  try {
+    writeSafetensors(path.join(dir, 'sd_turbo.safetensors'), toSingleFile(srcs, singleFileLayout(dir), { skip: (k) => k.endsWith('position_ids') }), { format: 'pt' }, 'F16');
+  } finally {
+    for (const s of Object.values(srcs)) s.close();
+  }
 }

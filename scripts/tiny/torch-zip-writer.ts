@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { f32ToF16 } from '../../src/weights/safetensors.js';
-import { crc32 } from '../../src/weights/zip.js';
+import { crc32 } from 'node:zlib';
 
 export interface TorchTensor {
   shape: number[];

@@ -16,6 +16,9 @@ import { configOptions, configOverrides, numberFlag } from './options.js';
 import { preferenceCommands } from './preference.js';
 import { RENO_VERSION } from '../paths.js';
 
+const modelFileFlag = <T>(y: Argv<T>) =>
+  y.option('model-file', { type: 'string', describe: "the generator's weights as one single-file checkpoint in the original SD layout (e.g. sd_turbo.safetensors), or a registry entry holding one (sd-turbo-file); configs and tokenizer from the model's folder" });
+
 const modelFlags = (y: Argv) =>
   y
     .option('model-dir', { type: 'string', describe: "the generator's folder in the diffusers layout" })
@@ -40,7 +43,8 @@ export async function main(argv: string[]): Promise<number> {
       'generate',
       'generate an image, optimising the noise against the weighted rewards (ReNO)',
       (y) =>
-        configOptions(modelFlags(y), { required: ['prompt'] })
+        configOptions(modelFileFlag(modelFlags(y)))
+          .option('config-from', { type: 'string', describe: "a PNG reno wrote: its prompt and settings (its \"reno\" chunk) are the base that --config and flags override; --prompt is then optional" })
           .option('user', { type: 'string', describe: "the user's history.json (turns on the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
           .option('size', { type: 'string', describe: "N or WxH in pixels (default: the model's native size)" })
@@ -49,7 +53,9 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout instead of the run folder' }),
       async (a) => {
         const r = await generateCommand({
-          prompt: a.prompt as string,
+          prompt: a.prompt as string | undefined,
+          configFrom: a.configFrom,
+          modelFile: a.modelFile,
           user: a.user,
           preferenceModel: a.preferenceModel,
           size: a.size,
@@ -71,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
       'compare',
       'one run per reward alone, one with all rewards and the unoptimised image, scored by every reward',
       (y) =>
-        configOptions(modelFlags(y), { required: ['prompt'] })
+        configOptions(modelFileFlag(modelFlags(y)), { required: ['prompt'] })
           .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: every reward with a weight > 0, and personal with --user)' })
           .option('user', { type: 'string', describe: "the user's history.json (adds the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
@@ -81,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       async (a) => {
         await compareCommand({
           prompt: a.prompt as string,
+          modelFile: a.modelFile,
           rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           user: a.user,
           preferenceModel: a.preferenceModel,
@@ -110,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         modelFlags(y)
           .positional('images', { type: 'string', array: true, demandOption: true })
-          .option('prompt', { type: 'string', demandOption: true, describe: 'the prompt the images are scored against' })
+          .option('prompt', { type: 'string', describe: 'the prompt the images are scored against', defaultDescription: "each image's own, from the reno chunk of a PNG reno wrote" })
           .option('rewards', { type: 'string', describe: 'comma-separated reward names (default: all general rewards)' })
           .option('user', { type: 'string', describe: "a user's history.json (adds the personal reward)" })
           .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
@@ -120,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', describe: 'machine-readable output' }),
       async (a) => {
         await scoreCommand({
-          prompt: a.prompt,
+          prompt: a.prompt as string | undefined,
           images: a.images as string[],
           rewards: a.rewards ? a.rewards.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           user: a.user,

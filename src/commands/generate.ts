@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import type * as tf from '../tf.js';
 import { useBackend } from '../backend.js';
 import type { StepRecord } from '../optimize/loop.js';
-import { resolveConfig, type RunConfig } from '../config/run-config.js';
+import { resolveConfig, validatePartial, type RunConfig } from '../config/run-config.js';
 import { ConfigError, UsageError } from '../errors.js';
+import { readImageRecord, shortHash, type ImageRecord } from '../image/a1111.js';
 import { checkWritableDir, keepIfValid, newRunDir } from '../run/files.js';
 import { withInterrupt, stopFlag } from '../run/interrupt.js';
 import { activeRewardNames, openSession, RUN_FOLDER_FILES, runGeneration, runSize, type RunOutcome } from '../run/session.js';
@@ -13,7 +14,10 @@ import { runSummary } from '../run/summary.js';
 import { modelPlaces, parseSize, personalOptions } from './common.js';
 
 export interface GenerateOptions {
-  prompt: string;
+  /** the prompt (optional with configFrom: the image's) */
+  prompt?: string;
+  /** a PNG written by reno: its stored config (the `reno` chunk) is the base that config files and flags override */
+  configFrom?: string;
   seed?: number;
   size?: string;
   steps?: number;
@@ -29,6 +33,8 @@ export interface GenerateOptions {
   /** dotted overrides, e.g. { weights: { pickscore: 0.1 }, lr: 3 } */
   overrides?: Record<string, unknown>;
   modelDir?: string;
+  /** the generator's weights from one single-file checkpoint (original SD layout), or a registry entry holding one */
+  modelFile?: string;
   modelsDir?: string;
   preset?: string;
   /** the outputs root (default <cwd>/outputs) */
@@ -50,21 +56,29 @@ export interface GenerateResult extends RunOutcome {
   config: RunConfig;
 }
 
-export function generateConfig(o: GenerateOptions): RunConfig {
+/** The `reno` record of --config-from's image, and its config checked as a config layer. */
+function imageConfig(file: string): { record: ImageRecord; config: Partial<RunConfig> } {
+  const record = readImageRecord(file);
+  return { record, config: validatePartial(record.config, `${file} ("reno" chunk's config)`) };
+}
+
+export function generateConfig(o: GenerateOptions, from = o.configFrom ? imageConfig(o.configFrom) : undefined): RunConfig {
   // guidance steers the personal reward, which runs only with a user's history: asked for without one, it would do nothing
   const guidance = o.guidance ?? o.overrides?.guidance;
   if (guidance !== undefined && !o.user) throw new UsageError(`--guidance ${String(guidance)} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
   const mode = o.personal ?? o.overrides?.personal_model;
   if (mode !== undefined && !o.user) throw new UsageError(`--personal ${String(mode)} needs --user history.json (it chooses the personal model, which runs only with a user's history)`);
   if (o.size !== undefined && (o.overrides?.width !== undefined || o.overrides?.height !== undefined)) throw new UsageError('--size and --width/--height cannot be used together');
-  const overrides: Record<string, unknown> = { ...(o.overrides ?? {}), prompt: o.prompt };
+  if (o.prompt === undefined && !from) throw new UsageError('--prompt is required (or --config-from IMAGE.png to take the prompt and settings of an image reno wrote)');
+  const overrides: Record<string, unknown> = { ...(o.overrides ?? {}) };
+  if (o.prompt !== undefined) overrides.prompt = o.prompt;
   if (o.seed !== undefined) overrides.seed = o.seed;
   if (o.steps !== undefined) overrides.steps = o.steps;
   if (o.guidance !== undefined) overrides.guidance = o.guidance;
   if (o.personal !== undefined) overrides.personal_model = o.personal;
   if (o.noOptimize) overrides.optimize = false;
   if (o.size !== undefined) Object.assign(overrides, parseSize(o.size));
-  const config = resolveConfig({ file: o.config, overrides });
+  const config = resolveConfig({ file: o.config, overrides, from: from?.config });
   if (!config.prompt.trim()) throw new ConfigError('--prompt is empty');
   if (config.guidance !== 'like' && !o.user) {
     const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
@@ -77,7 +91,8 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const stdout = o.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
   // everything that can be checked is checked before the run folder exists: a run that cannot start leaves nothing
-  const config = generateConfig(o);
+  const from = o.configFrom ? imageConfig(o.configFrom) : undefined;
+  const config = generateConfig(o, from);
   const places = modelPlaces(o);
   const root = o.out ?? path.join(process.cwd(), 'outputs');
   checkWritableDir(root, '--out');
@@ -87,6 +102,8 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
   const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {
     runSize(session.generator, config);
+    if (from && from.record.model.sha256 !== session.model.sha256)
+      log(`reno: ${o.configFrom} was made with ${from.record.model.name} (hash ${shortHash(from.record.model.sha256)}); this run uses ${session.model.name} (hash ${shortHash(session.model.sha256)}): the image will differ`);
     const dir = newRunDir(root, config.prompt);
     if (places.smokeTest && !o.quiet) log('reno: tiny smoke-test preset (random weights): the image and rewards are not meaningful');
     const flag = stopFlag();

@@ -1,17 +1,21 @@
 // `reno score --prompt "..." IMAGE...`: every reward's score for every image, through the same code path the
-// optimiser uses (RewardInput -> PreparedReward.score), as a table or JSON.
+// optimiser uses (RewardInput -> PreparedReward.score), as a table or JSON. A PNG reno wrote carries its settings
+// (the `reno` chunk, src/image/a1111.ts): they are reported with the scores, and its prompt is used without --prompt.
 import * as tf from '../tf.js';
 import * as fs from 'node:fs';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';
+import type { PreparedReward } from '../../rewards/types.js';
 import { useBackend } from '../backend.js';
 import { DataError, UsageError } from '../errors.js';
+import { readImageRecord, shortHash, type ImageRecord } from '../image/a1111.js';
 import { readImage } from '../image/png.js';
 import { PERSONAL, rewardContext } from '../run/session.js';
 import { modelPlaces, personalOptions } from './common.js';
 
 export interface ScoreOptions {
-  prompt: string;
+  /** the prompt every image is scored against (default: each image's own, from its reno record) */
+  prompt?: string;
   images: string[];
   /** reward names (default: every general reward, plus personal with --user) */
   rewards?: string[];
@@ -33,7 +37,32 @@ export interface ScoreOptions {
 
 export interface ScoreRow {
   image: string;
+  /** the prompt it was scored against */
+  prompt: string;
   scores: Record<string, number>;
+  /** the settings and scores reno stored in the image when it made it (null: not a PNG reno wrote) */
+  stored: ImageRecord | null;
+}
+
+/** The reno record of an image, or null when it has none (another tool's image, a JPEG). */
+function storedRecord(file: string): ImageRecord | null {
+  try {
+    return readImageRecord(file);
+  } catch (e) {
+    if (e instanceof DataError && /not a PNG|no "reno" text chunk/.test(e.message)) return null;
+    throw e;
+  }
+}
+
+/** One line saying what reno stored in an image. */
+export function storedLine(image: string, r: ImageRecord): string {
+  const n = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+  return (
+    `# ${image}: made by reno ${r.reno_version}: prompt ${JSON.stringify(r.prompt)}, seed ${r.seed}, ${r.width}x${r.height}, ` +
+    `${r.model.name} (hash ${shortHash(r.model.sha256)}${r.smoke_test ? ', smoke test' : ''}), ${r.image} image at step ${r.step}` +
+    `${r.best_step !== null ? ` (best step ${r.best_step})` : ''} of ${r.config.optimize ? r.config.steps : 1}, ${r.config.optimizer} lr ${r.config.lr}; ` +
+    `weights: ${n(r.weights) || 'none'}; stored scores: ${n(r.scores) || 'none'}`
+  );
 }
 
 export function scoreTable(rows: ScoreRow[], names: string[]): string[] {
@@ -49,6 +78,12 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   if (o.guidance !== undefined && !o.user) throw new UsageError(`--guidance ${o.guidance} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
   if (!o.images.length) throw new UsageError('give at least one image to score');
   for (const f of o.images) if (!fs.existsSync(f)) throw new DataError(`image not found: ${f}`);
+  const stored = o.images.map(storedRecord);
+  const prompts = o.images.map((f, i) => {
+    const p = o.prompt ?? stored[i]?.prompt;
+    if (p === undefined) throw new UsageError(`${f}: no --prompt given, and the image holds no reno record to take its prompt from`);
+    return p;
+  });
   const names = o.rewards?.length ? o.rewards : [...REWARDS.map((r) => r.name).filter((n) => n !== PERSONAL), ...(o.user ? [PERSONAL] : [])];
   for (const n of names) rewardSpec(n);
   if (names.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
@@ -60,24 +95,28 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   await useBackend(o.backend, { quiet: o.quiet || o.json });
   const rewards = await loadRewards(names, ctx);
   const rows: ScoreRow[] = [];
+  const preparedFor = new Map<string, PreparedReward[]>();
   try {
-    const prepared = names.map((n) => rewards.get(n)!.prepare(o.prompt));
-    for (const file of o.images) {
+    for (const [i, file] of o.images.entries()) {
+      let prepared = preparedFor.get(prompts[i]);
+      if (!prepared) preparedFor.set(prompts[i], (prepared = names.map((n) => rewards.get(n)!.prepare(prompts[i]))));
       const image = await readImage(file);
       const input = new RewardInput(image);
-      const t = tf.tidy(() => tf.stack(prepared.map((p) => p.score(input))));
+      const ps = prepared;
+      const t = tf.tidy(() => tf.stack(ps.map((p) => p.score(input))));
       const v = await t.data();
       tf.dispose([t, image]);
       input.dispose();
-      rows.push({ image: file, scores: Object.fromEntries(names.map((n, i) => [n, v[i]])) });
+      rows.push({ image: file, prompt: prompts[i], scores: Object.fromEntries(names.map((n, j) => [n, v[j]])), stored: stored[i] });
     }
-    for (const p of prepared) p.dispose();
   } finally {
+    for (const ps of preparedFor.values()) for (const p of ps) p.dispose();
     for (const r of rewards.values()) r.dispose();
   }
-  if (o.json) out(JSON.stringify({ prompt: o.prompt, smoke_test: places.smokeTest, rows }, null, 2));
+  if (o.json) out(JSON.stringify({ prompt: o.prompt ?? null, smoke_test: places.smokeTest, rows }, null, 2));
   else {
     if (places.smokeTest) out('# tiny smoke-test preset (random weights): scores are not meaningful');
+    for (const r of rows) if (r.stored) out(storedLine(r.image, r.stored));
     for (const l of scoreTable(rows, names)) out(l);
   }
   return rows;

@@ -171,9 +171,13 @@ export function defaultsFile(): string {
   return path.join(packageRoot(), 'configs', 'default.yaml');
 }
 
-/** Layer defaults, a config file and overrides; weights merge key by key. The prompt must be set by then. */
-export function resolveConfig(layers: { file?: string; overrides?: Record<string, unknown>; defaults?: string }): RunConfig {
+/**
+ * Layer defaults, an image's stored config (--config-from, already validated), a config file and overrides; weights
+ * merge key by key. The prompt must be set by then.
+ */
+export function resolveConfig(layers: { file?: string; overrides?: Record<string, unknown>; defaults?: string; from?: Partial<RunConfig> }): RunConfig {
   const parts: Partial<RunConfig>[] = [readConfigFile(layers.defaults ?? defaultsFile())];
+  if (layers.from) parts.push(layers.from);
   if (layers.file) parts.push(readConfigFile(layers.file));
   if (layers.overrides) parts.push(validatePartial(layers.overrides, COMMAND_LINE));
   const merged: Record<string, unknown> = { prompt: '' };

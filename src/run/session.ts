@@ -1,6 +1,7 @@
 // A session holds the loaded generator and rewards so that several runs (generate, compare, sweep cells) reuse
 // them; runGeneration performs one run into one run folder.
 import * as tf from '../tf.js';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GENERATORS } from '../../generators/index.js';
 import type { Generator, ImageSize } from '../../generators/types.js';
@@ -9,8 +10,9 @@ import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import type { Reward, RewardLoadContext } from '../../rewards/types.js';
 import type { ModelPlaces } from '../commands/common.js';
 import type { RunConfig } from '../config/run-config.js';
-import { ConfigError, DataError, RenoError } from '../errors.js';
-import { getModel } from '../models/registry.js';
+import { ConfigError, DataError, ModelNotFoundError, RenoError } from '../errors.js';
+import { localName, sha256File, type ModelIdentity } from '../image/a1111.js';
+import { getModel, registry, type ModelEntry } from '../models/registry.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
 import { disposeResult, runReno, type ActiveReward, type LoopResult, type StepRecord } from '../optimize/loop.js';
@@ -35,6 +37,8 @@ export interface Session {
   backend: string;
   places: ModelPlaces;
   modelLabel: string;
+  /** the generator's weights by name, repository and sha256, for the images' metadata (no local path) */
+  model: ModelIdentity;
   dispose(): void;
 }
 
@@ -59,14 +63,46 @@ export function rewardContext(places: ModelPlaces, personal?: RewardLoadContext[
   return { locate: (m) => requireModel(getModel(m), places).dir, smokeTest: places.smokeTest, personal };
 }
 
+/** A registry entry without its weight files: the configs and tokenizer a single-file checkpoint is read with. */
+const withoutWeights = (e: ModelEntry): ModelEntry => ({ ...e, files: e.files.filter((f) => !/\.(safetensors|bin|ckpt|pt)$/.test(f)) });
+
+/**
+ * Where the generator's configs are, and its single-file checkpoint when --model-file names one (a path, or a
+ * registry entry holding one .safetensors file, e.g. sd-turbo-file).
+ */
+function locateGenerator(model: string, places: ModelPlaces): { dir: string; modelFile?: string } {
+  if (places.modelFile === undefined) return { dir: requireModel(getModel(model), places).dir };
+  let file = places.modelFile;
+  let entry = getModel(model);
+  if (!fs.existsSync(file) && registry().models.has(file)) {
+    const named = getModel(file);
+    const weights = named.files.filter((f) => f.endsWith('.safetensors'));
+    if (weights.length !== 1) throw new ConfigError(`--model-file ${file}: the registry entry lists ${weights.length} .safetensors files, expected one single-file checkpoint`);
+    const dir = requireModel(named, places).dir;
+    return { dir, modelFile: path.join(dir, weights[0]) };
+  }
+  if (!fs.existsSync(file)) throw new DataError(`--model-file: ${file} not found`);
+  file = path.resolve(file);
+  entry = withoutWeights(entry);
+  try {
+    return { dir: requireModel(entry, places).dir, modelFile: file };
+  } catch (e) {
+    if (e instanceof ModelNotFoundError) throw new ModelNotFoundError(`--model-file ${places.modelFile} is read with ${model}'s configs and tokenizer (${entry.files.join(', ')}): ${e.message}`);
+    throw e;
+  }
+}
+
 /** Locate every model first (fail before compute), then load the generator and the rewards. */
 export async function openSession(o: SessionOptions): Promise<Session> {
   const spec = GENERATORS[o.generator];
   if (!spec) throw new ConfigError(`unknown generator "${o.generator}" (known: ${Object.keys(GENERATORS).join(', ')})`);
-  const loc = requireModel(getModel(spec.model), o.places);
+  const loc = locateGenerator(spec.model, o.places);
   const ctx = rewardContext(o.places, o.personal);
   checkRewardModels(o.rewards, ctx);
-  const generator = spec.load(loc.dir, { smokeTest: o.places.smokeTest });
+  const entry = getModel(spec.model);
+  const idFile = loc.modelFile ?? spec.identityFile(loc.dir);
+  const model: ModelIdentity = { name: spec.model, repo: entry.repo, file: loc.modelFile ? path.basename(loc.modelFile) : localName(loc.dir, idFile), sha256: sha256File(idFile), smoke_test: o.places.smokeTest };
+  const generator = spec.load(loc.dir, { smokeTest: o.places.smokeTest, ...(loc.modelFile ? { modelFile: loc.modelFile } : {}) });
   let rewards: Map<string, Reward>;
   try {
     rewards = await loadRewards(o.rewards, ctx);
@@ -79,7 +115,8 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     rewards,
     backend: o.backend,
     places: o.places,
-    modelLabel: `${spec.model}${o.places.smokeTest ? ' (tiny smoke-test preset, random weights)' : ''} from ${loc.dir}`,
+    modelLabel: `${spec.model}${o.places.smokeTest ? ' (tiny smoke-test preset, random weights)' : ''} from ${loc.modelFile ? `${loc.modelFile} (configs from ${loc.dir})` : loc.dir}`,
+    model,
     dispose() {
       generator.dispose();
       for (const r of rewards.values()) r.dispose();
@@ -128,11 +165,14 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const gen = s.generator;
   const size = runSize(gen, config);
   const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
-  // what the rewards report of themselves (the personal model's mode): run.yaml and the PNG text chunks
+  const weightDtype = halfWeightsOn() ? 'fp16' : 'fp32';
+  // what the rewards report of themselves (the personal model's mode): run.yaml, and the PNG record without paths
   const info: Record<string, string> = Object.assign({}, ...rewardNames.map((n) => s.rewards.get(n)?.info ?? {}));
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel, smokeTest: s.places.smokeTest, extra: info });
+  const personalModel = Object.fromEntries(Object.entries(info).filter(([k]) => ['personal_model', 'personal_tower', 'personal_formula'].includes(k)));
+  const personal = rewardNames.includes(PERSONAL) ? { guidance: config.guidance, n_ref: config.n_ref, ...personalModel } : null;
   // the size actually used, not null for "native"
-  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
+  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.model, config: { ...config, ...size }, weightDtype, personal, smokeTest: s.places.smokeTest });
+  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: weightDtype, model: s.modelLabel, model_sha256: s.model.sha256, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
   const cond = gen.prepare(config.prompt);
   const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));

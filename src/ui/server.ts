@@ -364,7 +364,7 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     if (rest === '/api/undo') return sendJson(res, 200, history.undo());
     if (rest === '/api/generate') {
       const g = generateOptions(body);
-      const { job } = queue.add('generate', g.prompt, (j) => runJob(g, j));
+      const { job } = queue.add('generate', g.prompt ?? '', (j) => runJob(g, j));
       return sendJson(res, 200, queue.view(job));
     }
     if (rest === '/api/stop') {

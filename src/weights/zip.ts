@@ -180,7 +180,7 @@ export class ZipReader {
       }
     }
     if (out.length !== e.size) throw this.fail(`entry ${e.name}: holds ${out.length} bytes, the directory says ${e.size}: corrupt archive`);
-    if (crc32(out) !== e.crc32) throw this.fail(`entry ${e.name}: CRC-32 mismatch: corrupt archive`);
+    if (zlib.crc32(out) !== e.crc32) throw this.fail(`entry ${e.name}: CRC-32 mismatch: corrupt archive`);
     return out;
   }
 
@@ -230,21 +230,4 @@ function applyZip64Extra(e: ZipEntry, extra: Buffer, zip: ZipReader): void {
 function toNumber(v: bigint, what: string, zip: { path: string }): number {
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new WeightsError(`${zip.path}: ${what} ${v} is too large: corrupt archive`);
   return Number(v);
-}
-
-let CRC_TABLE: Uint32Array | null = null;
-
-/** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) as ZIP uses it (APPNOTE 4.4.7). */
-export function crc32(data: Uint8Array, crc = 0): number {
-  if (!CRC_TABLE) {
-    CRC_TABLE = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      CRC_TABLE[n] = c >>> 0;
-    }
-  }
-  let c = ~crc >>> 0;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
 }

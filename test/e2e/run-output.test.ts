@@ -238,7 +238,7 @@ test('CLI: generate --json prints a summary: folder, best step, losses and every
 
 // ---- 4. run.yaml's size and the PNGs' smoke-test mark --------------------------------------------------------------
 
-test('run.yaml records the size used (native when none given, else --size); the PNGs carry smoke_test: true', async () => {
+test('run.yaml records the size used (native when none given, else --size); the PNGs say smoke test', async () => {
   const out = tmpDir();
   const native = await generateCommand({ ...base, out });
   const y = YAML.parse(fs.readFileSync(path.join(native.dir, 'run.yaml'), 'utf8'));
@@ -247,5 +247,9 @@ test('run.yaml records the size used (native when none given, else --size); the 
   const sized = await generateCommand({ ...base, out, size: '48x32' });
   const y2 = YAML.parse(fs.readFileSync(path.join(sized.dir, 'run.yaml'), 'utf8'));
   assert.deepEqual([y2.width, y2.height], [48, 32]);
-  for (const f of ['init.png', 'best.png']) assert.equal(readPngText(fs.readFileSync(path.join(native.dir, f))).smoke_test, 'true', f);
+  for (const f of ['init.png', 'best.png']) {
+    const text = readPngText(fs.readFileSync(path.join(native.dir, f)));
+    assert.equal(JSON.parse(text.reno).smoke_test, true, f);
+    assert.match(text.parameters, /Smoke test: random weights/, f);
+  }
 });

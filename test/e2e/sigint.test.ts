@@ -36,7 +36,7 @@ test('SIGINT mid-run leaves a loadable folder with the best image so far', async
   assert.ok(n >= 3 && n < 500, `${n} steps`);
   const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const best = lines.reduce((a, b) => (b.total < a.total ? b : a));
-  assert.equal(readPngText(fs.readFileSync(path.join(dir, 'best.png'))).step, String(best.step));
+  assert.equal(JSON.parse(readPngText(fs.readFileSync(path.join(dir, 'best.png'))).reno).step, best.step);
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
 });
 

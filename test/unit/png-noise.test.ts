@@ -3,13 +3,40 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
-import { addPngText, crc32, encodePng, readImage, readPngText } from '../../src/image/png.js';
+import { crc32 } from 'node:zlib';
+import { addPngText, encodePng, readImage, readPngText } from '../../src/image/png.js';
 import { gaussian, seededNoise } from '../../src/optimize/noise.js';
 import { newRunDir, slugify, writeFileAtomic } from '../../src/run/files.js';
-import { backend, tmpDir } from '../helpers.js';
+import { backend, ROOT, tmpDir } from '../helpers.js';
 
-test('crc32 of "IEND" is the PNG constant', () => {
+test('one CRC-32, Node\'s zlib.crc32 (the PNG constant of "IEND"); no hand-written CRC table in the sources', () => {
   assert.equal(crc32(Buffer.from('IEND', 'latin1')), 0xae426082);
+  const own: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts') && /0xedb88320/i.test(fs.readFileSync(p, 'utf8'))) own.push(path.relative(ROOT, p));
+    }
+  };
+  for (const d of ['src', 'generators', 'rewards']) walk(path.join(ROOT, d));
+  assert.deepEqual(own, []);
+});
+
+test('every chunk of a PNG with text has the CRC its bytes need', async () => {
+  await backend();
+  const img = tf.tensor4d([0, 0.5, 1], [1, 1, 1, 3]);
+  const png = await encodePng(img, { parameters: 'a fox\nSteps: 1, Seed: 2, Size: 1x1', reno: '{}' });
+  tf.dispose(img);
+  let off = 8;
+  const types: string[] = [];
+  while (off < png.length) {
+    const len = png.readUInt32BE(off);
+    types.push(png.toString('latin1', off + 4, off + 8));
+    assert.equal(png.readUInt32BE(off + 8 + len), crc32(png.subarray(off + 4, off + 8 + len)), types.at(-1));
+    off += 12 + len;
+  }
+  assert.deepEqual(types.filter((t) => t === 'iTXt').length, 2);
 });
 
 test('PNG text chunks round-trip (UTF-8) and the image decodes back', async () => {

@@ -117,6 +117,9 @@ test('ftfy and html ports', () => {
   assert.equal(isBad('cafÃ©'), true);
   assert.equal(htmlUnescape('&amplifier &copy &COPY; &#x41;&#65 &#128; &#0; &#xD800; &notit;'), '&lifier © © AA € \ufffd \ufffd ¬it;');
   assert.equal(ftfyUnescapeHtml('P&EACUTE;REZ &SZLIG; &#59; &amp &nTILDE;'), 'PÉREZ SS &#59; &amp &nTILDE;');
+  // HTML5-only names, as Python's html.unescape decodes them (html.entities.html5)
+  assert.equal(htmlUnescape('&check; &NotEqualTilde; &ThickSpace; &fjlig; &check &checkx;'), '\u2713 \u2242\u0338 \u205f\u200a fj &check &checkx;');
+  assert.equal(ftfyUnescapeHtml('&check; &CHECK; &NotEqualTilde; &NOTEQUALTILDE;'), '\u2713 \u2713 \u2242\u0338 &NOTEQUALTILDE;');
 });
 
 test('open_clip clean vs hf clean on special-token literals', () => {
