@@ -61,7 +61,8 @@ export function configOptions<T>(y: Argv<T>, o: { keys?: ConfigKey[]; weights?: 
     const flag = flagName(key).slice(2);
     const k = kind(key);
     const opt: Options = { describe: KEY_HELP[key] + (k ? ` (${k})` : '') };
-    const aliases = [...(flag !== key ? [key] : []), ...(SHORT[key] ? [SHORT[key]] : [])];
+    // a short name replaces the snake_case spelling (--personal for --personal-model), else --grad_clip too
+    const aliases = SHORT[key] ? [SHORT[key]!] : flag !== key ? [key] : [];
     if (aliases.length) opt.alias = aliases;
     if (o.required?.includes(key)) opt.demandOption = true;
     else if (defaults[key] !== undefined) opt.defaultDescription = String(defaults[key]);

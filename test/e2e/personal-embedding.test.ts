@@ -56,7 +56,8 @@ test('--personal embedding on the tiny preset: like raises and dislike lowers th
     assert.equal(run.run.personal_model, 'embedding');
     assert.equal(run.run.personal_tower, 'pickscore');
     const text = readPngText(fs.readFileSync(path.join(r.dir, 'best.png')));
-    assert.equal(text.personal_model, 'embedding');
+    assert.equal(JSON.parse(text.reno).personal.personal_model, 'embedding');
+    assert.match(text.parameters, new RegExp(`Personal: "${guidance}, n_ref \\d+, embedding pickscore`));
     s[guidance] = await embeddingScores([path.join(r.dir, 'init.png'), path.join(r.dir, 'best.png')], prompt);
   }
   t.diagnostic(`embedding score like ${s.like[0].toFixed(3)} -> ${s.like[1].toFixed(3)}; dislike ${s.dislike[0].toFixed(3)} -> ${s.dislike[1].toFixed(3)}`);
@@ -76,7 +77,7 @@ test('a user with no checkpoint (--personal auto, no preset, no "model") gets th
   assert.match(said ?? '', /embedding model .* because no trained preference checkpoint was named or found \(--preference-model, "model" in .*history\.json\)/);
   const run = YAML.parse(fs.readFileSync(path.join(r.dir, 'run.yaml'), 'utf8'));
   assert.equal(run.run.personal_model, 'embedding');
-  assert.equal(readPngText(fs.readFileSync(path.join(r.dir, 'init.png'))).personal_model, 'embedding');
+  assert.equal(JSON.parse(readPngText(fs.readFileSync(path.join(r.dir, 'init.png'))).reno).personal.personal_model, 'embedding');
   assert.ok(Number.isFinite(r.result.best!.record.rewards.personal));
 });
 
