@@ -9,7 +9,7 @@ import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import type { Reward, RewardLoadContext } from '../../rewards/types.js';
 import type { ModelPlaces } from '../commands/common.js';
 import type { RunConfig } from '../config/run-config.js';
-import { ConfigError, DataError } from '../errors.js';
+import { ConfigError, DataError, RunStopped } from '../errors.js';
 import { getModel } from '../models/registry.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
@@ -150,5 +150,8 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   if (result.stopped) notes.push(result.stopped.message);
   await writer.finish(result, fullConfig, notes);
   disposeResult(result);
+  // not even the first image was finite: there is no image to show, so the run fails (the folder keeps run.yaml,
+  // metrics.jsonl and the report that say why)
+  if (!result.best && result.stopped?.reason === 'non-finite') throw new RunStopped(`${result.stopped.message}; wrote no best.png (the run folder ${dir} holds the metrics and report)`);
   return { dir, result, notes };
 }
