@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Conditioning, Generator } from '../../generators/types.js';
 import { RewardInput } from '../../rewards/input.js';
-import type { PreparedReward } from '../../rewards/types.js';
+import { scoreFromLoss } from '../../rewards/index.js';
+import type { PreparedReward, Reward } from '../../rewards/types.js';
 import { isolatedGrads } from '../nn/checkpoint.js';
 import { adamStep, bestIndex, chiRegulariser, clipGradNorm, disposeOptimizerState, newOptimizerState, sgdStep } from './pieces.js';
 
@@ -14,6 +15,8 @@ export interface ActiveReward {
   name: string;
   weight: number;
   prepared: PreparedReward;
+  /** the loaded reward, for reading its loss back as a score (scoreFromLoss); else the registry's offset */
+  reward?: Reward;
 }
 
 export interface LoopSettings {
@@ -29,8 +32,10 @@ export interface LoopSettings {
 
 export interface StepRecord {
   step: number;
-  /** each reward's loss (const - score) */
+  /** each reward's loss (what the loop minimises; const - score for most rewards) */
   rewards: Record<string, number>;
+  /** each reward's score (higher is better; what `reno score` prints), read back from its loss by scoreFromLoss */
+  scores: Record<string, number>;
   /** weighted reward loss (the selection criterion) */
   total: number;
   /** regulariser value (back-propagated, not used for selection) */
@@ -173,6 +178,7 @@ export async function runReno(
     const rec: StepRecord = {
       step: it,
       rewards: Object.fromEntries(rewards.map((r, i) => [r.name, e.losses[i]])),
+      scores: Object.fromEntries(rewards.map((r, i) => [r.name, scoreFromLoss(r.name, e.losses[i], r.reward)])),
       total: e.total,
       reg: e.reg,
       norm,

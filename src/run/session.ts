@@ -112,7 +112,7 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const native = gen.nativeSize();
   const size = { width: config.width ?? native.width, height: config.height ?? native.height };
   const cond = gen.prepare(config.prompt);
-  const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));
+  const prepared: ActiveReward[] = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt), reward: s.rewards.get(n)! }));
   // the prompt is encoded: the text encoders' weights wait in host memory, leaving the device to the loop
   await gen.parkPromptModels?.();
   for (const n of rewardNames) await s.rewards.get(n)!.parkPromptModels?.();
@@ -120,11 +120,12 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const steps = config.optimize && rewardNames.length ? config.steps : 1;
   const bar = progress({ total: steps, label: o.label ?? path.basename(dir), quiet: o.quiet, stream: o.stream });
   const notes: string[] = [];
+  const seconds: number[] = [];
   if (s.places.smokeTest) notes.push('Smoke test: the tiny preset has random weights, so images and rewards are not meaningful.');
   if (config.optimize && !rewardNames.length) notes.push('No reward is active (every weight is 0): one-shot image, nothing to optimise.');
   let result: LoopResult;
   try {
-    result = await runReno(gen, cond, z0, prepared as ActiveReward[], {
+    result = await runReno(gen, cond, z0, prepared, {
       steps,
       optimize: config.optimize && rewardNames.length > 0,
       optimizer: config.optimizer,
@@ -137,7 +138,8 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
       onStep: async (rec, image) => {
         writer.appendMetrics(rec);
         if (config.save_steps) await writer.writeStep(rec, image);
-        bar.update(rec.step + 1, stepStatus(rec.total, rec.rewards, weights));
+        seconds.push(rec.seconds);
+        bar.update(rec.step + 1, stepStatus(rec, { done: rec.step + 1, total: steps, seconds }));
       },
       shouldStop: o.shouldStop,
     });

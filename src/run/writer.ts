@@ -36,13 +36,15 @@ export class RunWriter {
     appendLine(this.file('metrics.jsonl'), JSON.stringify(rec));
   }
 
-  pngText(rewards: Record<string, number>, extra: Record<string, string> = {}): Record<string, string> {
+  /** `rewards`: each reward's loss (as in metrics.jsonl); `scores`: each reward's score, as `reno score` prints it. */
+  pngText(rec: Pick<StepRecord, 'rewards' | 'scores'>, extra: Record<string, string> = {}): Record<string, string> {
     const m = this.meta;
     return {
       prompt: m.prompt,
       seed: String(m.seed),
       weights: JSON.stringify(m.weights),
-      rewards: JSON.stringify(rewards),
+      rewards: JSON.stringify(rec.rewards),
+      scores: JSON.stringify(rec.scores),
       backend: m.backend,
       'reno-version': m.renoVersion,
       model: m.model,
@@ -50,18 +52,18 @@ export class RunWriter {
     };
   }
 
-  async writeImage(name: string, image: tf.Tensor, rewards: Record<string, number>, extra: Record<string, string> = {}): Promise<void> {
-    writeFileAtomic(this.file(name), await encodePng(image, this.pngText(rewards, extra)));
+  async writeImage(name: string, image: tf.Tensor, rec: Pick<StepRecord, 'rewards' | 'scores'>, extra: Record<string, string> = {}): Promise<void> {
+    writeFileAtomic(this.file(name), await encodePng(image, this.pngText(rec, extra)));
   }
 
   async writeStep(rec: StepRecord, image: tf.Tensor): Promise<void> {
-    await this.writeImage(path.join('steps', `${String(rec.step).padStart(3, '0')}.png`), image, rec.rewards, { step: String(rec.step) });
+    await this.writeImage(path.join('steps', `${String(rec.step).padStart(3, '0')}.png`), image, rec, { step: String(rec.step) });
   }
 
   /** init.png, best.png and report.html from a (possibly stopped) loop result. */
   async finish(res: LoopResult, config: unknown, notes: string[]): Promise<void> {
-    if (res.init) await this.writeImage('init.png', res.init.image, res.init.record.rewards, { step: '0' });
-    if (res.best) await this.writeImage('best.png', res.best.image, res.best.record.rewards, { step: String(res.best.record.step), total: String(res.best.record.total) });
+    if (res.init) await this.writeImage('init.png', res.init.image, res.init.record, { step: '0' });
+    if (res.best) await this.writeImage('best.png', res.best.image, res.best.record, { step: String(res.best.record.step), total: String(res.best.record.total) });
     const images = [];
     if (res.init) images.push({ src: 'init.png', caption: `initial (step 0), loss ${res.init.record.total.toFixed(4)}` });
     if (res.best) images.push({ src: 'best.png', caption: `best (step ${res.best.record.step}), loss ${res.best.record.total.toFixed(4)}` });
