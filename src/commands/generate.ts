@@ -64,7 +64,7 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
     if (places.smokeTest && !o.quiet) log('reno: tiny smoke-test preset (random weights): the image and rewards are not meaningful');
     const flag = stopFlag();
     const shouldStop = () => flag.requested || (o.shouldStop?.() ?? false);
-    const out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, shouldStop, meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
+    const out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, log, shouldStop, meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
     const r = out.result;
     for (const n of out.notes) if (!o.quiet || r.stopped) log(`reno: ${n}`);
     if (!o.quiet && r.init && r.best)

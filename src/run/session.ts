@@ -16,6 +16,7 @@ import { halfWeightsOn } from '../nn/module.js';
 import { disposeResult, runReno, type ActiveReward, type LoopResult } from '../optimize/loop.js';
 import { RENO_VERSION } from '../paths.js';
 import { requireModel } from '../weights/hub.js';
+import { collectTruncations, truncationWarning } from '../tokenizers/truncation.js';
 import { progress, stepStatus } from './progress.js';
 import { RunWriter } from './writer.js';
 
@@ -92,6 +93,8 @@ export interface RunOptions {
   shouldStop?: () => boolean;
   label?: string;
   stream?: NodeJS.WriteStream;
+  /** the command's log (stderr) for warnings; default: `stream` */
+  log?: (line: string) => void;
   /** extra facts for run.yaml (model dirs, inactive rewards, ...) */
   meta?: Record<string, unknown>;
 }
@@ -111,8 +114,14 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const gen = s.generator;
   const native = gen.nativeSize();
   const size = { width: config.width ?? native.width, height: config.height ?? native.height };
-  const cond = gen.prepare(config.prompt);
-  const prepared: ActiveReward[] = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt), reward: s.rewards.get(n)! }));
+  // every text encoder tokenizes the prompt here: one warning for all of their cuts
+  const { value: [cond, prepared], cuts } = collectTruncations(() => {
+    const c = gen.prepare(config.prompt);
+    const p: ActiveReward[] = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt), reward: s.rewards.get(n)! }));
+    return [c, p] as const;
+  });
+  const cut = truncationWarning(cuts);
+  if (cut) (o.log ?? ((l: string) => (o.stream ?? process.stderr).write(l + '\n')))(`reno: warning: ${cut}`);
   // the prompt is encoded: the text encoders' weights wait in host memory, leaving the device to the loop
   await gen.parkPromptModels?.();
   for (const n of rewardNames) await s.rewards.get(n)!.parkPromptModels?.();
