@@ -28,7 +28,7 @@ export function runReport(d: RunReportData): string {
   const names = Object.keys(d.records[0]?.rewards ?? {});
   const charts = [
     lineChart([{ name: 'weighted reward loss', values: d.records.map((r) => r.total) }], { title: 'weighted reward loss (lower is better)', xLabel: 'step', yLabel: 'loss' }),
-    ...names.map((n) => lineChart([{ name: `${n} score`, values: d.records.map((r) => r.scores[n]) }], { title: `${n} score (weight ${d.weights[n] ?? 0}; higher is better)`, xLabel: 'step', yLabel: 'score' })),
+    ...names.map((n) => lineChart([{ name: n, values: d.records.map((r) => r.scores[n]) }], { title: `${n} score (weight ${d.weights[n] ?? 0}; higher is better)`, xLabel: 'step', yLabel: 'score' })),
     lineChart([{ name: '||z||', values: d.records.map((r) => r.norm) }], { title: 'noise norm', xLabel: 'step', yLabel: '||z||' }),
   ];
   const head = ['step', ...names.map((n) => `${n} score`), 'loss (weighted)', 'reg', '||z||', 'grad norm', 's'];
