@@ -34,13 +34,29 @@ export function progress(o: ProgressOptions): Progress {
     cliProgress.Presets.shades_classic,
   );
   bar.start(o.total, 0, { status: '' });
+  // cli-progress turns the terminal's auto-wrap off while the bar runs (ESC[?7l), which cuts every line at the
+  // terminal's width: a line written above the bar turns it back on meanwhile (ESC[?7h), so it wraps whole
+  const log = (l: string) => {
+    stream.write('\r\x1b[K\x1b[?7h' + l + '\n\x1b[?7l');
+    bar.render();
+  };
+  // a status wider than the bar's line leaves room for goes above the bar, whole
+  const fixed = `${o.label} [${' '.repeat(24)}] ${o.total}/${o.total} `.length;
   return {
-    update: (v, status) => bar.update(v, { status }),
-    log: (l) => {
-      stream.write('\r\x1b[K' + l + '\n');
-      bar.render();
+    update: (v, status) => {
+      if (fixed + status.length <= (stream.columns || 80)) bar.update(v, { status });
+      else {
+        bar.update(v, { status: '' });
+        log(`${o.label} ${v}/${o.total} ${status}`);
+      }
     },
-    stop: () => bar.stop(),
+    log,
+    // cli-progress restores the cursor it saved when the bar started (ESC 8): with lines written above the bar since,
+    // that row now holds one of them, and what follows the bar would overwrite it; save the bar's own row instead
+    stop: () => {
+      stream.write('\x1b7');
+      bar.stop();
+    },
   };
 }
 

@@ -13,7 +13,7 @@ import { scoreTable } from '../../src/commands/score.js';
 import { resolveConfig } from '../../src/config/run-config.js';
 import { readImage } from '../../src/image/png.js';
 import { gaussian } from '../../src/optimize/noise.js';
-import { fmtDuration, stepStatus } from '../../src/run/progress.js';
+import { fmtDuration, progress, stepStatus } from '../../src/run/progress.js';
 import { openSession, rewardContext, runGeneration } from '../../src/run/session.js';
 import { runReport } from '../../src/report/html.js';
 import { backend, ROOT, tmpDir } from '../helpers.js';
@@ -110,4 +110,83 @@ test("the same image's CLIP value: the progress line and `reno score`'s table pr
   } finally {
     session.dispose();
   }
+});
+
+/**
+ * What a terminal `width` columns wide (and tall enough never to scroll) shows for `out`: rows of text, a row that
+ * wrapped joined to the next. With auto-wrap off (ESC[?7l, as cli-progress sets it while a bar runs) characters past
+ * the margin overwrite the last column; ESC 7 / ESC 8 save and restore the cursor.
+ */
+function screen(out: string, width: number): string[] {
+  const rows: { text: string[]; joinNext: boolean }[] = [];
+  let r = 0;
+  let col = 0;
+  let wrap = true;
+  let saved = { r: 0, col: 0 };
+  const row = () => {
+    while (rows.length <= r) rows.push({ text: [], joinNext: false });
+    return rows[r];
+  };
+  for (let i = 0; i < out.length; i++) {
+    const ch = out[i];
+    if (ch === '\x1b') {
+      if (out[i + 1] === '7' || out[i + 1] === '8') {
+        if (out[i + 1] === '7') saved = { r, col };
+        else ({ r, col } = saved);
+        i++;
+        continue;
+      }
+      const m = /^\x1b\[(\??)([0-9;]*)([A-Za-z])/.exec(out.slice(i));
+      if (!m) continue;
+      if (m[1] === '?' && m[2] === '7') wrap = m[3] === 'h';
+      else if (m[3] === 'K') row().text.length = m[2] === '2' ? 0 : Math.min(row().text.length, col);
+      else if (m[3] === 'G') col = Math.max(0, Number(m[2] || 1) - 1);
+      i += m[0].length - 1;
+    } else if (ch === '\r') col = 0;
+    else if (ch === '\n') {
+      r++;
+      col = 0;
+    } else {
+      if (col >= width) {
+        if (wrap) {
+          row().joinNext = true;
+          r++;
+          col = 0;
+        } else col = width - 1;
+      }
+      row().text[col++] = ch;
+    }
+  }
+  const lines: string[] = [];
+  let acc = '';
+  for (const r of rows) {
+    acc += Array.from(r.text, (c) => c ?? ' ').join('');
+    if (!r.joinNext) {
+      lines.push(acc);
+      acc = '';
+    }
+  }
+  return lines;
+}
+
+test('on a narrow terminal the bar keeps every reward: a status wider than the terminal is shown whole above the bar', () => {
+  const c = collector();
+  Object.assign(c.stream, { isTTY: true, columns: 80 });
+  const bar = progress({ total: 30, label: '20261207-230853-a-red-fox', stream: c.stream });
+  const status = stepStatus({ total: 138.74, scores: Object.fromEntries(NAMES.map((n) => [n, 1.5])) }, { done: 1, total: 30, seconds: [2] });
+  const status2 = status.replace('138.74', '120.00');
+  bar.update(1, status);
+  bar.update(2, status2);
+  bar.stop();
+  c.stream.write('reno: the next line\n'); // what the command prints after the bar must not overwrite the statuses
+  const shown = screen(c.text(), 80);
+  for (const s of [status, status2]) assert.ok(shown.some((l) => l.includes(s)), `the terminal does not show the whole status:\n${shown.join('\n')}`);
+  assert.ok(shown.some((l) => l.startsWith('reno: the next line')), shown.join('\n'));
+  // a short status stays on the bar's own line
+  const d = collector();
+  Object.assign(d.stream, { isTTY: true, columns: 200 });
+  const wide = progress({ total: 30, label: 'run', stream: d.stream });
+  wide.update(1, status);
+  wide.stop();
+  assert.ok(screen(d.text(), 200).some((l) => l.includes('1/30 ' + status)), screen(d.text(), 200).join('\n'));
 });
