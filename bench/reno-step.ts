@@ -75,7 +75,7 @@ export async function benchWholeStep(o: { arch: Arch; px: number; steps: number;
     for (const n of o.rewards) {
       const r = await buildReward(n, o.arch, { prompt: BENCH_PROMPT });
       built.push(r);
-      active.push({ name: n, weight: d.weights[n] ?? 1, prepared: r.prepare(BENCH_PROMPT) });
+      active.push({ name: n, weight: d.weights[n] ?? 1, prepared: r.prepare(BENCH_PROMPT), reward: r });
     }
     let t0 = performance.now();
     cond = gen.prepare(BENCH_PROMPT);

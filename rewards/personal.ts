@@ -3,7 +3,8 @@
 //   score = Q(+) = sigmoid(M+ - M-) (eq. 5), the probability that the user likes the image;
 //   like    (default): loss = -log Q(+)       = softplus(M- - M+)
 //   dislike          : loss = -log(1 - Q(+))  = softplus(M+ - M-)      (reno.md 8: same context, the sign flips)
-// offset 0 (the loss is not "const - score": read a like loss back as Q = exp(-loss), a dislike one as 1 - exp(-loss)).
+// offset 0 (the loss is not "const - score": PersonalReward.scoreFromLoss reads a like loss back as Q = exp(-loss), a
+// dislike one as 1 - exp(-loss)).
 // The references are the last n_ref pairs of the history (at most the checkpoint's own n_ref, the longest history
 // it was trained on), oldest first, liked entry then disliked entry. Their images are decoded and put through the
 // vision tower's preprocessing once at load; prepare(prompt) encodes [prototypes; history] once into a KvCache and
@@ -156,6 +157,11 @@ export class PersonalReward implements Reward {
     };
   }
 
+  /** like: loss = -log Q, so Q = exp(-loss); dislike: loss = -log(1 - Q), so Q = 1 - exp(-loss). */
+  scoreFromLoss(loss: number): number {
+    return this.guidance === 'like' ? Math.exp(-loss) : 1 - Math.exp(-loss);
+  }
+
   dispose(): void {
     for (const r of this.refs) tf.dispose([r.liked, r.disliked]);
     this.model.dispose();
@@ -192,6 +198,11 @@ export class EmbeddingPersonalReward implements Reward {
       },
       dispose: () => t?.dispose(),
     };
+  }
+
+  /** like: loss = -score; dislike: loss = +score. */
+  scoreFromLoss(loss: number): number {
+    return this.guidance === 'like' ? -loss : loss;
   }
 
   /** The text side runs only in prepare() (prompt-conditioned formulas) and at load: host memory meanwhile. */

@@ -17,6 +17,12 @@ export interface Reward {
   prepare(prompt: string): PreparedReward;
   /** Facts to record in run.yaml and the PNG metadata (e.g. the personal model's mode), string values. */
   readonly info?: Record<string, string>;
+  /**
+   * Optional: the score (what PreparedReward.score returns) of an image whose loss is `loss`, for a reward whose loss
+   * is not its spec's `offset - score` (personal: -log Q or -log(1 - Q)). Read it through scoreFromLoss
+   * (rewards/index.ts), never by hand.
+   */
+  scoreFromLoss?(loss: number): number;
   /** Optional: move what only prepare() uses (a text tower's weights) to host memory until the next prepare(). */
   parkPromptModels?(): Promise<void>;
   dispose(): void;
@@ -47,7 +53,7 @@ export interface RewardLoadContext {
 export interface RewardSpec {
   name: string;
   description: string;
-  /** The "const" of const - score, for reading losses back as scores. */
+  /** The "const" of const - score, for reading losses back as scores (scoreFromLoss in rewards/index.ts). */
   offset: number;
   /** Registered models this reward loads (configs/models.yaml names). */
   models: string[];

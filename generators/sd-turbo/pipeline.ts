@@ -140,11 +140,16 @@ export class SdTurboPipeline implements Generator {
     });
   }
 
-  /** z [B, h, w, 4] -> image [B, H, W, 3] in [0, 1] (x / 2 + 0.5, clamped like diffusers' postprocess). */
+  /**
+   * z [B, h, w, 4] -> image [B, H, W, 3] in [0, 1] (x / 2 + 0.5, clamped like diffusers' postprocess). A non-finite
+   * pixel stays NaN as torch.clamp keeps it (tfjs' wasm clip turns NaN into 0, a black pixel that would look valid):
+   * + x * 0 is 0 for a finite x and NaN otherwise, and adds nothing to the gradient, so the loop can see it.
+   */
   generate(z: tf.Tensor4D, cond: Conditioning): tf.Tensor4D {
     return tf.tidy(() => {
       const img = this.trace(z, cond.tensors[0]).decoded; // the other intermediates are freed by tidy
-      return tf.clipByValue(tf.add(tf.mul(img, 0.5), 0.5), 0, 1) as tf.Tensor4D;
+      const x = tf.add(tf.mul(img, 0.5), 0.5);
+      return tf.add(tf.clipByValue(x, 0, 1), tf.mul(x, 0)) as tf.Tensor4D;
     });
   }
 

@@ -110,7 +110,7 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
     const shouldStop = () => flag.requested || (o.shouldStop?.() ?? false);
     let out: RunOutcome;
     try {
-      out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, shouldStop, onStep: o.onStep && ((rec, image) => o.onStep!(dir, rec, image)), meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
+      out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, log, shouldStop, onStep: o.onStep && ((rec, image) => o.onStep!(dir, rec, image)), meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
     } catch (e) {
       keepIfValid(dir, RUN_FOLDER_FILES); // a folder that is not a complete run folder goes
       throw e;
@@ -120,7 +120,7 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
     if (!o.quiet && r.init && r.best)
       log(`reno: initial loss ${r.init.record.total.toFixed(4)}, best ${r.best.record.total.toFixed(4)} at step ${r.best.record.step}; wrote ${path.relative(process.cwd(), dir) || dir}`);
     // stdout is for scripts: the folder, or the summary with --json (the folder is complete even for a stopped run)
-    stdout(o.json ? JSON.stringify(runSummary(dir, r, config.guidance, places.smokeTest), null, 2) : path.resolve(dir));
+    stdout(o.json ? JSON.stringify(runSummary(dir, r, places.smokeTest), null, 2) : path.resolve(dir));
     return { ...out, config };
   } finally {
     session.dispose();

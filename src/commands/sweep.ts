@@ -280,7 +280,7 @@ async function writeSweepSummary(dir: string, spec: SweepSpec, planned: SweepCel
     const s = String(v);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  const rows = [[...keys, 'initial_loss', 'best_loss', 'best_step', ...rewardNames.map((n) => `best_${n}`), 'folder'].join(',')];
+  const rows = [[...keys, 'initial_loss', 'best_loss', 'best_step', ...rewardNames.map((n) => `best_${n}_loss`), 'folder'].join(',')];
   for (const c of finished) {
     const m = lastRecord(c.dir);
     rows.push([...keys.map((k) => esc(c.values[k])), m?.init ?? '', m?.total ?? '', m?.best?.step ?? '', ...rewardNames.map((n) => m?.rewards[n] ?? ''), esc(path.basename(c.dir))].join(','));

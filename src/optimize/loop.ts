@@ -1,11 +1,13 @@
 // The ReNO loop (ReNO training/trainer.py LatentNoiseTrainer.train, reno.md 1.1-1.7), flat like nanoGPT's train.py:
 // every iteration generates an image from z, evaluates the weighted reward losses, keeps the best image (by reward
 // loss, regulariser excluded, initial image included) and, except after the last evaluation, back-propagates
-// total + chi-norm regulariser to z, clips the global gradient norm and takes an optimiser step.
+// total + chi-norm regulariser to z, clips the global gradient norm and takes an optimiser step. A non-finite noise,
+// image, loss, regulariser or gradient stops the run, keeping the best finite image.
 import * as tf from '../tf.js';
 import type { Conditioning, Generator } from '../../generators/types.js';
 import { RewardInput } from '../../rewards/input.js';
-import type { PreparedReward } from '../../rewards/types.js';
+import { scoreFromLoss } from '../../rewards/index.js';
+import type { PreparedReward, Reward } from '../../rewards/types.js';
 import { isolatedGrads } from '../nn/checkpoint.js';
 import { adamStep, bestIndex, chiRegulariser, clipGradNorm, disposeOptimizerState, newOptimizerState, sgdStep } from './pieces.js';
 
@@ -13,6 +15,8 @@ export interface ActiveReward {
   name: string;
   weight: number;
   prepared: PreparedReward;
+  /** the loaded reward, for reading its loss back as a score (scoreFromLoss); else the registry's offset */
+  reward?: Reward;
 }
 
 export interface LoopSettings {
@@ -28,8 +32,10 @@ export interface LoopSettings {
 
 export interface StepRecord {
   step: number;
-  /** each reward's loss (const - score) */
+  /** each reward's loss (what the loop minimises; const - score for most rewards) */
   rewards: Record<string, number>;
+  /** each reward's score (higher is better; what `reno score` prints), read back from its loss by scoreFromLoss */
+  scores: Record<string, number>;
   /** weighted reward loss (the selection criterion) */
   total: number;
   /** regulariser value (back-propagated, not used for selection) */
@@ -61,6 +67,8 @@ export interface Evaluation {
   losses: number[];
   total: number;
   reg: number;
+  /** every pixel of the image is finite */
+  imageFinite: boolean;
   grad: tf.Tensor | null;
 }
 
@@ -112,12 +120,18 @@ export async function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4
   });
   const k = kept!;
   // one read-back for all scalars (asynchronous: the only kind WebGPU offers in Node)
-  const values = tf.tidy(() => tf.stack([...k.losses, k.total, k.reg]));
+  const values = tf.tidy(() => tf.stack([...k.losses, k.total, k.reg, tf.cast(tf.all(tf.isFinite(k.image)), 'float32')]));
   const v = await values.data();
   values.dispose();
-  const out: Evaluation = { image: k.image, losses: [...v.slice(0, k.losses.length)], total: v[k.losses.length], reg: v[k.losses.length + 1], grad };
+  const n = k.losses.length;
+  const out: Evaluation = { image: k.image, losses: [...v.slice(0, n)], total: v[n], reg: v[n + 1], imageFinite: v[n + 2] === 1, grad };
   tf.dispose([...k.losses, k.total, k.reg]);
   return out;
+}
+
+/** "NaN" or "infinite", for messages. */
+function kind(x: number): string {
+  return Number.isNaN(x) ? 'NaN' : 'infinite';
 }
 
 export async function runReno(
@@ -131,27 +145,40 @@ export async function runReno(
   const res: LoopResult = { records: [], init: null, best: null, stopped: null };
   const opt = newOptimizerState();
   const steps = s.optimize ? s.steps : 1;
+  // Any non-finite value (the noise, the image, the loss or regulariser, the gradient) stops the run; the best image
+  // stays the best FINITE one, and the message says where it happened and what is kept.
+  const stop = (it: number, why: string) => {
+    const kept = res.best ? `kept the best finite image (step ${res.best.record.step})` : 'no finite image to keep';
+    res.stopped = { reason: 'non-finite', step: it, message: `stopped at step ${it}: ${why}; ${kept}` };
+  };
   let z = z0.clone();
   for (let it = 0; it < steps; it++) {
     const t0 = performance.now();
     const update = it < steps - 1; // no update after the last evaluation (trainer.py:126)
-    const e = await evaluate(gen, cond, z, rewards, s.regWeight, update);
     const normT = tf.tidy(() => tf.norm(z));
     const norm = (await normT.data())[0];
     normT.dispose();
-    const finite = Number.isFinite(e.total) && e.losses.every(Number.isFinite);
+    if (!Number.isFinite(norm)) {
+      // an update overflowed (or the initial noise was bad): nothing this z generates can be kept
+      stop(it, `the noise became non-finite (||z|| = ${norm}${it > 0 ? `; lr ${s.lr} too large?` : ''})`);
+      break;
+    }
+    const e = await evaluate(gen, cond, z, rewards, s.regWeight, update);
+    const lossFinite = Number.isFinite(e.total) && e.losses.every(Number.isFinite) && Number.isFinite(e.reg);
+    const finite = lossFinite && e.imageFinite;
     let gradNorm: number | null = null;
     let next: tf.Tensor4D | null = null;
     if (update && finite && e.grad) {
       const { grad, norm: gn } = await clipGradNorm(e.grad, s.gradClip);
       gradNorm = gn;
-      next = (s.optimizer === 'adam' ? adamStep(z, grad, opt, s.lr) : sgdStep(z, grad, opt, s.lr, s.momentum, s.nesterov)) as tf.Tensor4D;
+      if (Number.isFinite(gn)) next = (s.optimizer === 'adam' ? adamStep(z, grad, opt, s.lr) : sgdStep(z, grad, opt, s.lr, s.momentum, s.nesterov)) as tf.Tensor4D;
       grad.dispose();
     }
     e.grad?.dispose();
     const rec: StepRecord = {
       step: it,
       rewards: Object.fromEntries(rewards.map((r, i) => [r.name, e.losses[i]])),
+      scores: Object.fromEntries(rewards.map((r, i) => [r.name, scoreFromLoss(r.name, e.losses[i], r.reward)])),
       total: e.total,
       reg: e.reg,
       norm,
@@ -159,25 +186,31 @@ export async function runReno(
       seconds: (performance.now() - t0) / 1000,
       best: false,
     };
+    // every earlier step was finite (the loop stops at the first that is not); a step whose image is non-finite
+    // never counts, whatever its loss
     const totals = res.records.map((r) => r.total);
     totals.push(finite ? e.total : NaN);
     rec.best = finite && bestIndex(totals) === it;
     res.records.push(rec);
-    if (it === 0) res.init = { image: e.image.clone(), record: rec };
+    if (it === 0 && e.imageFinite) res.init = { image: e.image.clone(), record: rec };
     if (rec.best) {
       if (res.best) tf.dispose([res.best.image, res.best.z]);
       res.best = { image: e.image.clone(), record: rec, z: z.clone() };
     }
     await ev.onStep?.(rec, e.image);
     e.image.dispose();
-    if (!finite) {
+    if (!e.imageFinite || !lossFinite) {
       next?.dispose();
-      const bad = rewards.filter((_, i) => !Number.isFinite(e.losses[i])).map((r) => r.name);
-      res.stopped = {
-        reason: 'non-finite',
-        step: it,
-        message: `the loss became ${Number.isNaN(e.total) ? 'NaN' : 'infinite'} at step ${it}${bad.length ? ` (reward ${bad.join(', ')})` : ''}; stopped and kept the best finite image`,
-      };
+      if (!e.imageFinite) stop(it, `the image is non-finite${it === 0 ? ' from the first step (a NaN or infinite weight in the generator?)' : ''}`);
+      else {
+        const bad = rewards.filter((_, i) => !Number.isFinite(e.losses[i])).map((r) => r.name);
+        const what = Number.isFinite(e.total) && !bad.length ? `the regulariser became ${kind(e.reg)}` : `the loss became ${kind(e.total)}`;
+        stop(it, `${what}${bad.length ? ` (reward ${bad.join(', ')})` : ''}`);
+      }
+      break;
+    }
+    if (gradNorm !== null && !Number.isFinite(gradNorm)) {
+      stop(it, `the gradient became non-finite (||grad|| = ${gradNorm})`);
       break;
     }
     if (next) {

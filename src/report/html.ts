@@ -1,5 +1,6 @@
-// report.html of a run folder: the initial and best images side by side, one reward curve per step as inline SVG
-// (drawn by src/report/svg.ts), the per-step table and the resolved configuration.
+// report.html of a run folder: the initial and best images side by side, the weighted loss and one score curve per
+// reward as inline SVG (drawn by src/report/svg.ts), the per-step table and the resolved configuration. Per reward it
+// shows scores (higher is better, as `reno score` prints them); the weighted sum the loop minimises is labelled a loss.
 import YAML from 'yaml';
 import type { StepRecord } from '../optimize/loop.js';
 import { escapeXml, lineChart } from './svg.js';
@@ -26,14 +27,14 @@ export function page(title: string, body: string): string {
 export function runReport(d: RunReportData): string {
   const names = Object.keys(d.records[0]?.rewards ?? {});
   const charts = [
-    lineChart([{ name: 'weighted reward loss', values: d.records.map((r) => r.total) }], { title: 'total (lower is better)', xLabel: 'step', yLabel: 'loss' }),
-    ...names.map((n) => lineChart([{ name: n, values: d.records.map((r) => r.rewards[n]) }], { title: `${n} (weight ${d.weights[n] ?? 0})`, xLabel: 'step', yLabel: 'loss (const - score)' })),
+    lineChart([{ name: 'weighted reward loss', values: d.records.map((r) => r.total) }], { title: 'weighted reward loss (lower is better)', xLabel: 'step', yLabel: 'loss' }),
+    ...names.map((n) => lineChart([{ name: n, values: d.records.map((r) => r.scores[n]) }], { title: `${n} score (weight ${d.weights[n] ?? 0}; higher is better)`, xLabel: 'step', yLabel: 'score' })),
     lineChart([{ name: '||z||', values: d.records.map((r) => r.norm) }], { title: 'noise norm', xLabel: 'step', yLabel: '||z||' }),
   ];
-  const head = ['step', ...names, 'total', 'reg', '||z||', 'grad norm', 's'];
+  const head = ['step', ...names.map((n) => `${n} score`), 'loss (weighted)', 'reg', '||z||', 'grad norm', 's'];
   const rows = d.records.map((r) =>
     `<tr${r.best ? ' style="background:#eef8ee"' : ''}>` +
-    [r.step, ...names.map((n) => r.rewards[n].toFixed(4)), r.total.toFixed(4), r.reg.toFixed(2), r.norm.toFixed(2), r.grad_norm === null ? '' : r.grad_norm.toExponential(2), r.seconds.toFixed(2)]
+    [r.step, ...names.map((n) => r.scores[n].toFixed(4)), r.total.toFixed(4), r.reg.toFixed(2), r.norm.toFixed(2), r.grad_norm === null ? '' : r.grad_norm.toExponential(2), r.seconds.toFixed(2)]
       .map((v) => `<td>${v}</td>`)
       .join('') +
     '</tr>',
@@ -43,7 +44,7 @@ export function runReport(d: RunReportData): string {
     `<p>Prompt: <b>${escapeXml(d.prompt)}</b></p>`,
     ...d.notes.map((n) => `<p class="note">${escapeXml(n)}</p>`),
     `<div class="images">${d.images.map((i) => `<figure><img src="${escapeXml(i.src)}" alt="${escapeXml(i.caption)}"><figcaption>${escapeXml(i.caption)}</figcaption></figure>`).join('')}</div>`,
-    `<h2>Rewards per step</h2><div class="charts">${charts.join('\n')}</div>`,
+    `<h2>Weighted loss and reward scores per step</h2><div class="charts">${charts.join('\n')}</div>`,
     `<h2>Steps</h2><table><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr>${rows.join('\n')}</table>`,
     `<h2>Configuration</h2><pre>${escapeXml(YAML.stringify(d.config))}</pre>`,
   ];

@@ -34,23 +34,62 @@ export function progress(o: ProgressOptions): Progress {
     cliProgress.Presets.shades_classic,
   );
   bar.start(o.total, 0, { status: '' });
+  // cli-progress turns the terminal's auto-wrap off while the bar runs (ESC[?7l), which cuts every line at the
+  // terminal's width: a line written above the bar turns it back on meanwhile (ESC[?7h), so it wraps whole
+  const log = (l: string) => {
+    stream.write('\r\x1b[K\x1b[?7h' + l + '\n\x1b[?7l');
+    bar.render();
+  };
+  // a status wider than the bar's line leaves room for goes above the bar, whole
+  const fixed = `${o.label} [${' '.repeat(24)}] ${o.total}/${o.total} `.length;
   return {
-    update: (v, status) => bar.update(v, { status }),
-    log: (l) => {
-      stream.write('\r\x1b[K' + l + '\n');
-      bar.render();
+    update: (v, status) => {
+      if (fixed + status.length <= (stream.columns || 80)) bar.update(v, { status });
+      else {
+        bar.update(v, { status: '' });
+        log(`${o.label} ${v}/${o.total} ${status}`);
+      }
     },
-    stop: () => bar.stop(),
+    log,
+    // cli-progress restores the cursor it saved when the bar started (ESC 8): with lines written above the bar since,
+    // that row now holds one of them, and what follows the bar would overwrite it; save the bar's own row instead
+    stop: () => {
+      stream.write('\x1b7');
+      bar.stop();
+    },
   };
 }
 
-/** "total 12.34 | pickscore 21.9 imagereward 1.87" with the leading rewards (largest weighted contribution). */
-export function stepStatus(total: number, rewards: Record<string, number>, weights: Record<string, number>, n = 3): string {
-  const lead = Object.entries(rewards)
-    .sort((a, b) => Math.abs((weights[b[0]] ?? 1) * b[1]) - Math.abs((weights[a[0]] ?? 1) * a[1]))
-    .slice(0, n)
-    .map(([k, v]) => `${k} ${fmtNum(v)}`);
-  return `loss ${fmtNum(total)}${lead.length ? ' | ' + lead.join(' ') : ''}`;
+export interface StepTiming {
+  /** steps done (this one included) */
+  done: number;
+  total: number;
+  /** each done step's seconds */
+  seconds: number[];
+}
+
+/**
+ * A step's status: "loss 12.34 | score: imagereward 0.5312 aesthetic 4.8047 clip 24.31 personal 0.6120 | 1.84 s/step,
+ * ETA 0:55". The weighted loss (lower is better) labelled as a loss, then EVERY active reward's score (higher is
+ * better, the number `reno score` prints for that name), in the run's order, then the mean seconds per step and the
+ * time left. The first step (compilation, warm-up) is left out of the mean once later steps exist.
+ */
+export function stepStatus(rec: { total: number; scores: Record<string, number> }, t: StepTiming): string {
+  const scores = Object.entries(rec.scores).map(([k, v]) => `${k} ${fmtNum(v)}`);
+  const later = t.seconds.slice(1);
+  const perStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : (t.seconds[0] ?? 0);
+  const left = Math.max(0, t.total - t.done);
+  const timing = `${perStep.toFixed(2)} s/step, ETA ${fmtDuration(perStep * left)}`;
+  return [`loss ${fmtNum(rec.total)}`, ...(scores.length ? [`score: ${scores.join(' ')}`] : []), timing].join(' | ');
+}
+
+/** 9s, 1:15, 1:02:05 */
+export function fmtDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const two = (n: number) => String(n).padStart(2, '0');
+  if (s < 3600) return `${Math.floor(s / 60)}:${two(s % 60)}`;
+  return `${Math.floor(s / 3600)}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}`;
 }
 
 export function fmtNum(x: number): string {

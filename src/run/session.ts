@@ -10,7 +10,7 @@ import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import type { Reward, RewardLoadContext } from '../../rewards/types.js';
 import type { ModelPlaces } from '../commands/common.js';
 import type { RunConfig } from '../config/run-config.js';
-import { ConfigError, DataError, ModelNotFoundError, RenoError } from '../errors.js';
+import { ConfigError, DataError, ModelNotFoundError, RenoError, RunStopped } from '../errors.js';
 import { localName, sha256File, type ModelIdentity } from '../image/a1111.js';
 import { getModel, registry, type ModelEntry } from '../models/registry.js';
 import { seededNoise } from '../optimize/noise.js';
@@ -18,6 +18,7 @@ import { halfWeightsOn } from '../nn/module.js';
 import { disposeResult, runReno, type ActiveReward, type LoopResult, type StepRecord } from '../optimize/loop.js';
 import { RENO_VERSION } from '../paths.js';
 import { requireModel } from '../weights/hub.js';
+import { collectTruncations, truncationWarning } from '../tokenizers/truncation.js';
 import { progress, stepStatus } from './progress.js';
 import { RunWriter } from './writer.js';
 
@@ -129,6 +130,8 @@ export interface RunOptions {
   shouldStop?: () => boolean;
   label?: string;
   stream?: NodeJS.WriteStream;
+  /** the command's log (stderr) for warnings; default: `stream` */
+  log?: (line: string) => void;
   /** extra facts for run.yaml (model dirs, inactive rewards, ...) */
   meta?: Record<string, unknown>;
   /** every evaluated step, after it is recorded (e.g. `reno ui`'s live progress); the image is disposed afterwards */
@@ -174,8 +177,14 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.model, config: { ...config, ...size }, weightDtype, personal, smokeTest: s.places.smokeTest });
   const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: weightDtype, model: s.modelLabel, model_sha256: s.model.sha256, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
-  const cond = gen.prepare(config.prompt);
-  const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));
+  // every text encoder tokenizes the prompt here: one warning for all of their cuts
+  const { value: [cond, prepared], cuts } = collectTruncations(() => {
+    const c = gen.prepare(config.prompt);
+    const p: ActiveReward[] = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt), reward: s.rewards.get(n)! }));
+    return [c, p] as const;
+  });
+  const cut = truncationWarning(cuts);
+  if (cut) (o.log ?? ((l: string) => (o.stream ?? process.stderr).write(l + '\n')))(`reno: warning: ${cut}`);
   // the prompt is encoded: the text encoders' weights wait in host memory, leaving the device to the loop
   await gen.parkPromptModels?.();
   for (const n of rewardNames) await s.rewards.get(n)!.parkPromptModels?.();
@@ -183,11 +192,12 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const steps = config.optimize && rewardNames.length ? config.steps : 1;
   const bar = progress({ total: steps, label: o.label ?? path.basename(dir), quiet: o.quiet, stream: o.stream });
   const notes: string[] = [];
+  const seconds: number[] = [];
   if (s.places.smokeTest) notes.push('Smoke test: the tiny preset has random weights, so images and rewards are not meaningful.');
   if (config.optimize && !rewardNames.length) notes.push('No reward is active (every weight is 0): one-shot image, nothing to optimise.');
   let result: LoopResult;
   try {
-    result = await runReno(gen, cond, z0, prepared as ActiveReward[], {
+    result = await runReno(gen, cond, z0, prepared, {
       steps,
       optimize: config.optimize && rewardNames.length > 0,
       optimizer: config.optimizer,
@@ -200,7 +210,8 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
       onStep: async (rec, image) => {
         writer.appendMetrics(rec);
         if (config.save_steps) await writer.writeStep(rec, image);
-        bar.update(rec.step + 1, stepStatus(rec.total, rec.rewards, weights));
+        seconds.push(rec.seconds);
+        bar.update(rec.step + 1, stepStatus(rec, { done: rec.step + 1, total: steps, seconds }));
         await o.onStep?.(rec, image);
       },
       shouldStop: o.shouldStop,
@@ -214,5 +225,8 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   if (result.stopped) notes.push(result.stopped.message);
   await writer.finish(result, fullConfig, notes);
   disposeResult(result);
+  // not even the first image was finite: there is no image to show, so the run fails (the folder keeps run.yaml,
+  // metrics.jsonl and the report that say why)
+  if (!result.best && result.stopped?.reason === 'non-finite') throw new RunStopped(`${result.stopped.message}; wrote no best.png (the run folder ${dir} holds the metrics and report)`);
   return { dir, result, notes };
 }

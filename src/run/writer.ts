@@ -10,7 +10,6 @@ import { encodePng } from '../image/png.js';
 import type { LoopResult, StepRecord } from '../optimize/loop.js';
 import { runReport } from '../report/html.js';
 import { appendLine, writeFileAtomic } from './files.js';
-import { scoreFromLoss } from './summary.js';
 
 export interface RunMeta {
   prompt: string;
@@ -50,7 +49,6 @@ export class RunWriter {
   /** reno's record of the image of step `rec` (the PNG's `reno` chunk). */
   record(image: ImageRecord['image'], rec: StepRecord, bestStep: number | null): ImageRecord {
     const m = this.meta;
-    const guidance = m.personal?.guidance ?? 'like';
     return {
       format: RENO_RECORD_FORMAT,
       reno_version: m.renoVersion,
@@ -68,7 +66,7 @@ export class RunWriter {
       weights: m.weights,
       losses: rec.rewards,
       total_loss: rec.total,
-      scores: Object.fromEntries(Object.entries(rec.rewards).map(([n, l]) => [n, scoreFromLoss(n, l, guidance)])),
+      scores: rec.scores,
       personal: m.personal,
       smoke_test: !!m.smokeTest,
     };

@@ -15,6 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { ConfigError } from '../errors.js';
 import { fixText, PY_WS } from './ftfy.js';
 import { htmlUnescape } from './html.js';
+import { reportTruncation } from './truncation.js';
 
 /** Pad id: 'bang' = transformers with pad_token "!" (SD 2.x / SD-Turbo; id of "!" = 0, and a literal "!" in the
  * prompt becomes that added token in the hf cleans), 'eos' = transformers' default (pad with <|endoftext|>),
@@ -299,6 +300,7 @@ export class ClipTokenizer {
     texts.forEach((text, r) => {
       const bpe = this.encode(text, opts);
       untruncated.push(bpe.length + 2);
+      if (bpe.length + 2 > len) reportTruncation({ tokenizer: 'CLIP', limit: len, tokens: bpe.length + 2 });
       const seq = [this.bosId, ...bpe.slice(0, len - 2), this.eosId];
       ids.set(seq, r * len);
       mask.fill(1, r * len, r * len + seq.length);

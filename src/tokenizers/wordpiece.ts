@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { TokenBatch } from './clip-bpe.js';
+import { reportTruncation } from './truncation.js';
 
 export interface WordPieceOptions {
   /** Lower-case and strip accents (bert-base-uncased: true). */
@@ -175,6 +176,7 @@ export class WordPieceTokenizer {
     if (!Number.isInteger(max) || max < 2) throw new ConfigError(`max_length must be an integer >= 2, got ${max}`);
     const rows = texts.map((t) => {
       const ids = this.encode(t);
+      if (ids.length + 2 > max) reportTruncation({ tokenizer: 'BERT', limit: max, tokens: ids.length + 2 });
       return { seq: [opts.firstTokenId ?? this.clsId, ...ids.slice(0, max - 2), this.sepId], full: ids.length + 2 };
     });
     const len = opts.padding === 'longest' ? Math.max(0, ...rows.map((r) => r.seq.length)) : max;

@@ -73,7 +73,7 @@ test('sweep: a grid of run folders, summary.csv and a labelled grid; an interrup
   assert.doesNotMatch(fs.readFileSync(path.join(half.dir, 'metrics.jsonl'), 'utf8'), /broken/);
   const csv = fs.readFileSync(path.join(out, 'summary.csv'), 'utf8').trim().split('\n');
   assert.equal(csv.length, 5);
-  assert.match(csv[0], /^weights\.pickscore,seed,initial_loss,best_loss,best_step,best_pickscore,folder$/);
+  assert.match(csv[0], /^weights\.pickscore,seed,initial_loss,best_loss,best_step,best_pickscore_loss,folder$/);
   const meta = await sharp(path.join(out, 'grid.png')).metadata();
   assert.ok(meta.width! > 2 * 200 && meta.height! > 2 * 200);
   assert.ok(fs.existsSync(path.join(out, 'report.html')));

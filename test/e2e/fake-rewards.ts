@@ -49,3 +49,33 @@ export function nanAt(name: string, step: number): RewardSpec {
 export function register(...specs: RewardSpec[]): void {
   for (const s of specs) if (!REWARDS.some((r) => r.name === s.name)) REWARDS.push(s);
 }
+
+/** A finite loss (mean distance to grey) whose gradient turns NaN from the chosen step on. */
+export function nanGradAt(name: string, step: number): RewardSpec {
+  return {
+    name,
+    description: `test: NaN gradient from step ${step}`,
+    offset: 0,
+    models: [],
+    async load() {
+      let calls = 0;
+      return {
+        name,
+        prepare: () => ({
+          loss: (input) => {
+            const bad = calls++ >= step;
+            const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+              const x = args[0] as tf.Tensor;
+              (args[1] as tf.GradSaveFunc)([x]);
+              return { value: tf.mean(tf.square(tf.sub(x, 0.5))) as tf.Scalar, gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => (bad ? tf.fill(xs.shape, NaN) : tf.mul(tf.mul(tf.sub(xs, 0.5), 2 / xs.size), dy)) };
+            });
+            return f(input.image) as tf.Scalar;
+          },
+          score: (input) => tf.tidy(() => tf.neg(tf.mean(tf.square(tf.sub(input.image, 0.5)))) as tf.Scalar),
+          dispose() {},
+        }),
+        dispose() {},
+      };
+    },
+  };
+}

@@ -57,7 +57,7 @@ test('a NaN in a reward stops the run cleanly and keeps the best finite image', 
   const out = tmpDir();
   const r = await generateCommand({ ...base, out, steps: 10, overrides: only({ test_nan: 1 }) });
   assert.equal(r.result.stopped?.reason, 'non-finite');
-  assert.match(r.result.stopped!.message, /NaN at step 3 \(reward test_nan\)/);
+  assert.match(r.result.stopped!.message, /^stopped at step 3: the loss became NaN \(reward test_nan\); kept the best finite image \(step [0-2]\)$/);
   assert.equal(metrics(r.dir).length, 4);
   assert.ok(fs.existsSync(path.join(r.dir, 'best.png')));
   assert.ok(r.result.best!.record.step < 3);
