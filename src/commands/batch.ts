@@ -103,7 +103,6 @@ export async function batchCommand(o: BatchOptions): Promise<{ dir: string; cell
         }
       }
   }
-  fs.mkdirSync(dir, { recursive: true });
   const spec: SweepSpec = { base: o.overrides ?? {}, grid };
   const sub = o.queue
     ? await submitCells({ url: o.queue, cells: planned.map((c) => ({ ...c, preferenceModel: o.preferenceModel })), models: { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir }, meta: (c) => ({ batch: path.resolve(o.prompts), cell: c.values }), detach: o.detach, quiet: o.quiet, log })

@@ -189,7 +189,6 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
   const places = modelPlaces(o);
   const dir = path.resolve(o.out ?? spec.out ?? path.join(process.cwd(), 'outputs', `sweep-${slugify(path.basename(o.file, path.extname(o.file)))}`));
   const planned = planSweep(o, spec, places, dir);
-  fs.mkdirSync(dir, { recursive: true });
   if (o.queue || o.collect) {
     const meta = (c: { values: Record<string, unknown> }) => ({ sweep: path.resolve(o.file), cell: c.values });
     const sub = o.queue ? await submitCells({ url: o.queue, cells: planned.map((c) => ({ ...c, user: spec.user, preferenceModel: spec.preferenceModel })), models: { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir }, meta, detach: o.detach, quiet: o.quiet, log }) : null;
@@ -197,6 +196,7 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
     queuedSweepOutcome({ what: 'sweep', again: `reno sweep ${o.file} --collect`, dir, cells: planned, sub, detach: o.detach, quiet: o.quiet, log });
     return { dir, cells: planned };
   }
+  fs.mkdirSync(dir, { recursive: true });
   const done = (c: SweepCell) => {
     try {
       return JSON.parse(fs.readFileSync(path.join(c.dir, 'done.json'), 'utf8')).hash === c.hash;
