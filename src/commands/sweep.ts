@@ -312,7 +312,7 @@ export async function writeSweepSummary(dir: string, spec: SweepSpec, planned: S
   for (const c of planned) {
     if (!finished.includes(c) && !failed.includes(c)) continue;
     const m = finished.includes(c) ? lastRecord(c.dir) : null;
-    rows.push([...keys.map((k) => esc(c.values[k])), m?.init ?? '', m?.total ?? '', m?.best?.step ?? '', ...rewardNames.map((n) => m?.rewards[n] ?? ''), esc(path.basename(c.dir)), ...(failed.includes(c) ? [esc(cellFailure(c.dir, c.hash))] : failed.length ? [''] : [])].join(','));
+    rows.push([...keys.map((k) => esc(c.values[k])), m?.init ?? '', m?.total ?? '', m?.best?.step ?? '', ...rewardNames.map((n) => m?.rewards[n] ?? ''), esc(path.basename(c.dir)), ...(failed.includes(c) ? [esc(cellFailure(c.dir, c.hash)!.replace(/\s*\n\s*/g, ' '))] : failed.length ? [''] : [])].join(','));
   }
   writeFileAtomic(path.join(dir, 'summary.csv'), rows.join('\n') + '\n');
   // grid: rows = the first key's values, columns = every combination of the other keys

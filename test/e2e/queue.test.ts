@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { sweepCommand } from '../../src/commands/sweep.js';
 import { workerCommand } from '../../src/commands/worker.js';
 import { connectQueue, QUEUE_NAME } from '../../src/queue/connection.js';
@@ -85,6 +86,7 @@ test('queue: 2 workers, one SIGKILLed mid-job: each cell once, summary equals th
 
   const redis = await startRedis();
   const workers: Proc[] = [];
+  let conn: Redis | null = null;
   try {
     workers.push(worker(redis.url), worker(redis.url));
     const out = path.join(d, 'queued');
@@ -113,7 +115,7 @@ test('queue: 2 workers, one SIGKILLed mid-job: each cell once, summary equals th
     assert.deepEqual(leftovers, []);
 
     // submitting again adds nothing
-    const conn = await connectQueue(redis.url);
+    conn = await connectQueue(redis.url);
     const q = new Queue(QUEUE_NAME, { connection: conn });
     const before = await q.getJobCounts();
     const again: string[] = [];
@@ -126,12 +128,12 @@ test('queue: 2 workers, one SIGKILLed mid-job: each cell once, summary equals th
     await q.add('cell', jobPayload({ ...cell, dir: path.join(out, path.basename(cell.dir)) }, { preset: 'tiny' }), { jobId: cellJobId({ hash: cell.hash, dir: path.join(out, path.basename(cell.dir)) }) });
     assert.deepEqual(await q.getJobCounts(), before);
     await q.close();
-    conn.disconnect();
     // --collect writes the same summary without Redis
     fs.rmSync(path.join(out, 'summary.csv'));
     await sweepCommand({ file, out, preset: 'tiny', quiet: true, collect: true });
     assert.equal(summary(out), summary(local));
   } finally {
+    conn?.disconnect();
     for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
     await redis.stop();
   }
@@ -141,9 +143,9 @@ test('queue: a malformed payload is rejected without crashing the worker; a mode
   const d = tmpDir();
   const redis = await startRedis();
   // a worker whose models folder is empty: every real job fails with a model error
-  const w = cli(['worker', '--queue', redis.url, '--models-dir', path.join(d, 'no-models'), '--backend', 'wasm', '--lock-duration', '3', '--stalled-interval', '1']);
+  const w = cli(['worker', '--queue', redis.url, '--models-dir', path.join(d, 'no-models'), '--backend', 'wasm', '--lock-duration', '20', '--stalled-interval', '1']);
+  const conn = await connectQueue(redis.url);
   try {
-    const conn = await connectQueue(redis.url);
     const q = new Queue(QUEUE_NAME, { connection: conn });
     await q.add('cell', { v: 1, index: 0, values: {}, hash: 'abc123', dir: 'relative/dir', models: {}, config: {} }, { jobId: 'bad-1', attempts: 3 });
     await q.add('cell', 'not an object', { jobId: 'bad-2', attempts: 3 });
@@ -164,16 +166,16 @@ test('queue: a malformed payload is rejected without crashing the worker; a mode
     await assert.rejects(sweepCommand({ file, out, preset: 'tiny', quiet: true, queue: redis.url, log: () => {} }), /2 cell\(s\) of the sweep failed .*not found/i);
     const rows = summary(out).trim().split('\n');
     assert.match(rows[0], /,folder,error$/);
-    assert.equal(rows.length, 3);
+    assert.equal(rows.length, 3, summary(out));
     for (const r of rows.slice(1)) assert.match(r, /not found/i);
     assert.equal((w.stderr().match(/failed \(not retried\)/g) ?? []).length, 2, w.stderr());
     assert.ok(/<h2>Failed cells<\/h2>/.test(fs.readFileSync(path.join(out, 'report.html'), 'utf8')));
     await q.close();
-    conn.disconnect();
     // SIGTERM: the worker stops cleanly
     w.child.kill('SIGTERM');
     assert.deepEqual(await w.exit, { code: 0, signal: null });
   } finally {
+    conn.disconnect();
     if (w.child.exitCode === null) w.child.kill('SIGKILL');
     await redis.stop();
   }
