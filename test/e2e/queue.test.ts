@@ -13,7 +13,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { sweepCommand } from '../../src/commands/sweep.js';
 import { workerCommand } from '../../src/commands/worker.js';
-import { connectQueue, QUEUE_NAME } from '../../src/queue/connection.js';
+import { connectQueue, parseQueueUrl, QUEUE_NAME } from '../../src/queue/connection.js';
 import { cellJobId } from '../../src/queue/job.js';
 import { jobPayload } from '../../src/queue/submit.js';
 import { parseShard } from '../../src/queue/shard.js';
@@ -208,4 +208,22 @@ test('queue: an unreachable Redis fails in seconds naming the URL, and creates n
   assert.equal(rb.code, 2);
   assert.match(bad.stderr(), /--queue must be redis:\/\/HOST:PORT\[\/DB\]/);
   assert.ok(!fs.existsSync(out), 'the sweep folder was created');
+});
+
+test('examples/k8s: the Indexed Job runs reno sweep --shard /N with N = completions; the worker Deployment runs reno worker', async () => {
+  const YAML = (await import('yaml')).default;
+  const job = YAML.parse(fs.readFileSync(path.join(ROOT, 'examples/k8s/sweep-indexed-job.yaml'), 'utf8'));
+  assert.equal(job.kind, 'Job');
+  assert.equal(job.spec.completionMode, 'Indexed');
+  const cmd: string[] = job.spec.template.spec.containers[0].command;
+  assert.deepEqual(cmd.slice(0, 2), ['reno', 'sweep']);
+  const shard = parseShard(cmd[cmd.indexOf('--shard') + 1], { JOB_COMPLETION_INDEX: String(job.spec.completions - 1) });
+  assert.deepEqual(shard, { index: job.spec.completions - 1, count: job.spec.completions });
+  assert.ok(job.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']);
+  const docs = YAML.parseAllDocuments(fs.readFileSync(path.join(ROOT, 'examples/k8s/worker-deployment.yaml'), 'utf8')).map((d) => d.toJS());
+  const w = docs.find((d) => d.metadata.name === 'reno-worker');
+  const wcmd: string[] = w.spec.template.spec.containers[0].command;
+  assert.deepEqual(wcmd.slice(0, 2), ['reno', 'worker']);
+  parseQueueUrl(wcmd[wcmd.indexOf('--queue') + 1]);
+  assert.ok(docs.some((d) => d.kind === 'Service' && d.metadata.name === new URL(wcmd[wcmd.indexOf('--queue') + 1]).hostname));
 });
