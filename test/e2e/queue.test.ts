@@ -13,6 +13,8 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { sweepCommand } from '../../src/commands/sweep.js';
 import { workerCommand } from '../../src/commands/worker.js';
+import { batchCommand } from '../../src/commands/batch.js';
+import { generateCommand } from '../../src/commands/generate.js';
 import { connectQueue, parseQueueUrl, QUEUE_NAME } from '../../src/queue/connection.js';
 import { cellJobId } from '../../src/queue/job.js';
 import { jobPayload } from '../../src/queue/submit.js';
@@ -226,4 +228,42 @@ test('examples/k8s: the Indexed Job runs reno sweep --shard /N with N = completi
   assert.deepEqual(wcmd.slice(0, 2), ['reno', 'worker']);
   parseQueueUrl(wcmd[wcmd.indexOf('--queue') + 1]);
   assert.ok(docs.some((d) => d.kind === 'Service' && d.metadata.name === new URL(wcmd[wcmd.indexOf('--queue') + 1]).hostname));
+});
+
+test('reno batch: prompts x seeds on the queue (--detach, then waiting adds nothing new); each cell equals reno generate', { skip: redisMissing ?? false, timeout: 300_000 }, async () => {
+  const d = tmpDir();
+  const prompts = path.join(d, 'prompts.txt');
+  fs.writeFileSync(prompts, '# two prompts\na red fox\n\na blue square\n');
+  const overrides = { steps: 2, weights: { ...OFF, pickscore: 1 } };
+  const out = path.join(d, 'batch');
+  // bad input first: nothing is created
+  await assert.rejects(batchCommand({ prompts, seeds: '0-1', overrides, out, preset: 'tiny', quiet: true }), /runs on a job queue: give --queue/);
+  await assert.rejects(batchCommand({ prompts, seeds: '3-1', overrides, out, preset: 'tiny', quiet: true, queue: 'redis://127.0.0.1:1' }), /--seeds must be N, A-B/);
+  await assert.rejects(batchCommand({ prompts: path.join(d, 'none.txt'), overrides, out, preset: 'tiny', quiet: true, queue: 'redis://127.0.0.1:1' }), /cannot read --prompts .*none\.txt/);
+  await assert.rejects(batchCommand({ prompts, users: path.join(d, 'nobody.json'), overrides, out, preset: 'tiny', quiet: true, queue: 'redis://127.0.0.1:1' }), /nobody\.json/);
+  assert.ok(!fs.existsSync(out));
+  const redis = await startRedis();
+  let release!: () => void;
+  const stop = new Promise<void>((r) => (release = r));
+  let running: Promise<unknown> | null = null;
+  try {
+    const logs: string[] = [];
+    await batchCommand({ prompts, seeds: '0-1', overrides, out, preset: 'tiny', quiet: true, queue: redis.url, detach: true, log: (l) => logs.push(l) });
+    assert.match(logs.join('\n'), /4 cell\(s\): 0 already done, 0 already queued, 4 enqueued/);
+    running = workerCommand({ queue: redis.url, backend: 'wasm', quiet: true, preset: 'tiny', log: () => {}, stop });
+    const again: string[] = [];
+    const r = await batchCommand({ prompts, seeds: '0-1', overrides, out, preset: 'tiny', quiet: true, queue: redis.url, log: (l) => again.push(l) });
+    assert.match(again.join('\n'), /4 cell\(s\): 0 already done, \d already queued, 0 enqueued/);
+    const rows = summary(out).trim().split('\n');
+    assert.match(rows[0], /^prompt,seed,initial_loss,best_loss,best_step,best_pickscore,folder$/);
+    assert.deepEqual(rows.slice(1).map((l) => l.split(',').slice(0, 2).join(',')), ['a red fox,0', 'a red fox,1', 'a blue square,0', 'a blue square,1']);
+    // the same code path as reno generate: the same metrics for the same prompt and seed
+    const g = await generateCommand({ prompt: 'a blue square', seed: 1, preset: 'tiny', steps: 2, out: path.join(d, 'gen'), backend: 'wasm', quiet: true, stdout: () => {}, overrides: { weights: { ...OFF, pickscore: 1 } } });
+    const m = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).total);
+    assert.deepEqual(m(r.cells[3].dir), m(g.dir));
+  } finally {
+    release();
+    await running;
+    await redis.stop();
+  }
 });
