@@ -267,3 +267,31 @@ test('reno batch: prompts x seeds on the queue (--detach, then waiting adds noth
     await redis.stop();
   }
 });
+
+test('reno worker: SIGTERM mid-job stops after the step, puts the job back in the queue (no attempt used, nothing left) and exits 0', { skip: redisMissing ?? false, timeout: 300_000 }, async () => {
+  const d = tmpDir();
+  const file = path.join(d, 'long.yaml');
+  fs.writeFileSync(file, `base:\n  prompt: a red fox\n  steps: 500\n  weights: ${JSON.stringify({ ...OFF, pickscore: 1 })}\ngrid: {}\n`);
+  const out = path.join(d, 'out');
+  const redis = await startRedis();
+  const w = worker(redis.url);
+  const conn = await connectQueue(redis.url);
+  try {
+    await sweepCommand({ file, out, preset: 'tiny', quiet: true, queue: redis.url, detach: true, log: () => {} });
+    await until('the job to start', () => /started/.test(w.stderr()));
+    await until('its first step', () => fs.existsSync(out) && fs.readdirSync(out).some((n) => n.includes('.partial-') && fs.existsSync(path.join(out, n, 'metrics.jsonl'))));
+    w.child.kill('SIGTERM');
+    assert.deepEqual(await w.exit, { code: 0, signal: null }, w.stderr());
+    assert.match(w.stderr(), /stopped and put back in the queue/);
+    const q = new Queue(QUEUE_NAME, { connection: conn });
+    const [job] = await q.getJobs(['waiting']);
+    assert.ok(job, 'the job is not waiting in the queue');
+    assert.equal(job.attemptsMade, 0);
+    assert.deepEqual(fs.readdirSync(out), [], 'the stopped job left files behind');
+    await q.close();
+  } finally {
+    conn.disconnect();
+    if (w.child.exitCode === null) w.child.kill('SIGKILL');
+    await redis.stop();
+  }
+});
