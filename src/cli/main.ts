@@ -6,6 +6,8 @@ import { compareCommand } from '../commands/compare.js';
 import { modelPlaces } from '../commands/common.js';
 import { generateCommand } from '../commands/generate.js';
 import { sweepCommand } from '../commands/sweep.js';
+import { workerCommand } from '../commands/worker.js';
+import { BATCH_KEYS, batchCommand } from '../commands/batch.js';
 import { modelsDownload, modelsList, modelsVerify } from '../commands/models.js';
 import { parityCommand } from '../commands/parity.js';
 import { scoreCommand } from '../commands/score.js';
@@ -106,9 +108,47 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'sweep <file>',
       'a grid of runs over config keys from a YAML file (resumable)',
-      (y) => modelFlags(y).positional('file', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'sweep folder' }),
+      (y) =>
+        modelFlags(y)
+          .positional('file', { type: 'string', demandOption: true })
+          .option('out', { type: 'string', describe: 'sweep folder' })
+          .option('queue', { type: 'string', describe: 'run the cells as jobs of `reno worker`s on this Redis: redis://HOST:PORT[/DB]' })
+          .option('detach', { type: 'boolean', describe: 'with --queue: return once the cells are enqueued' })
+          .option('collect', { type: 'boolean', describe: 'only write the summary from the finished cell folders' })
+          .option('shard', { type: 'string', describe: 'I/N: run only cells k with k mod N == I (/N: I from $JOB_COMPLETION_INDEX)' }),
       async (a) => {
-        await sweepCommand({ file: a.file, out: a.out, modelDir: a.modelDir, modelsDir: a.modelsDir, preset: a.preset, backend: a.backend as string | undefined, quiet: a.quiet as boolean | undefined });
+        await sweepCommand({ file: a.file, out: a.out, modelDir: a.modelDir, modelsDir: a.modelsDir, preset: a.preset, backend: a.backend as string | undefined, quiet: a.quiet as boolean | undefined, queue: a.queue, detach: a.detach, collect: a.collect, shard: a.shard });
+      },
+    )
+    .command(
+      'worker',
+      'run cell jobs from a Redis queue (reno sweep --queue, reno batch) until SIGTERM',
+      (y) =>
+        modelFlags(y)
+          .option('queue', { type: 'string', demandOption: true, describe: 'redis://HOST:PORT[/DB]' })
+          .option('concurrency', { ...numberFlag('concurrency', 'jobs run at once by this worker', { integer: true, min: 1 }), defaultDescription: '1' })
+          .option('lock-duration', { ...numberFlag('lock-duration', "seconds a job's lock lasts; renewed every half of it while the job runs (raise it when one step takes longer)", { min: 1 }), defaultDescription: '60' })
+          .option('stalled-interval', { ...numberFlag('stalled-interval', 'seconds between checks for jobs whose worker died', { min: 0.1 }), defaultDescription: '30' }),
+      async (a) => {
+        await workerCommand({ queue: a.queue, concurrency: a.concurrency as number | undefined, lockDuration: a.lockDuration as number | undefined, stalledInterval: a.stalledInterval as number | undefined, modelDir: a.modelDir, modelsDir: a.modelsDir, preset: a.preset, backend: a.backend as string | undefined, quiet: a.quiet as boolean | undefined });
+      },
+    )
+    .command(
+      'batch',
+      'one run per prompt x user x seed on a Redis queue, with a summary like a sweep',
+      (y) =>
+        configOptions(modelFlags(y), { keys: BATCH_KEYS })
+          .option('prompts', { type: 'string', demandOption: true, describe: 'a text file, one prompt per line' })
+          .option('users', { type: 'string', describe: "comma-separated users' history.json files (turns on the personal reward)" })
+          .option('seeds', { type: 'string', describe: 'seeds: 0-3, or 1,5,9', defaultDescription: '0' })
+          .option('preference-model', { type: 'string', describe: 'the preference checkpoint folder (default: history.json "model", else the preset\'s)' })
+          .option('config', { type: 'string', describe: 'YAML file layered over configs/default.yaml (flags override it)' })
+          .option('out', { type: 'string', describe: 'batch folder', defaultDescription: './outputs/batch-<prompts file>' })
+          .option('queue', { type: 'string', describe: 'redis://HOST:PORT[/DB]' })
+          .option('detach', { type: 'boolean', describe: 'return once the cells are enqueued' })
+          .option('collect', { type: 'boolean', describe: 'only write the summary from the finished folders' }),
+      async (a) => {
+        await batchCommand({ prompts: a.prompts, users: a.users, seeds: a.seeds, preferenceModel: a.preferenceModel, config: a.config, overrides: configOverrides(a), out: a.out, queue: a.queue, detach: a.detach, collect: a.collect, modelDir: a.modelDir, modelsDir: a.modelsDir, preset: a.preset, quiet: a.quiet as boolean | undefined });
       },
     )
     .command(

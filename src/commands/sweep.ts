@@ -11,6 +11,9 @@
 //   skipped with a line on stderr; a claim whose pid is dead on this host is taken over. When only cells claimed
 //   by others remain, the process waits for them (taking over any whose process dies) so that every process writes
 //   a complete summary; Ctrl-C ends the wait.
+// - --queue URL runs the cells as jobs of `reno worker`s (src/queue/), --collect only writes the summary from the
+//   finished folders, --shard I/N runs only cells k with k mod N == I. Cells that failed on a worker (failed.json)
+//   are listed in the summary with their error.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +23,7 @@ import { resolveConfig, SCHEMA, validatePartial, type RunConfig } from '../confi
 import { GENERATORS } from '../../generators/index.js';
 import { checkRewardModels } from '../../rewards/load.js';
 import { readHistory } from '../data/history.js';
-import { ConfigError, RenoError, RunStopped } from '../errors.js';
+import { ConfigError, RenoError, RunStopped, UsageError } from '../errors.js';
 import { getModel } from '../models/registry.js';
 import { imageGrid } from '../report/plot-png.js';
 import { escapeXml } from '../report/svg.js';
@@ -31,6 +34,10 @@ import { describeOwner, tryLock } from '../run/lockfile.js';
 import { activeRewardNames, openSession, rewardContext, runGeneration, type Session } from '../run/session.js';
 import { requireModel } from '../weights/hub.js';
 import { modelPlaces, personalOptions, type ModelPlaces } from './common.js';
+import { cellFailure } from '../queue/cells.js';
+import { parseShard } from '../queue/shard.js';
+import { submitCells } from '../queue/submit.js';
+import { queuedSweepOutcome } from '../queue/outcome.js';
 
 export interface SweepSpec {
   /** config keys layered over configs/default.yaml for every cell */
@@ -54,6 +61,14 @@ export interface SweepOptions {
   log?: (l: string) => void;
   /** tests: stop after this many cells have run in this call */
   stopAfter?: number;
+  /** redis://HOST:PORT[/DB]: run the cells as jobs of `reno worker`s */
+  queue?: string;
+  /** with queue: enqueue and return */
+  detach?: boolean;
+  /** only write the summary from the finished cell folders */
+  collect?: boolean;
+  /** "I/N" (or "/N": I from $JOB_COMPLETION_INDEX): run only cells k with k mod N == I */
+  shard?: string;
 }
 
 export interface SweepCell {
@@ -120,7 +135,7 @@ const fmtValues = (v: Record<string, unknown>) => Object.entries(v).map(([k, x])
  * Every cell's resolved config, its active rewards and every model it needs, checked before anything is created:
  * a bad sweep fails with the file, cell and key named and leaves no folder behind.
  */
-function planSweep(o: SweepOptions, spec: SweepSpec, places: ModelPlaces, dir: string): SweepCell[] {
+export function planSweep(o: SweepOptions, spec: SweepSpec, places: ModelPlaces, dir: string): SweepCell[] {
   const planned: SweepCell[] = cells(spec).map((values, index) => {
     const overrides: Record<string, unknown> = JSON.parse(JSON.stringify(spec.base));
     for (const [k, v] of Object.entries(values)) setDotted(overrides, k, v);
@@ -166,10 +181,21 @@ const claimFile = (c: SweepCell) => `${c.dir}.claim`;
 
 export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cells: SweepCell[] }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const modes = [o.queue && '--queue', o.collect && '--collect', o.shard !== undefined && '--shard'].filter(Boolean);
+  if (modes.length > 1) throw new UsageError(`${modes.join(' and ')} cannot be used together`);
+  if (o.detach && !o.queue) throw new UsageError('--detach needs --queue (it returns once the cells are enqueued)');
+  const shard = o.shard !== undefined ? parseShard(o.shard) : null;
   const spec = readSweep(o.file);
   const places = modelPlaces(o);
   const dir = path.resolve(o.out ?? spec.out ?? path.join(process.cwd(), 'outputs', `sweep-${slugify(path.basename(o.file, path.extname(o.file)))}`));
   const planned = planSweep(o, spec, places, dir);
+  if (o.queue || o.collect) {
+    const meta = (c: { values: Record<string, unknown> }) => ({ sweep: path.resolve(o.file), cell: c.values });
+    const sub = o.queue ? await submitCells({ url: o.queue, cells: planned.map((c) => ({ ...c, user: spec.user, preferenceModel: spec.preferenceModel })), models: { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir }, meta, detach: o.detach, quiet: o.quiet, log }) : null;
+    if (!sub?.interrupted && !o.detach) await writeSweepSummary(dir, spec, planned);
+    queuedSweepOutcome({ what: 'sweep', again: `reno sweep ${o.file} --collect`, dir, cells: planned, sub, detach: o.detach, quiet: o.quiet, log });
+    return { dir, cells: planned };
+  }
   fs.mkdirSync(dir, { recursive: true });
   const done = (c: SweepCell) => {
     try {
@@ -179,7 +205,7 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
     }
   };
   for (const c of planned) c.skipped = done(c);
-  const todo = planned.filter((c) => !c.skipped);
+  const todo = planned.filter((c) => !c.skipped && (!shard || c.index % shard.count === shard.index));
   // cells that share a session run one after another: a session per (generator, personal options), holding the
   // union of the rewards its cells use, so models load once per distinct combination
   const keys = [...new Set(todo.map((c) => sessionKey(spec, c)))];
@@ -272,18 +298,21 @@ function lastRecord(cellDir: string): { total: number; rewards: Record<string, n
   }
 }
 
-async function writeSweepSummary(dir: string, spec: SweepSpec, planned: SweepCell[]): Promise<void> {
+export async function writeSweepSummary(dir: string, spec: SweepSpec, planned: SweepCell[]): Promise<void> {
   const keys = spec.grid.map(([k]) => k);
   const finished = planned.filter((c) => fs.existsSync(path.join(c.dir, 'done.json')));
+  const failed = planned.filter((c) => !finished.includes(c) && cellFailure(c.dir, c.hash) !== null);
   const rewardNames = [...new Set(finished.flatMap((c) => Object.keys(lastRecord(c.dir)?.rewards ?? {})))];
   const esc = (v: unknown) => {
     const s = String(v);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  const rows = [[...keys, 'initial_loss', 'best_loss', 'best_step', ...rewardNames.map((n) => `best_${n}_loss`), 'folder'].join(',')];
-  for (const c of finished) {
-    const m = lastRecord(c.dir);
-    rows.push([...keys.map((k) => esc(c.values[k])), m?.init ?? '', m?.total ?? '', m?.best?.step ?? '', ...rewardNames.map((n) => m?.rewards[n] ?? ''), esc(path.basename(c.dir))].join(','));
+  // cells that failed on a queue worker (failed.json) are listed with their error, in an error column
+  const rows = [[...keys, 'initial_loss', 'best_loss', 'best_step', ...rewardNames.map((n) => `best_${n}_loss`), 'folder', ...(failed.length ? ['error'] : [])].join(',')];
+  for (const c of planned) {
+    if (!finished.includes(c) && !failed.includes(c)) continue;
+    const m = finished.includes(c) ? lastRecord(c.dir) : null;
+    rows.push([...keys.map((k) => esc(c.values[k])), m?.init ?? '', m?.total ?? '', m?.best?.step ?? '', ...rewardNames.map((n) => m?.rewards[n] ?? ''), esc(path.basename(c.dir)), ...(failed.includes(c) ? [esc(cellFailure(c.dir, c.hash)!.replace(/\s*\n\s*/g, ' '))] : failed.length ? [''] : [])].join(','));
   }
   writeFileAtomic(path.join(dir, 'summary.csv'), rows.join('\n') + '\n');
   // grid: rows = the first key's values, columns = every combination of the other keys
@@ -305,7 +334,7 @@ async function writeSweepSummary(dir: string, spec: SweepSpec, planned: SweepCel
       const m = lastRecord(c.dir);
       return `<tr>${keys.map((k) => `<td>${escapeXml(String(c.values[k]))}</td>`).join('')}<td>${m?.init.toFixed(4)}</td><td>${m?.total.toFixed(4)}</td><td><a href="${escapeXml(path.basename(c.dir))}/report.html">run</a></td></tr>`;
     })
-    .join('')}</table>`;
-  const body = `<h1>reno sweep</h1><p>${finished.length} of ${planned.length} cells finished.</p><p><img src="grid.png" alt="sweep grid" style="max-width:100%"></p>${table}<h2>Sweep</h2><pre>${escapeXml(YAML.stringify({ base: spec.base, grid: Object.fromEntries(spec.grid) }))}</pre>`;
+    .join('')}</table>${failed.length ? `<h2>Failed cells</h2><table>${failed.map((c) => `<tr>${keys.map((k) => `<td>${escapeXml(String(c.values[k]))}</td>`).join('')}<td>${escapeXml(cellFailure(c.dir, c.hash) ?? '')}</td></tr>`).join('')}</table>` : ''}`;
+  const body = `<h1>reno sweep</h1><p>${finished.length} of ${planned.length} cells finished${failed.length ? `, ${failed.length} failed` : ''}.</p><p><img src="grid.png" alt="sweep grid" style="max-width:100%"></p>${table}<h2>Sweep</h2><pre>${escapeXml(YAML.stringify({ base: spec.base, grid: Object.fromEntries(spec.grid) }))}</pre>`;
   writeFileAtomic(path.join(dir, 'report.html'), page('reno sweep', body));
 }
