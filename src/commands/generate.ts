@@ -5,7 +5,7 @@ import type * as tf from '../tf.js';
 import { useBackend } from '../backend.js';
 import type { StepRecord } from '../optimize/loop.js';
 import { resolveConfig, validatePartial, type RunConfig } from '../config/run-config.js';
-import { ConfigError, UsageError } from '../errors.js';
+import { ConfigError, RunStopped, UsageError } from '../errors.js';
 import { readImageRecord, shortHash, type ImageRecord } from '../image/a1111.js';
 import { checkWritableDir, keepIfValid, newRunDir } from '../run/files.js';
 import { withInterrupt, stopFlag } from '../run/interrupt.js';
@@ -112,7 +112,9 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
     try {
       out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, log, shouldStop, onStep: o.onStep && ((rec, image) => o.onStep!(dir, rec, image)), meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
     } catch (e) {
-      keepIfValid(dir, RUN_FOLDER_FILES); // a folder that is not a complete run folder goes
+      // a folder that is not a complete run folder goes; a run stopped because not even its first image was finite
+      // is complete without best.png (run.yaml, metrics and report say what happened) and stays
+      if (!(e instanceof RunStopped)) keepIfValid(dir, RUN_FOLDER_FILES);
       throw e;
     }
     const r = out.result;

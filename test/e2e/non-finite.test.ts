@@ -50,7 +50,7 @@ test('reno generate --lr 1e38: the noise overflows, the run stops with the reaso
   const m = metrics(dir);
   assert.ok(m.length >= 1);
   for (const rec of m) assert.equal(typeof rec.norm, 'number', `metrics step ${rec.step}: norm ${rec.norm}`);
-  assert.equal(readPngText(fs.readFileSync(path.join(dir, 'best.png'))).step, '0');
+  assert.equal(JSON.parse(readPngText(fs.readFileSync(path.join(dir, 'best.png'))).reno).step, 0);
   await assertFinitePng(path.join(dir, 'best.png'));
 });
 

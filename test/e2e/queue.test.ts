@@ -255,7 +255,7 @@ test('reno batch: prompts x seeds on the queue (--detach, then waiting adds noth
     const r = await batchCommand({ prompts, seeds: '0-1', overrides, out, preset: 'tiny', quiet: true, queue: redis.url, log: (l) => again.push(l) });
     assert.match(again.join('\n'), /4 cell\(s\): 0 already done, \d already queued, 0 enqueued/);
     const rows = summary(out).trim().split('\n');
-    assert.match(rows[0], /^prompt,seed,initial_loss,best_loss,best_step,best_pickscore,folder$/);
+    assert.match(rows[0], /^prompt,seed,initial_loss,best_loss,best_step,best_pickscore_loss,folder$/);
     assert.deepEqual(rows.slice(1).map((l) => l.split(',').slice(0, 2).join(',')), ['a red fox,0', 'a red fox,1', 'a blue square,0', 'a blue square,1']);
     // the same code path as reno generate: the same metrics for the same prompt and seed
     const g = await generateCommand({ prompt: 'a blue square', seed: 1, preset: 'tiny', steps: 2, out: path.join(d, 'gen'), backend: 'wasm', quiet: true, stdout: () => {}, overrides: { weights: { ...OFF, pickscore: 1 } } });

@@ -24,7 +24,7 @@ test('sweep: an empty grid runs the base config as one cell and writes a complet
   assert.ok(fs.existsSync(path.join(r.cells[0].dir, 'done.json')));
   const csv = fs.readFileSync(path.join(out, 'summary.csv'), 'utf8').trim().split('\n');
   assert.equal(csv.length, 2);
-  assert.match(csv[0], /^initial_loss,best_loss,best_step,best_pickscore,folder$/);
+  assert.match(csv[0], /^initial_loss,best_loss,best_step,best_pickscore_loss,folder$/);
   for (const f of ['grid.png', 'report.html']) assert.ok(fs.existsSync(path.join(out, f)), f);
 });
 
