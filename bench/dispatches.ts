@@ -4,9 +4,9 @@
 // tfjs engine calls, the GPU programs by name (the largest groups) and the peak of live tensor buffers (weights
 // included; at larger --px the activations, which the fused programs keep fewer of, dominate it).
 //   npx tsx bench/dispatches.ts [--arch tiny|full] [--px 64] [--parts unet,vae,imagereward,aesthetic,pickscore,clip]
-import * as tf from '../src/tf.js';
-import { useBackend } from '../src/backend.js';
-import { setFusedKernels } from '../src/nn/fused.js';
+import * as tf from '../src/runtime/tf.js';
+import { useBackend } from '../src/runtime/backend.js';
+import { setFusedKernels } from '../src/runtime/fused.js';
 import { RewardInput } from '../rewards/input.js';
 import { buildReward, buildUnet, buildVae, type Arch, type RewardName } from './full-models.js';
 import { withPeak } from './measure.js';

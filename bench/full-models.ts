@@ -2,13 +2,13 @@
 // architecture with random weights (the real files are not needed) or at the tiny preset size (presets/tiny, loaded
 // through the rewards' own loaders). The measuring helpers are in ./measure.ts.
 // Imports stay clear of sharp (src/image/png.ts, src/run/*): the GPU bundle leaves it out.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as path from 'node:path';
-import { readVaeConfig, schedulerConfig, unetConfig, vaeConfig } from '../generators/sd-turbo/config.js';
-import { loadTextEncoder, loadUnet, loadVae } from '../generators/sd-turbo/load.js';
+import { readVaeConfig, schedulerConfig, unetConfig, vaeConfig } from '../src/models/sd-turbo/config.js';
+import { loadTextEncoder, loadUnet, loadVae } from '../src/models/sd-turbo/load.js';
 import { SdTurboPipeline } from '../generators/sd-turbo/pipeline.js';
-import { UNet2DConditionModel } from '../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../generators/sd-turbo/vae.js';
+import { UNet2DConditionModel } from '../src/models/sd-turbo/unet.js';
+import { AutoencoderKL } from '../src/models/sd-turbo/vae.js';
 import { AestheticReward, ClipImageEncoder, aestheticReward } from '../rewards/aesthetic.js';
 import { ClipSimilarityReward } from '../rewards/clip/similarity.js';
 import { clipScoreReward } from '../rewards/clip-score.js';
@@ -27,12 +27,12 @@ import { ClipTextModel } from '../src/models/clip/text.js';
 import { builtinOpenClipConfigFile, openClipConfig } from '../src/models/openclip/config.js';
 import { OpenClipModel } from '../src/models/openclip/model.js';
 import { readJsonFile } from '../src/config/json.js';
-import { getModel } from '../src/models/registry.js';
+import { getModel } from '../src/config/models.js';
 import type { Module } from '../src/nn/module.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
 import { imageRewardTokenizer } from '../src/tokenizers/wordpiece.js';
 import { requireModel } from '../src/weights/hub.js';
-import { overBindingLimit } from '../src/webgpu-bindings.js';
+import { overBindingLimit } from '../src/runtime/webgpu/bindings.js';
 import { SD_TURBO_TEXT_ENCODER, SD_TURBO_UNET, SD_TURBO_VAE } from './sd-turbo-configs.js';
 
 export type Arch = 'tiny' | 'full';

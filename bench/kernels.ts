@@ -3,8 +3,8 @@
 // conv with the flipped filter), a frozen Linear's input gradient (matMul with transposeB vs an explicit transpose),
 // and self-attention (batched, transposed matMuls vs query-chunked 2-D products with their own gradient).
 //   npx tsx bench/kernels.ts [--backends wasm] [--reps 3] [--tokens 4096]
-import * as tf from '../src/tf.js';
-import { useBackend } from '../src/backend.js';
+import * as tf from '../src/runtime/tf.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { chunkedAttention, plainAttention } from '../src/nn/attention.js';
 import { conv2d, matMulWeight } from '../src/nn/ops.js';
 import { backends, flag, machine, measure, row } from './util.js';

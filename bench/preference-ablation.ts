@@ -20,8 +20,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { writeTasteWorld } from '../rewards/preference/synth.js';
-import { tableMarkdown } from '../rewards/preference/metrics.js';
+import { writeTasteWorld } from '../src/preference/synth.js';
+import { tableMarkdown } from '../src/preference/metrics.js';
 import { ablationTable, preferenceEval } from '../src/commands/preference-eval.js';
 import { preferenceTrain, type PreferenceTrainOptions } from '../src/commands/preference.js';
 import { packageRoot } from '../src/paths.js';

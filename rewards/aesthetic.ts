@@ -4,7 +4,7 @@
 // (sac+logos+ava1-l14-linearMSE.pth, linear); score = mean(head(e)), loss = 10 - score. No text side.
 // ReNO feeds it the same 224 CLIP tensor as every other reward (clip_img_transform; rewards.md 6), which is also
 // OpenAI CLIP's own preprocessing for square images; upstream runs it under fp16 autocast, reno in float32.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../src/config/json.js';
@@ -18,7 +18,7 @@ import { Module } from '../src/nn/module.js';
 import { loadModule } from '../src/weights/load.js';
 import { openWeights } from '../src/weights/open.js';
 import type { RewardInput } from './input.js';
-import { CLIP224, clipPreprocess } from './preprocess.js';
+import { CLIP224, clipPreprocess } from '../src/image/preprocess.js';
 import type { PreparedReward, Reward, RewardSpec } from './types.js';
 
 export const AESTHETIC_OFFSET = 10;

@@ -11,16 +11,16 @@
 // -> antialiased bilinear resize to the vision tower's size -> mean/std -> vision tower -> the target's tokens.
 // Which checkpoint: ctx.personal.checkpoint (the --preference-model flag), else history.json's "model", else, in a
 // smoke test (--preset tiny), the preset's reno/preference-tiny next to its SmolVLM folder.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { historyImageWhere, lastPairs, readHistory, type History } from '../src/data/history.js';
 import { DataError, RenoError, UsageError } from '../src/errors.js';
 import { readImage } from '../src/image/png.js';
 import type { RewardInput } from './input.js';
-import { loadPreferenceModel } from './preference/checkpoint.js';
-import { guidanceLoss } from './preference/losses.js';
-import type { PreferenceModel, RefPixels } from './preference/model.js';
+import { loadPreferenceModel } from '../src/preference/checkpoint.js';
+import { guidanceLoss } from '../src/preference/losses.js';
+import type { PreferenceModel, RefPixels } from '../src/preference/model.js';
 import type { PreparedReward, Reward, RewardLoadContext, RewardSpec } from './types.js';
 
 /** Where the tiny preset keeps its preference checkpoint, relative to the preset (models) root. */

@@ -2,13 +2,13 @@
 // rewards/clip.py CLIPLoss, via BaseRewardLoss.__call__ in rewards/base_reward.py): L2-normalised image and text
 // features of an HF CLIPModel, score = exp(logit_scale) * mean(cos(img, txt)), loss = offset - score. The text
 // features are computed once per prompt; the image goes through the shared 224 CLIP preprocessing.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import { ClipModel, l2normalize } from '../../src/models/clip/model.js';
 import type { ClipTokenizer } from '../../src/tokenizers/clip-bpe.js';
 import type { RewardInput } from '../input.js';
-import { CLIP224, clipPreprocess } from '../preprocess.js';
+import { CLIP224, clipPreprocess } from '../../src/image/preprocess.js';
 import type { PreparedReward, Reward } from '../types.js';
-import { tokenizeForClip } from './load.js';
+import { tokenizeForClip } from '../../src/models/clip/load.js';
 
 /** cos(a, b) of normalised rows, averaged over the image batch: [Bi, P] x [1, P] -> scalar. */
 function meanCos(img: tf.Tensor2D, txt: tf.Tensor2D): tf.Scalar {

@@ -1,8 +1,8 @@
 // The tiny SD-Turbo: the real diffusers layout and CLIP vocabulary, small random networks (64 px images).
 import * as path from 'node:path';
-import { unetConfig, vaeConfig } from '../../generators/sd-turbo/config.js';
-import { UNet2DConditionModel } from '../../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../../generators/sd-turbo/vae.js';
+import { unetConfig, vaeConfig } from '../../src/models/sd-turbo/config.js';
+import { UNet2DConditionModel } from '../../src/models/sd-turbo/unet.js';
+import { AutoencoderKL } from '../../src/models/sd-turbo/vae.js';
 import { clipTextModelConfig } from '../../src/models/clip/config.js';
 import { ClipTextModel } from '../../src/models/clip/text.js';
 import { SEED, copyFiles, writeJson, writeRandomWeights } from './common.js';

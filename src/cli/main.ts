@@ -1,7 +1,7 @@
 // yargs wiring only: each command maps its flags onto an async function in src/commands/ and returns an exit code.
 // One error handler: RenoError -> "reno: message" and its exit code; anything else is a bug and prints its stack.
 import yargs, { type Argv } from 'yargs';
-import { BACKENDS } from '../backend.js';
+import { BACKENDS } from '../runtime/backend.js';
 import { compareCommand } from '../commands/compare.js';
 import { modelPlaces } from '../commands/common.js';
 import { generateCommand } from '../commands/generate.js';

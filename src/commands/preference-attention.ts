@@ -15,15 +15,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { shuffle } from '../data/shuffle.js';
-import type { RefPixels } from '../../rewards/preference/model.js';
-import { historyRefs, targetAttention, type EvalUser } from '../../rewards/preference/protocol.js';
+import { readPreferenceDataset } from '../preference/data.js';
+import { shuffle } from '../util/shuffle.js';
+import type { RefPixels } from '../preference/model.js';
+import { historyRefs, targetAttention, type EvalUser } from '../preference/protocol.js';
 import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { UsageError } from '../errors.js';
 import { heatmapPng, imageGrid } from '../report/plot-png.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
-import { progress } from '../run/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
+import { progress } from '../util/progress.js';
 
 export interface PreferenceAttentionOptions {
   model: string;

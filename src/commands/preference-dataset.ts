@@ -26,9 +26,9 @@ import {
   type SplitOptions,
   type SplitStats,
   type UserRole,
-} from '../data/pickapic.js';
-import { progress } from '../run/progress.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
+} from '../preference/pickapic.js';
+import { progress } from '../util/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
 
 export interface PreferenceDatasetOptions extends Partial<SplitOptions> {
   /** Parquet files and/or folders (searched recursively for *.parquet). */

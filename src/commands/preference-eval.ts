@@ -14,12 +14,12 @@
 //              N(0, std of embed_tokens), vision tower as loaded: the zero-shot VLM (the paper's "IDEFICS" column).
 // Model scores are M+ - M- (Q = sigmoid of it); a reward's score is its own scale (only the order matters).
 // Writes OUT/tables.md, OUT/tables.json, OUT/nref.png (seen solid, unseen dashed, per model) and OUT/nref-all.png.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
-import { loadPreferenceModel, readPreferenceConfig, recordedBackboneDir } from '../../rewards/preference/checkpoint.js';
-import { ImageCache, readPreferenceDataset } from '../../rewards/preference/data.js';
+import { loadPreferenceModel, readPreferenceConfig, recordedBackboneDir } from '../preference/checkpoint.js';
+import { ImageCache, readPreferenceDataset } from '../preference/data.js';
 import {
   candidateSets,
   groupedPairwise,
@@ -36,15 +36,15 @@ import {
   type NRefSweep,
   type PaperTable,
   type ScoredPair,
-} from '../../rewards/preference/metrics.js';
-import { PreferenceModel } from '../../rewards/preference/model.js';
-import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, type EvalProtocol, type Target } from '../../rewards/preference/protocol.js';
+} from '../preference/metrics.js';
+import { PreferenceModel } from '../preference/model.js';
+import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, type EvalProtocol, type Target } from '../preference/protocol.js';
 import { readImage } from '../image/png.js';
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { UsageError } from '../errors.js';
 import { PALETTE, linePlotSvg, svgToPng, type LineSeries } from '../report/plot-png.js';
-import { progress, type Progress } from '../run/progress.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
+import { progress, type Progress } from '../util/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
 import { PERSONAL, rewardContext } from '../run/session.js';
 import { modelPlaces } from './common.js';
 

@@ -11,14 +11,14 @@
 // user's features alike, which alone makes clusters; the control tells that apart from the images themselves).
 // Writes OUT/tsne.png and OUT/tsne.json (features' 2-d coordinates per point, users, agreement numbers).
 import * as path from 'node:path';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { featuresAfterHistory, historyRefs, type EvalUser } from '../../rewards/preference/protocol.js';
+import { readPreferenceDataset } from '../preference/data.js';
+import { featuresAfterHistory, historyRefs, type EvalUser } from '../preference/protocol.js';
 import { chooseUsers, withCheckpoint } from './preference-common.js';
-import { nearestNeighbourAgreement, tsne } from '../data/tsne.js';
+import { nearestNeighbourAgreement, tsne } from '../preference/tsne.js';
 import { UsageError } from '../errors.js';
 import { PALETTE, scatterPng } from '../report/plot-png.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
-import { progress } from '../run/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
+import { progress } from '../util/progress.js';
 
 export interface PreferenceTsneOptions {
   model: string;

@@ -1,10 +1,10 @@
 // `reno score --prompt "..." IMAGE...`: every reward's score for every image, through the same code path the
 // optimiser uses (RewardInput -> PreparedReward.score), as a table or JSON.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import * as fs from 'node:fs';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { DataError, UsageError } from '../errors.js';
 import { readImage } from '../image/png.js';
 import { PERSONAL, rewardContext } from '../run/session.js';

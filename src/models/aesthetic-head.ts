@@ -4,7 +4,7 @@
 // commented out upstream: the head is linear. Dropout is the identity in eval(), and holds no weights, so the
 // Linears sit at indices 0, 2, 4, 6, 7 (keys layers.N.weight / layers.N.bias). Sizes are read from the checkpoint,
 // so a smaller head with the same key names (the tiny preset) loads too.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { WeightsError } from '../errors.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';

@@ -3,10 +3,10 @@
 // or the backward pass, and the backward pass recomputes the probabilities instead of storing them. Every product
 // is a plain 2-D matMul without transpose flags (operands are transposed explicitly first), which is the only fast
 // matMul on the wasm backend (../shared/docs/backends.md); it also keeps each WebGPU binding under the device limit.
-import * as tf from '../tf.js';
-import { fusedKernels } from './fused.js';
-import { scaledSoftmax, softmaxGrad } from './webgpu-softmax.js';
-import { matMulTiled } from './webgpu-gemm.js';
+import * as tf from '../runtime/tf.js';
+import { fusedKernels } from '../runtime/fused.js';
+import { scaledSoftmax, softmaxGrad } from '../runtime/webgpu/softmax.js';
+import { matMulTiled } from '../runtime/webgpu/gemm.js';
 
 export interface GradResult {
   value: tf.Tensor;

@@ -1,8 +1,8 @@
 // A minimal module tree in the PyTorch style: a Module's own fields that are Params, Modules or arrays of Modules
 // name its parameters exactly as the checkpoint's state_dict does ("down_blocks.0.resnets.1.conv1.weight").
 // Loading (./load.ts in src/weights) walks this tree, so key names are never spelled twice.
-import * as tf from '../tf.js';
-import { packHalf, packHalfValues, unpackHalf, unpackHalfValues } from './half.js';
+import * as tf from '../runtime/tf.js';
+import { packHalf, packHalfValues, unpackHalf, unpackHalfValues } from '../runtime/half.js';
 
 /** How a PyTorch tensor maps onto the tfjs layout the module computes with. */
 export type Layout =

@@ -1,16 +1,16 @@
 // Stateless ops shared by every model: activations, convolution and attention. Backend-specific fast paths live
 // here only, so models read the same on every backend.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { chunkedAttention, withGrad } from './attention.js';
-import { fusedKernels } from './fused.js';
-import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';
-import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
-import { winogradConv2d, winogradFits } from './webgpu-winograd.js';
-import { flashAttention, flashFits } from './webgpu-flash.js';
-import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors), shape-only saves
-import './backprop.js'; // a backward pass that frees each gradient once used
+import { fusedKernels } from '../runtime/fused.js';
+import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from '../runtime/webgpu/elementwise.js';
+import { matMulTiled, tiledConv2d, tiledConvFits } from '../runtime/webgpu/gemm.js';
+import { winogradConv2d, winogradFits } from '../runtime/webgpu/winograd.js';
+import { flashAttention, flashFits } from '../runtime/webgpu/flash.js';
+import '../runtime/gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors), shape-only saves
+import '../runtime/backprop.js'; // a backward pass that frees each gradient once used
 import { Param } from './module.js';
-import { hostValues, overBindingLimit } from '../webgpu-bindings.js';
+import { hostValues, overBindingLimit } from '../runtime/webgpu/bindings.js';
 import { DeviceLimitError } from '../errors.js';
 
 const SQRT1_2 = Math.SQRT1_2;

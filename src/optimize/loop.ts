@@ -2,11 +2,11 @@
 // every iteration generates an image from z, evaluates the weighted reward losses, keeps the best image (by reward
 // loss, regulariser excluded, initial image included) and, except after the last evaluation, back-propagates
 // total + chi-norm regulariser to z, clips the global gradient norm and takes an optimiser step.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import type { Conditioning, Generator } from '../../generators/types.js';
 import { RewardInput } from '../../rewards/input.js';
 import type { PreparedReward } from '../../rewards/types.js';
-import { isolatedGrads } from '../nn/checkpoint.js';
+import { isolatedGrads } from '../nn/recompute.js';
 import { adamStep, bestIndex, chiRegulariser, clipGradNorm, disposeOptimizerState, newOptimizerState, sgdStep } from './pieces.js';
 
 export interface ActiveReward {

@@ -1,7 +1,7 @@
 // Seeded Gaussian noise: seedrandom's ARC4 stream + Box-Muller. Values are drawn in PyTorch's NCHW order (so a saved
 // noise can be fed to diffusers as-is) and returned as an NHWC tensor. Deterministic for a seed on every backend;
 // bit-equality with torch.randn is impossible (different generator).
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import seedrandom from 'seedrandom';
 import { nchwToNhwc } from '../weights/layout.js';
 

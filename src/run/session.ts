@@ -1,6 +1,6 @@
 // A session holds the loaded generator and rewards so that several runs (generate, compare, sweep cells) reuse
 // them; runGeneration performs one run into one run folder.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import * as path from 'node:path';
 import { GENERATORS } from '../../generators/index.js';
 import type { Generator, ImageSize } from '../../generators/types.js';
@@ -10,13 +10,13 @@ import type { Reward, RewardLoadContext } from '../../rewards/types.js';
 import type { ModelPlaces } from '../commands/common.js';
 import type { RunConfig } from '../config/run-config.js';
 import { ConfigError, DataError, RenoError } from '../errors.js';
-import { getModel } from '../models/registry.js';
+import { getModel } from '../config/models.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
 import { disposeResult, runReno, type ActiveReward, type LoopResult } from '../optimize/loop.js';
 import { RENO_VERSION } from '../paths.js';
 import { requireModel } from '../weights/hub.js';
-import { progress, stepStatus } from './progress.js';
+import { progress, stepStatus } from '../util/progress.js';
 import { RunWriter } from './writer.js';
 
 export const PERSONAL = 'personal';

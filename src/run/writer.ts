@@ -2,13 +2,13 @@
 // best.png (PNG text chunks: prompt, seed, weights, rewards, backend, reno version, model, smoke_test with the tiny
 // preset) and report.html. Every file is written under a temporary name and renamed, so an interrupted run leaves a
 // valid folder.
-import type * as tf from '../tf.js';
+import type * as tf from '../runtime/tf.js';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { encodePng } from '../image/png.js';
 import type { LoopResult, StepRecord } from '../optimize/loop.js';
 import { runReport } from '../report/html.js';
-import { appendLine, writeFileAtomic } from './files.js';
+import { appendLine, writeFileAtomic } from '../util/files.js';
 
 export interface RunMeta {
   prompt: string;

@@ -18,8 +18,8 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { RenoError } from '../errors.js';
-import type { ModelEntry } from '../models/registry.js';
-import { describeOwner, waitLock } from '../run/lockfile.js';
+import type { ModelEntry } from '../config/models.js';
+import { describeOwner, waitLock } from '../util/lockfile.js';
 import { hfCacheDir, hfRepoDir, repoFolderName } from './hub.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModelNotFoundError } from '../errors.js';
-import { getModel, registry, type ModelEntry, type Registry } from '../models/registry.js';
+import { getModel, registry, type ModelEntry, type Registry } from '../config/models.js';
 
 export type ModelWhere = 'model-dir' | 'models-dir' | 'hf-cache';
 

@@ -3,16 +3,16 @@
 // per-item scorer (rewards/preference/eval.ts scorePairs), PNGs of sensible sizes, and the backbone's attention
 // recording hook leaving the scores unchanged.
 import assert from 'node:assert/strict';
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
-import { loadPreferenceModel } from '../../rewards/preference/checkpoint.js';
-import { ImageCache, readPreferenceDataset } from '../../rewards/preference/data.js';
-import { accuracyOf, scorePairs } from '../../rewards/preference/eval.js';
-import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey } from '../../rewards/preference/protocol.js';
-import { writeTasteWorld } from '../../rewards/preference/synth.js';
+import { loadPreferenceModel } from '../../src/preference/checkpoint.js';
+import { ImageCache, readPreferenceDataset } from '../../src/preference/data.js';
+import { accuracyOf, scorePairs } from '../../src/preference/eval.js';
+import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey } from '../../src/preference/protocol.js';
+import { writeTasteWorld } from '../../src/preference/synth.js';
 import { preferenceAttention } from '../../src/commands/preference-attention.js';
 import { preferenceEval } from '../../src/commands/preference-eval.js';
 import { preferenceTsne } from '../../src/commands/preference-tsne.js';

@@ -11,8 +11,8 @@ import { REWARDS } from '../../rewards/index.js';
 import { personalReward } from '../../rewards/personal.js';
 import { generateCommand } from '../../src/commands/generate.js';
 import { preferenceTrain } from '../../src/commands/preference.js';
-import { writeTasteWorld } from '../../rewards/preference/synth.js';
-import { setupWebgpu } from '../../src/webgpu.js';
+import { writeTasteWorld } from '../../src/preference/synth.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

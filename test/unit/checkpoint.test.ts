@@ -1,12 +1,12 @@
 // Gradient checkpointing: same gradients as the plain tape, lower peak memory, no leaks, and the outer tape keeps
 // working around a checkpointed unit (the nested tf.grads of the recompute must not clear it).
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { vaeConfig } from '../../generators/sd-turbo/config.js';
-import { AutoencoderKL } from '../../generators/sd-turbo/vae.js';
-import { checkpoint, setCheckpointing } from '../../src/nn/checkpoint.js';
-import { setLeanBackprop } from '../../src/nn/backprop.js';
+import { vaeConfig } from '../../src/models/sd-turbo/config.js';
+import { AutoencoderKL } from '../../src/models/sd-turbo/vae.js';
+import { checkpoint, setCheckpointing } from '../../src/nn/recompute.js';
+import { setLeanBackprop } from '../../src/runtime/backprop.js';
 import { randomInit } from '../../src/weights/load.js';
 import { withPeak } from '../../bench/measure.js';
 import { VAE } from '../../scripts/tiny/sd-turbo.js';

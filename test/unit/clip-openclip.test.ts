@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import * as tf from '../../src/tf.js';
-import { openClipAsHf } from '../../rewards/clip/openclip-keys.js';
+import * as tf from '../../src/runtime/tf.js';
+import { openClipAsHf } from '../../src/models/clip/openclip-keys.js';
 import { readJsonFile } from '../../src/config/json.js';
 import type { ClipConfig } from '../../src/models/clip/config.js';
 import { ClipModel } from '../../src/models/clip/model.js';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { InstallError } from '../../src/errors.js';
-import { checkTfjsVersions, installedTfjsVersions, TFJS_VERSION } from '../../src/tf.js';
+import { checkTfjsVersions, installedTfjsVersions, TFJS_VERSION } from '../../src/runtime/tf.js';
 import { ROOT } from '../helpers.js';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));

@@ -1,11 +1,11 @@
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
 import { addPngText, crc32, encodePng, readImage, readPngText } from '../../src/image/png.js';
 import { gaussian, seededNoise } from '../../src/optimize/noise.js';
-import { newRunDir, slugify, writeFileAtomic } from '../../src/run/files.js';
+import { newRunDir, slugify, writeFileAtomic } from '../../src/util/files.js';
 import { backend, tmpDir } from '../helpers.js';
 
 test('crc32 of "IEND" is the PNG constant', () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BufferManager } from '@tensorflow/tfjs-backend-webgpu/dist/buffer_manager.js';
 import { UsageError } from '../../src/errors.js';
-import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingBoundFromEnv, poolBudgetFromEnv } from '../../src/webgpu-pool.js';
+import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingBoundFromEnv, poolBudgetFromEnv } from '../../src/runtime/webgpu/pool.js';
 
 interface FakeBuffer {
   id: number;

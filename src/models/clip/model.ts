@@ -1,7 +1,7 @@
 // CLIPModel (transformers models/clip/modeling_clip.py: CLIPModel.get_text_features, get_image_features, forward):
 // both towers, their bias-free projections into the shared embedding space and the learned logit scale.
 // Keys: text_model.*, vision_model.*, text_projection.weight, visual_projection.weight, logit_scale.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Linear } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
 import type { ClipConfig } from './config.js';

@@ -2,7 +2,7 @@
 // "visual.*" for the image tower, the text tower's modules at the top level, and `logit_scale` (a scalar Parameter).
 // HPSv2 is this model with the ViT-H-14 config; its checkpoint (HPS_v2.1_compressed.pt) is {'state_dict': ...},
 // whose wrapper the torch reader strips, so the keys below are read as they are.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Param } from '../../nn/module.js';
 import { loadModule, type LoadReport } from '../../weights/load.js';
 import { openWeights } from '../../weights/open.js';
