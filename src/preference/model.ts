@@ -13,7 +13,7 @@ import { readJsonFile } from '../config/json.js';
 import { ConfigError } from '../errors.js';
 import { KvCache, loadIdefics3, type Idefics3ForConditionalGeneration } from '../models/idefics3/model.js';
 import { Idefics3Tokenizer } from '../models/idefics3/tokenizer.js';
-import { gaussian } from '../optimize/noise.js';
+import { gaussian } from '../util/random.js';
 import { resizeBilinearAA } from '../image/preprocess.js';
 import { DEFAULT_TEMPLATE, SequenceLayout, type EntryRef, type PreferenceTemplate, type TokenSequence } from './sequence.js';
 import { DEFAULT_LORA, attachLora, setTrainable, visionParams, type LoraAdapter, type LoraOptions } from './lora.js';

@@ -7,7 +7,7 @@ import type { Generator, ImageSize } from '../../generators/types.js';
 import { REWARDS } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import type { Reward, RewardLoadContext } from '../../rewards/types.js';
-import type { ModelPlaces } from '../commands/common.js';
+import type { ModelPlaces } from '../config/places.js';
 import type { RunConfig } from '../config/run-config.js';
 import { ConfigError, DataError, RenoError } from '../errors.js';
 import { getModel } from '../config/models.js';
