@@ -4,9 +4,10 @@
 // intermediates" for the price of one extra forward pass (ReNO keeps checkpointing on for every model it uses).
 // Only for frozen units: gradients flow to the unit's tensor inputs, never to variables captured inside it.
 import * as tf from '../runtime/tf.js';
+import { setting } from '../runtime/settings.js';
 import { gradients } from '../runtime/backprop.js';
 
-let enabled = (process.env.RENO_CHECKPOINT ?? 'on') !== 'off';
+let enabled = setting('checkpoint');
 
 export function setCheckpointing(on: boolean): void {
   enabled = on;

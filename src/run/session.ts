@@ -14,7 +14,7 @@ import { getModel } from '../config/models.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
 import { disposeResult, runReno, type ActiveReward, type LoopResult } from '../optimize/loop.js';
-import { RENO_VERSION } from '../paths.js';
+import { renoVersion } from '../paths.js';
 import { requireModel } from '../weights/hub.js';
 import { progress, stepStatus } from '../util/progress.js';
 import { RunWriter } from './writer.js';
@@ -126,9 +126,9 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const gen = s.generator;
   const size = runSize(gen, config);
   const weights = Object.fromEntries(rewardNames.map((n) => [n, config.weights[n]]));
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.modelLabel, smokeTest: s.places.smokeTest });
+  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: renoVersion(), model: s.modelLabel, smokeTest: s.places.smokeTest });
   // the size actually used, not null for "native"
-  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
+  const fullConfig = { ...config, ...size, run: { reno_version: renoVersion(), backend: s.backend, weight_dtype: halfWeightsOn() ? 'fp16' : 'fp32', model: s.modelLabel, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
   const cond = gen.prepare(config.prompt);
   const prepared = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt) }));

@@ -6,12 +6,12 @@ import { checkTfjsVersions } from './tf.js';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { UsageError } from '../errors.js';
-import { setHalfWeights, setHostWeights } from '../nn/module.js';
+import { BACKENDS, setting, type BackendName } from './settings.js';
+import { setHalfWeights, setHostWeights } from './weight-storage.js';
 import { installWasmThreadShim, wasmThreads } from './wasm-threads.js';
 import { describeAdapter, setupWebgpu } from './webgpu/setup.js';
 
-export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
+export { BACKENDS, type BackendName } from './settings.js';
 
 const require = createRequire(import.meta.url);
 let announced = false;
@@ -86,11 +86,9 @@ async function tryWebgpu(allowSoftware: boolean): Promise<boolean> {
   return r.ok;
 }
 
-/** RENO_WEIGHT_DTYPE: fp32 (the default) or fp16, the storage of frozen conv and Linear weights (src/nn/half.ts). */
+/** RENO_WEIGHT_DTYPE: fp32 (the default) or fp16, the storage of frozen conv and Linear weights (src/runtime/half.ts). */
 export function weightsFromEnv(): boolean {
-  const w = process.env.RENO_WEIGHT_DTYPE ?? 'fp32';
-  if (w !== 'fp32' && w !== 'fp16') throw new UsageError(`RENO_WEIGHT_DTYPE must be fp32 or fp16, not "${w}"`);
-  return w === 'fp16';
+  return setting('weightDtype') === 'fp16';
 }
 
 /**
@@ -99,8 +97,7 @@ export function weightsFromEnv(): boolean {
  * wasm's 4 GiB heap run there.
  */
 export function hostWeightsFromEnv(backend: string): boolean {
-  const h = process.env.RENO_HOST_WEIGHTS ?? 'auto';
-  if (h !== 'auto' && h !== 'on' && h !== 'off') throw new UsageError(`RENO_HOST_WEIGHTS must be auto, on or off, not "${h}"`);
+  const h = setting('hostWeights');
   if (h === 'on' && backend === 'webgpu') throw new UsageError('RENO_HOST_WEIGHTS=on is for the CPU backends: WebGPU in Node has no synchronous read-back to take weights off the device');
   return h === 'auto' ? backend === 'wasm' : h === 'on';
 }
@@ -109,7 +106,7 @@ export function hostWeightsFromEnv(backend: string): boolean {
 export async function useBackend(requested?: string, opts: { quiet?: boolean } = {}): Promise<string> {
   checkTfjsVersions();
   setHalfWeights(weightsFromEnv());
-  const name = (requested ?? process.env.RENO_BACKEND ?? 'auto') as BackendName;
+  const name = requested === undefined ? setting('backend') : (requested as BackendName);
   if (!BACKENDS.includes(name)) throw new UsageError(`unknown backend "${name}" (choose one of ${BACKENDS.join(', ')})`);
   if (active && (name === 'auto' || name === active || (name === 'tensorflow' && active === 'tensorflow'))) {
     setHostWeights(hostWeightsFromEnv(active));

@@ -9,6 +9,7 @@
 // frees both operands, and each node's gradient runs in a tidy of its own. Values and gradients are the same (the
 // same gradient functions, in the same order).
 import * as tf from './tf.js';
+import { setting } from './settings.js';
 
 interface TapeNode {
   id: number;
@@ -158,7 +159,7 @@ export function leanGradients(
   });
 }
 
-let lean = (process.env.RENO_LEAN_BACKPROP ?? 'on') !== 'off';
+let lean = setting('leanBackprop');
 
 /** Switches the lean backward pass (on by default; off: tfjs' own Engine.gradients, for comparison). */
 export function setLeanBackprop(on: boolean): void {

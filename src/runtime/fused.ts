@@ -3,8 +3,9 @@
 // pass there is bound by issuing programs (bench/RESULTS.md, "GPU"); the CPU backends keep their measured fast paths.
 // RENO_WEBGPU_FUSED=off (or setFusedKernels(false) in tests and benchmarks) gives the op-by-op programs to compare.
 import * as tf from './tf.js';
+import { setting } from './settings.js';
 
-let enabled = (process.env.RENO_WEBGPU_FUSED ?? 'on') !== 'off';
+let enabled = setting('webgpuFused');
 
 export function fusedKernels(): boolean {
   return enabled && tf.getBackend() === 'webgpu';

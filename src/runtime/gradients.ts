@@ -1,12 +1,13 @@
 // Gradients that replace tfjs-core's own for Sum and Mean (tfjs-core src/gradients/Sum_grad.ts, Mean_grad.ts).
 // tfjs-core builds d x = reshape(dy) * ones(x.shape): `ones` fills a JavaScript Float32Array of x's size on the CPU
-// and uploads it. On WebGPU that was 60 % of the VAE decoder's backward pass at 512 px (a GroupNorm over
-// [1, 512, 512, 128] uploads 128 MiB of ones per call; measured with bench/overhead.ts on an H200, bench/RESULTS.md).
+// and uploads it (a GroupNorm over [1, 512, 512, 128] uploads 128 MiB of ones per call): on WebGPU a large part of
+// the VAE decoder's backward pass (bench/RESULTS.md, "Where the wall time went: CPU-side uploads").
 // Here d x is the same values broadcast on the device (tf.broadcastTo: one Tile kernel; on wasm a device-side
 // fill of ones times dy, see spreadBack), with nothing filled on the CPU.
 // Also: kernels whose gradient reads only the shapes of what it saves keep no tensor for the backward pass (below).
 // Registered on import (src/nn/ops.ts, which every model uses, imports this module); gradients only.
 import * as tf from './tf.js';
+import { setting } from './settings.js';
 
 /**
  * dy reshaped to x's rank with 1 on the reduced axes, divided by `divisor`, then broadcast to x's shape (only x's
@@ -18,9 +19,8 @@ function spreadBack(dy: tf.Tensor, x: tf.Tensor, axis: number | number[] | undef
   for (const a of axes) expanded[a] = 1;
   const small = tf.reshape(dy, expanded); // dy [kept dims] -> [x rank, 1 on reduced axes]
   const scaled = divisor === 1 ? small : tf.div(small, tf.scalar(divisor));
-  // wasm's Tile kernel is 10-25x slower than a fill and a broadcasting multiply (both XNNPACK-fast there); the other
-  // backends tile fastest (measured: a [4096, 1280] spread takes 433 ms by Tile and 30 ms by ones * dy on wasm,
-  // 141 against 511 ms on cpu)
+  // wasm's Tile kernel is much slower than a fill and a broadcasting multiply (both XNNPACK-fast there); the other
+  // backends tile fastest (bench/RESULTS.md, "CPU kernels")
   if (tf.getBackend() === 'wasm') return tf.mul(scaled, tf.fill(x.shape, 1));
   return tf.broadcastTo(scaled, x.shape);
 }
@@ -54,7 +54,7 @@ for (const [kernelName, mean] of [['Sum', false], ['Mean', true]] as const) {
  */
 export const SHAPE_ONLY_KERNELS: ReadonlySet<string> = new Set(['Add', 'Sub', 'Reshape', 'ExpandDims', 'Concat', 'PadV2', 'Slice', 'Sum', 'Mean']);
 
-let shapeOnlySaves = (process.env.RENO_SHAPE_ONLY_SAVES ?? 'on') !== 'off';
+let shapeOnlySaves = setting('shapeOnlySaves');
 
 /** Switches shape-only saves (on by default; off: tfjs' own clones, for comparison in tests and benchmarks). */
 export function setShapeOnlySaves(on: boolean): void {

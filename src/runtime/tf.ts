@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { InstallError } from '../errors.js';
 import { packageRoot } from '../paths.js';
+import { setting } from './settings.js';
 
 export * from '@tensorflow/tfjs-core';
 // the chained ops' types (x.reshape(...)); their code is in dist/vendor/tfjs-extras.cjs
@@ -47,7 +48,7 @@ export function checkTfjsVersions(found: Record<string, string> = installedTfjsV
 }
 
 function loadExtras(): void {
-  const file = path.join(packageRoot(), 'dist', 'vendor', 'tfjs-extras.cjs');
+  const file = path.join(setting('root') ?? packageRoot(), 'dist', 'vendor', 'tfjs-extras.cjs');
   if (!fs.existsSync(file))
     throw new InstallError(`reno is not built: ${file} is missing (tfjs' gradients); run \`npm run build\` (npm install does it) in ${packageRoot()}`);
   createRequire(import.meta.url)(file);

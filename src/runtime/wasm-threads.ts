@@ -7,6 +7,7 @@
 // the test suite checks it (test/unit/wasm-threads.test.ts) and RENO_WASM_THREADS=1 turns it off.
 // The pthread workers keep the event loop alive: a process that uses them must end with process.exit (the CLI does).
 import * as tf from './tf.js';
+import { setting } from './settings.js';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -22,8 +23,7 @@ export function requestWasmThreads(n: number): void {
 
 /** Threads to start with: $RENO_WASM_THREADS, else what was requested, else 1. */
 export function wasmThreads(): number {
-  const env = Number(process.env.RENO_WASM_THREADS);
-  const n = Number.isInteger(env) && env > 0 ? env : requested;
+  const n = setting('wasmThreads') ?? requested;
   return process.platform === 'linux' || process.platform === 'darwin' ? Math.max(1, n) : 1;
 }
 

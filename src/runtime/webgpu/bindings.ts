@@ -69,3 +69,12 @@ export function guardBindings(backend: unknown = tf.backend()): boolean {
   be.__renoBindingGuard = true;
   return true;
 }
+
+/**
+ * Largest [rows, Lk] float32 block (elements) per step of the chunked attention (nn/attention.ts): 8M elements = 32 MiB,
+ * far under WebGPU's 128 MiB bindings; setupWebgpu sizes it to the adapter's binding limit.
+ */
+export let maxBlockElems = 8 * 1024 * 1024;
+export function setMaxBlockElems(n: number): void {
+  maxBlockElems = n;
+}

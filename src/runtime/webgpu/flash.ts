@@ -14,6 +14,7 @@
 import * as tf from '../tf.js';
 import { UsageError } from '../../errors.js';
 import { fusedKernels } from '../fused.js';
+import { readSetting, type Env } from '../settings.js';
 import { callKernel, float, int, registerWebgpuKernel, RenoProgram, type TensorInfo } from './program.js';
 
 const WG = 64;
@@ -277,16 +278,11 @@ const run = (kind: Kind, inputs: Record<string, tf.Tensor>, heads: number, scale
 
 let flashOn = true;
 
-/** RENO_WEBGPU_ATTENTION: flash (the default) or chunked (./attention.ts); anything else is a usage error. */
-export function parseAttention(raw: string | undefined): boolean {
-  if (raw === undefined || raw === '' || raw === 'flash') return true;
-  if (raw === 'chunked') return false;
-  throw new UsageError(`RENO_WEBGPU_ATTENTION must be flash or chunked (got "${raw}")`);
-}
+export { parseAttention } from '../settings.js';
 
 /** Sets the attention programs from RENO_WEBGPU_ATTENTION (setupWebgpu calls it: a bad value is a usage error there). */
-export function attentionFromEnv(env: NodeJS.ProcessEnv): void {
-  flashOn = parseAttention(env.RENO_WEBGPU_ATTENTION);
+export function attentionFromEnv(env: Env): void {
+  flashOn = readSetting('webgpuAttention', env);
 }
 
 /** Flash programs on or off (tests and benchmarks compare both). */

@@ -2,8 +2,8 @@
 // (batched) matMul with transpose flags, each plus an optional bias. Ports nothing upstream: they compute what
 // tf.conv2d / tf.fused.conv2d and tf.matMul / tf.fused.matMul compute (tfjs-backend-webgpu's Conv2DMMProgram and
 // MatMulPackedProgram), with larger tiles. tfjs' programs give each workgroup of 8x8 invocations a 32x32 output
-// tile (4x4 per invocation); on the H200 the VAE decoder's convolutions ran at about a quarter of the GPU's fp32 rate
-// and BatchMatMul was a third of the UNet's kernel time (bench/RESULTS.md, "Kernel profile"). Here a workgroup of
+// tile (4x4 per invocation), which left a large GPU's convolutions and batched products well under its fp32 rate
+// (figures: bench/RESULTS.md, "Kernel profile on the H200"). Here a workgroup of
 // 256 invocations owns a BM x BN output tile, TM x 4 outputs per invocation, and steps through K in slices of BK,
 // loading the next slice into registers while the current one is multiplied from shared memory. All loads are vec4:
 // A along K (or along M when transposed), B along N (or along K when transposed); a convolution's slice stays inside
@@ -16,30 +16,19 @@ import * as tf from '../tf.js';
 import { UsageError } from '../../errors.js';
 import { callKernel, int, registerWebgpuKernel, RenoProgram, type TensorInfo, type Uniform } from './program.js';
 import { fusedKernels } from '../fused.js';
+import { readSetting, type Env, type Tile } from '../settings.js';
 
-export interface Tile {
-  bm: number;
-  bn: number;
-  bk: number;
-}
-export const TILES: readonly string[] = ['64x64x16', '64x64x32', '128x64x16', '128x64x32'];
+export { parseTile, TILES, type Tile } from '../settings.js';
 const THREADS = 256;
 
-/** A tile setting's value: 'tfjs' (or unset) for tfjs' own program, or one of TILES. A bad value names the variable. */
-export function parseTile(raw: string | undefined, variable = 'RENO_WEBGPU_CONV'): Tile | null {
-  if (raw === undefined || raw === '' || raw === 'tfjs') return null;
-  if (!TILES.includes(raw)) throw new UsageError(`${variable} must be "tfjs" or one of ${TILES.join(', ')} (got "${raw}")`);
-  const [bm, bn, bk] = raw.split('x').map(Number);
-  return { bm, bn, bk };
-}
 
 let convTile: Tile | null = null;
 let matMulTile: Tile | null = null;
 
 /** Sets both tiles from RENO_WEBGPU_CONV and RENO_WEBGPU_MATMUL (setupWebgpu calls it: a bad value is a usage error there). */
-export function tilesFromEnv(env: NodeJS.ProcessEnv): void {
-  convTile = parseTile(env.RENO_WEBGPU_CONV, 'RENO_WEBGPU_CONV');
-  matMulTile = parseTile(env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL');
+export function tilesFromEnv(env: Env): void {
+  convTile = readSetting('webgpuConv', env);
+  matMulTile = readSetting('webgpuMatmul', env);
 }
 
 /** The tiles reno's programs use, or null for tfjs' (tests and benchmarks switch them). */

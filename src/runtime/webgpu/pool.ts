@@ -12,11 +12,9 @@
 // RENO_WEBGPU_PENDING_MB=N the bound on waiting releases, `off` waits for tfjs' own submits.
 import * as tf from '../tf.js';
 import { UsageError } from '../../errors.js';
+import { readSetting, type Env } from '../settings.js';
 
-/** The default budget of released buffers kept for reuse. */
-export const DEFAULT_POOL_MB = 1024;
-/** The default bound on bytes of released buffers waiting for a submit. */
-export const DEFAULT_PENDING_MB = 128;
+export { DEFAULT_PENDING_MB, DEFAULT_POOL_MB } from '../settings.js';
 
 interface Buffer {
   size: number;
@@ -52,23 +50,15 @@ export interface PoolState {
 }
 
 /** The budget from RENO_WEBGPU_POOL_MB in bytes (Infinity for `off`: tfjs' unbounded pool). A bad value is a usage error. */
-export function poolBudgetFromEnv(env: NodeJS.ProcessEnv): number {
-  return mibFromEnv(env, 'RENO_WEBGPU_POOL_MB', DEFAULT_POOL_MB);
+export function poolBudgetFromEnv(env: Env): number {
+  return readSetting('webgpuPoolBytes', env);
 }
 
 /** The bound from RENO_WEBGPU_PENDING_MB in bytes (Infinity for `off`: tfjs' submits only). A bad value is a usage error. */
-export function pendingBoundFromEnv(env: NodeJS.ProcessEnv): number {
-  return mibFromEnv(env, 'RENO_WEBGPU_PENDING_MB', DEFAULT_PENDING_MB);
+export function pendingBoundFromEnv(env: Env): number {
+  return readSetting('webgpuPendingBytes', env);
 }
 
-function mibFromEnv(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return dflt * 2 ** 20;
-  if (raw === 'off') return Infinity;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number of MiB >= 0, or "off" (got "${raw}")`);
-  return Math.floor(n * 2 ** 20);
-}
 
 const key = (size: number, usage: number) => `${size}_${usage}`;
 

@@ -5,12 +5,12 @@
 import * as tf from '../tf.js';
 import { UsageError } from '../../errors.js';
 import { patchSmallUploads } from './uploads.js';
-import { setMaxBlockElems } from '../../nn/attention.js';
-import { tilesFromEnv } from './gemm.js';
-import { winogradFromEnv } from './winograd.js';
-import { attentionFromEnv } from './flash.js';
-import { guardBindings, setBindingLimit } from './bindings.js';
-import { boundPending, boundPool, pendingBoundFromEnv, poolBudgetFromEnv } from './pool.js';
+import { readSetting, setting, type Env } from '../settings.js';
+import { setConvTile, setMatMulTile } from './gemm.js';
+import { setWinograd } from './winograd.js';
+import { setFlashAttention } from './flash.js';
+import { guardBindings, setBindingLimit, setMaxBlockElems } from './bindings.js';
+import { boundPending, boundPool } from './pool.js';
 
 export interface AdapterSummary {
   vendor: string;
@@ -51,11 +51,13 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
     else g.navigator = { gpu };
   }
   // reno's own programs' settings (usage errors for bad values, before any device work)
-  tilesFromEnv(process.env);
-  winogradFromEnv(process.env);
-  attentionFromEnv(process.env);
-  const poolBudget = poolBudgetFromEnv(process.env);
-  const pendingBound = pendingBoundFromEnv(process.env);
+  setConvTile(setting('webgpuConv'));
+  setMatMulTile(setting('webgpuMatmul'));
+  setWinograd(setting('webgpuWinograd'));
+  setFlashAttention(setting('webgpuAttention'));
+  const poolBudget = setting('webgpuPoolBytes');
+  const pendingBound = setting('webgpuPendingBytes');
+  const submitBatch = setting('webgpuSubmitBatch');
   const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { ok: false, why: 'no WebGPU adapter (no Vulkan/Metal/D3D12 device; on Linux without a GPU install Mesa 25 lavapipe)' };
   const info = adapter.info ?? {};
@@ -74,7 +76,7 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   setMaxBlockElems(Math.max(1 << 16, Math.floor(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize) / 16)));
   setBindingLimit(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize));
   await import('@tensorflow/tfjs-backend-webgpu');
-  for (const [k, v] of Object.entries(webgpuFlagsFromEnv(process.env))) tf.env().set(k, v);
+  if (submitBatch !== null) tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
   const ok = await tf.setBackend('webgpu');
   if (ok) {
     patchSmallUploads();
@@ -134,12 +136,9 @@ export function chunkAddN(): void {
  * kernels (tfjs' WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE, default 15). Larger batches cost fewer submits but hold freed
  * buffers until the submit, so the buffer pool grows (bench/RESULTS.md). A bad value is a usage error.
  */
-export function webgpuFlagsFromEnv(env: NodeJS.ProcessEnv): Record<string, number> {
-  const raw = env.RENO_WEBGPU_SUBMIT_BATCH;
-  if (raw === undefined || raw === '') return {};
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`RENO_WEBGPU_SUBMIT_BATCH must be a whole number >= 1 (got "${raw}")`);
-  return { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: n };
+export function webgpuFlagsFromEnv(env: Env): Record<string, number> {
+  const n = readSetting('webgpuSubmitBatch', env);
+  return n === null ? {} : { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: n };
 }
 
 export function describeAdapter(): string {

@@ -9,13 +9,13 @@
 // stays direct. Meant for the VAE decoder, bound by its 3x3 convolutions on the GPU (bench/RESULTS.md).
 //
 // On by default on WebGPU with the other fused programs (RENO_WEBGPU_WINOGRAD=4, the default, or 2; off, or
-// RENO_WEBGPU_FUSED=off, for the direct conv): on lavapipe the full VAE decoder's forward + input gradient at 128 px
-// took 0.65x (m = 2) the direct conv's time (bench/RESULTS.md); on a GPU it is untimed so far (bench/gemm.ts compares
-// them per shape). The products run through ./webgpu-gemm.ts's matMulTiled (tfjs' batched matMul, or reno's tiled
+// RENO_WEBGPU_FUSED=off, for the direct conv); its timings against the direct conv are in bench/RESULTS.md,
+// "Winograd F(m x m, 3x3)" (bench/gemm.ts compares them per shape). The products run through ./webgpu-gemm.ts's matMulTiled (tfjs' batched matMul, or reno's tiled
 // program with RENO_WEBGPU_MATMUL).
 import * as tf from '../tf.js';
 import { UsageError } from '../../errors.js';
 import { fusedKernels } from '../fused.js';
+import { readSetting, type Env } from '../settings.js';
 import { matMulTiled } from './gemm.js';
 import { callKernel, int, registerWebgpuKernel, RenoProgram } from './program.js';
 import { bindingLimit } from './bindings.js';
@@ -67,18 +67,12 @@ const MATRICES: Record<M, { BT: number[][]; G: number[][]; AT: number[][] }> = {
   },
 };
 
-/** RENO_WEBGPU_WINOGRAD's value: 4 (or on, or unset), 2, or off (null); anything else is a usage error naming the variable. */
-export function parseWinograd(raw: string | undefined): M | null {
-  if (raw === undefined || raw === '' || raw === 'on' || raw === '4') return 4;
-  if (raw === '2') return 2;
-  if (raw === 'off') return null;
-  throw new UsageError(`RENO_WEBGPU_WINOGRAD must be 4, 2 or off (got "${raw}")`);
-}
+export { parseWinograd } from '../settings.js';
 let tileM: M | null = 4;
 
 /** Sets the tile size from RENO_WEBGPU_WINOGRAD (setupWebgpu calls it: a bad value is a usage error there). */
-export function winogradFromEnv(env: NodeJS.ProcessEnv): void {
-  tileM = parseWinograd(env.RENO_WEBGPU_WINOGRAD);
+export function winogradFromEnv(env: Env): void {
+  tileM = readSetting('webgpuWinograd', env);
 }
 
 /** Output tile size m, or null for the direct convolution (tests and benchmarks switch it). */
