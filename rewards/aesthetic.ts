@@ -2,7 +2,7 @@
 // image embedding (here the HF port openai/clip-vit-large-patch14: vision tower + visual_projection, QuickGELU),
 // L2-normalised with a zero-norm guard, through the improved-aesthetic-predictor head
 // (sac+logos+ava1-l14-linearMSE.pth, linear); score = mean(head(e)), loss = 10 - score. No text side.
-// ReNO feeds it the same 224 CLIP tensor as every other reward (clip_img_transform; rewards.md 6), which is also
+// ReNO feeds it the same 224 CLIP tensor as every other reward (clip_img_transform), which is also
 // OpenAI CLIP's own preprocessing for square images; upstream runs it under fp16 autocast, reno in float32.
 import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
@@ -72,6 +72,7 @@ export class AestheticReward implements Reward {
 
 export const aestheticReward: RewardSpec = {
   name: 'aesthetic',
+  label: 'Aes Score',
   description: 'LAION aesthetic predictor (linear head on CLIP ViT-L/14 image embeddings): 10 - score',
   offset: AESTHETIC_OFFSET,
   models: ['aesthetic', 'aesthetic-head'],

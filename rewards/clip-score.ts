@@ -7,6 +7,7 @@ import type { RewardSpec } from './types.js';
 
 export const clipScoreReward: RewardSpec = {
   name: 'clip',
+  label: 'CLIP Score',
   description: 'CLIP score with OpenCLIP ViT-H/14 LAION-2B: 100 - exp(logit_scale) * cos(image, prompt)',
   offset: 100,
   models: ['clip', 'clip-h-tokenizer'],

@@ -95,6 +95,7 @@ export function loadHpsv2Model(dir: string): OpenClipModel {
 
 export const hpsv2Reward: RewardSpec = {
   name: 'hpsv2',
+  label: 'HPSv2',
   description: 'HPS v2.1 (OpenCLIP ViT-H/14 fine-tuned on human preferences, HPD v2): 1 - cos(image, prompt)',
   offset: HPSV2_OFFSET,
   models: ['hpsv2', 'clip-h-tokenizer'],

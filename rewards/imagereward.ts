@@ -84,6 +84,7 @@ export function loadImageRewardReward(modelDir: string, tokenizerDir: string): I
 
 export const imageRewardSpec: RewardSpec = {
   name: 'imagereward',
+  label: 'ImageReward',
   description: 'ImageReward v1.0 (BLIP ViT-L + BERT cross-attention, human preference): 2 - (MLP(h_CLS) - mean) / std',
   offset: IMAGE_REWARD_OFFSET,
   models: ['imagereward', 'bert-base-uncased'],

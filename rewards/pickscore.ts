@@ -7,6 +7,7 @@ import type { RewardSpec } from './types.js';
 
 export const pickscoreReward: RewardSpec = {
   name: 'pickscore',
+  label: 'PickScore',
   description: 'PickScore v1 (CLIP ViT-H/14 fine-tuned on Pick-a-Pic): 30 - exp(logit_scale) * cos(image, prompt)',
   offset: 30,
   models: ['pickscore', 'clip-h-tokenizer'],

@@ -37,6 +37,8 @@ export interface RewardLoadContext {
 
 export interface RewardSpec {
   name: string;
+  /** The name in plots and tables (the papers' spelling, e.g. "Aes Score"; default: name). */
+  label?: string;
   description: string;
   /** The "const" of const - score, for reading losses back as scores. */
   offset: number;
