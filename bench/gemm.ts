@@ -1,4 +1,4 @@
-// tfjs' programs against reno's tiled ones (src/nn/webgpu-gemm.ts, each tile) and Winograd (src/nn/webgpu-winograd.ts,
+// tfjs' programs against reno's tiled ones (src/runtime/webgpu/gemm.ts, each tile) and Winograd (src/runtime/webgpu/winograd.ts,
 // alone and with each tile for its 16 products) on WebGPU: the 3x3 convolutions of the VAE decoder at 512 px and
 // the UNet at a 64x64 latent (forward, with the bias; TFLOP/s counts the direct convolution's work), and the UNet's attention
 // products and Linear layers at 4096 and 1024 tokens. Prints ms per product, TFLOP/s, the largest relative

@@ -1,5 +1,5 @@
 // The seed paper's ablation (Table 4) on the tiny preset, end to end on a CPU: build a synthetic taste world
-// (rewards/preference/synth.ts), train the tiny preference model four ways and evaluate each with
+// (src/preference/synth.ts), train the tiny preference model four ways and evaluate each with
 // `reno preference eval` (src/commands/preference-eval.ts), then print the ablation table with seen and unseen
 // top-1 accuracy.
 //   Baseline (ViPer*)   --no-prompt --no-aux-loss --prototypes 0

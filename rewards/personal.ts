@@ -1,8 +1,8 @@
-// The personal reward: the user's preference model (rewards/preference, the seed paper's prototype VLM on SmolVLM)
+// The personal reward: the user's preference model (src/preference, the seed paper's prototype VLM on SmolVLM)
 // scoring the generated image against the user's history (history.json, src/data/history.ts), in ReNO's loop.
 //   score = Q(+) = sigmoid(M+ - M-) (eq. 5), the probability that the user likes the image;
 //   like    (default): loss = -log Q(+)       = softplus(M- - M+)
-//   dislike          : loss = -log(1 - Q(+))  = softplus(M+ - M-)      (reno.md 8: same context, the sign flips)
+//   dislike          : loss = -log(1 - Q(+))  = softplus(M+ - M-)      (same context, the sign flips)
 // offset 0 (the loss is not "const - score": read a like loss back as Q = exp(-loss), a dislike one as 1 - exp(-loss)).
 // The references are the last n_ref pairs of the history (at most the checkpoint's own n_ref, the longest history
 // it was trained on), oldest first, liked entry then disliked entry. Their images are decoded and put through the

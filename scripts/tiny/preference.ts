@@ -1,6 +1,6 @@
 // The tiny preset's preference checkpoint (presets/tiny/reno/preference-tiny, where the personal reward looks in a
 // smoke test) and the example user history (examples/history.json + examples/images/), both from one synthetic
-// taste world (rewards/preference/synth.ts) with a fixed seed:
+// taste world (src/preference/synth.ts) with a fixed seed:
 //   - the shared taste: light backgrounds, large shapes, a little warmth, plain textures (weights below); taste
 //     groups and individual variation on top (the synth defaults);
 //   - the checkpoint: `reno preference train --preset tiny` defaults (src/commands/preference.ts TRAIN_DEFAULTS.tiny:

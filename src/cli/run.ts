@@ -7,7 +7,7 @@ const exit = (code: number) => {
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 };
 try {
-  // imported here, not statically: an installation problem found while loading (src/tf.ts) is reported as one line
+  // imported here, not statically: an installation problem found while loading (src/runtime/tf.ts) is reported as one line
   const { requestWasmThreads } = await import('../runtime/wasm-threads.js');
   // one wasm thread per core (RENO_WASM_THREADS overrides; 1 turns threads off)
   requestWasmThreads(os.cpus().length);

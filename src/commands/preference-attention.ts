@@ -6,7 +6,7 @@
 // recordAttention hook (src/models/idefics3/llama.ts). The probabilities are the raw ones over all keys (prototypes,
 // history, target), so a row sums to the share of the token's attention that goes to the prototypes; one colour
 // scale serves every panel.
-// Histories follow rewards/preference/protocol.ts (seen users: train pairs; unseen users: their first test pairs),
+// Histories follow src/preference/protocol.ts (seen users: train pairs; unseen users: their first test pairs),
 // at the checkpoint's n_ref; ordering 1 is that history, orderings 2.. are seeded shuffles of its pairs and of the
 // entries inside each pair (as training shuffles them).
 // Writes OUT/attention.png (rows = users, columns = orderings; each panel with axes and a colour bar) and

@@ -7,7 +7,7 @@
 // - Ctrl-C: the running cell stops after its step (its folder keeps the best image so far, without done.json, so a
 //   rerun redoes it), the summary is written, and the command fails with exit 130.
 // - Two processes on one folder share the work: a cell is run only under its claim, <cell folder>.claim, created
-//   with O_EXCL and holding pid, host and start (src/run/lockfile.ts). A cell claimed by another live process is
+//   with O_EXCL and holding pid, host and start (src/util/lockfile.ts). A cell claimed by another live process is
 //   skipped with a line on stderr; a claim whose pid is dead on this host is taken over. When only cells claimed
 //   by others remain, the process waits for them (taking over any whose process dies) so that every process writes
 //   a complete summary; Ctrl-C ends the wait.

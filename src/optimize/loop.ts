@@ -1,4 +1,4 @@
-// The ReNO loop (ReNO training/trainer.py LatentNoiseTrainer.train, reno.md 1.1-1.7), flat like nanoGPT's train.py:
+// The ReNO loop (ReNO training/trainer.py LatentNoiseTrainer.train), flat like nanoGPT's train.py:
 // every iteration generates an image from z, evaluates the weighted reward losses, keeps the best image (by reward
 // loss, regulariser excluded, initial image included) and, except after the last evaluation, back-propagates
 // total + chi-norm regulariser to z, clips the global gradient norm and takes an optimiser step.

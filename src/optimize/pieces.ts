@@ -1,5 +1,5 @@
 // The ReNO loop's pieces as small pure functions on tensors, each unit-tested against hand-computed values
-// (reno.md 1.2-1.7: torch.optim.SGD with Nesterov momentum, Adam(eps=1e-2), clip_grad_norm_, the chi-norm
+// (as in ReNO's trainer: torch.optim.SGD with Nesterov momentum, Adam(eps=1e-2), clip_grad_norm_, the chi-norm
 // regulariser, best-image selection).
 import * as tf from '../runtime/tf.js';
 

@@ -73,7 +73,7 @@ export function preferenceProbability(plusLogit: tf.Tensor, minusLogit?: tf.Tens
 }
 
 /**
- * The personal reward's guidance losses from d = M+ - M- (reno.md 8, design.md): like minimises -log Q(+) =
+ * The personal reward's guidance losses from d = M+ - M- (rewards/personal.ts): like minimises -log Q(+) =
  * softplus(-d); dislike minimises -log(1 - Q(+)) = softplus(d).
  */
 export function guidanceLoss(diff: tf.Tensor, guidance: 'like' | 'dislike'): tf.Tensor {

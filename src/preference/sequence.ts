@@ -1,5 +1,5 @@
-// The token layout of the preference model (seed paper section 3.1 and 4.1, with ViPer's chat framing from
-// reno.md 7.1). One sequence is
+// The token layout of the preference model (seed paper section 3.1 and 4.1, with ViPer's chat framing). One
+// sequence is
 //
 //   [P_1 .. P_Lp]                      learnable prototypes, eq. (1) x'_p = [P_v; x_u]: embedding rows at positions
 //                                      0 .. Lp-1 (none when Lp = 0), fed as forwardEmbeds' prefixEmbeds
@@ -21,7 +21,7 @@
 // Each literal piece and the prompt are tokenized separately (so the prompt is truncated to exactly
 // promptMaxTokens = 100 tokens, paper 4.1); positions are consecutive, with no padding anywhere.
 // During training the order of the reference pairs is shuffled every sample, and so is the order of the two
-// entries of each pair (rewards/preference/train.ts); at inference the order above is used.
+// entries of each pair (src/preference/train.ts); at inference the order above is used.
 import { ConfigError } from '../errors.js';
 import { IDEFICS3_TOKENS, imagePromptString, type Idefics3Tokenizer } from '../models/idefics3/tokenizer.js';
 

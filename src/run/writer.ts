@@ -1,4 +1,4 @@
-// A run folder (design.md): run.yaml first, metrics.jsonl one line per step, optional steps/NNN.png, then init.png,
+// A run folder (README, "A run folder"): run.yaml first, metrics.jsonl one line per step, optional steps/NNN.png, then init.png,
 // best.png (PNG text chunks: prompt, seed, weights, rewards, backend, reno version, model, smoke_test with the tiny
 // preset) and report.html. Every file is written under a temporary name and renamed, so an interrupted run leaves a
 // valid folder.

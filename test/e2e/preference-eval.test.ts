@@ -1,6 +1,6 @@
 // `reno preference eval | attention | tsne` on a small synthetic taste world with the tiny preset's preference
 // checkpoint (wasm): the files, their columns and groups, every baseline, the per-user scorer against the existing
-// per-item scorer (rewards/preference/eval.ts scorePairs), PNGs of sensible sizes, and the backbone's attention
+// per-item scorer (src/preference/eval.ts scorePairs), PNGs of sensible sizes, and the backbone's attention
 // recording hook leaving the scores unchanged.
 import assert from 'node:assert/strict';
 import * as tf from '../../src/runtime/tf.js';
@@ -73,7 +73,7 @@ test('eval: tables.md / tables.json / nref.png with every baseline, seen and uns
   assert.deepEqual(await pngSize(path.join(out, 'nref-all.png')), { width: 680, height: 420, format: 'png' });
 });
 
-test('eval scorer: the per-user history cache gives the Q of rewards/preference/eval.ts scorePairs for the same references', async () => {
+test('eval scorer: the per-user history cache gives the Q of src/preference/eval.ts scorePairs for the same references', async () => {
   const ds = readPreferenceDataset(data);
   const proto = evalProtocol(ds, { maxNRef: 3, seed: 0 });
   const model = loadPreferenceModel(CKPT);

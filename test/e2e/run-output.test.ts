@@ -63,7 +63,7 @@ function mountTmpfs(t: TestContext, dir: string, options: string): boolean {
 /** An fs error as Node raises it. */
 const fsError = (code: string, syscall: string, file: string) => Object.assign(new Error(`${code}: injected, ${syscall} '${file}'`), { code, syscall, path: file });
 
-/** Run fn with one of the writers' fs calls replaced (the seam every writer in src/run/files.ts goes through). */
+/** Run fn with one of the writers' fs calls replaced (the seam every writer in src/util/files.ts goes through). */
 async function withFs<K extends keyof typeof fsOps, T>(name: K, impl: (typeof fsOps)[K], fn: () => Promise<T>): Promise<T> {
   const orig = fsOps[name];
   fsOps[name] = impl;

@@ -42,7 +42,7 @@ test('generate with every reward on webgpu gives the losses it gives on wasm', {
 });
 
 // Stage 1 used to log grad_norm 0 on webgpu (wasm: 14.39) and skip its clip: tfjs-webgpu's AddN over the LoRA
-// tensors' squared sums bound more buffers than a program may (src/webgpu.ts chunkAddN).
+// tensors' squared sums bound more buffers than a program may (src/runtime/webgpu/setup.ts chunkAddN).
 test('preference training on webgpu gives the losses it gives on wasm and writes its checkpoints', { skip, timeout: 600_000 }, async () => {
   const root = tmpDir('reno-train-webgpu');
   const data = path.join(root, 'world');

@@ -1,4 +1,4 @@
-// Buffers over the adapter's binding limit (src/webgpu-bindings.ts) on WebGPU (lavapipe in CI): a program that would
+// Buffers over the adapter's binding limit (src/runtime/webgpu/bindings.ts) on WebGPU (lavapipe in CI): a program that would
 // bind one throws a DeviceLimitError naming the tensor instead of failing silently, and an Embedding whose table is
 // over the limit looks its rows up on the host. The limit is lowered to 1 MiB here so that small tensors cross it.
 import * as tf from '../../src/runtime/tf.js';

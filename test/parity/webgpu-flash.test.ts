@@ -1,4 +1,4 @@
-// Flash attention on WebGPU (src/nn/webgpu-flash.ts; lavapipe in CI) against the textbook formula: values within
+// Flash attention on WebGPU (src/runtime/webgpu/flash.ts; lavapipe in CI) against the textbook formula: values within
 // 1e-5 relative, gradients with respect to q, k and v within 1e-4, for self- and cross-attention shapes (ragged tiles,
 // batches, the head widths of the UNet (64) and ViT-H (80)), constant keys and values, one program forward, fewer
 // programs than the chunked path both ways, nothing left behind; a mask or a wide head takes the chunked path.

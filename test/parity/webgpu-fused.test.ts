@@ -1,5 +1,5 @@
-// The fused WebGPU programs (src/nn/fused.ts) against the op-by-op ones on the same backend, values and input
-// gradients, fewer GPU programs, no leaked tensors: the norms (src/nn/webgpu-norm.ts; GroupNorm and LayerNorm, with
+// The fused WebGPU programs (src/runtime/fused.ts) against the op-by-op ones on the same backend, values and input
+// gradients, fewer GPU programs, no leaked tensors: the norms (src/runtime/webgpu/norm.ts; GroupNorm and LayerNorm, with
 // and without the affine transform and the SiLU, one chunk and many chunks per group, and a large mean, where a
 // one-pass sum of squares would lose the variance), linear and conv with the bias fused, and the attention with
 // transpose flags, one program for its scaled, masked softmax and one for the softmax gradient, and GEGLU.

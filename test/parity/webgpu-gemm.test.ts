@@ -1,4 +1,4 @@
-// reno's tiled WebGPU products (src/nn/webgpu-gemm.ts) against tfjs' own programs on the same adapter (lavapipe in
+// reno's tiled WebGPU products (src/runtime/webgpu/gemm.ts) against tfjs' own programs on the same adapter (lavapipe in
 // CI), every tile: the convolution (ragged pixel and channel tiles, strides, padding, 1x1 and 3x3 filters, with and
 // without a bias; values and the input gradient, which runs the tiled program on the flipped filter), the matMul
 // (2-D and batched, each transpose flag, a broadcast weight, K not a multiple of the slice, bias), and the Linear

@@ -1,4 +1,4 @@
-// Float16 weight storage on WebGPU (src/nn/half.ts: WGSL pack2x16float / unpack2x16float) against the JavaScript
+// Float16 weight storage on WebGPU (src/runtime/half.ts: WGSL pack2x16float / unpack2x16float) against the JavaScript
 // conversion, and a Winograd-sized conv and a Linear layer with half weights against float32 weights rounded to
 // float16 on the same adapter (lavapipe in CI), forward and input gradient, no unpacked weight left behind.
 import * as tf from '../../src/runtime/tf.js';

@@ -1,4 +1,4 @@
-// Device memory beyond the live tensors (src/webgpu-pool.ts) on the real WebGPU backend (lavapipe in CI):
+// Device memory beyond the live tensors (src/runtime/webgpu/pool.ts) on the real WebGPU backend (lavapipe in CI):
 // setupWebgpu bounds the buffer pool and the releases waiting for a submit; a chain of ops over many tensor sizes
 // computes the same values under any budget (buffers destroyed and made again), after a read-back the released bytes
 // the device still holds are within the budget (tfjs' unbounded pool keeps them all), and an early submit keeps the

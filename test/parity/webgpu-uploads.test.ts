@@ -1,4 +1,4 @@
-// Small uploads on WebGPU (src/webgpu-uploads.ts): tensors made from CPU values (float32, int32, bool; scalars to
+// Small uploads on WebGPU (src/runtime/webgpu/uploads.ts): tensors made from CPU values (float32, int32, bool; scalars to
 // 1 MiB) arrive with their values, interleaved with queued kernels that read and write pooled buffers; no mapped
 // staging buffer is created for them once the pool is warm; larger uploads keep tfjs' own path; and the
 // RENO_WEBGPU_SUBMIT_BATCH setting is parsed into tfjs' flag or refused.

@@ -1,4 +1,4 @@
-// reno's Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (src/nn/webgpu-winograd.ts) against tfjs' conv program on the same adapter
+// reno's Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (src/runtime/webgpu/winograd.ts) against tfjs' conv program on the same adapter
 // (lavapipe in CI): odd and even output sizes, padding 1 and 0, a bias, batches; values and the input gradient
 // (the flipped filter transformed as it is read), alone and with the tiled matMul for its 16 products; no leaks.
 import * as tf from '../../src/runtime/tf.js';

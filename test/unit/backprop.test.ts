@@ -1,5 +1,5 @@
-// The lean backward pass (src/nn/backprop.ts), shape-only saves (src/nn/gradients.ts) and wasm's shared Identity
-// (src/backend.ts): the same gradients as tfjs' own Engine.gradients, lower peak memory (counted in distinct tensor
+// The lean backward pass (src/runtime/backprop.ts), shape-only saves (src/runtime/gradients.ts) and wasm's shared Identity
+// (src/runtime/backend.ts): the same gradients as tfjs' own Engine.gradients, lower peak memory (counted in distinct tensor
 // buffers), no leaks.
 import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';

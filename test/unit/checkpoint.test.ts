@@ -35,7 +35,7 @@ for (const be of testBackends()) {
     const side = be === 'cpu' ? 12 : 24; // 96 / 192 px: activations dominate the peak
     const z = tf.randomNormal([1, side, side, 4], 0, 1, 'float32', 5) as tf.Tensor4D;
     // the peak of distinct tensor buffers during the backward pass, by tfjs' own backward pass or by reno's lean one
-    // (src/nn/backprop.ts: that one frees each gradient once used, so it leaves checkpointing less to win)
+    // (src/runtime/backprop.ts: that one frees each gradient once used, so it leaves checkpointing less to win)
     const run = async (on: boolean, lean: boolean) => {
       setCheckpointing(on);
       setLeanBackprop(lean);

@@ -1,4 +1,4 @@
-// open_clip checkpoints read as HF CLIPModel keys (rewards/clip/openclip-keys.ts): the openclip_hpsv2 fixture's
+// open_clip checkpoints read as HF CLIPModel keys (src/models/clip/openclip-keys.ts): the openclip_hpsv2 fixture's
 // open_clip CLIP (both its safetensors and torch.save files) loaded into reno's ClipModel reproduces open_clip's
 // encode_image / encode_text / logits and the per-token ln_post / ln_final states.
 import assert from 'node:assert/strict';

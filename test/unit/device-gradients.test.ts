@@ -1,4 +1,4 @@
-// The Sum and Mean gradients of src/nn/gradients.ts: the values tfjs-core's own give (dy spread over the reduced
+// The Sum and Mean gradients of src/runtime/gradients.ts: the values tfjs-core's own give (dy spread over the reduced
 // axes, divided by the count for Mean) for every axis form, and no tensor made from CPU values on the way (tfjs-core's
 // version uploads a ones tensor of x's size), without leaks.
 import * as tf from '../../src/runtime/tf.js';

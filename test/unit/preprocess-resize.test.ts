@@ -1,4 +1,4 @@
-// rewards/preprocess.ts: the antialiased resampling matrices (Pillow / ATen weights), constant images, the centre
+// src/image/preprocess.ts: the antialiased resampling matrices (Pillow / ATen weights), constant images, the centre
 // crop's Python rounding, and tensor hygiene.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// The UNet's constant conditioning (generators/sd-turbo/conditioning.ts): with constantConditioning the output and
+// The UNet's constant conditioning (src/models/sd-turbo/conditioning.ts): with constantConditioning the output and
 // the gradient with respect to the sample are those of the plain forward pass; the time embedding, the resnets' time
 // projections and the cross-attentions' keys and values are made once (a second call runs fewer kernels); a new
 // context or timestep replaces them; release() frees them; and a forward pass without the option after one with it

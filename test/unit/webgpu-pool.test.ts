@@ -1,4 +1,4 @@
-// The bounded buffer pool (src/webgpu-pool.ts) on tfjs-webgpu's own BufferManager class with a fake device (runs
+// The bounded buffer pool (src/runtime/webgpu/pool.ts) on tfjs-webgpu's own BufferManager class with a fake device (runs
 // anywhere): the released bytes kept never exceed the budget, the least recently released go first, reuse by exact
 // size and usage still works, and the manager's counters (which tf.memory() reports) stay true.
 import assert from 'node:assert/strict';

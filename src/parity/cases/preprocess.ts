@@ -1,4 +1,4 @@
-// Parity case "preprocess": the shared differentiable CLIP preprocessing (rewards/preprocess.ts, torchvision
+// Parity case "preprocess": the shared differentiable CLIP preprocessing (src/image/preprocess.ts, torchvision
 // v2 Resize(224, BICUBIC, antialias) + CenterCrop(224) + Normalize(CLIP)) and the antialiased bilinear resize, with
 // their VJPs for the fixture's cotangent. Large tensors are stored as summaries (row sums over the last axis,
 // column sums over axis -2, and sampled values at flat NCHW indices); those are compared where the full tensor is

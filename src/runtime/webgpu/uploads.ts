@@ -1,8 +1,8 @@
 // Small CPU -> GPU uploads through GPUQueue.writeBuffer instead of a fresh mapped staging buffer per tensor.
 // tfjs-backend-webgpu 4.22 (WebGPUBackend.uploadToGPU) creates a GPUBuffer mapped at creation for every tensor made
 // from CPU values, copies through it and destroys it; it also ends the open compute pass. Scalars made from JS numbers
-// (eps, scales, the constants inside tfjs' own gradient functions) make hundreds of such uploads per UNet pass; on an
-// H200 host createBuffer was 17 % of the UNet's forward + backward wall time (bench/overhead.ts, bench/RESULTS.md).
+// (eps, scales, the constants inside tfjs' own gradient functions) make hundreds of such uploads per UNet pass, a
+// large share of its wall time on a GPU (bench/RESULTS.md, "Where the wall time went: CPU-side uploads").
 // writeBuffer stages inside Dawn. It is safe with tfjs' batching: a pooled buffer is back in the pool only once no
 // unsubmitted command reads it (tfjs defers releases until submit), and the queue orders the write after work already
 // submitted and before the command buffer being recorded, which is submitted later.
