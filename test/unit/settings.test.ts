@@ -99,17 +99,14 @@ test('--weight-dtype fp16 reaches the run without being written into the environ
   const before = process.env.RENO_WEIGHT_DTYPE;
   delete process.env.RENO_WEIGHT_DTYPE;
   const out = tmpDir('reno-settings');
-  const lines: string[] = [];
-  const write = process.stdout.write;
-  process.stdout.write = ((s: string) => (lines.push(String(s)), true)) as typeof process.stdout.write;
   let code: number;
   try {
+    // (stdout is the test runner's channel here: the run folder's path it prints passes through as a diagnostic)
     code = await main(['generate', '--preset', 'tiny', '--backend', 'cpu', '--weight-dtype', 'fp16', '--prompt', 'x', '--steps', '1', '--quiet', '--out', out]);
   } finally {
-    process.stdout.write = write;
     installSettings(null);
   }
-  assert.equal(code, 0, lines.join(''));
+  assert.equal(code, 0);
   assert.equal(process.env.RENO_WEIGHT_DTYPE, undefined, 'the flag was written into process.env');
   const [dir] = fs.readdirSync(out);
   const runYaml = YAML.parse(fs.readFileSync(path.join(out, dir, 'run.yaml'), 'utf8'));
