@@ -95,7 +95,8 @@ test('the check fails on an upward import added to the tree, and on a file outsi
     'src/runtime/backend.ts -> rewards/index.ts (runtime imports rewards)',
   ]);
   // the same upward import parsed from source text, as a file would hold it
-  const text = "import * as tf from '../tf.js';\nimport { seededNoise } from '../../optimize/noise.js';\n";
+  const line = (names: string, spec: string) => `import ${names} from '${spec}';\n`;
+  const text = line('* as tf', '../tf.js') + line('{ seededNoise }', '../../optimize/noise.js');
   assert.deepEqual(violations(relativeImports('src/runtime/webgpu/setup.ts', text).map((t) => ['src/runtime/webgpu/setup.ts', t] as const)), [
     'src/runtime/webgpu/setup.ts -> src/optimize/noise.ts (runtime imports optimize)',
   ]);
