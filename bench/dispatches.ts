@@ -4,17 +4,17 @@
 // tfjs engine calls, the GPU programs by name (the largest groups) and the peak of live tensor buffers (weights
 // included; at larger --px the activations, which the fused programs keep fewer of, dominate it).
 //   npx tsx bench/dispatches.ts [--arch tiny|full] [--px 64] [--parts unet,vae,imagereward,aesthetic,pickscore,clip]
-import * as tf from '../src/tf.js';
-import { useBackend } from '../src/backend.js';
-import { setFusedKernels } from '../src/nn/fused.js';
+import * as tf from '../src/runtime/tf.js';
+import { useBackend } from '../src/runtime/backend.js';
+import { setFusedKernels } from '../src/runtime/fused.js';
 import { RewardInput } from '../rewards/input.js';
-import { buildReward, buildUnet, buildVae, type Arch, type RewardName } from './full-models.js';
+import { buildReward, buildUnet, buildVae, REWARD_NAMES, type Arch } from './full-models.js';
 import { withPeak } from './measure.js';
 import { flag, machine } from './util.js';
 
 const arch: Arch = flag('arch', 'tiny') === 'full' ? 'full' : 'tiny';
 const px = Number(flag('px', '64'));
-const parts = flag('parts', 'unet,vae,imagereward,aesthetic,pickscore,clip').split(',');
+const parts = flag('parts', ['unet', 'vae', ...REWARD_NAMES.filter((n) => n !== 'hpsv2')].join(',')).split(',');
 const backend = await useBackend(flag('backend', 'webgpu'));
 console.log(`# GPU programs per pass, ${arch} architecture, ${px} px, ${backend}; ${machine()}`);
 
@@ -109,7 +109,8 @@ if (parts.includes('vae')) {
   vae.dispose();
   z.dispose();
 }
-for (const name of ['imagereward', 'aesthetic', 'pickscore', 'clip'] as RewardName[]) {
+// the registry's rewards (bench/full-models.ts REWARD_NAMES) that --parts names; the default leaves hpsv2 out
+for (const name of REWARD_NAMES) {
   if (!parts.includes(name)) continue;
   const reward = await buildReward(name, arch);
   const prepared = reward.prepare('a photo of an astronaut riding a horse on the moon');

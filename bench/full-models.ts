@@ -2,19 +2,18 @@
 // architecture with random weights (the real files are not needed) or at the tiny preset size (presets/tiny, loaded
 // through the rewards' own loaders). The measuring helpers are in ./measure.ts.
 // Imports stay clear of sharp (src/image/png.ts, src/run/*): the GPU bundle leaves it out.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as path from 'node:path';
-import { readVaeConfig, schedulerConfig, unetConfig, vaeConfig } from '../generators/sd-turbo/config.js';
-import { loadTextEncoder, loadUnet, loadVae } from '../generators/sd-turbo/load.js';
+import { readVaeConfig, schedulerConfig, unetConfig, vaeConfig } from '../src/models/sd-turbo/config.js';
+import { loadTextEncoder, loadUnet, loadVae } from '../src/models/sd-turbo/load.js';
 import { SdTurboPipeline } from '../generators/sd-turbo/pipeline.js';
-import { UNet2DConditionModel } from '../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../generators/sd-turbo/vae.js';
-import { AestheticReward, ClipImageEncoder, aestheticReward } from '../rewards/aesthetic.js';
+import { UNet2DConditionModel } from '../src/models/sd-turbo/unet.js';
+import { AutoencoderKL } from '../src/models/sd-turbo/vae.js';
+import { AestheticReward, ClipImageEncoder } from '../rewards/aesthetic.js';
 import { ClipSimilarityReward } from '../rewards/clip/similarity.js';
-import { clipScoreReward } from '../rewards/clip-score.js';
-import { Hpsv2Reward, hpsv2Reward } from '../rewards/hpsv2.js';
-import { ImageReward, imageRewardSpec, IMAGE_REWARD_FILES } from '../rewards/imagereward.js';
-import { pickscoreReward } from '../rewards/pickscore.js';
+import { Hpsv2Reward } from '../rewards/hpsv2.js';
+import { ImageReward, IMAGE_REWARD_FILES } from '../rewards/imagereward.js';
+import { REWARDS } from '../rewards/index.js';
 import type { PreparedReward, Reward, RewardLoadContext, RewardSpec } from '../rewards/types.js';
 import { modelPlaces } from '../src/commands/common.js';
 import { defaultsFile, readConfigFile } from '../src/config/run-config.js';
@@ -27,28 +26,30 @@ import { ClipTextModel } from '../src/models/clip/text.js';
 import { builtinOpenClipConfigFile, openClipConfig } from '../src/models/openclip/config.js';
 import { OpenClipModel } from '../src/models/openclip/model.js';
 import { readJsonFile } from '../src/config/json.js';
-import { getModel } from '../src/models/registry.js';
+import { getModel } from '../src/config/models.js';
 import type { Module } from '../src/nn/module.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
 import { imageRewardTokenizer } from '../src/tokenizers/wordpiece.js';
 import { requireModel } from '../src/weights/hub.js';
-import { overBindingLimit } from '../src/webgpu-bindings.js';
+import { overBindingLimit } from '../src/runtime/webgpu/bindings.js';
 import { SD_TURBO_TEXT_ENCODER, SD_TURBO_UNET, SD_TURBO_VAE } from './sd-turbo-configs.js';
 
 export type Arch = 'tiny' | 'full';
 /** The prompt every benchmark prepares. */
 export const BENCH_PROMPT = 'a photo of an astronaut riding a horse on the moon';
-export const REWARD_NAMES = ['imagereward', 'aesthetic', 'pickscore', 'clip', 'hpsv2'] as const;
-export type RewardName = (typeof REWARD_NAMES)[number];
-const SPECS: Record<RewardName, RewardSpec> = {
-  imagereward: imageRewardSpec,
-  aesthetic: aestheticReward,
-  pickscore: pickscoreReward,
-  clip: clipScoreReward,
-  hpsv2: hpsv2Reward,
+/**
+ * The rewards with a published architecture, from the reward registry: those whose first model is a `reward` entry
+ * of configs/models.yaml (the personal reward's is the user's own preference model). A new one needs its case in
+ * fullReward and fullRewardBytes below, which say so.
+ */
+export const REWARD_NAMES: readonly string[] = REWARDS.filter((s) => getModel(s.models[0]).kind === 'reward').map((s) => s.name);
+export type RewardName = string;
+const SPECS: Record<RewardName, RewardSpec> = Object.fromEntries(REWARDS.map((s) => [s.name, s]));
+const noArchitecture = (name: string): never => {
+  throw new Error(`bench/full-models.ts builds no full architecture for reward "${name}": add its case to fullReward and fullRewardBytes`);
 };
 
-// ---- full architectures (rewards.md sections 3-7; sdturbo.md section 1 via sd-turbo-configs.ts) ----------------
+// ---- full architectures (the released configs; SD-Turbo's in sd-turbo-configs.ts) ----------------
 
 /** HF CLIPModel config of laion/CLIP-ViT-H-14-laion2B-s32B-b79K; PickScore_v1 and ReNO's CLIP score use it. */
 export const CLIP_H14 = {
@@ -106,7 +107,7 @@ const DEVICE_MIN = 1 << 20;
  * On cpu and wasm each tensor comes from tf.randomNormal (one parameter at a time: never the whole model in JS). On
  * a GPU backend, where tf.randomNormal would fill every value in JS and upload it, a large parameter is made on the
  * device from two short random vectors instead: w[i, j] = scale * sqrt(2) * sin(1000 u_i v_j) (std `scale`),
- * unless it is over the adapter's binding limit (src/webgpu-bindings.ts).
+ * unless it is over the adapter's binding limit (src/runtime/webgpu/bindings.ts).
  */
 export function initWeights(module: Module, seed: number, scale = 0.02, only: (name: string) => boolean = () => true): void {
   const onDevice = !['cpu', 'wasm'].includes(tf.getBackend());
@@ -332,6 +333,8 @@ function fullReward(name: RewardName, prompt: string | undefined, seed: number, 
       const vocab = path.join(tinyContext().locate('bert-base-uncased'), IMAGE_REWARD_FILES.vocab);
       return new ImageReward(model, imageRewardTokenizer(vocab).tokenizer);
     }
+    default:
+      return noArchitecture(name);
   }
 }
 
@@ -370,6 +373,8 @@ export function fullRewardBytes(name: RewardName, dtype: 'fp32' | 'fp16' = 'fp32
       const vision = blipVitConfig(BLIP_VIT_L16, name);
       return { loop: paramBytes(new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, name, vision.embedDim), mlp: IMAGE_REWARD_MLP }), dtype), text: 0 };
     }
+    default:
+      return noArchitecture(name);
   }
 }
 

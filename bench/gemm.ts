@@ -1,4 +1,4 @@
-// tfjs' programs against reno's tiled ones (src/nn/webgpu-gemm.ts, each tile) and Winograd (src/nn/webgpu-winograd.ts,
+// tfjs' programs against reno's tiled ones (src/runtime/webgpu/gemm.ts, each tile) and Winograd (src/runtime/webgpu/winograd.ts,
 // alone and with each tile for its 16 products) on WebGPU: the 3x3 convolutions of the VAE decoder at 512 px and
 // the UNet at a 64x64 latent (forward, with the bias; TFLOP/s counts the direct convolution's work), and the UNet's attention
 // products and Linear layers at 4096 and 1024 tokens. Prints ms per product, TFLOP/s, the largest relative
@@ -7,12 +7,12 @@
 // token counts (a software adapter).
 //   npx tsx bench/gemm.ts [--div 8] [--reps 10] [--tiles 64x64x16,128x64x16] [--only VAE] [--min-tiles 1] [--no-winograd]
 // A cell marked "tfjs" is a shape the tile leaves to tfjs' program (fewer than --min-tiles tiles, default MIN_TILES).
-import * as tf from '../src/tf.js';
-import { useBackend } from '../src/backend.js';
+import * as tf from '../src/runtime/tf.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { conv2d } from '../src/nn/ops.js';
-import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../src/nn/webgpu-gemm.js';
+import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../src/runtime/webgpu/gemm.js';
 import { relErr } from '../src/parity/types.js';
-import { setWinograd, setWinogradMinTiles, winogradFits } from '../src/nn/webgpu-winograd.js';
+import { setWinograd, setWinogradMinTiles, winogradFits } from '../src/runtime/webgpu/winograd.js';
 import { flag, has, machine, row } from './util.js';
 
 const div = Number(flag('div', '1'));

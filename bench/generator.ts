@@ -1,11 +1,11 @@
 // Generator benchmark: forward and forward + input-gradient time and peak memory for the text encoder, the UNet and
 // the VAE decoder, at the tiny preset size or the full SD-Turbo architecture (random weights), per backend.
 //   npx tsx bench/generator.ts [--arch tiny|full] [--px 256|512] [--backends cpu,wasm] [--parts te,unet,vae] [--reps 3]
-import * as tf from '../src/tf.js';
-import { unetConfig, vaeConfig } from '../generators/sd-turbo/config.js';
-import { UNet2DConditionModel } from '../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../generators/sd-turbo/vae.js';
-import { useBackend } from '../src/backend.js';
+import * as tf from '../src/runtime/tf.js';
+import { unetConfig, vaeConfig } from '../src/models/sd-turbo/config.js';
+import { UNet2DConditionModel } from '../src/models/sd-turbo/unet.js';
+import { AutoencoderKL } from '../src/models/sd-turbo/vae.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { clipTextModelConfig } from '../src/models/clip/config.js';
 import { ClipTextModel } from '../src/models/clip/text.js';
 import { causalMask } from '../src/nn/ops.js';

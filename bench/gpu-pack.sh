@@ -5,7 +5,7 @@
 #   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out): the
 #                               default stages' (reno-step, gemm, dispatches); GPU_PACK_ALL=1 adds generator, rewards,
 #                               profile-kernels and overhead (about 1.8 MB more: the pack is near the 64 MiB limit)
-#   tfjs-extras.cjs.xz          tfjs-core's gradients and chained ops (dist/vendor/, built by scripts/build.mjs; src/tf.ts
+#   tfjs-extras.cjs.xz          tfjs-core's gradients and chained ops (dist/vendor/, built by scripts/build.mjs; src/runtime/tf.ts
 #                               loads it from the checkout's dist/vendor/, where bench/gpu.sh puts it)
 #   webgpu/                     the "webgpu" package's index.js + dawn.node for linux-x64 only (xz: about 5 MB)
 #   debs/*.deb                  the Vulkan loader and glvnd from Debian (the GPU machine has the NVIDIA ICD only)

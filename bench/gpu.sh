@@ -25,7 +25,7 @@ xz -dc "$P/webgpu/dist/linux-x64/dawn.node.xz" > "$W/node_modules/webgpu/dist/li
 mkdir -p "$W/.gpu-pack/webgpu" && cp "$P/webgpu/index.js" "$P/webgpu/package.json" "$W/.gpu-pack/webgpu/" && \
   mkdir -p "$W/.gpu-pack/webgpu/dist/linux-x64" && ln -sf "$W/node_modules/webgpu/dist/linux-x64/dawn.node" "$W/.gpu-pack/webgpu/dist/linux-x64/dawn.node"
 for f in "$P"/*.mjs.xz; do xz -dc "$f" > "$W/$(basename "$f" .xz)"; done
-# tfjs-core's gradients and chained ops, where src/tf.ts looks for them (the checkout's dist/vendor/)
+# tfjs-core's gradients and chained ops, where src/runtime/tf.ts looks for them (the checkout's dist/vendor/)
 mkdir -p "$REPO/dist/vendor" && xz -dc "$P/tfjs-extras.cjs.xz" > "$REPO/dist/vendor/tfjs-extras.cjs"
 # the Vulkan loader and glvnd (the NVIDIA ICD, libGLX_nvidia.so.0, needs libGLdispatch) from Debian
 if ! ldconfig -p | grep -q libvulkan.so.1 || ! ldconfig -p | grep -q libGLdispatch.so.0; then
@@ -52,13 +52,13 @@ for s in $STAGES; do
     # the whole 30-step run (55 s on an H200 at the last measurement; 250 s cap)
     reno-step) stage reno-step 250 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS:-30}" --parts step --backends webgpu --checkpoint "${GPU_CHECKPOINT:-on}" ;;
     # tfjs' unbounded buffer pool and submits (RENO_WEBGPU_POOL_MB=off RENO_WEBGPU_PENDING_MB=off) against reno-step's
-    # defaults: what evicting and early submits cost in time, what they save in device MB (src/webgpu-pool.ts)
+    # defaults: what evicting and early submits cost in time, what they save in device MB (src/runtime/webgpu/pool.ts)
     pooloff) stage pooloff 120 env RENO_WEBGPU_POOL_MB=off RENO_WEBGPU_PENDING_MB=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_POOLOFF:-8}" --parts step --backends webgpu --checkpoint on ;;
     # the memory goal: float16 weights (half the resident bytes), its peak and what unpacking costs per iteration
     fp16) stage fp16 120 env RENO_WEIGHT_DTYPE=fp16 node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_FP16:-5}" --parts step --backends webgpu --checkpoint on ;;
     # the attention on the chunked path (src/nn/attention.ts) instead of the flash programs: which to keep as the default
     chunked) stage chunked 120 env RENO_WEBGPU_ATTENTION=chunked node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_CHUNKED:-8}" --parts step --backends webgpu --checkpoint on ;;
-    # the same loop with the fused WebGPU programs off (src/nn/fused.ts): their gain on this GPU, same machine
+    # the same loop with the fused WebGPU programs off (src/runtime/fused.ts): their gain on this GPU, same machine
     unfused) stage unfused 150 env RENO_WEBGPU_FUSED=off node bench-reno-step.mjs $ARCH --steps "${GPU_STEPS_UNFUSED:-8}" --parts step --backends webgpu --checkpoint on ;;
     # tfjs' conv and matMul programs against reno's tiled ones, each tile, on the VAE's and UNet's shapes (bench/gemm.ts)
     gemm) stage gemm 150 node bench-gemm.mjs ${GPU_GEMM_ARGS:---reps 10} ;;

@@ -1,10 +1,10 @@
 // CPU kernel benchmark: tfjs's own gradients against reno's replacements, in the same run on the same machine
-// (../shared/docs/backends.md lists the slow paths): a 3x3 conv's input gradient (Conv2DBackpropInput vs a forward
+// (bench/RESULTS.md, "CPU kernels", lists the slow paths): a 3x3 conv's input gradient (Conv2DBackpropInput vs a forward
 // conv with the flipped filter), a frozen Linear's input gradient (matMul with transposeB vs an explicit transpose),
 // and self-attention (batched, transposed matMuls vs query-chunked 2-D products with their own gradient).
 //   npx tsx bench/kernels.ts [--backends wasm] [--reps 3] [--tokens 4096]
-import * as tf from '../src/tf.js';
-import { useBackend } from '../src/backend.js';
+import * as tf from '../src/runtime/tf.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { chunkedAttention, plainAttention } from '../src/nn/attention.js';
 import { conv2d, matMulWeight } from '../src/nn/ops.js';
 import { backends, flag, machine, measure, row } from './util.js';

@@ -1,8 +1,8 @@
 // Measuring for the reward and ReNO-step benchmarks: timing with asynchronous read-backs (the only kind WebGPU offers
 // in Node), the peak of distinct tensor buffers, the wasm heap, and whether a wasm module is still alive after running
 // out of memory.
-import * as tf from '../src/tf.js';
-import { poolState, resetPoolHigh } from '../src/webgpu-pool.js';
+import * as tf from '../src/runtime/tf.js';
+import { poolState, resetPoolHigh } from '../src/runtime/webgpu/pool.js';
 
 export interface Measured {
   seconds: number;

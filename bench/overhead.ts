@@ -7,12 +7,12 @@
 // "default" is tfjs' own settings), so one run compares e.g. WebGPU's command batching.
 //   npx tsx bench/overhead.ts [--arch full|tiny] [--px 512] [--backend webgpu] [--parts chain,vae,unet] [--prof-dir DIR]
 //                             [--flag-sets "default;WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128"]
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as inspector from 'node:inspector';
 import * as path from 'node:path';
-import { useBackend } from '../src/backend.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { buildUnet, buildVae, type Arch } from './full-models.js';
 import { engineCalls } from './measure.js';
 import { flag, machine } from './util.js';

@@ -3,8 +3,8 @@
 // they were made, largest groups first. Full architectures, random weights. This is how the backward pass's memory
 // was taken apart (bench/RESULTS.md, "Memory of the backward pass").
 //   npx tsx bench/peak.ts [--part vae|unet] [--px 128] [--backend wasm] [--min-mb 1] [--frames 6]
-import * as tf from '../src/tf.js';
-import { useBackend } from '../src/backend.js';
+import * as tf from '../src/runtime/tf.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { buildUnet, buildVae, SD_TURBO_SCHEDULER } from './full-models.js';
 import { withPeak } from './measure.js';
 import { flag } from './util.js';

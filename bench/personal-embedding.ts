@@ -4,7 +4,7 @@
 // the initial one for like and lower for dislike on at least 4 of 5 seeds (test/e2e/personal-embedding.test.ts runs
 // one seed).
 //   npx tsx bench/personal-embedding.ts [--seeds 5] [--steps 6] [--backend wasm]   (the default formula)
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +13,7 @@ import { personalReward } from '../rewards/personal.js';
 import { DEFAULT_FORMULA } from '../rewards/personal-embedding.js';
 import { generateCommand } from '../src/commands/generate.js';
 import { readImage } from '../src/image/png.js';
-import { getModel } from '../src/models/registry.js';
+import { getModel } from '../src/config/models.js';
 import { packageRoot } from '../src/paths.js';
 import { flag, machine } from './util.js';
 

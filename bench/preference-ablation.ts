@@ -1,5 +1,5 @@
 // The seed paper's ablation (Table 4) on the tiny preset, end to end on a CPU: build a synthetic taste world
-// (rewards/preference/synth.ts), train the tiny preference model four ways and evaluate each with
+// (src/preference/synth.ts), train the tiny preference model four ways and evaluate each with
 // `reno preference eval` (src/commands/preference-eval.ts), then print the ablation table with seen and unseen
 // top-1 accuracy.
 //   Baseline (ViPer*)   --no-prompt --no-aux-loss --prototypes 0
@@ -20,8 +20,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { writeTasteWorld } from '../rewards/preference/synth.js';
-import { tableMarkdown } from '../rewards/preference/metrics.js';
+import { writeTasteWorld } from '../src/preference/synth.js';
+import { tableMarkdown } from '../src/preference/metrics.js';
 import { ablationTable, preferenceEval } from '../src/commands/preference-eval.js';
 import { preferenceTrain, type PreferenceTrainOptions } from '../src/commands/preference.js';
 import { packageRoot } from '../src/paths.js';

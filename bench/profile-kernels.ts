@@ -2,8 +2,8 @@
 // has them) summed by kernel name for the UNet and the VAE decoder, forward + input gradient, against the wall time
 // (the difference is dispatch, allocation and synchronisation).
 //   npx tsx bench/profile-kernels.ts [--arch full|tiny] [--px 512] [--backend webgpu] [--parts unet,vae] [--top 12]
-import * as tf from '../src/tf.js';
-import { useBackend } from '../src/backend.js';
+import * as tf from '../src/runtime/tf.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { buildUnet, buildVae, type Arch } from './full-models.js';
 import { flag, machine } from './util.js';
 

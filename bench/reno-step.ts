@@ -9,16 +9,16 @@
 //       [--reps N] [--warmup 1] [--isolate | --no-isolate]
 // --steps N: N iterations that each update z; the loop runs N + 1 evaluations (its last one takes no step).
 // --isolate (the default for full sizes on wasm): each model's parts run in a child process of their own.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { oneStep } from '../generators/sd-turbo/scheduler.js';
-import { schedulerConfig } from '../generators/sd-turbo/config.js';
+import { schedulerConfig } from '../src/models/sd-turbo/config.js';
 import { RewardInput } from '../rewards/input.js';
 import type { Reward } from '../rewards/types.js';
-import { useBackend } from '../src/backend.js';
-import { checkpointing, setCheckpointing } from '../src/nn/checkpoint.js';
+import { useBackend } from '../src/runtime/backend.js';
+import { checkpointing, setCheckpointing } from '../src/nn/recompute.js';
 import { halfWeightsOn, hostWeightsOn } from '../src/nn/module.js';
 import { disposeResult, runReno, type ActiveReward } from '../src/optimize/loop.js';
 import { seededNoise } from '../src/optimize/noise.js';

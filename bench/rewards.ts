@@ -7,9 +7,9 @@
 // --depth-scale (full only): keep that fraction of every tower's transformer layers, at full width; with two
 // fractions the full-depth figures are extrapolated linearly (a ViT's cost and memory are linear in its depth), for
 // passes that do not fit the 4 GB wasm heap at full depth.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import { RewardInput } from '../rewards/input.js';
-import { useBackend } from '../src/backend.js';
+import { useBackend } from '../src/runtime/backend.js';
 import { BENCH_PROMPT as PROMPT, buildReward, REWARD_NAMES, type Arch, type RewardName } from './full-models.js';
 import { backendAlive, backendNote, errorText, measureAsync, wasmHeapMB, type Measured } from './measure.js';
 import { backends, flag, machine, row } from './util.js';

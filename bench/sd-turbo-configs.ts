@@ -1,4 +1,4 @@
-// The full SD-Turbo architecture (stabilityai/sd-turbo configs, ../shared/docs/sdturbo.md section 1) for benchmarks
+// The full SD-Turbo architecture (stabilityai/sd-turbo configs) for benchmarks
 // with random weights, where the real files are not available.
 export const SD_TURBO_TEXT_ENCODER = {
   hidden_act: 'gelu',

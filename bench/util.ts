@@ -1,7 +1,7 @@
 // Benchmark helpers: flags, timing with warm-up, peak tensor memory (tf.profile) and RSS, a result table.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as os from 'node:os';
-import { useBackend } from '../src/backend.js';
+import { useBackend } from '../src/runtime/backend.js';
 
 export function flag(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);

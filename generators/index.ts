@@ -1,6 +1,6 @@
 // The generator registry: one line per generator. `model` is its entry in configs/models.yaml.
 import * as path from 'node:path';
-import { componentWeights } from './sd-turbo/load.js';
+import { componentWeights } from '../src/models/sd-turbo/load.js';
 import { SdTurboPipeline } from './sd-turbo/pipeline.js';
 import type { Generator } from './types.js';
 

@@ -1,6 +1,6 @@
 // The generator plug-in interface. A generator turns unit Gaussian noise z into an image in [0, 1] with a gradient
 // back to z; text conditioning is prepared once per prompt and reused every optimisation step.
-import type * as tf from '../src/tf.js';
+import type * as tf from '../src/runtime/tf.js';
 
 export interface ImageSize {
   height: number;

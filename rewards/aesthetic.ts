@@ -2,73 +2,24 @@
 // image embedding (here the HF port openai/clip-vit-large-patch14: vision tower + visual_projection, QuickGELU),
 // L2-normalised with a zero-norm guard, through the improved-aesthetic-predictor head
 // (sac+logos+ava1-l14-linearMSE.pth, linear); score = mean(head(e)), loss = 10 - score. No text side.
-// ReNO feeds it the same 224 CLIP tensor as every other reward (clip_img_transform; rewards.md 6), which is also
+// ReNO feeds it the same 224 CLIP tensor as every other reward (clip_img_transform), which is also
 // OpenAI CLIP's own preprocessing for square images; upstream runs it under fp16 autocast, reno in float32.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonFile } from '../src/config/json.js';
 import { ConfigError, WeightsError } from '../src/errors.js';
 import { AestheticHead, loadAestheticHead } from '../src/models/aesthetic-head.js';
-import { clipConfig, type ClipVisionConfig } from '../src/models/clip/config.js';
-import { ClipVisionTransformer } from '../src/models/clip/vision.js';
+import { ClipImageEncoder, loadClipImageEncoder } from '../src/models/clip/image-encoder.js';
 import { l2Normalize } from '../src/models/openclip/model.js';
-import { Linear } from '../src/nn/layers.js';
-import { Module } from '../src/nn/module.js';
-import { loadModule } from '../src/weights/load.js';
-import { openWeights } from '../src/weights/open.js';
 import type { RewardInput } from './input.js';
-import { CLIP224, clipPreprocess } from './preprocess.js';
+import { CLIP224, clipPreprocess } from '../src/image/preprocess.js';
 import type { PreparedReward, Reward, RewardSpec } from './types.js';
+
+export { ClipImageEncoder, CLIP_TEXT_SIDE, loadClipImageEncoder } from '../src/models/clip/image-encoder.js';
 
 export const AESTHETIC_OFFSET = 10;
 /** The head file of the registry's aesthetic-head entry (the one ImageReward and the predictor's README use). */
 export const AESTHETIC_HEAD = 'sac+logos+ava1-l14-linearMSE.pth';
-const CLIP_WEIGHTS = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin'];
-
-/**
- * The image half of an HF CLIPModel (transformers CLIPVisionModelWithProjection: vision_model + visual_projection),
- * keys named as inside the full CLIPModel checkpoint, so it loads from one while its text keys are skipped.
- */
-export class ClipImageEncoder extends Module {
-  vision_model: ClipVisionTransformer;
-  visual_projection: Linear;
-  constructor(readonly config: ClipVisionConfig) {
-    super();
-    this.vision_model = new ClipVisionTransformer(config);
-    this.visual_projection = new Linear(config.hiddenSize, config.projectionDim, false);
-  }
-
-  /** get_image_features (= OpenAI encode_image): CLIP-normalised NHWC pixels [B, S, S, 3] -> [B, P]. */
-  getImageFeatures(pixels: tf.Tensor4D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const out = this.vision_model.forward(pixels);
-      return this.visual_projection.forward(out.pooled) as tf.Tensor2D;
-    });
-  }
-}
-
-/** Keys of a CLIPModel checkpoint the image encoder does not use (text tower, text projection, logit scale, buffers). */
-export const CLIP_TEXT_SIDE = /^(text_model\.|text_projection\.|logit_scale$)|position_ids$/;
-
-/** The image encoder of an HF CLIPModel folder (config.json + model.safetensors or pytorch_model.bin). */
-export function loadClipImageEncoder(dir: string): ClipImageEncoder {
-  const cfgFile = path.join(dir, 'config.json');
-  const config = clipConfig(readJsonFile(cfgFile, 'CLIP config'), cfgFile).vision;
-  const file = CLIP_WEIGHTS.map((f) => path.join(dir, f)).find((p) => fs.existsSync(p));
-  if (!file) throw new WeightsError(`aesthetic: no CLIP weights in ${dir} (looked for ${CLIP_WEIGHTS.join(', ')})`);
-  const model = new ClipImageEncoder(config);
-  const source = openWeights(file);
-  try {
-    loadModule(model, source, { ignore: (k) => CLIP_TEXT_SIDE.test(k) });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    source.close();
-  }
-  return model;
-}
 
 /** The head file of the aesthetic-head folder: the registry's file name, else the folder's only .pth. */
 export function aestheticHeadPath(dir: string): string {
@@ -121,6 +72,7 @@ export class AestheticReward implements Reward {
 
 export const aestheticReward: RewardSpec = {
   name: 'aesthetic',
+  label: 'Aes Score',
   description: 'LAION aesthetic predictor (linear head on CLIP ViT-L/14 image embeddings): 10 - score',
   offset: AESTHETIC_OFFSET,
   models: ['aesthetic', 'aesthetic-head'],

@@ -4,7 +4,7 @@
 // (BaseRewardLoss.process_features), score = cos(img, txt) with no logit scale, loss = 1 - score.
 // The hub repo holds only the checkpoint: the architecture is reno's copy of open_clip's ViT-H-14 config
 // (configs/open_clip/ViT-H-14.json), overridden by an open_clip_config.json in the model folder when there is one.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, WeightsError } from '../src/errors.js';
@@ -12,7 +12,7 @@ import { readOpenClipConfig } from '../src/models/openclip/config.js';
 import { l2Normalize, loadOpenClip, type OpenClipModel } from '../src/models/openclip/model.js';
 import { CLIP_MODES, ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
 import type { RewardInput } from './input.js';
-import { CLIP224, clipPreprocess } from './preprocess.js';
+import { CLIP224, clipPreprocess } from '../src/image/preprocess.js';
 import type { PreparedReward, Reward, RewardSpec } from './types.js';
 
 /** The checkpoint ReNO loads (hps.py: hf_hub_download("xswu/HPSv2", "HPS_v2.1_compressed.pt")). */
@@ -95,6 +95,7 @@ export function loadHpsv2Model(dir: string): OpenClipModel {
 
 export const hpsv2Reward: RewardSpec = {
   name: 'hpsv2',
+  label: 'HPSv2',
   description: 'HPS v2.1 (OpenCLIP ViT-H/14 fine-tuned on human preferences, HPD v2): 1 - cos(image, prompt)',
   offset: HPSV2_OFFSET,
   models: ['hpsv2', 'clip-h-tokenizer'],

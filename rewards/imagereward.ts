@@ -10,12 +10,12 @@
 // Text: tokenizer(prompt, padding='max_length', truncation=True, max_length=35); [CLS] stays at position 0 (neither
 // ImageReward.score nor score_gard substitutes BLIP's [ENC] token).
 import * as path from 'node:path';
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import { ConfigError } from '../src/errors.js';
 import { loadImageReward, type ImageRewardModel } from '../src/models/blip/image-reward.js';
 import { IMAGE_REWARD_TEXT, imageRewardTokenizer, type WordPieceTokenizer } from '../src/tokenizers/wordpiece.js';
 import type { RewardInput } from './input.js';
-import { CLIP224, clipPreprocess } from './preprocess.js';
+import { CLIP224, clipPreprocess } from '../src/image/preprocess.js';
 import type { PreparedReward, Reward, RewardSpec } from './types.js';
 
 /** ReNO's ImageRewardLoss: loss = 2 - score. */
@@ -84,6 +84,7 @@ export function loadImageRewardReward(modelDir: string, tokenizerDir: string): I
 
 export const imageRewardSpec: RewardSpec = {
   name: 'imagereward',
+  label: 'ImageReward',
   description: 'ImageReward v1.0 (BLIP ViT-L + BERT cross-attention, human preference): 2 - (MLP(h_CLS) - mean) / std',
   offset: IMAGE_REWARD_OFFSET,
   models: ['imagereward', 'bert-base-uncased'],

@@ -1,4 +1,8 @@
-// The reward registry: one line per reward. Adding a reward is one file plus one line here.
+// The reward registry: one line per reward, and every list of rewards elsewhere (the CLI's weight flags and --help,
+// the run summary, preference-eval's baselines and labels, the benchmarks) is derived from it. Adding a reward is
+// one file (rewards/NAME.ts exporting its RewardSpec: name, label, description, offset, the registry models it loads,
+// load), plus one line here, plus its models' entries in configs/models.yaml (and its default weight in
+// configs/default.yaml if it is on by default).
 import { UsageError } from '../src/errors.js';
 import { aestheticReward } from './aesthetic.js';
 import { clipScoreReward } from './clip-score.js';
@@ -9,6 +13,11 @@ import { pickscoreReward } from './pickscore.js';
 import type { Reward, RewardSpec } from './types.js';
 
 export const REWARDS: RewardSpec[] = [imageRewardSpec, aestheticReward, pickscoreReward, clipScoreReward, hpsv2Reward, personalReward];
+
+/** Plot and table names by reward name (RewardSpec.label, else the name). */
+export function rewardLabel(name: string): string {
+  return REWARDS.find((s) => s.name === name)?.label ?? name;
+}
 
 export function rewardSpec(name: string): RewardSpec {
   const r = REWARDS.find((s) => s.name === name);

@@ -1,6 +1,6 @@
 // The image every reward sees in one step, with the shared preprocessing computed once: ReNO feeds one 224x224
 // CLIP-normalised tensor to all CLIP-family rewards (ReNO rewards/utils.py clip_img_transform).
-import type * as tf from '../src/tf.js';
+import type * as tf from '../src/runtime/tf.js';
 
 export type Preprocess = (image: tf.Tensor4D) => tf.Tensor4D;
 

@@ -12,17 +12,17 @@
 // ridge fit are computed once from the history (host arithmetic: at most 2 n_ref rows); only e depends on the image.
 // History embeddings are cached in memory by sha256 of the image file's bytes and the tower (name and folder), so a
 // sweep or an evaluation embeds each image once per process.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DataError, UsageError } from '../src/errors.js';
 import { readImage } from '../src/image/png.js';
-import { l2normalize } from '../src/models/clip/model.js';
+import { l2Normalize } from '../src/nn/ops.js';
 import { loadClipImageEncoder } from './aesthetic.js';
-import { acquireClipModel, loadClipTokenizer, tokenizeForClip } from './clip/load.js';
+import { acquireClipModel, loadClipTokenizer, tokenizeForClip } from '../src/models/clip/load.js';
 import type { ClipModel } from '../src/models/clip/model.js';
 import type { RewardInput } from './input.js';
-import { CLIP224, clipPreprocess } from './preprocess.js';
+import { CLIP224, clipPreprocess } from '../src/image/preprocess.js';
 
 export const EMBEDDING_TOWERS = ['pickscore', 'clip', 'aesthetic'] as const;
 export type EmbeddingTowerName = (typeof EMBEDDING_TOWERS)[number];
@@ -211,7 +211,7 @@ export function loadEmbeddingTower(name: EmbeddingTowerName, locate: (model: str
       dir,
       imageSize: enc.config.imageSize,
       dim: enc.config.projectionDim,
-      imageFeatures: (px) => tf.tidy(() => l2normalize(enc.getImageFeatures(px))),
+      imageFeatures: (px) => tf.tidy(() => l2Normalize(enc.getImageFeatures(px)) as tf.Tensor2D),
       dispose: () => enc.dispose(),
     };
   }
@@ -224,13 +224,13 @@ export function loadEmbeddingTower(name: EmbeddingTowerName, locate: (model: str
     model,
     imageSize: model.config.vision.imageSize,
     dim: model.config.projectionDim,
-    imageFeatures: (px) => tf.tidy(() => l2normalize(model.getImageFeatures(px))),
+    imageFeatures: (px) => tf.tidy(() => l2Normalize(model.getImageFeatures(px)) as tf.Tensor2D),
     textFeatures: (prompts) => {
       model.text_model.unpark();
       model.text_projection.unpark();
       tokenizer ??= loadClipTokenizer(locate('clip-h-tokenizer'));
       const { ids, mask } = tokenizeForClip(tokenizer, prompts, Math.min(77, model.config.text.maxPositions));
-      const f = tf.tidy(() => l2normalize(model.getTextFeatures(ids, mask)));
+      const f = tf.tidy(() => l2Normalize(model.getTextFeatures(ids, mask)) as tf.Tensor2D);
       tf.dispose([ids, mask]);
       return f;
     },

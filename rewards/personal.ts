@@ -1,10 +1,9 @@
-// The personal reward: the user's preference model (rewards/preference, the seed paper's prototype VLM on SmolVLM)
+// The personal reward: the user's preference model (src/preference, the seed paper's prototype VLM on SmolVLM)
 // scoring the generated image against the user's history (history.json, src/data/history.ts), in ReNO's loop.
 //   score = Q(+) = sigmoid(M+ - M-) (eq. 5), the probability that the user likes the image;
 //   like    (default): loss = -log Q(+)       = softplus(M- - M+)
-//   dislike          : loss = -log(1 - Q(+))  = softplus(M+ - M-)      (reno.md 8: same context, the sign flips)
-// offset 0 (the loss is not "const - score": PersonalReward.scoreFromLoss reads a like loss back as Q = exp(-loss), a
-// dislike one as 1 - exp(-loss)).
+//   dislike          : loss = -log(1 - Q(+))  = softplus(M+ - M-)      (same context, the sign flips)
+// offset 0 (the loss is not "const - score": read a like loss back as Q = exp(-loss), a dislike one as 1 - exp(-loss)).
 // The references are the last n_ref pairs of the history (at most the checkpoint's own n_ref, the longest history
 // it was trained on), oldest first, liked entry then disliked entry. Their images are decoded and put through the
 // vision tower's preprocessing once at load; prepare(prompt) encodes [prototypes; history] once into a KvCache and
@@ -17,16 +16,16 @@
 // loss = +score, offset 0); auto (default) takes the VLM when a checkpoint is named or found, else the embedding
 // model, and says which and why on stderr. Each reward's `info` (mode, tower, formula, reason) goes to run.yaml and
 // the PNG text chunks.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { historyImageWhere, lastPairs, readHistory, type History } from '../src/data/history.js';
 import { DataError, RenoError, UsageError } from '../src/errors.js';
 import { readImage } from '../src/image/png.js';
 import type { RewardInput } from './input.js';
-import { loadPreferenceModel } from './preference/checkpoint.js';
-import { guidanceLoss } from './preference/losses.js';
-import type { PreferenceModel, RefPixels } from './preference/model.js';
+import { loadPreferenceModel } from '../src/preference/checkpoint.js';
+import { guidanceLoss } from '../src/preference/losses.js';
+import type { PreferenceModel, RefPixels } from '../src/preference/model.js';
 import type { PreparedReward, Reward, RewardLoadContext, RewardSpec } from './types.js';
 import {
   DEFAULT_FORMULA,

@@ -1,7 +1,7 @@
 // The reward plug-in interface. A reward takes the generated image in [0, 1] and returns a loss with a gradient back
 // to the pixels: lower is better, in ReNO's "const - score" form, so the weighted sum is minimised. Text features
 // are prepared once per prompt.
-import type * as tf from '../src/tf.js';
+import type * as tf from '../src/runtime/tf.js';
 import type { RewardInput } from './input.js';
 
 export interface PreparedReward {
@@ -52,6 +52,8 @@ export interface RewardLoadContext {
 
 export interface RewardSpec {
   name: string;
+  /** The name in plots and tables (the papers' spelling, e.g. "Aes Score"; default: name). */
+  label?: string;
   description: string;
   /** The "const" of const - score, for reading losses back as scores (scoreFromLoss in rewards/index.ts). */
   offset: number;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The build (`npm run build`, and `prepare` at install): esbuild transpiles every TypeScript source to dist/ (no type
 // check: that is `npm run typecheck`, tsc), and bundles tfjs-core's gradients and chained ops into
-// dist/vendor/tfjs-extras.cjs, which src/tf.ts loads (tfjs-core's Node build ships neither; see src/tf.ts).
+// dist/vendor/tfjs-extras.cjs, which src/runtime/tf.ts loads (tfjs-core's Node build ships neither; see src/runtime/tf.ts).
 // It needs only production dependencies, so `npm ci --omit=dev` builds too.
 import { buildSync } from 'esbuild';
 import { readdirSync, statSync, rmSync, mkdirSync, renameSync } from 'node:fs';

@@ -16,7 +16,7 @@ function walk(dir) {
   return out;
 }
 
-// src/tf.ts loads tfjs' gradients from the build (npm ci builds it; an install with --ignore-scripts does not)
+// src/runtime/tf.ts loads tfjs' gradients from the build (npm ci builds it; an install with --ignore-scripts does not)
 if (!existsSync(join('dist', 'vendor', 'tfjs-extras.cjs'))) {
   const b = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   if (b.status !== 0) process.exit(b.status ?? 1);

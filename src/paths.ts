@@ -1,5 +1,5 @@
 // Where reno's own files live (configs/, presets/, examples/), whether run from src/ with tsx, from dist/, or from a
-// bundle ($RENO_ROOT).
+// bundle (told by RENO_ROOT, read in src/runtime/settings.ts, which calls setPackageRoot).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,8 +9,6 @@ let root: string | null = null;
 /** The folder holding reno's package.json (walks up from this module). */
 export function packageRoot(): string {
   if (root) return root;
-  // a bundled build (bench/gpu-pack.sh) runs outside the checkout and is told where it is
-  if (process.env.RENO_ROOT) return (root = path.resolve(process.env.RENO_ROOT));
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pj = path.join(dir, 'package.json');
@@ -27,4 +25,14 @@ export function packageRoot(): string {
   }
 }
 
-export const RENO_VERSION: string = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')).version;
+/** A bundled build (bench/gpu-pack.sh) runs outside the checkout and is told where it is (RENO_ROOT). */
+export function setPackageRoot(dir: string): void {
+  root = path.resolve(dir);
+}
+
+let version: string | null = null;
+
+/** reno's version (package.json), read when first asked for. */
+export function renoVersion(): string {
+  return (version ??= JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')).version as string);
+}

@@ -1,10 +1,10 @@
 // Shared test helpers: fixture paths, temporary folders, backend selection and tensor-leak checks.
-import * as tf from '../src/tf.js';
+import * as tf from '../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { useBackend } from '../src/backend.js';
+import { useBackend } from '../src/runtime/backend.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');

@@ -1,17 +1,17 @@
 // SD-Turbo's one-step text-to-image chain (diffusers StableDiffusionPipeline with EulerDiscreteScheduler, 1 step,
 // guidance 0): tokens -> CLIPTextModel -> UNet at t = 999 -> x0 = x_T - sigma * eps -> VAE decode -> [0, 1].
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WeightsError } from '../../src/errors.js';
 import type { ClipTextModel } from '../../src/models/clip/text.js';
 import { ClipTokenizer } from '../../src/tokenizers/clip-bpe.js';
 import type { Conditioning, Generator, ImageSize } from '../types.js';
-import { readSchedulerConfig } from './config.js';
-import { loadTextEncoder, loadUnet, loadVae, openCheckpointFile } from './load.js';
+import { readSchedulerConfig } from '../../src/models/sd-turbo/config.js';
+import { loadTextEncoder, loadUnet, loadVae, openCheckpointFile } from '../../src/models/sd-turbo/load.js';
 import { oneStep, type EulerStep } from './scheduler.js';
-import type { UNet2DConditionModel } from './unet.js';
-import type { AutoencoderKL } from './vae.js';
+import type { UNet2DConditionModel } from '../../src/models/sd-turbo/unet.js';
+import type { AutoencoderKL } from '../../src/models/sd-turbo/vae.js';
 
 /** Intermediates of one step, for parity checks and debugging. */
 export interface StepTrace {

@@ -1,6 +1,6 @@
 // EulerDiscreteScheduler for SD-Turbo's one step (diffusers schedulers/scheduling_euler_discrete.py): sigmas from the
 // beta schedule, trailing timestep spacing, init_noise_sigma, scale_model_input and the epsilon step to x0.
-import type { SchedulerConfig } from './config.js';
+import type { SchedulerConfig } from '../../src/models/sd-turbo/config.js';
 
 export interface EulerStep {
   timestep: number;

@@ -1,6 +1,6 @@
 // The tiny preset's preference checkpoint (presets/tiny/reno/preference-tiny, where the personal reward looks in a
 // smoke test) and the example user history (examples/history.json + examples/images/), both from one synthetic
-// taste world (rewards/preference/synth.ts) with a fixed seed:
+// taste world (src/preference/synth.ts) with a fixed seed:
 //   - the shared taste: light backgrounds, large shapes, a little warmth, plain textures (weights below); taste
 //     groups and individual variation on top (the synth defaults);
 //   - the checkpoint: `reno preference train --preset tiny` defaults (src/commands/preference.ts TRAIN_DEFAULTS.tiny:
@@ -15,8 +15,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TINY_PREFERENCE_DIR } from '../../rewards/personal.js';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { writeTasteWorld } from '../../rewards/preference/synth.js';
+import { readPreferenceDataset } from '../../src/preference/data.js';
+import { writeTasteWorld } from '../../src/preference/synth.js';
 import { preferenceTrain } from '../../src/commands/preference.js';
 import { packageRoot } from '../../src/paths.js';
 import { SEED, writeJson } from './common.js';

@@ -2,12 +2,12 @@
 // same weights as the single file sd_turbo.safetensors in the original SD layout (fp16, as the registry entry
 // sd-turbo-file expects; src/weights/single-file.ts).
 import * as path from 'node:path';
-import { unetConfig, vaeConfig } from '../../generators/sd-turbo/config.js';
-import { UNet2DConditionModel } from '../../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../../generators/sd-turbo/vae.js';
+import { unetConfig, vaeConfig } from '../../src/models/sd-turbo/config.js';
+import { UNet2DConditionModel } from '../../src/models/sd-turbo/unet.js';
+import { AutoencoderKL } from '../../src/models/sd-turbo/vae.js';
 import { clipTextModelConfig } from '../../src/models/clip/config.js';
 import { ClipTextModel } from '../../src/models/clip/text.js';
-import { singleFileLayout } from '../../generators/sd-turbo/load.js';
+import { singleFileLayout } from '../../src/models/sd-turbo/load.js';
 import { openSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
 import { COMPONENTS, toSingleFile, type Component } from '../../src/weights/single-file.js';
 import type { TensorSource } from '../../src/weights/source.js';

@@ -1,7 +1,8 @@
 // yargs wiring only: each command maps its flags onto an async function in src/commands/ and returns an exit code.
 // One error handler: RenoError -> "reno: message" and its exit code; anything else is a bug and prints its stack.
 import yargs, { type Argv } from 'yargs';
-import { BACKENDS } from '../backend.js';
+import { BACKENDS } from '../runtime/backend.js';
+import { installSettings, readSettings } from '../runtime/settings.js';
 import { compareCommand } from '../commands/compare.js';
 import { modelPlaces } from '../commands/common.js';
 import { generateCommand } from '../commands/generate.js';
@@ -16,7 +17,7 @@ import { RenoError, UsageError, wasmAbort } from '../errors.js';
 import { KEY_HELP } from '../config/run-config.js';
 import { configOptions, configOverrides, numberFlag } from './options.js';
 import { preferenceCommands } from './preference.js';
-import { RENO_VERSION } from '../paths.js';
+import { renoVersion } from '../paths.js';
 
 const modelFileFlag = <T>(y: Argv<T>) =>
   y.option('model-file', { type: 'string', describe: "the generator's weights as one single-file checkpoint in the original SD layout (e.g. sd_turbo.safetensors), or a registry entry holding one (sd-turbo-file); configs and tokenizer from the model's folder" });
@@ -31,15 +32,16 @@ export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const cli = yargs(argv)
     .scriptName('reno')
-    .version(RENO_VERSION)
+    .version(renoVersion())
     .strict()
     // numbers stay text until a flag's own check converts them, so that an error can quote what was typed
     .parserConfiguration({ 'parse-numbers': false })
     .option('backend', { type: 'string', choices: [...BACKENDS], describe: 'tfjs backend', defaultDescription: 'auto, or $RENO_BACKEND' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
     .option('weight-dtype', { type: 'string', choices: ['fp32', 'fp16'], describe: "frozen conv and Linear weights' storage: fp16 halves the models' memory", defaultDescription: 'fp32, or $RENO_WEIGHT_DTYPE' })
+    // the settings, once: RENO_* variables with the flags over them (src/runtime/settings.ts); a bad value is a usage error
     .middleware((a) => {
-      if (a.weightDtype) process.env.RENO_WEIGHT_DTYPE = a.weightDtype as string; // read where the backend is set up (src/backend.ts)
+      installSettings(readSettings(process.env, { weightDtype: a.weightDtype as string | undefined }));
     })
     .command(
       'generate',

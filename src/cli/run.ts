@@ -7,12 +7,12 @@ const exit = (code: number) => {
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 };
 try {
-  // imported here, not statically: an installation problem found while loading (src/tf.ts) is reported as one line
-  const { requestWasmThreads } = await import('../wasm-threads.js');
+  // imported here, not statically: an installation problem found while loading (src/runtime/tf.ts) is reported as one line
+  const { requestWasmThreads } = await import('../runtime/wasm-threads.js');
   // one wasm thread per core (RENO_WASM_THREADS overrides; 1 turns threads off)
   requestWasmThreads(os.cpus().length);
   const { main } = await import('./main.js');
-  const { checkTfjsVersions } = await import('../tf.js');
+  const { checkTfjsVersions } = await import('../runtime/tf.js');
   checkTfjsVersions();
   main(process.argv.slice(2)).then(exit, (e) => {
     process.stderr.write(`reno: internal error: ${(e as Error).stack ?? e}\n`);

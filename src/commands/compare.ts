@@ -3,14 +3,14 @@
 // and report.html next to the runs' own folders.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import type { RunConfig } from '../config/run-config.js';
 import { escapeXml } from '../report/svg.js';
 import { page } from '../report/html.js';
 import { imageGrid } from '../report/plot-png.js';
 import { UsageError } from '../errors.js';
 import { markdownTable, scoreFiles } from '../run/cross-score.js';
-import { checkWritableDir, keepIfValid, makeDirs, newRunDir, writeFileAtomic } from '../run/files.js';
+import { checkWritableDir, keepIfValid, makeDirs, newRunDir, writeFileAtomic } from '../util/files.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
 import { rewardSpec } from '../../rewards/index.js';
 import { activeRewardNames, openSession, PERSONAL, runGeneration, runSize } from '../run/session.js';

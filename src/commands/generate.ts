@@ -1,13 +1,13 @@
 // `reno generate`: resolve the config (defaults, --config, flags), find every model, then optimise SD-Turbo's noise
 // against the weighted rewards and write a run folder (src/run/session.ts).
 import * as path from 'node:path';
-import type * as tf from '../tf.js';
-import { useBackend } from '../backend.js';
+import type * as tf from '../runtime/tf.js';
+import { useBackend } from '../runtime/backend.js';
 import type { StepRecord } from '../optimize/loop.js';
 import { resolveConfig, validatePartial, type RunConfig } from '../config/run-config.js';
 import { ConfigError, RunStopped, UsageError } from '../errors.js';
 import { readImageRecord, shortHash, type ImageRecord } from '../image/a1111.js';
-import { checkWritableDir, keepIfValid, newRunDir } from '../run/files.js';
+import { checkWritableDir, keepIfValid, newRunDir } from '../util/files.js';
 import { withInterrupt, stopFlag } from '../run/interrupt.js';
 import { activeRewardNames, openSession, RUN_FOLDER_FILES, runGeneration, runSize, type RunOutcome } from '../run/session.js';
 import { runSummary } from '../run/summary.js';

@@ -1,7 +1,7 @@
 // `reno models list | download | verify`: one async function per sub-command (the yargs wiring lives in src/cli/).
 import * as fs from 'node:fs';
 import { RenoError, UsageError, WeightsError } from '../errors.js';
-import { getModel, registry, withUses, type ModelEntry, type ModelKind, type Registry } from '../models/registry.js';
+import { getModel, registry, withUses, type ModelEntry, type ModelKind, type Registry } from '../config/models.js';
 import { DownloadError, downloadModel, sha256File, type DownloadOptions, type RepoDownload } from '../weights/download.js';
 import { hfCacheDir, missingFiles, modelFile, searchModel, type LocateOptions, type ModelWhere, type SearchedPlace } from '../weights/hub.js';
 import { SafetensorsFile } from '../weights/safetensors.js';

@@ -1,5 +1,5 @@
 // `reno dev parity <fixtures-root>`: the parity runner on one backend; exit code 1 when any check fails.
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { runParity, type ParityResult } from '../parity/runner.js';
 
 export interface ParityCommandOptions {

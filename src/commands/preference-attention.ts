@@ -6,7 +6,7 @@
 // recordAttention hook (src/models/idefics3/llama.ts). The probabilities are the raw ones over all keys (prototypes,
 // history, target), so a row sums to the share of the token's attention that goes to the prototypes; one colour
 // scale serves every panel.
-// Histories follow rewards/preference/protocol.ts (seen users: train pairs; unseen users: their first test pairs),
+// Histories follow src/preference/protocol.ts (seen users: train pairs; unseen users: their first test pairs),
 // at the checkpoint's n_ref; ordering 1 is that history, orderings 2.. are seeded shuffles of its pairs and of the
 // entries inside each pair (as training shuffles them).
 // Writes OUT/attention.png (rows = users, columns = orderings; each panel with axes and a colour bar) and
@@ -15,15 +15,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { shuffle } from '../data/shuffle.js';
-import type { RefPixels } from '../../rewards/preference/model.js';
-import { historyRefs, targetAttention, type EvalUser } from '../../rewards/preference/protocol.js';
+import { readPreferenceDataset } from '../preference/data.js';
+import { shuffle } from '../util/shuffle.js';
+import type { RefPixels } from '../preference/model.js';
+import { historyRefs, targetAttention, type EvalUser } from '../preference/protocol.js';
 import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { UsageError } from '../errors.js';
 import { heatmapPng, imageGrid } from '../report/plot-png.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
-import { progress } from '../run/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
+import { progress } from '../util/progress.js';
 
 export interface PreferenceAttentionOptions {
   model: string;

@@ -2,11 +2,11 @@
 // an image cache, both freed afterwards, and the test users to show (the evaluation protocol's users, picked by
 // name or count, two per taste group in turn on a synthetic world).
 import * as path from 'node:path';
-import { loadPreferenceModel } from '../../rewards/preference/checkpoint.js';
-import { ImageCache, type PreferenceDataset } from '../../rewards/preference/data.js';
-import type { PreferenceModel } from '../../rewards/preference/model.js';
-import { evalProtocol, pickUsers, worldGroups, type EvalUser } from '../../rewards/preference/protocol.js';
-import { useBackend } from '../backend.js';
+import { loadPreferenceModel } from '../preference/checkpoint.js';
+import { ImageCache, type PreferenceDataset } from '../preference/data.js';
+import type { PreferenceModel } from '../preference/model.js';
+import { evalProtocol, pickUsers, worldGroups, type EvalUser } from '../preference/protocol.js';
+import { useBackend } from '../runtime/backend.js';
 import { UsageError } from '../errors.js';
 
 /** fn with the checkpoint's model and a pixel cache on the chosen backend; both are disposed when fn ends. */

@@ -1,7 +1,7 @@
 // `reno preference dataset --pickapic DIR_OR_FILES --out DIR`: Pick-a-Pic v2 parquet shards -> the shared per-user
 // preference format: DIR/images/<user>/<uid>.<ext>, DIR/pairs.jsonl ({"user","prompt","liked","disliked","split"},
 // image paths relative to DIR) and DIR/stats.json. Two streamed passes over the shards (row group by row group):
-// pass 1 reads ids and labels only (src/data/pickapic.ts: row rules, filter, splits); pass 2 reads captions and JPEG
+// pass 1 reads ids and labels only (src/preference/pickapic.ts: row rules, filter, splits); pass 2 reads captions and JPEG
 // bytes, validates every image by decoding it with sharp, keeps the original bytes, and writes the kept users' pairs.
 // pairs.jsonl and stats.json are written under temporary names and renamed at the end (pairs.jsonl last), so an
 // interrupted build never leaves a half-written pairs.jsonl; images are written atomically one by one.
@@ -26,9 +26,9 @@ import {
   type SplitOptions,
   type SplitStats,
   type UserRole,
-} from '../data/pickapic.js';
-import { progress } from '../run/progress.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
+} from '../preference/pickapic.js';
+import { progress } from '../util/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
 
 export interface PreferenceDatasetOptions extends Partial<SplitOptions> {
   /** Parquet files and/or folders (searched recursively for *.parquet). */

@@ -1,6 +1,6 @@
 // `reno preference eval --model CKPT [--model ABLATION ...] --data DIR`: the seed paper's evaluation (4.1, Tables
 // 1-4, Figs. 5 and 7) of preference checkpoints on the test split of a preference dataset.
-//   protocol   rewards/preference/protocol.ts: per test user a fixed history (seen users: their train pairs;
+//   protocol   src/preference/protocol.ts: per test user a fixed history (seen users: their train pairs;
 //              unseen users: some of their own test pairs) and the query pairs scored; the same queries for every
 //              model, baseline and N_ref;
 //   top-1      pairwise accuracy (liked scored above disliked, ties one half) over all, seen and unseen users' query
@@ -17,12 +17,12 @@
 //              its own N_ref sweep (N_ref 0 scores every image 0: chance).
 // Model scores are M+ - M- (Q = sigmoid of it); a reward's score is its own scale (only the order matters).
 // Writes OUT/tables.md, OUT/tables.json, OUT/nref.png (seen solid, unseen dashed, per model) and OUT/nref-all.png.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
-import { loadPreferenceModel, readPreferenceConfig, recordedBackboneDir } from '../../rewards/preference/checkpoint.js';
-import { ImageCache, readPreferenceDataset } from '../../rewards/preference/data.js';
+import { REWARDS, RewardInput, rewardLabel, rewardSpec } from '../../rewards/index.js';
+import { loadPreferenceModel, readPreferenceConfig, recordedBackboneDir } from '../preference/checkpoint.js';
+import { ImageCache, readPreferenceDataset } from '../preference/data.js';
 import {
   candidateSets,
   groupedPairwise,
@@ -39,16 +39,16 @@ import {
   type NRefSweep,
   type PaperTable,
   type ScoredPair,
-} from '../../rewards/preference/metrics.js';
-import { PreferenceModel } from '../../rewards/preference/model.js';
+} from '../preference/metrics.js';
+import { PreferenceModel } from '../preference/model.js';
 import { DEFAULT_FORMULA, DEFAULT_TOWER, checkFormula, checkTower, embedHistory, embedImageFiles, embedPrompts, fitPersonal, loadEmbeddingTower, needsText, type Formula } from '../../rewards/personal-embedding.js';
-import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, type EvalProtocol, type Target } from '../../rewards/preference/protocol.js';
+import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, type EvalProtocol, type Target } from '../preference/protocol.js';
 import { readImage } from '../image/png.js';
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { UsageError } from '../errors.js';
 import { PALETTE, linePlotSvg, svgToPng, type LineSeries } from '../report/plot-png.js';
-import { progress, type Progress } from '../run/progress.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
+import { progress, type Progress } from '../util/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
 import { PERSONAL, rewardContext } from '../run/session.js';
 import { modelPlaces } from './common.js';
 
@@ -253,7 +253,8 @@ async function scoreReward(name: string, places: ReturnType<typeof modelPlaces>,
 }
 
 /** The paper's column names of the general rewards. */
-export const REWARD_LABELS: Record<string, string> = { aesthetic: 'Aes Score', clip: 'CLIP Score', imagereward: 'ImageReward', pickscore: 'PickScore', hpsv2: 'HPSv2' };
+/** The reward baselines' names in plots and tables, from the reward registry (RewardSpec.label). */
+export const REWARD_LABELS: Record<string, string> = Object.fromEntries(REWARDS.filter((s) => s.label).map((s) => [s.name, s.label!]));
 const UNTRAINED_LABEL = 'Untrained VLM';
 
 /** Accuracy (%) against N_ref (Figs. 5 and 7): per model seen solid and unseen dashed (or all), a grey chance line. */
@@ -354,7 +355,7 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   try {
     for (const name of rewards) {
       const s = await scoreReward(name, places, allTargets, bar, (k) => (done += k));
-      evalScores(REWARD_LABELS[name] ?? name, 'reward', name, 0, (_u, t) => s.get(targetKey(t))!);
+      evalScores(rewardLabel(name), 'reward', name, 0, (_u, t) => s.get(targetKey(t))!);
     }
     if (formulas.length) {
       const scores = await scoreEmbedding(embeddingTower, formulas, places, proto, evalNs, bar, () => ++done);
@@ -417,7 +418,7 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     `Test users: ${protocol.users.seen} seen (${protocol.queries.seen} query pairs), ${protocol.users.unseen} unseen (${protocol.queries.unseen} query pairs)` +
       `${protocol.skipped.length ? `; skipped (too few test pairs): ${protocol.skipped.join(', ')}` : ''}. ` +
       `Checkpoints${formulas.length ? ' and the embedding model' : ''} at N_ref = ${mainN}; rewards zero-shot (N_ref 0); ${sets.length} candidate sets of 1 liked + 3 disliked. ` +
-      `Seen users' histories are their train pairs, unseen users' are their own first test pairs (see rewards/preference/protocol.ts).`,
+      `Seen users' histories are their train pairs, unseen users' are their own first test pairs (see src/preference/protocol.ts).`,
     ...(places.smokeTest ? ['', '_Tiny smoke-test preset: the general rewards and the backbone have random weights._'] : []),
     '',
   ];

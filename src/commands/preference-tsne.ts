@@ -2,23 +2,23 @@
 // target images each test user liked, coloured by user.
 //   feature: "the transformer outputs before the final linear layer": the final-norm hidden state [D] at the target
 //            entry's last position (where the "+" / "-" logits are read), with the user's own history before it
-//            (rewards/preference/protocol.ts: seen users' train pairs, unseen users' first test pairs; the
+//            (src/preference/protocol.ts: seen users' train pairs, unseen users' first test pairs; the
 //            checkpoint's n_ref); one point per liked image of the user's query pairs;
-//   map:     exact t-SNE (src/data/tsne.ts, seeded), perplexity 30 clamped to (n - 1) / 3.
+//   map:     exact t-SNE (src/preference/tsne.ts, seeded), perplexity 30 clamped to (n - 1) / 3.
 // Also reported: the share of points whose nearest neighbour (in the map and in the feature space) belongs to the
 // same user, and to the same taste group when the dataset is a synthetic taste world; and, as a control, the
 // same-user share of the same images' features with no history before them (a user's history shifts all of that
 // user's features alike, which alone makes clusters; the control tells that apart from the images themselves).
 // Writes OUT/tsne.png and OUT/tsne.json (features' 2-d coordinates per point, users, agreement numbers).
 import * as path from 'node:path';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { featuresAfterHistory, historyRefs, type EvalUser } from '../../rewards/preference/protocol.js';
+import { readPreferenceDataset } from '../preference/data.js';
+import { featuresAfterHistory, historyRefs, type EvalUser } from '../preference/protocol.js';
 import { chooseUsers, withCheckpoint } from './preference-common.js';
-import { nearestNeighbourAgreement, tsne } from '../data/tsne.js';
+import { nearestNeighbourAgreement, tsne } from '../preference/tsne.js';
 import { UsageError } from '../errors.js';
 import { PALETTE, scatterPng } from '../report/plot-png.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
-import { progress } from '../run/progress.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
+import { progress } from '../util/progress.js';
 
 export interface PreferenceTsneOptions {
   model: string;

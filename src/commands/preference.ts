@@ -2,19 +2,19 @@
 // (the seed paper's two-stage training of the prototype preference model on a SmolVLM backbone).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { UsageError } from '../errors.js';
-import { getModel } from '../models/registry.js';
+import { getModel } from '../config/models.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
 import { requireModel } from '../weights/hub.js';
-import { checkpointState, loadPreferenceModel, readPreferenceConfig, recordedBackboneDir, type TrainingState } from '../../rewards/preference/checkpoint.js';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { DEFAULT_TEMPLATE } from '../../rewards/preference/layout.js';
-import type { BaseLoss } from '../../rewards/preference/losses.js';
-import { ATTENTION_TARGETS, MLP_TARGETS } from '../../rewards/preference/lora.js';
-import { PreferenceModel, type PreferenceConfig } from '../../rewards/preference/model.js';
-import { writeTasteWorld, type SynthOptions, type SynthResult } from '../../rewards/preference/synth.js';
-import { trainPreference, type TrainResult, type TrainSettings } from '../../rewards/preference/train.js';
+import { checkpointState, loadPreferenceModel, readPreferenceConfig, recordedBackboneDir, type TrainingState } from '../preference/checkpoint.js';
+import { readPreferenceDataset } from '../preference/data.js';
+import { DEFAULT_TEMPLATE } from '../preference/sequence.js';
+import type { BaseLoss } from '../preference/losses.js';
+import { ATTENTION_TARGETS, MLP_TARGETS } from '../preference/lora.js';
+import { PreferenceModel, type PreferenceConfig } from '../preference/model.js';
+import { writeTasteWorld, type SynthOptions, type SynthResult } from '../preference/synth.js';
+import { trainPreference, type TrainResult, type TrainSettings } from '../preference/train.js';
 import { modelPlaces } from './common.js';
 
 export type PreferenceSynthOptions = SynthOptions & { quiet?: boolean; log?: (line: string) => void };

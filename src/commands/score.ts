@@ -1,12 +1,12 @@
 // `reno score --prompt "..." IMAGE...`: every reward's score for every image, through the same code path the
 // optimiser uses (RewardInput -> PreparedReward.score), as a table or JSON. A PNG reno wrote carries its settings
 // (the `reno` chunk, src/image/a1111.ts): they are reported with the scores, and its prompt is used without --prompt.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import * as fs from 'node:fs';
 import { REWARDS, RewardInput, rewardSpec } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import type { PreparedReward } from '../../rewards/types.js';
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { DataError, UsageError } from '../errors.js';
 import { readImageRecord, shortHash, type ImageRecord } from '../image/a1111.js';
 import { readImage } from '../image/png.js';

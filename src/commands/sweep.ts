@@ -7,7 +7,7 @@
 // - Ctrl-C: the running cell stops after its step (its folder keeps the best image so far, without done.json, so a
 //   rerun redoes it), the summary is written, and the command fails with exit 130.
 // - Two processes on one folder share the work: a cell is run only under its claim, <cell folder>.claim, created
-//   with O_EXCL and holding pid, host and start (src/run/lockfile.ts). A cell claimed by another live process is
+//   with O_EXCL and holding pid, host and start (src/util/lockfile.ts). A cell claimed by another live process is
 //   skipped with a line on stderr; a claim whose pid is dead on this host is taken over. When only cells claimed
 //   by others remain, the process waits for them (taking over any whose process dies) so that every process writes
 //   a complete summary; Ctrl-C ends the wait.
@@ -18,19 +18,19 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { resolveConfig, SCHEMA, validatePartial, type RunConfig } from '../config/run-config.js';
 import { GENERATORS } from '../../generators/index.js';
 import { checkRewardModels } from '../../rewards/load.js';
 import { readHistory } from '../data/history.js';
 import { ConfigError, RenoError, RunStopped, UsageError } from '../errors.js';
-import { getModel } from '../models/registry.js';
+import { getModel } from '../config/models.js';
 import { imageGrid } from '../report/plot-png.js';
 import { escapeXml } from '../report/svg.js';
 import { page } from '../report/html.js';
-import { slugify, writeFileAtomic } from '../run/files.js';
+import { slugify, writeFileAtomic } from '../util/files.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
-import { describeOwner, tryLock } from '../run/lockfile.js';
+import { describeOwner, tryLock } from '../util/lockfile.js';
 import { activeRewardNames, openSession, rewardContext, runGeneration, type Session } from '../run/session.js';
 import { requireModel } from '../weights/hub.js';
 import { modelPlaces, personalOptions, type ModelPlaces } from './common.js';

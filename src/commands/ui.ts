@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError, UsageError } from '../errors.js';
-import { checkWritableDir } from '../run/files.js';
+import { checkWritableDir } from '../util/files.js';
 import { isLoopback, startUiServer, type UiServer } from '../ui/server.js';
 import { modelPlaces } from './common.js';
 

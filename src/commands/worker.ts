@@ -2,7 +2,7 @@
 // stopped. SIGTERM or Ctrl-C: no new job is taken, the running one stops after its step and goes back to the queue
 // (another worker redoes it), then the worker exits 0; a second signal exits at once (the job's lock then expires
 // and the stalled check hands it to another worker). See src/queue/worker.ts.
-import { useBackend } from '../backend.js';
+import { useBackend } from '../runtime/backend.js';
 import { connectQueue, showUrl } from '../queue/connection.js';
 import { startQueueWorker } from '../queue/worker.js';
 import { modelPlaces } from './common.js';

@@ -1,4 +1,4 @@
-// A user's preference history (history.json, design.md "history.json"): who the user is and the pairs of images they
+// A user's preference history (history.json, README "history.json"): who the user is and the pairs of images they
 // liked and disliked, each with the prompt that produced them. The personal reward reads the last N_ref pairs.
 //
 //   { "user": "alice",

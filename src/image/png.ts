@@ -1,5 +1,5 @@
 // Images in and out: tensors in [0, 1] <-> PNG (sharp), with PNG text chunks (iTXt, UTF-8) holding run metadata.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import sharp from 'sharp';
 import { crc32 } from 'node:zlib';
 import { DataError } from '../errors.js';

@@ -4,7 +4,7 @@
 // commented out upstream: the head is linear. Dropout is the identity in eval(), and holds no weights, so the
 // Linears sit at indices 0, 2, 4, 6, 7 (keys layers.N.weight / layers.N.bias). Sizes are read from the checkpoint,
 // so a smaller head with the same key names (the tiny preset) loads too.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { WeightsError } from '../errors.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
@@ -70,7 +70,7 @@ export function loadAestheticHead(weights: string | TensorSource): AestheticHead
 }
 
 /**
- * The whole head as one affine map, in float64 (rewards.md 6.3): w_eff = W7 W6 W4 W2 W0 ([out, in]) and
+ * The whole head as one affine map, in float64: w_eff = W7 W6 W4 W2 W0 ([out, in]) and
  * b_eff = W7 (W6 (W4 (W2 b0 + b2) + b4) + b6) + b7. Exact because there is no nonlinearity.
  */
 export function collapseAestheticHead(source: TensorSource): { weight: Float64Array; bias: Float64Array; inFeatures: number; outFeatures: number } {

@@ -2,11 +2,12 @@
 // recompute: queries are processed in chunks, so no tensor larger than [chunk, Lk] exists per head, in the forward
 // or the backward pass, and the backward pass recomputes the probabilities instead of storing them. Every product
 // is a plain 2-D matMul without transpose flags (operands are transposed explicitly first), which is the only fast
-// matMul on the wasm backend (../shared/docs/backends.md); it also keeps each WebGPU binding under the device limit.
-import * as tf from '../tf.js';
-import { fusedKernels } from './fused.js';
-import { scaledSoftmax, softmaxGrad } from './webgpu-softmax.js';
-import { matMulTiled } from './webgpu-gemm.js';
+// matMul on the wasm backend (bench/RESULTS.md, "CPU kernels"); it also keeps each WebGPU binding under the device limit.
+import * as tf from '../runtime/tf.js';
+import { fusedKernels } from '../runtime/fused.js';
+import { maxBlockElems } from '../runtime/webgpu/bindings.js';
+import { scaledSoftmax, softmaxGrad } from '../runtime/webgpu/softmax.js';
+import { matMulTiled } from '../runtime/webgpu/gemm.js';
 
 export interface GradResult {
   value: tf.Tensor;
@@ -31,11 +32,7 @@ export interface AttentionOptions {
   constantKV?: boolean;
 }
 
-/** Largest [rows, Lk] float32 block (elements) per step: 8M elements = 32 MiB, far under WebGPU's 128 MiB bindings. */
-export let maxBlockElems = 8 * 1024 * 1024;
-export function setMaxBlockElems(n: number): void {
-  maxBlockElems = n;
-}
+export { maxBlockElems, setMaxBlockElems } from '../runtime/webgpu/bindings.js';
 
 function chunkRows(lq: number, lk: number, group: number, chunk?: number): number {
   return Math.max(1, Math.min(lq, chunk ?? Math.floor(maxBlockElems / Math.max(1, lk * group))));

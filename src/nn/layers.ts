@@ -1,6 +1,6 @@
 // Basic layers on tfjs, NHWC for images, [..., C] for sequences. Each one ports the torch.nn module of the same
 // name and owns Params named like its state_dict (weight, bias).
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { Module, Param } from './module.js';
 import { conv2d as conv2dOp, embeddingLookup, matMulWeight } from './ops.js';
 import { normAffine } from './norm.js';

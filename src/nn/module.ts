@@ -1,8 +1,9 @@
 // A minimal module tree in the PyTorch style: a Module's own fields that are Params, Modules or arrays of Modules
 // name its parameters exactly as the checkpoint's state_dict does ("down_blocks.0.resnets.1.conv1.weight").
 // Loading (./load.ts in src/weights) walks this tree, so key names are never spelled twice.
-import * as tf from '../tf.js';
-import { packHalf, packHalfValues, unpackHalf, unpackHalfValues } from './half.js';
+import * as tf from '../runtime/tf.js';
+import { halfWeightsOn, hostWeightsOn } from '../runtime/weight-storage.js';
+import { packHalf, packHalfValues, unpackHalf, unpackHalfValues } from '../runtime/half.js';
 
 /** How a PyTorch tensor maps onto the tfjs layout the module computes with. */
 export type Layout =
@@ -10,35 +11,7 @@ export type Layout =
   | 'linear' // [out, in] -> [in, out]
   | 'conv2d'; // [out, in, kh, kw] -> [kh, kw, in, out]
 
-let halfWeights = false;
-
-/**
- * Whether frozen conv and Linear weights loaded from now on are stored as float16 (./half.ts): half their device
- * memory, unpacked per use. Set from RENO_WEIGHT_DTYPE=fp16 by the backend setup (src/backend.ts); off by default.
- */
-export function setHalfWeights(on: boolean): void {
-  halfWeights = on;
-}
-
-export function halfWeightsOn(): boolean {
-  return halfWeights;
-}
-
-let hostWeights = false;
-
-/**
- * Whether frozen conv and Linear weights loaded from now on stay in host memory (JavaScript typed arrays), a tensor
- * being made from them where an op uses them (`Param.v`). On wasm (src/backend.ts turns it on there) this keeps the
- * weights out of the 4 GiB wasm32 heap, which then holds activations and the weights of the op at hand only (and
- * XNNPACK's packed copy of those, freed with them): the full SD-Turbo UNet alone is 3.46 GB of float32 weights.
- */
-export function setHostWeights(on: boolean): void {
-  hostWeights = on;
-}
-
-export function hostWeightsOn(): boolean {
-  return hostWeights;
-}
+export { halfWeightsOn, hostWeightsOn, setHalfWeights, setHostWeights } from '../runtime/weight-storage.js';
 
 export class Param {
   /** The float32 value (a tf.Variable for a trainable parameter). */
@@ -74,11 +47,11 @@ export class Param {
     if (this.opts.trainable) {
       this.value = tf.variable(t, true);
       t.dispose();
-    } else if (hostWeights && this.layout !== 'none') {
+    } else if (hostWeightsOn() && this.layout !== 'none') {
       const values = t.dataSync() as Float32Array;
-      this.host = halfWeights ? { values: packHalfValues(values), half: true } : { values: values.slice(), half: false };
+      this.host = halfWeightsOn() ? { values: packHalfValues(values), half: true } : { values: values.slice(), half: false };
       t.dispose();
-    } else if (halfWeights && this.layout !== 'none') {
+    } else if (halfWeightsOn() && this.layout !== 'none') {
       this.half = packHalf(t);
       t.dispose();
     } else this.value = t;

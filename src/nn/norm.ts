@@ -7,12 +7,12 @@
 // matters (bench/RESULTS.md); the affine weight and bias stay outside, so their gradients (trainable or not) are
 // tfjs' own. normAffine is what GroupNorm and LayerNorm call: this composite, or on WebGPU the fused kernels of
 // ./webgpu-norm.ts (affine transform and SiLU included).
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { withGrad } from './attention.js';
-import { fusedKernels } from './fused.js';
+import { fusedKernels } from '../runtime/fused.js';
 import { isTrainable, silu } from './ops.js';
-import { NORM_BACKWARD, NORM_FORWARD } from './webgpu-norm.js';
-import { callKernel } from './webgpu-program.js';
+import { NORM_BACKWARD, NORM_FORWARD } from '../runtime/webgpu/norm.js';
+import { callKernel } from '../runtime/webgpu/program.js';
 
 /** (x - mean) * rsqrt(var + eps), mean and biased variance over `axes` (kept), with the closed-form gradient. */
 export function standardize(x: tf.Tensor, axes: number[], eps: number): tf.Tensor {

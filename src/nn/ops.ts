@@ -1,16 +1,16 @@
 // Stateless ops shared by every model: activations, convolution and attention. Backend-specific fast paths live
 // here only, so models read the same on every backend.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { chunkedAttention, withGrad } from './attention.js';
-import { fusedKernels } from './fused.js';
-import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from './webgpu-elementwise.js';
-import { matMulTiled, tiledConv2d, tiledConvFits } from './webgpu-gemm.js';
-import { winogradConv2d, winogradFits } from './webgpu-winograd.js';
-import { flashAttention, flashFits } from './webgpu-flash.js';
-import './gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors), shape-only saves
-import './backprop.js'; // a backward pass that frees each gradient once used
+import { fusedKernels } from '../runtime/fused.js';
+import { elementwise, flipFilter, geglu as gegluProgram, type ElementwiseOp } from '../runtime/webgpu/elementwise.js';
+import { matMulTiled, tiledConv2d, tiledConvFits } from '../runtime/webgpu/gemm.js';
+import { winogradConv2d, winogradFits } from '../runtime/webgpu/winograd.js';
+import { flashAttention, flashFits } from '../runtime/webgpu/flash.js';
+import '../runtime/gradients.js'; // device-side Sum/Mean gradients (no CPU-filled ones tensors), shape-only saves
+import '../runtime/backprop.js'; // a backward pass that frees each gradient once used
 import { Param } from './module.js';
-import { hostValues, overBindingLimit } from '../webgpu-bindings.js';
+import { hostValues, overBindingLimit } from '../runtime/webgpu/bindings.js';
 import { DeviceLimitError } from '../errors.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -138,7 +138,7 @@ const shapeOf = (w: Weight): number[] => (w instanceof Param ? w.tfShape : w.sha
  * 2-D convolution, NHWC input, [kh, kw, in, out] filter, symmetric zero padding `pad` on H and W (PyTorch's), plus an
  * optional per-channel bias. For frozen filters and stride 1 the input gradient is computed as a forward convolution
  * of the output gradient with the filter flipped spatially and in/out swapped (exact; wasm's Conv2DBackpropInput
- * kernel is ~20x slower than its forward conv, ../shared/docs/backends.md); other strides take Conv2DBackpropInput.
+ * kernel is much slower than its forward conv: bench/RESULTS.md, "CPU kernels"); other strides take Conv2DBackpropInput.
  * No gradient flows to a frozen filter or bias. On WebGPU the bias is added inside the convolution's program (tfjs'
  * FusedConv2D): one dispatch fewer; 3x3 stride-1 convs of large enough images run by Winograd (./webgpu-winograd.ts,
  * both ways), others by reno's tiled program where switched on (./webgpu-gemm.ts). A trainable filter or bias takes
@@ -192,7 +192,7 @@ export function conv2d(x: tf.Tensor4D, weight: Weight, stride: number, pad: numb
 
 /**
  * x [N, in] times a weight [in, out], plus an optional bias [out]. For a frozen weight the input gradient dy W^T is
- * a plain matMul with an explicitly transposed W (wasm's matMul is 20x slower with a transpose flag); on WebGPU it
+ * a plain matMul with an explicitly transposed W (wasm's matMul is much slower with a transpose flag: bench/RESULTS.md, "CPU kernels"); on WebGPU it
  * takes the transpose flag instead (one dispatch and no copy of W), and the forward pass adds the bias inside the
  * product's program (tfjs' FusedMatMul). A trainable weight or bias takes tf.matMul and tfjs' gradients.
  */
@@ -270,7 +270,7 @@ export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
  * Rows of an embedding table: table [V, D], ids int [...] -> [..., D] (torch.nn.functional.embedding). On WebGPU a
  * table over the adapter's binding limit (CLIP's 49408 x 1024 token embeddings are 202 MB, lavapipe binds 128 MiB)
  * cannot be bound by any program, so its rows are copied on the host instead: such a table is only ever read here,
- * so it stays in host memory, off the device (src/webgpu-bindings.ts). No gradient flows to the table (frozen).
+ * so it stays in host memory, off the device (src/runtime/webgpu/bindings.ts). No gradient flows to the table (frozen).
  */
 export function embeddingLookup(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
   if (!overBindingLimit(table)) return tf.gather(table, ids.dtype === 'int32' ? ids : ids.toInt());
@@ -290,4 +290,15 @@ export function embeddingLookup(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
     out.set((rows as Float32Array).subarray(id * d, id * d + d), i * d);
   }
   return tf.tensor(out, [...ids.shape, d]);
+}
+
+/** x / ||x|| over the last axis (F.normalize(dim=-1); ReNO BaseRewardLoss.process_features). With `guardZero`, the
+ * norm is floored at 1e-12 (F.normalize's eps), so a zero vector maps to 0 as improved-aesthetic-predictor's
+ * normalized() (l2[l2 == 0] = 1) does; any other vector is unchanged. (A tf.where on norm == 0 would put Equal, which
+ * has no gradient, on the tape.) */
+export function l2Normalize(x: tf.Tensor, guardZero = false): tf.Tensor {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(tf.sum(tf.square(x), -1, true)); // [..., 1]
+    return tf.div(x, guardZero ? tf.maximum(norm, 1e-12) : norm);
+  });
 }

@@ -1,14 +1,14 @@
-// The ReNO loop (ReNO training/trainer.py LatentNoiseTrainer.train, reno.md 1.1-1.7), flat like nanoGPT's train.py:
+// The ReNO loop (ReNO training/trainer.py LatentNoiseTrainer.train), flat like nanoGPT's train.py:
 // every iteration generates an image from z, evaluates the weighted reward losses, keeps the best image (by reward
 // loss, regulariser excluded, initial image included) and, except after the last evaluation, back-propagates
 // total + chi-norm regulariser to z, clips the global gradient norm and takes an optimiser step. A non-finite noise,
 // image, loss, regulariser or gradient stops the run, keeping the best finite image.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import type { Conditioning, Generator } from '../../generators/types.js';
 import { RewardInput } from '../../rewards/input.js';
 import { scoreFromLoss } from '../../rewards/index.js';
 import type { PreparedReward, Reward } from '../../rewards/types.js';
-import { isolatedGrads } from '../nn/checkpoint.js';
+import { isolatedGrads } from '../nn/recompute.js';
 import { adamStep, bestIndex, chiRegulariser, clipGradNorm, disposeOptimizerState, newOptimizerState, sgdStep } from './pieces.js';
 
 export interface ActiveReward {

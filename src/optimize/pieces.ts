@@ -1,7 +1,7 @@
 // The ReNO loop's pieces as small pure functions on tensors, each unit-tested against hand-computed values
-// (reno.md 1.2-1.7: torch.optim.SGD with Nesterov momentum, Adam(eps=1e-2), clip_grad_norm_, the chi-norm
+// (as in ReNO's trainer: torch.optim.SGD with Nesterov momentum, Adam(eps=1e-2), clip_grad_norm_, the chi-norm
 // regulariser, best-image selection).
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 
 /** ReNO's regulariser: weight * (r^2 / 2 - (d - 1) ln r), r = ||z||, d = number of elements (trainer.py:109-118). */
 export function chiRegulariser(z: tf.Tensor, weight: number): tf.Scalar {

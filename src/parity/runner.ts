@@ -1,6 +1,6 @@
 // `reno dev parity <fixtures-root>`: run every case whose folder exists under the root, print one line per checked
 // tensor (max |ours - ref| / max |ref| against its tolerance) and report failures. Sizes come from each fixture.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';

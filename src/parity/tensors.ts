@@ -1,5 +1,5 @@
 // Moving fixture arrays (PyTorch layout) in and out of tfjs tensors (NHWC inside reno).
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { nchwToNhwc } from '../weights/layout.js';
 import type { NpyArray } from '../weights/npy.js';
 

@@ -1,4 +1,4 @@
-// The parity runner's contract (design.md, "Parity fixtures"). A case recognises a fixture folder by name, loads the
+// The parity runner's contract (README, "Weights and parity"; test/fixtures/README.md). A case recognises a fixture folder by name, loads the
 // upstream weights from it, feeds the stored inputs and returns one Check per compared tensor. Sizes come from the
 // fixture's own config.json and arrays, never from constants.
 import * as path from 'node:path';

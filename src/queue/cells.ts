@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../run/files.js';
+import { writeFileAtomic } from '../util/files.js';
 
 function readJson(file: string): Record<string, unknown> | null {
   try {

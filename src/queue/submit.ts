@@ -6,7 +6,7 @@ import { Queue, type JobsOptions } from 'bullmq';
 import * as path from 'node:path';
 import type { RunConfig } from '../config/run-config.js';
 import { fmtDuration } from './shard.js';
-import { progress } from '../run/progress.js';
+import { progress } from '../util/progress.js';
 import { stopFlag, withInterrupt } from '../run/interrupt.js';
 import { cellDone, cellFailure, writeCellFailure } from './cells.js';
 import { connectQueue, QUEUE_NAME, showUrl } from './connection.js';

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import * as path from 'node:path';
 import { modelPlaces, personalOptions, type ModelPlaces } from '../commands/common.js';
 import { RenoError, OutputError, RunStopped } from '../errors.js';
-import { writeFileAtomic } from '../run/files.js';
+import { writeFileAtomic } from '../util/files.js';
 import { activeRewardNames, openSession, runGeneration, type Session } from '../run/session.js';
 import { cellDone, partialDir, publishCell, removePartials, writeCellFailure } from './cells.js';
 import { parseCellJob, type CellJob, type JobModels } from './job.js';

@@ -119,7 +119,7 @@ export function linePlotSvg(o: LinePlotOptions): string {
 
 export const linePlotPng = (o: LinePlotOptions) => svgToPng(linePlotSvg(o));
 
-/** Accuracy (%) vs N_ref from an N_ref sweep (rewards/preference/metrics.ts NRefSweep): per model a solid seen line and
+/** Accuracy (%) vs N_ref from an N_ref sweep (src/preference/metrics.ts NRefSweep): per model a solid seen line and
  * a dashed unseen line in one colour (Fig. 5), or one line per model over all test users (Fig. 7). */
 export function nRefPlotSvg(sweep: { nRef: number[]; series: { model: string; all: number[]; seen: number[]; unseen: number[] }[] }, o: { title?: string; groups?: 'seen-unseen' | 'all'; width?: number; height?: number } = {}): string {
   const both = (o.groups ?? 'seen-unseen') === 'seen-unseen';

@@ -1,6 +1,6 @@
 // Scoring saved images with every loaded reward (compare's cross table, sweep summaries): the optimiser's own code
 // path (RewardInput -> PreparedReward.score) on the PNG a user sees.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { RewardInput } from '../../rewards/input.js';
 import type { Reward } from '../../rewards/types.js';
 import { readImage } from '../image/png.js';

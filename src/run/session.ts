@@ -1,6 +1,6 @@
 // A session holds the loaded generator and rewards so that several runs (generate, compare, sweep cells) reuse
 // them; runGeneration performs one run into one run folder.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GENERATORS } from '../../generators/index.js';
@@ -8,18 +8,18 @@ import type { Generator, ImageSize } from '../../generators/types.js';
 import { REWARDS } from '../../rewards/index.js';
 import { checkRewardModels, loadRewards } from '../../rewards/load.js';
 import type { Reward, RewardLoadContext } from '../../rewards/types.js';
-import type { ModelPlaces } from '../commands/common.js';
+import type { ModelPlaces } from '../config/places.js';
 import type { RunConfig } from '../config/run-config.js';
 import { ConfigError, DataError, ModelNotFoundError, RenoError, RunStopped } from '../errors.js';
 import { localName, sha256File, type ModelIdentity } from '../image/a1111.js';
-import { getModel, registry, type ModelEntry } from '../models/registry.js';
+import { getModel, registry, type ModelEntry } from '../config/models.js';
 import { seededNoise } from '../optimize/noise.js';
 import { halfWeightsOn } from '../nn/module.js';
 import { disposeResult, runReno, type ActiveReward, type LoopResult, type StepRecord } from '../optimize/loop.js';
-import { RENO_VERSION } from '../paths.js';
+import { renoVersion } from '../paths.js';
 import { requireModel } from '../weights/hub.js';
 import { collectTruncations, truncationWarning } from '../tokenizers/truncation.js';
-import { progress, stepStatus } from './progress.js';
+import { progress, stepStatus } from '../util/progress.js';
 import { RunWriter } from './writer.js';
 
 export const PERSONAL = 'personal';
@@ -174,8 +174,8 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const personalModel = Object.fromEntries(Object.entries(info).filter(([k]) => ['personal_model', 'personal_tower', 'personal_formula'].includes(k)));
   const personal = rewardNames.includes(PERSONAL) ? { guidance: config.guidance, n_ref: config.n_ref, ...personalModel } : null;
   // the size actually used, not null for "native"
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: RENO_VERSION, model: s.model, config: { ...config, ...size }, weightDtype, personal, smokeTest: s.places.smokeTest });
-  const fullConfig = { ...config, ...size, run: { reno_version: RENO_VERSION, backend: s.backend, weight_dtype: weightDtype, model: s.modelLabel, model_sha256: s.model.sha256, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
+  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: renoVersion(), model: s.model, config: { ...config, ...size }, weightDtype, personal, smokeTest: s.places.smokeTest });
+  const fullConfig = { ...config, ...size, run: { reno_version: renoVersion(), backend: s.backend, weight_dtype: weightDtype, model: s.modelLabel, model_sha256: s.model.sha256, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
   writer.writeConfig(fullConfig); // before any compute
   // every text encoder tokenizes the prompt here: one warning for all of their cuts
   const { value: [cond, prepared], cuts } = collectTruncations(() => {

@@ -1,7 +1,7 @@
-// A run folder (design.md): run.yaml first, metrics.jsonl one line per step, optional steps/NNN.png, then init.png,
+// A run folder (README, "A run folder"): run.yaml first, metrics.jsonl one line per step, optional steps/NNN.png, then init.png,
 // best.png (PNG text chunks: A1111's `parameters` and reno's `reno` record, src/image/a1111.ts) and report.html. Every file is written under a temporary name and renamed, so an interrupted run leaves a
 // valid folder.
-import type * as tf from '../tf.js';
+import type * as tf from '../runtime/tf.js';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import type { RunConfig } from '../config/run-config.js';
@@ -9,7 +9,7 @@ import { imageChunks, RENO_RECORD_FORMAT, type ImageRecord, type ModelIdentity }
 import { encodePng } from '../image/png.js';
 import type { LoopResult, StepRecord } from '../optimize/loop.js';
 import { runReport } from '../report/html.js';
-import { appendLine, writeFileAtomic } from './files.js';
+import { appendLine, writeFileAtomic } from '../util/files.js';
 
 export interface RunMeta {
   prompt: string;

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors.js';
 import { parseHistory } from '../data/history.js';
-import { makeDirs, writeFileAtomic } from '../run/files.js';
+import { makeDirs, writeFileAtomic } from '../util/files.js';
 
 export interface HistoryState {
   file: string;

@@ -7,7 +7,7 @@
 // bearer token is dropped when the host changes). Bytes go to blobs/<etag>.incomplete, resumed with
 // `Range: bytes=N-`; only after the size (and, for LFS, the sha256 in the etag) check out is it renamed into place.
 // One process at a time writes a blob: a lock file at huggingface_hub's place, <cache>/.locks/models--ORG--NAME/
-// <etag>.lock (src/run/lockfile.ts). huggingface_hub holds that file with flock(2), which Node cannot take without a
+// <etag>.lock (src/util/lockfile.ts). huggingface_hub holds that file with flock(2), which Node cannot take without a
 // native addon: reno processes exclude each other, a Python download running at the same moment is not seen (and
 // the empty lock file huggingface_hub leaves behind counts as free once it is 10 s old).
 import * as crypto from 'node:crypto';
@@ -18,8 +18,8 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { RenoError } from '../errors.js';
-import type { ModelEntry } from '../models/registry.js';
-import { describeOwner, waitLock } from '../run/lockfile.js';
+import type { ModelEntry } from '../config/models.js';
+import { describeOwner, waitLock } from '../util/lockfile.js';
 import { hfCacheDir, hfRepoDir, repoFolderName } from './hub.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';

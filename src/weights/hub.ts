@@ -1,4 +1,4 @@
-// Finding model files on disk. Order (design.md, "Weights"): `--model-dir DIR` (the generator only, one folder in
+// Finding model files on disk. Order (README, "Weights and parity"): `--model-dir DIR` (the generator only, one folder in
 // the diffusers layout), else `--models-dir DIR` searched as DIR/ORG/NAME, else the Hugging Face cache in the layout
 // huggingface_hub writes: <cache>/models--ORG--NAME/{refs/<revision>, snapshots/<commit>/<path>, blobs/<etag>}.
 // Nothing here touches the network; src/weights/download.ts fills the same cache.
@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModelNotFoundError } from '../errors.js';
-import { getModel, registry, type ModelEntry, type Registry } from '../models/registry.js';
+import { getModel, registry, type ModelEntry, type Registry } from '../config/models.js';
 
 export type ModelWhere = 'model-dir' | 'models-dir' | 'hf-cache';
 

@@ -1,6 +1,6 @@
 // Strict loading of a Module from a TensorSource by key name. Every expected key is checked before any tensor is
 // created: missing, unexpected and mis-shaped keys are all reported together, with both shapes.
-import * as tf from '../tf.js';
+import * as tf from '../runtime/tf.js';
 import { WeightsError } from '../errors.js';
 import type { Module, Param } from '../nn/module.js';
 import { toTfLayout } from './layout.js';

@@ -2,7 +2,7 @@
 // smoke-test preset (scripts/make-tiny-preset.ts) and full-size benchmark models. Each tensor's stream is seeded
 // by its name, so adding a parameter elsewhere never changes the others.
 import type { Module } from '../nn/module.js';
-import { gaussian } from '../optimize/noise.js';
+import { gaussian } from '../util/random.js';
 import { numel } from './source.js';
 
 export type StateDict = Map<string, { shape: number[]; data: Float32Array }>;

@@ -1,6 +1,6 @@
 // Test-only rewards registered into the reward table: a differentiable "colour target" objective (a real objective
 // on the tiny generator's pixels) and one that turns NaN at a chosen step.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import { REWARDS } from '../../rewards/index.js';
 import type { RewardSpec } from '../../rewards/types.js';
 

@@ -1,6 +1,6 @@
 // End-to-end runs of `reno generate` on the tiny preset with test rewards (the real reward models are tested in
 // their own files): run folder contents, determinism, improvement, NaN stop, interruption, flat tensor count.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

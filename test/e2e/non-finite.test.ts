@@ -1,6 +1,6 @@
 // Non-finite values anywhere in the loop (the noise, the generated image, the gradient, the loss) stop the run: the
 // best FINITE image is kept (never a non-finite step), the reason is printed, and the command fails.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';

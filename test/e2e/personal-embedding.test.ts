@@ -3,7 +3,7 @@
 // with no checkpoint (`--personal auto`, no --preset, history.json without "model") gets the embedding model and a
 // stderr line instead of an error; `--personal vlm` without a checkpoint still refuses; `reno score --user` reports
 // the personal score in both modes. bench/personal-embedding.ts runs the like/dislike check over 5 seeds.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,7 +14,7 @@ import { personalReward } from '../../rewards/personal.js';
 import { generateCommand } from '../../src/commands/generate.js';
 import { scoreCommand } from '../../src/commands/score.js';
 import { readImage, readPngText } from '../../src/image/png.js';
-import { getModel } from '../../src/models/registry.js';
+import { getModel } from '../../src/config/models.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 const HISTORY = path.join(ROOT, 'examples', 'history.json');

@@ -1,7 +1,7 @@
 // `reno generate --preset tiny --user examples/history.json` end to end with only the personal reward: like guidance
 // raises the user's Q(+) of the best image over the initial one, dislike guidance lowers it (same seed), read from
 // metrics.jsonl and again by scoring best.png / init.png with the reward.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -3,18 +3,18 @@
 // computed here by scoring every query pair with the `personal` reward in embedding mode (history.json files built
 // from the protocol's histories): the eval row and the reward a user runs are the same model.
 import assert from 'node:assert/strict';
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import { RewardInput } from '../../rewards/input.js';
 import { personalReward } from '../../rewards/personal.js';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { evalProtocol } from '../../rewards/preference/protocol.js';
-import { writeTasteWorld } from '../../rewards/preference/synth.js';
+import { readPreferenceDataset } from '../../src/preference/data.js';
+import { evalProtocol } from '../../src/preference/protocol.js';
+import { writeTasteWorld } from '../../src/preference/synth.js';
 import { preferenceEval } from '../../src/commands/preference-eval.js';
 import { readImage } from '../../src/image/png.js';
-import { getModel } from '../../src/models/registry.js';
+import { getModel } from '../../src/config/models.js';
 import { ROOT, backend, tmpDir } from '../helpers.js';
 
 const CKPT = path.join(ROOT, 'presets', 'tiny', 'reno', 'preference-tiny');

@@ -1,18 +1,18 @@
 // `reno preference eval | attention | tsne` on a small synthetic taste world with the tiny preset's preference
 // checkpoint (wasm): the files, their columns and groups, every baseline, the per-user scorer against the existing
-// per-item scorer (rewards/preference/eval.ts scorePairs), PNGs of sensible sizes, and the backbone's attention
+// per-item scorer (src/preference/eval.ts scorePairs), PNGs of sensible sizes, and the backbone's attention
 // recording hook leaving the scores unchanged.
 import assert from 'node:assert/strict';
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
-import { loadPreferenceModel } from '../../rewards/preference/checkpoint.js';
-import { ImageCache, readPreferenceDataset } from '../../rewards/preference/data.js';
-import { accuracyOf, scorePairs } from '../../rewards/preference/eval.js';
-import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey } from '../../rewards/preference/protocol.js';
-import { writeTasteWorld } from '../../rewards/preference/synth.js';
+import { loadPreferenceModel } from '../../src/preference/checkpoint.js';
+import { ImageCache, readPreferenceDataset } from '../../src/preference/data.js';
+import { accuracyOf, scorePairs } from '../../src/preference/eval.js';
+import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey } from '../../src/preference/protocol.js';
+import { writeTasteWorld } from '../../src/preference/synth.js';
 import { preferenceAttention } from '../../src/commands/preference-attention.js';
 import { preferenceEval } from '../../src/commands/preference-eval.js';
 import { preferenceTsne } from '../../src/commands/preference-tsne.js';
@@ -73,7 +73,7 @@ test('eval: tables.md / tables.json / nref.png with every baseline, seen and uns
   assert.deepEqual(await pngSize(path.join(out, 'nref-all.png')), { width: 680, height: 420, format: 'png' });
 });
 
-test('eval scorer: the per-user history cache gives the Q of rewards/preference/eval.ts scorePairs for the same references', async () => {
+test('eval scorer: the per-user history cache gives the Q of src/preference/eval.ts scorePairs for the same references', async () => {
   const ds = readPreferenceDataset(data);
   const proto = evalProtocol(ds, { maxNRef: 3, seed: 0 });
   const model = loadPreferenceModel(CKPT);

@@ -1,7 +1,7 @@
 // Where a run goes and what it leaves: --out at a file, on a read-only or full file system (a clear error naming the
 // path, nothing half-written), bad invocations that leave the outputs root empty, what `reno generate` prints on
 // stdout (the folder, or --json), the resolved size in run.yaml and the smoke-test mark in the PNGs.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,7 +14,7 @@ import { generateCommand } from '../../src/commands/generate.js';
 import { preferenceSynth } from '../../src/commands/preference.js';
 import { DataError, OutputError, RenoError } from '../../src/errors.js';
 import { readPngText } from '../../src/image/png.js';
-import { fsOps, writeFileAtomic } from '../../src/run/files.js';
+import { fsOps, writeFileAtomic } from '../../src/util/files.js';
 import { ROOT, tmpDir } from '../helpers.js';
 import { colourTarget, register } from './fake-rewards.js';
 
@@ -63,7 +63,7 @@ function mountTmpfs(t: TestContext, dir: string, options: string): boolean {
 /** An fs error as Node raises it. */
 const fsError = (code: string, syscall: string, file: string) => Object.assign(new Error(`${code}: injected, ${syscall} '${file}'`), { code, syscall, path: file });
 
-/** Run fn with one of the writers' fs calls replaced (the seam every writer in src/run/files.ts goes through). */
+/** Run fn with one of the writers' fs calls replaced (the seam every writer in src/util/files.ts goes through). */
 async function withFs<K extends keyof typeof fsOps, T>(name: K, impl: (typeof fsOps)[K], fn: () => Promise<T>): Promise<T> {
   const orig = fsOps[name];
   fsOps[name] = impl;

@@ -11,8 +11,8 @@ import { REWARDS } from '../../rewards/index.js';
 import { personalReward } from '../../rewards/personal.js';
 import { generateCommand } from '../../src/commands/generate.js';
 import { preferenceTrain } from '../../src/commands/preference.js';
-import { writeTasteWorld } from '../../rewards/preference/synth.js';
-import { setupWebgpu } from '../../src/webgpu.js';
+import { writeTasteWorld } from '../../src/preference/synth.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
@@ -42,7 +42,7 @@ test('generate with every reward on webgpu gives the losses it gives on wasm', {
 });
 
 // Stage 1 used to log grad_norm 0 on webgpu (wasm: 14.39) and skip its clip: tfjs-webgpu's AddN over the LoRA
-// tensors' squared sums bound more buffers than a program may (src/webgpu.ts chunkAddN).
+// tensors' squared sums bound more buffers than a program may (src/runtime/webgpu/setup.ts chunkAddN).
 test('preference training on webgpu gives the losses it gives on wasm and writes its checkpoints', { skip, timeout: 600_000 }, async () => {
   const root = tmpDir('reno-train-webgpu');
   const data = path.join(root, 'world');

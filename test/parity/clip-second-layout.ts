@@ -4,12 +4,12 @@
 // a non-square input whose centre crop rounds half to even, stored both in full and as summaries, and a bilinear
 // resize. References are computed by reno on the cpu backend (like test/parity/second-layout.ts); the runner is
 // then run on another backend.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { clipPreprocess, resizeBilinearAA } from '../../rewards/preprocess.js';
-import { loadClipModel } from '../../rewards/clip/load.js';
-import { useBackend } from '../../src/backend.js';
+import { clipPreprocess, resizeBilinearAA } from '../../src/image/preprocess.js';
+import { loadClipModel } from '../../src/models/clip/load.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { clipConfig } from '../../src/models/clip/config.js';
 import { ClipModel } from '../../src/models/clip/model.js';
 import { gaussian } from '../../src/optimize/noise.js';

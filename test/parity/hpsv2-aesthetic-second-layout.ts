@@ -4,11 +4,11 @@
 // torch.save zip of {'state_dict': ...} (scripts/tiny/torch-zip-writer.ts) and as safetensors; the references are
 // computed by reno on the pure-JS cpu backend. (The upstream fixtures prove the port; this root proves that the
 // cases read every size from the fixture.)
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeTorchZip } from '../../scripts/tiny/torch-zip-writer.js';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { AestheticHead, loadAestheticHead } from '../../src/models/aesthetic-head.js';
 import { openClipConfig } from '../../src/models/openclip/config.js';
 import { l2Normalize, loadOpenClip, OpenClipModel } from '../../src/models/openclip/model.js';

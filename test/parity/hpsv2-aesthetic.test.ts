@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { aestheticLaionCase } from '../../src/parity/cases/aesthetic-laion.js';
 import { openclipHpsv2Case } from '../../src/parity/cases/openclip-hpsv2.js';
 import { runParity } from '../../src/parity/runner.js';

@@ -4,10 +4,10 @@
 // absent from the file, and batch 2: row 0 with 3 images, row 1 shorter (right padded) with 2 real images and one
 // all-zero padding image. The references are computed by reno on the cpu backend (like ./second-layout.ts); the
 // runner is then run on another backend, which shows the case reads every size from the fixture.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { idefics3Config } from '../../src/models/idefics3/config.js';
 import { EMBED_KEY, Idefics3ForConditionalGeneration, loadIdefics3Weights } from '../../src/models/idefics3/model.js';
 import { gaussian } from '../../src/optimize/noise.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { idefics3Case } from '../../src/parity/cases/idefics3.js';
 import { runParity } from '../../src/parity/runner.js';
 import { readNpy, writeNpy } from '../../src/weights/npy.js';

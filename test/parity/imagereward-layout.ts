@@ -2,11 +2,11 @@
 // 8 px patches, width 20 in 5 heads, 1 block; med BERT 24 wide, 3 heads, 3 layers; a 3-Linear head at indices
 // 0, 2, 3; one prompt [1, L] shared by 2 images; weights as torch zip AND safetensors), blip_text and blip_text_lm
 // (16 wide, 2 heads, 1 layer, encoder width 12, batch 3). Random weights; references computed by reno on cpu.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeTorchZip } from '../../scripts/tiny/torch-zip-writer.js';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { blipTextConfig, blipVitConfig, medConfig } from '../../src/models/blip/config.js';
 import { ImageRewardModel, loadImageReward } from '../../src/models/blip/image-reward.js';
 import { BlipTextLMHeadModel } from '../../src/models/blip/lm-head.js';

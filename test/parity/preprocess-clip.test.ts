@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { clipCase } from '../../src/parity/cases/clip.js';
 import { preprocessCase } from '../../src/parity/cases/preprocess.js';
 import { runParity } from '../../src/parity/runner.js';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { readNpy, writeNpy } from '../../src/weights/npy.js';
 import { PARITY, testBackends, tmpDir } from '../helpers.js';
 import { buildClipSecondLayout } from './clip-second-layout.js';

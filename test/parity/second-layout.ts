@@ -2,15 +2,15 @@
 // and head counts, layers_per_block 1, batch 2), so the runner is shown to read every size from the fixture.
 // The references are computed by reno itself on the pure-JS cpu backend; the runner is then run on another backend.
 // (The upstream fixtures prove the port; this root proves the runner and the models are size-agnostic.)
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadTextEncoder, loadUnet, loadVae } from '../../generators/sd-turbo/load.js';
+import { loadTextEncoder, loadUnet, loadVae } from '../../src/models/sd-turbo/load.js';
 import { oneStep } from '../../generators/sd-turbo/scheduler.js';
-import { schedulerConfig, unetConfig, vaeConfig } from '../../generators/sd-turbo/config.js';
-import { UNet2DConditionModel } from '../../generators/sd-turbo/unet.js';
-import { AutoencoderKL } from '../../generators/sd-turbo/vae.js';
-import { useBackend } from '../../src/backend.js';
+import { schedulerConfig, unetConfig, vaeConfig } from '../../src/models/sd-turbo/config.js';
+import { UNet2DConditionModel } from '../../src/models/sd-turbo/unet.js';
+import { AutoencoderKL } from '../../src/models/sd-turbo/vae.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { clipTextModelConfig } from '../../src/models/clip/config.js';
 import { ClipTextModel } from '../../src/models/clip/text.js';
 import type { Module } from '../../src/nn/module.js';

@@ -1,14 +1,14 @@
-// Buffers over the adapter's binding limit (src/webgpu-bindings.ts) on WebGPU (lavapipe in CI): a program that would
+// Buffers over the adapter's binding limit (src/runtime/webgpu/bindings.ts) on WebGPU (lavapipe in CI): a program that would
 // bind one throws a DeviceLimitError naming the tensor instead of failing silently, and an Embedding whose table is
 // over the limit looks its rows up on the host. The limit is lowered to 1 MiB here so that small tensors cross it.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { DeviceLimitError } from '../../src/errors.js';
 import { Embedding } from '../../src/nn/layers.js';
-import { adapterSummary, setupWebgpu } from '../../src/webgpu.js';
-import { bindingLimit, hostValues, setBindingLimit } from '../../src/webgpu-bindings.js';
+import { adapterSummary, setupWebgpu } from '../../src/runtime/webgpu/setup.js';
+import { bindingLimit, hostValues, setBindingLimit } from '../../src/runtime/webgpu/bindings.js';
 import { countPrograms, noLeak } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

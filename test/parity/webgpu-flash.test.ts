@@ -1,15 +1,15 @@
-// Flash attention on WebGPU (src/nn/webgpu-flash.ts; lavapipe in CI) against the textbook formula: values within
+// Flash attention on WebGPU (src/runtime/webgpu/flash.ts; lavapipe in CI) against the textbook formula: values within
 // 1e-5 relative, gradients with respect to q, k and v within 1e-4, for self- and cross-attention shapes (ragged tiles,
 // batches, the head widths of the UNet (64) and ViT-H (80)), constant keys and values, one program forward, fewer
 // programs than the chunked path both ways, nothing left behind; a mask or a wide head takes the chunked path.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { plainAttention } from '../../src/nn/attention.js';
 import { attention } from '../../src/nn/ops.js';
-import { FLASH_MAX_HEAD, flashFits, parseAttention, setFlashAttention } from '../../src/nn/webgpu-flash.js';
-import { setupWebgpu } from '../../src/webgpu.js';
+import { FLASH_MAX_HEAD, flashFits, parseAttention, setFlashAttention } from '../../src/runtime/webgpu/flash.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { countPrograms, maxRelErr, noLeak } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

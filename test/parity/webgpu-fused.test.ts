@@ -1,20 +1,20 @@
-// The fused WebGPU programs (src/nn/fused.ts) against the op-by-op ones on the same backend, values and input
-// gradients, fewer GPU programs, no leaked tensors: the norms (src/nn/webgpu-norm.ts; GroupNorm and LayerNorm, with
+// The fused WebGPU programs (src/runtime/fused.ts) against the op-by-op ones on the same backend, values and input
+// gradients, fewer GPU programs, no leaked tensors: the norms (src/runtime/webgpu/norm.ts; GroupNorm and LayerNorm, with
 // and without the affine transform and the SiLU, one chunk and many chunks per group, and a large mean, where a
 // one-pass sum of squares would lose the variance), linear and conv with the bias fused, and the attention with
 // transpose flags, one program for its scaled, masked softmax and one for the softmax gradient, and GEGLU.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { normAffine, type NormOptions } from '../../src/nn/norm.js';
-import { setFusedKernels } from '../../src/nn/fused.js';
-import { normChunks, setNormChunkElems } from '../../src/nn/webgpu-norm.js';
+import { setFusedKernels } from '../../src/runtime/fused.js';
+import { normChunks, setNormChunkElems } from '../../src/runtime/webgpu/norm.js';
 import { chunkedAttention } from '../../src/nn/attention.js';
 import { conv2d, geglu, gelu, keyPaddingMask, matMulWeight, quickGelu, silu } from '../../src/nn/ops.js';
-import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
-import { setupWebgpu } from '../../src/webgpu.js';
+import { parseWinograd, setWinograd } from '../../src/runtime/webgpu/winograd.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

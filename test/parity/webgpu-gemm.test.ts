@@ -1,17 +1,17 @@
-// reno's tiled WebGPU products (src/nn/webgpu-gemm.ts) against tfjs' own programs on the same adapter (lavapipe in
+// reno's tiled WebGPU products (src/runtime/webgpu/gemm.ts) against tfjs' own programs on the same adapter (lavapipe in
 // CI), every tile: the convolution (ragged pixel and channel tiles, strides, padding, 1x1 and 3x3 filters, with and
 // without a bias; values and the input gradient, which runs the tiled program on the flipped filter), the matMul
 // (2-D and batched, each transpose flag, a broadcast weight, K not a multiple of the slice, bias), and the Linear
 // layer and the attention built on it (values and input gradients); no leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { attention, conv2d, matMulWeight } from '../../src/nn/ops.js';
-import { setFlashAttention } from '../../src/nn/webgpu-flash.js';
-import { matMulTiled, MIN_TILES, parseTile, tilesFromEnv, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledConvShapeFits, tiledMatMulFits, TILES } from '../../src/nn/webgpu-gemm.js';
-import { parseWinograd, setWinograd } from '../../src/nn/webgpu-winograd.js';
-import { setupWebgpu } from '../../src/webgpu.js';
+import { setFlashAttention } from '../../src/runtime/webgpu/flash.js';
+import { matMulTiled, MIN_TILES, parseTile, tilesFromEnv, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledConvShapeFits, tiledMatMulFits, TILES } from '../../src/runtime/webgpu/gemm.js';
+import { parseWinograd, setWinograd } from '../../src/runtime/webgpu/winograd.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

@@ -1,15 +1,15 @@
-// Float16 weight storage on WebGPU (src/nn/half.ts: WGSL pack2x16float / unpack2x16float) against the JavaScript
+// Float16 weight storage on WebGPU (src/runtime/half.ts: WGSL pack2x16float / unpack2x16float) against the JavaScript
 // conversion, and a Winograd-sized conv and a Linear layer with half weights against float32 weights rounded to
 // float16 on the same adapter (lavapipe in CI), forward and input gradient, no unpacked weight left behind.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
-import { fromHalfBits, packHalf, packHalfValues, unpackHalf, unpackHalfValues } from '../../src/nn/half.js';
+import { useBackend } from '../../src/runtime/backend.js';
+import { fromHalfBits, packHalf, packHalfValues, unpackHalf, unpackHalfValues } from '../../src/runtime/half.js';
 import { Conv2d, Linear } from '../../src/nn/layers.js';
 import { setHalfWeights } from '../../src/nn/module.js';
-import { MIN_WINOGRAD_TILES, setWinogradMinTiles } from '../../src/nn/webgpu-winograd.js';
-import { describeAdapter, setupWebgpu } from '../../src/webgpu.js';
+import { MIN_WINOGRAD_TILES, setWinogradMinTiles } from '../../src/runtime/webgpu/winograd.js';
+import { describeAdapter, setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

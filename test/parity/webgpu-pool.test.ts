@@ -1,14 +1,14 @@
-// Device memory beyond the live tensors (src/webgpu-pool.ts) on the real WebGPU backend (lavapipe in CI):
+// Device memory beyond the live tensors (src/runtime/webgpu/pool.ts) on the real WebGPU backend (lavapipe in CI):
 // setupWebgpu bounds the buffer pool and the releases waiting for a submit; a chain of ops over many tensor sizes
 // computes the same values under any budget (buffers destroyed and made again), after a read-back the released bytes
 // the device still holds are within the budget (tfjs' unbounded pool keeps them all), and an early submit keeps the
 // buffers of freed tensors from piling up within one submit batch.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
-import { setupWebgpu } from '../../src/webgpu.js';
-import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingState, poolState, resetPoolHigh } from '../../src/webgpu-pool.js';
+import { useBackend } from '../../src/runtime/backend.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
+import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingState, poolState, resetPoolHigh } from '../../src/runtime/webgpu/pool.js';
 import { noLeak } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

@@ -1,14 +1,14 @@
-// Small uploads on WebGPU (src/webgpu-uploads.ts): tensors made from CPU values (float32, int32, bool; scalars to
+// Small uploads on WebGPU (src/runtime/webgpu/uploads.ts): tensors made from CPU values (float32, int32, bool; scalars to
 // 1 MiB) arrive with their values, interleaved with queued kernels that read and write pooled buffers; no mapped
 // staging buffer is created for them once the pool is warm; larger uploads keep tfjs' own path; and the
 // RENO_WEBGPU_SUBMIT_BATCH setting is parsed into tfjs' flag or refused.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
-import { SMALL_UPLOAD_BYTES } from '../../src/webgpu-uploads.js';
-import { setupWebgpu } from '../../src/webgpu.js';
+import { useBackend } from '../../src/runtime/backend.js';
+import { SMALL_UPLOAD_BYTES } from '../../src/runtime/webgpu/uploads.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
 const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
@@ -68,7 +68,7 @@ test('small uploads keep their values among queued kernels and create no staging
 });
 
 test('RENO_WEBGPU_SUBMIT_BATCH: a whole number sets tfjs-webgpu\'s submit batch; anything else is a usage error naming it', async () => {
-  const { webgpuFlagsFromEnv } = await import('../../src/webgpu.js');
+  const { webgpuFlagsFromEnv } = await import('../../src/runtime/webgpu/setup.js');
   assert.deepEqual(webgpuFlagsFromEnv({}), {});
   assert.deepEqual(webgpuFlagsFromEnv({ RENO_WEBGPU_SUBMIT_BATCH: '64' }), { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64 });
   for (const bad of ['0', '-3', '2.5', 'many']) assert.throws(() => webgpuFlagsFromEnv({ RENO_WEBGPU_SUBMIT_BATCH: bad }), /RENO_WEBGPU_SUBMIT_BATCH.*"/);

@@ -1,15 +1,15 @@
-// reno's Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (src/nn/webgpu-winograd.ts) against tfjs' conv program on the same adapter
+// reno's Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (src/runtime/webgpu/winograd.ts) against tfjs' conv program on the same adapter
 // (lavapipe in CI): odd and even output sizes, padding 1 and 0, a bias, batches; values and the input gradient
 // (the flipped filter transformed as it is read), alone and with the tiled matMul for its 16 products; no leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { conv2d } from '../../src/nn/ops.js';
-import { MIN_TILES, parseTile, setMatMulTile, setMinTiles } from '../../src/nn/webgpu-gemm.js';
-import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradMinTiles, winogradFits, winogradShapeFits } from '../../src/nn/webgpu-winograd.js';
-import { adapterSummary, setupWebgpu } from '../../src/webgpu.js';
-import { setBindingLimit } from '../../src/webgpu-bindings.js';
+import { MIN_TILES, parseTile, setMatMulTile, setMinTiles } from '../../src/runtime/webgpu/gemm.js';
+import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradMinTiles, winogradFits, winogradShapeFits } from '../../src/runtime/webgpu/winograd.js';
+import { adapterSummary, setupWebgpu } from '../../src/runtime/webgpu/setup.js';
+import { setBindingLimit } from '../../src/runtime/webgpu/bindings.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

@@ -2,13 +2,13 @@
 // 4096-token self-attention, whose plain [5, 4096, 4096] score tensor (320 MiB) exceeds lavapipe's 128 MiB binding
 // limit and silently returns zeros; the chunked attention keeps every binding under the limit.
 // Skipped when no WebGPU adapter is available (CI installs Mesa 25 lavapipe).
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBackend } from '../../src/backend.js';
+import { useBackend } from '../../src/runtime/backend.js';
 import { parityCommand } from '../../src/commands/parity.js';
 import { chunkedAttention } from '../../src/nn/attention.js';
-import { setupWebgpu } from '../../src/webgpu.js';
+import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { maxRelErr, PARITY } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));

@@ -1,6 +1,6 @@
 // GELU (exact), QuickGELU and SiLU with their own gradients (src/nn/ops.ts): values and input gradients of the
 // formulas differentiated op by op by tfjs, fewer kernels in the backward pass, no leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gelu, quickGelu, silu } from '../../src/nn/ops.js';

@@ -1,6 +1,6 @@
 // The fast paths of src/nn: chunked attention with its own gradient, the frozen-weight matMul and the stride-1 conv
 // whose input gradient is a flipped forward conv, against tfjs's own formulas.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chunkedAttention, plainAttention, setHeadGrouping } from '../../src/nn/attention.js';

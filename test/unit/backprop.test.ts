@@ -1,13 +1,13 @@
-// The lean backward pass (src/nn/backprop.ts), shape-only saves (src/nn/gradients.ts) and wasm's shared Identity
-// (src/backend.ts): the same gradients as tfjs' own Engine.gradients, lower peak memory (counted in distinct tensor
+// The lean backward pass (src/runtime/backprop.ts), shape-only saves (src/runtime/gradients.ts) and wasm's shared Identity
+// (src/runtime/backend.ts): the same gradients as tfjs' own Engine.gradients, lower peak memory (counted in distinct tensor
 // buffers), no leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { withGrad } from '../../src/nn/attention.js';
-import { setLeanBackprop } from '../../src/nn/backprop.js';
-import { checkpoint, isolatedGrads } from '../../src/nn/checkpoint.js';
-import { setShapeOnlySaves } from '../../src/nn/gradients.js';
+import { setLeanBackprop } from '../../src/runtime/backprop.js';
+import { checkpoint, isolatedGrads } from '../../src/nn/recompute.js';
+import { setShapeOnlySaves } from '../../src/runtime/gradients.js';
 import '../../src/nn/ops.js';
 import { withPeak } from '../../bench/measure.js';
 import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import { blipTextConfig } from '../../src/models/blip/config.js';
 import { BlipTextLMHeadModel, shiftedCrossEntropy } from '../../src/models/blip/lm-head.js';
 import { ignoredLmKey, loadBlipTextLm } from '../../src/models/blip/load.js';

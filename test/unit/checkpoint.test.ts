@@ -1,12 +1,12 @@
 // Gradient checkpointing: same gradients as the plain tape, lower peak memory, no leaks, and the outer tape keeps
 // working around a checkpointed unit (the nested tf.grads of the recompute must not clear it).
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { vaeConfig } from '../../generators/sd-turbo/config.js';
-import { AutoencoderKL } from '../../generators/sd-turbo/vae.js';
-import { checkpoint, setCheckpointing } from '../../src/nn/checkpoint.js';
-import { setLeanBackprop } from '../../src/nn/backprop.js';
+import { vaeConfig } from '../../src/models/sd-turbo/config.js';
+import { AutoencoderKL } from '../../src/models/sd-turbo/vae.js';
+import { checkpoint, setCheckpointing } from '../../src/nn/recompute.js';
+import { setLeanBackprop } from '../../src/runtime/backprop.js';
 import { randomInit } from '../../src/weights/load.js';
 import { withPeak } from '../../bench/measure.js';
 import { VAE } from '../../scripts/tiny/sd-turbo.js';
@@ -35,7 +35,7 @@ for (const be of testBackends()) {
     const side = be === 'cpu' ? 12 : 24; // 96 / 192 px: activations dominate the peak
     const z = tf.randomNormal([1, side, side, 4], 0, 1, 'float32', 5) as tf.Tensor4D;
     // the peak of distinct tensor buffers during the backward pass, by tfjs' own backward pass or by reno's lean one
-    // (src/nn/backprop.ts: that one frees each gradient once used, so it leaves checkpointing less to win)
+    // (src/runtime/backprop.ts: that one frees each gradient once used, so it leaves checkpointing less to win)
     const run = async (on: boolean, lean: boolean) => {
       setCheckpointing(on);
       setLeanBackprop(lean);

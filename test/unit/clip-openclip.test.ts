@@ -1,11 +1,11 @@
-// open_clip checkpoints read as HF CLIPModel keys (rewards/clip/openclip-keys.ts): the openclip_hpsv2 fixture's
+// open_clip checkpoints read as HF CLIPModel keys (src/models/clip/openclip-keys.ts): the openclip_hpsv2 fixture's
 // open_clip CLIP (both its safetensors and torch.save files) loaded into reno's ClipModel reproduces open_clip's
 // encode_image / encode_text / logits and the per-token ln_post / ln_final states.
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import * as tf from '../../src/tf.js';
-import { openClipAsHf } from '../../rewards/clip/openclip-keys.js';
+import * as tf from '../../src/runtime/tf.js';
+import { openClipAsHf } from '../../src/models/clip/openclip-keys.js';
 import { readJsonFile } from '../../src/config/json.js';
 import type { ClipConfig } from '../../src/models/clip/config.js';
 import { ClipModel } from '../../src/models/clip/model.js';

@@ -4,16 +4,16 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import { writeTinyClipRewards } from '../../scripts/tiny/clip-rewards.js';
-import { loadClipModel, loadClipTokenizer, tokenizeForClip } from '../../rewards/clip/load.js';
+import { loadClipModel, loadClipTokenizer, tokenizeForClip } from '../../src/models/clip/load.js';
 import { clipScoreReward } from '../../rewards/clip-score.js';
 import { RewardInput } from '../../rewards/input.js';
 import { pickscoreReward } from '../../rewards/pickscore.js';
-import { CLIP224, clipPreprocess } from '../../rewards/preprocess.js';
+import { CLIP224, clipPreprocess } from '../../src/image/preprocess.js';
 import type { PreparedReward, Reward, RewardLoadContext, RewardSpec } from '../../rewards/types.js';
 import { modelsVerify } from '../../src/commands/models.js';
-import { getModel } from '../../src/models/registry.js';
+import { getModel } from '../../src/config/models.js';
 import { missingFiles } from '../../src/weights/hub.js';
 import { ASSETS, backend, maxRelErr, noLeak, testBackends, tmpDir } from '../helpers.js';
 

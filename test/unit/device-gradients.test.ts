@@ -1,10 +1,10 @@
-// The Sum and Mean gradients of src/nn/gradients.ts: the values tfjs-core's own give (dy spread over the reduced
+// The Sum and Mean gradients of src/runtime/gradients.ts: the values tfjs-core's own give (dy spread over the reduced
 // axes, divided by the count for Mean) for every axis form, and no tensor made from CPU values on the way (tfjs-core's
 // version uploads a ones tensor of x's size), without leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import '../../src/nn/gradients.js';
+import '../../src/runtime/gradients.js';
 import { engineCalls } from '../../bench/measure.js';
 import { backend, noLeak, testBackends } from '../helpers.js';
 

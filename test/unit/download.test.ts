@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, beforeEach, test } from 'node:test';
 import { modelsDownload } from '../../src/commands/models.js';
-import { getModel, parseRegistry } from '../../src/models/registry.js';
+import { getModel, parseRegistry } from '../../src/config/models.js';
 import { DownloadError, downloadFile, downloadModel } from '../../src/weights/download.js';
 import { locateModel } from '../../src/weights/hub.js';
 import { ROOT, tmpDir } from '../helpers.js';

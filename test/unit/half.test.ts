@@ -1,10 +1,10 @@
-// Float16 weight storage (src/nn/half.ts, Param.store with half weights on): the binary16 conversion (round to nearest
+// Float16 weight storage (src/runtime/half.ts, Param.store with half weights on): the binary16 conversion (round to nearest
 // even, subnormals, overflow, NaN), the pack / unpack kernels on cpu and wasm, and Linear / Conv2d layers with half
 // weights: the same values and input gradients as float32 weights rounded to float16, half the bytes, no leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromHalfBits, packHalf, packHalfValues, toHalfBits, unpackHalf, unpackHalfValues } from '../../src/nn/half.js';
+import { fromHalfBits, packHalf, packHalfValues, toHalfBits, unpackHalf, unpackHalfValues } from '../../src/runtime/half.js';
 import { Conv2d, Linear } from '../../src/nn/layers.js';
 import { setHalfWeights, setHostWeights } from '../../src/nn/module.js';
 import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';

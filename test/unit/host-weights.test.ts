@@ -1,10 +1,10 @@
 // Host-memory weights (Param.store with setHostWeights on, the wasm default): frozen conv and Linear weights stay in
 // JavaScript typed arrays, none of their bytes on the backend, and the layers give the same values and input
 // gradients as device-stored weights (float32 and float16), with no tensor left behind per use.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hostWeightsFromEnv } from '../../src/backend.js';
+import { hostWeightsFromEnv } from '../../src/runtime/backend.js';
 import { UsageError } from '../../src/errors.js';
 import { Conv2d, Linear } from '../../src/nn/layers.js';
 import { setHalfWeights, setHostWeights } from '../../src/nn/module.js';

@@ -3,7 +3,7 @@
 // written here): loading through RewardSpec.load, loss = offset - score, the score against a direct computation,
 // input gradients against central finite differences along random pixel directions, the shared 224 view, no tensor
 // growth over repeated loss() / gradient calls, and the load-time errors.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +12,7 @@ import { writeTinyHpsv2Aesthetic } from '../../scripts/tiny/hpsv2-aesthetic.js';
 import { aestheticReward, AestheticReward, ClipImageEncoder } from '../../rewards/aesthetic.js';
 import { hpsv2Reward, Hpsv2Reward } from '../../rewards/hpsv2.js';
 import { RewardInput } from '../../rewards/input.js';
-import { clipPreprocess } from '../../rewards/preprocess.js';
+import { clipPreprocess } from '../../src/image/preprocess.js';
 import type { RewardLoadContext } from '../../rewards/types.js';
 import { ConfigError, WeightsError } from '../../src/errors.js';
 import { clipConfig } from '../../src/models/clip/config.js';

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { modelsList, modelsVerify } from '../../src/commands/models.js';
 import { ConfigError, ModelNotFoundError, UsageError } from '../../src/errors.js';
-import { getModel, loadRegistry, parseRegistry, withUses } from '../../src/models/registry.js';
+import { getModel, loadRegistry, parseRegistry, withUses } from '../../src/config/models.js';
 import { hfCacheDir, locateModel, requireModel, requireModelWithUses } from '../../src/weights/hub.js';
 import { ROOT, tmpDir } from '../helpers.js';
 

@@ -1,7 +1,7 @@
 // Unit tests of the Idefics3 (SmolVLM) backbone pieces: config forms, vision position buckets, the patchify
 // convolution, pixel-shuffle order, rotary embeddings, GQA head repetition, the image-token merge, the KV cache and
 // prefix embeddings (cached == uncached, values and gradients), tied lm_head loading, and no tensor leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';

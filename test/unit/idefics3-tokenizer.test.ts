@@ -3,13 +3,13 @@
 // tokenizer.json is not available offline; what is checked here is the format: added special tokens split out
 // whole, Digits (one per digit) then ByteLevel pre-tokenisation, merges applied by rank, both merge spellings,
 // bytes of any UTF-8 text, decode(encode(x)) == x.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { DataError, ModelNotFoundError } from '../../src/errors.js';
-import { getModel } from '../../src/models/registry.js';
+import { getModel } from '../../src/config/models.js';
 import { loadIdefics3 } from '../../src/models/idefics3/model.js';
 import { Idefics3Tokenizer, bytesToUnicode, expandImageTokens, imagePromptString } from '../../src/models/idefics3/tokenizer.js';
 import { tinySmolVlmTokenizerJson, writeTinySmolVlm } from '../../scripts/tiny/smolvlm.js';

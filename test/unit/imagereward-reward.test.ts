@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import { IMAGE_REWARD_OFFSET, ImageReward, imageRewardSpec } from '../../rewards/imagereward.js';
 import { RewardInput } from '../../rewards/input.js';
 import { TINY_VIT, tinyBertVocab, writeTinyImageReward } from '../../scripts/tiny/imagereward.js';

@@ -1,9 +1,9 @@
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { loadTextEncoder, loadUnet } from '../../generators/sd-turbo/load.js';
+import { loadTextEncoder, loadUnet } from '../../src/models/sd-turbo/load.js';
 import { ConfigError, WeightsError } from '../../src/errors.js';
 import { Conv2d, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';

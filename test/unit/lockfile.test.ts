@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { tryLock, waitLock } from '../../src/run/lockfile.js';
+import { tryLock, waitLock } from '../../src/util/lockfile.js';
 import { tmpDir } from '../helpers.js';
 
 const deadPid = async () => {

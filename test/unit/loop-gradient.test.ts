@@ -1,7 +1,7 @@
 // The ReNO loop's gradient (src/optimize/loop.ts evaluate): each reward's image gradient on its own tape, then one
 // backward pass through the generator, gives the same z-gradient as one tape over generator, rewards and regulariser,
 // holds fewer tensor bytes at its peak, and leaks nothing. Tiny preset generator and the paper's tiny reward models.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BENCH_PROMPT, buildGenerator, buildReward, paperDefaults } from '../../bench/full-models.js';

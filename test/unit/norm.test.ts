@@ -1,7 +1,7 @@
 // standardize (src/nn/norm.ts), the core of GroupNorm and LayerNorm with a closed-form gradient: the same values and
 // input gradients as tfjs differentiating the composite formula, for the group layout and the last-axis layout; the
 // affine weight and bias still get their gradients (trainable LayerNorm); fewer kernels; no leaks.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GroupNorm, LayerNorm } from '../../src/nn/layers.js';

@@ -1,7 +1,7 @@
 // open_clip pieces: the packed in_proj split (torch's in_proj_weight.chunk(3) rows = q, k, v), the attention built
 // on it against a float64 reference of F.multi_head_attention_forward, the config reader (bare and hub forms,
 // unsupported options rejected by name, the shipped ViT-H-14), and the key names/shapes of HPSv2's checkpoint.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

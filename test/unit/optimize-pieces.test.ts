@@ -1,4 +1,4 @@
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { adamStep, bestIndex, chiRegulariser, clipGradNorm, newOptimizerState, sgdStep } from '../../src/optimize/pieces.js';

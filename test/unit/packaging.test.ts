@@ -1,13 +1,13 @@
 // What a production install (`npm ci --omit=dev`) and reno's tfjs patches rely on: every package the shipped code
 // imports is a dependency (not a dev one), every tfjs package is pinned to the one version reno patches and checked at
-// start-up, and only src/tf.ts imports tfjs' roots (the umbrella @tensorflow/tfjs is not a dependency).
+// start-up, and only src/runtime/tf.ts imports tfjs' roots (the umbrella @tensorflow/tfjs is not a dependency).
 import assert from 'node:assert/strict';
 import { builtinModules } from 'node:module';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { InstallError } from '../../src/errors.js';
-import { checkTfjsVersions, installedTfjsVersions, TFJS_VERSION } from '../../src/tf.js';
+import { checkTfjsVersions, installedTfjsVersions, TFJS_VERSION } from '../../src/runtime/tf.js';
 import { ROOT } from '../helpers.js';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
@@ -57,9 +57,9 @@ test('tfjs: every package pinned to the patched version, no umbrella, webgpu opt
   assert.ok(pkg.optionalDependencies.webgpu);
 });
 
-test('only src/tf.ts imports the roots of tfjs-core and the cpu backend', () => {
+test('only src/runtime/tf.ts imports the roots of tfjs-core and the cpu backend', () => {
   const all = [...shipped, ...sources('test'), ...sources('bench'), ...sources('scripts')];
-  const offenders = all.filter((f) => f !== path.join('src', 'tf.ts') && imported(f).some((n) => n === '@tensorflow/tfjs' || n === '@tensorflow/tfjs-core' || n === '@tensorflow/tfjs-backend-cpu'));
+  const offenders = all.filter((f) => f !== path.join('src', 'runtime', 'tf.ts') && imported(f).some((n) => n === '@tensorflow/tfjs' || n === '@tensorflow/tfjs-core' || n === '@tensorflow/tfjs-backend-cpu'));
   // subpath imports of a backend's internals (its buffer manager in a test) are allowed; roots are not
   const roots = offenders.filter((f) => /['"]@tensorflow\/(tfjs|tfjs-core|tfjs-backend-cpu)['"]/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
   assert.deepEqual(roots, []);

@@ -1,7 +1,7 @@
 // Parking a part used once per prompt (Module.park / unpark): the text encoders' weights leave the device after the
 // prompt is encoded and come back unchanged for the next prompt; the generator and the CLIP-family rewards do it
 // through parkPromptModels (src/run/session.ts calls it after prepare).
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BENCH_PROMPT, buildGenerator, buildReward } from '../../bench/full-models.js';

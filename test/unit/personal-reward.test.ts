@@ -2,13 +2,13 @@
 // against the score, the gradient with respect to the image against central finite differences, the score against
 // an independent preferenceScore, no tensor leaks across repeated calls, and where the checkpoint comes from and how
 // history problems are reported.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { PersonalReward, personalReward, TINY_PREFERENCE_DIR } from '../../rewards/personal.js';
-import { preferenceScore } from '../../rewards/preference/eval.js';
+import { preferenceScore } from '../../src/preference/eval.js';
 import { RewardInput } from '../../rewards/input.js';
 import type { RewardLoadContext } from '../../rewards/types.js';
 import { readHistory } from '../../src/data/history.js';

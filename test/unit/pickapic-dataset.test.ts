@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { preferenceDataset, safeName, type PairLine, type PreferenceDatasetStats } from '../../src/commands/preference-dataset.js';
-import { classifyRow, holdOut, imageComponents, PickapicScan, planSplits, splitCounts, PAPER_SPLIT } from '../../src/data/pickapic.js';
+import { classifyRow, holdOut, imageComponents, PickapicScan, planSplits, splitCounts, PAPER_SPLIT } from '../../src/preference/pickapic.js';
 import { listParquetFiles, openParquet, parquetBatches, parquetRows } from '../../src/data/parquet.js';
 import { FIXTURES, tmpDir } from '../helpers.js';
 

@@ -1,4 +1,4 @@
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { addPngText, encodePng, readImage, readPngText } from '../../src/image/png.js';
 import { gaussian, seededNoise } from '../../src/optimize/noise.js';
-import { newRunDir, slugify, writeFileAtomic } from '../../src/run/files.js';
+import { newRunDir, slugify, writeFileAtomic } from '../../src/util/files.js';
 import { backend, ROOT, tmpDir } from '../helpers.js';
 
 test('one CRC-32, Node\'s zlib.crc32 (the PNG constant of "IEND"); no hand-written CRC table in the sources', () => {

@@ -1,15 +1,15 @@
 // The preference dataset format (DIR/images, DIR/pairs.jsonl): the synthetic taste world writer (deterministic,
 // seen and unseen users, 64x64 PNGs, prompts naming the content), the validating reader (errors name file, line
 // and field), seen/unseen test users, reference pools and seeded sampling, and the image cache.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { ImageCache, readPreferenceDataset, referencePool, rngFor, sampleReferences, splitPairs, trainTargets } from '../../rewards/preference/data.js';
-import { SHAPES, TASTE_FEATURES, tasteFeatures, utility, writeTasteWorld } from '../../rewards/preference/synth.js';
+import { ImageCache, readPreferenceDataset, referencePool, rngFor, sampleReferences, splitPairs, trainTargets } from '../../src/preference/data.js';
+import { SHAPES, TASTE_FEATURES, tasteFeatures, utility, writeTasteWorld } from '../../src/preference/synth.js';
 import { preferenceSynth } from '../../src/commands/preference.js';
 import { DataError, UsageError } from '../../src/errors.js';
 import { backend, noLeak, tmpDir } from '../helpers.js';

@@ -1,9 +1,9 @@
 // The seed paper's losses (eqs. 4-8) and Q (eq. 5) against values computed by hand, and the personal reward's
 // guidance losses (like -log Q, dislike -log(1 - Q)).
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { crossEntropy, guidanceLoss, preferenceLoss, preferenceProbability } from '../../rewards/preference/losses.js';
+import { crossEntropy, guidanceLoss, preferenceLoss, preferenceProbability } from '../../src/preference/losses.js';
 import { backend, noLeak } from '../helpers.js';
 
 const PLUS = 1;

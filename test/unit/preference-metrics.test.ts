@@ -21,7 +21,7 @@ import {
   topKAccuracy,
   topKHit,
   type EvalPair,
-} from '../../rewards/preference/metrics.js';
+} from '../../src/preference/metrics.js';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b}`);
 const closeAll = (a: number[], b: number[]) => a.forEach((v, i) => close(v, b[i]));

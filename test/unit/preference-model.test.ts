@@ -1,14 +1,14 @@
 // The preference model's token layout (where prototypes, images, prompts and labels sit), the prefix cache (cached
 // == uncached scores, and gradients), the ablation layouts (no prompt = ViPer's template, 0 prototypes), and
 // checkpoint round trips, on the tiny SmolVLM backbone of the preset.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { loadPreferenceModel, saveCheckpoint } from '../../rewards/preference/checkpoint.js';
-import { DEFAULT_TEMPLATE, SequenceLayout } from '../../rewards/preference/layout.js';
-import { DEFAULT_PREFERENCE_CONFIG, PreferenceModel, type PreferenceConfig, type RefPixels } from '../../rewards/preference/model.js';
+import { loadPreferenceModel, saveCheckpoint } from '../../src/preference/checkpoint.js';
+import { DEFAULT_TEMPLATE, SequenceLayout } from '../../src/preference/sequence.js';
+import { DEFAULT_PREFERENCE_CONFIG, PreferenceModel, type PreferenceConfig, type RefPixels } from '../../src/preference/model.js';
 import { ConfigError, WeightsError } from '../../src/errors.js';
 import { IDEFICS3_TOKENS, Idefics3Tokenizer, imagePromptString } from '../../src/models/idefics3/tokenizer.js';
 import { gaussian } from '../../src/optimize/noise.js';

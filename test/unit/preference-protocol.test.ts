@@ -3,8 +3,8 @@
 // pictures, column labels of ablation checkpoints, LABEL=DIR arguments, the default sweep and the ablation table.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { PreferenceDataset, PreferencePair } from '../../rewards/preference/data.js';
-import { evalProtocol, pickUsers, queryTargets } from '../../rewards/preference/protocol.js';
+import type { PreferenceDataset, PreferencePair } from '../../src/preference/data.js';
+import { evalProtocol, pickUsers, queryTargets } from '../../src/preference/protocol.js';
 import { ablationTable, defaultSweep, parseModelArg, settingLabel } from '../../src/commands/preference-eval.js';
 
 /** A dataset in memory: users a, b (seen: 5 train + 3 test pairs) and c (unseen: 6 test pairs). */

@@ -2,16 +2,16 @@
 // clearly above chance (the untrained model does not), an interrupted run resumed from its checkpoint ends exactly
 // where an uninterrupted one does, the ablation flags (ViPer*: no prompt, no aux loss, no prototypes), and the
 // command's refusals.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { loadPreferenceModel } from '../../rewards/preference/checkpoint.js';
-import { readPreferenceDataset } from '../../rewards/preference/data.js';
-import { splitAccuracy } from '../../rewards/preference/eval.js';
-import { PreferenceModel } from '../../rewards/preference/model.js';
-import { writeTasteWorld } from '../../rewards/preference/synth.js';
+import { loadPreferenceModel } from '../../src/preference/checkpoint.js';
+import { readPreferenceDataset } from '../../src/preference/data.js';
+import { splitAccuracy } from '../../src/preference/eval.js';
+import { PreferenceModel } from '../../src/preference/model.js';
+import { writeTasteWorld } from '../../src/preference/synth.js';
 import { preferenceTrain } from '../../src/commands/preference.js';
 import { UsageError } from '../../src/errors.js';
 import { ROOT, backend, tmpDir } from '../helpers.js';

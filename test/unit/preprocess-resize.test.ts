@@ -1,8 +1,8 @@
-// rewards/preprocess.ts: the antialiased resampling matrices (Pillow / ATen weights), constant images, the centre
+// src/image/preprocess.ts: the antialiased resampling matrices (Pillow / ATen weights), constant images, the centre
 // crop's Python rounding, and tensor hygiene.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import {
   CLIP_MEAN,
   CLIP_STD,
@@ -13,7 +13,7 @@ import {
   resizeBicubicAA,
   resizeBilinearAA,
   resizedSize,
-} from '../../rewards/preprocess.js';
+} from '../../src/image/preprocess.js';
 import { backend, noLeak } from '../helpers.js';
 
 const SIZES: [number, number][] = [

@@ -1,7 +1,7 @@
 // One sign convention per label: every reward's loss reads back as the score `reno score` prints (scoreFromLoss, the
 // one place that relation lives), the progress line shows every active reward's score with the seconds per step and
 // an ETA, and progress and `reno score` print the same CLIP value for the same image.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,7 +13,7 @@ import { scoreTable } from '../../src/commands/score.js';
 import { resolveConfig } from '../../src/config/run-config.js';
 import { readImage } from '../../src/image/png.js';
 import { gaussian } from '../../src/optimize/noise.js';
-import { fmtDuration, progress, stepStatus } from '../../src/run/progress.js';
+import { fmtDuration, progress, stepStatus } from '../../src/util/progress.js';
 import { openSession, rewardContext, runGeneration } from '../../src/run/session.js';
 import { runReport } from '../../src/report/html.js';
 import { backend, ROOT, tmpDir } from '../helpers.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import seedrandom from 'seedrandom';
-import { conditionalP, jointP, nearestNeighbourAgreement, squaredDistances, tsne } from '../../src/data/tsne.js';
+import { conditionalP, jointP, nearestNeighbourAgreement, squaredDistances, tsne } from '../../src/preference/tsne.js';
 
 function clusters(k: number, per: number, dim: number, sep: number, seed: string) {
   const rng = seedrandom(seed);

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { readHistory } from '../../src/data/history.js';
 import { OutputError } from '../../src/errors.js';
-import { fsOps } from '../../src/run/files.js';
+import { fsOps } from '../../src/util/files.js';
 import { HistoryStore } from '../../src/ui/history-store.js';
 import { listRuns } from '../../src/ui/runs.js';
 import { ROOT, tmpDir } from '../helpers.js';

@@ -1,13 +1,13 @@
-// The UNet's constant conditioning (generators/sd-turbo/conditioning.ts): with constantConditioning the output and
+// The UNet's constant conditioning (src/models/sd-turbo/conditioning.ts): with constantConditioning the output and
 // the gradient with respect to the sample are those of the plain forward pass; the time embedding, the resnets' time
 // projections and the cross-attentions' keys and values are made once (a second call runs fewer kernels); a new
 // context or timestep replaces them; release() frees them; and a forward pass without the option after one with it
 // still differentiates with respect to the context.
-import * as tf from '../../src/tf.js';
+import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { unetConfig } from '../../generators/sd-turbo/config.js';
-import { UNet2DConditionModel } from '../../generators/sd-turbo/unet.js';
+import { unetConfig } from '../../src/models/sd-turbo/config.js';
+import { UNet2DConditionModel } from '../../src/models/sd-turbo/unet.js';
 import { randomInit } from '../../src/weights/load.js';
 import { UNET } from '../../scripts/tiny/sd-turbo.js';
 import { engineCalls } from '../../bench/measure.js';

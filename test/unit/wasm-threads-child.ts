@@ -1,7 +1,7 @@
 // Child process of wasm-threads.test.ts: starts wasm with the thread shim, reports the thread count and checks a conv
 // and a matMul against the pure-JS cpu backend; prints one JSON line and exits (the pthread workers would keep it).
-import * as tf from '../../src/tf.js';
-import { useBackend } from '../../src/backend.js';
+import * as tf from '../../src/runtime/tf.js';
+import { useBackend } from '../../src/runtime/backend.js';
 
 const x = new Float32Array(1 * 16 * 16 * 32).map((_, i) => Math.sin(i));
 const w = new Float32Array(3 * 3 * 32 * 48).map((_, i) => Math.cos(i) * 0.1);

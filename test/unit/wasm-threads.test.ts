@@ -1,4 +1,4 @@
-// The wasm thread shim (src/wasm-threads.ts): with RENO_WASM_THREADS=2 a process gets two XNNPACK threads and the
+// The wasm thread shim (src/runtime/wasm-threads.ts): with RENO_WASM_THREADS=2 a process gets two XNNPACK threads and the
 // same numbers as the cpu backend; the CLI exits on its own although pthread workers are alive.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

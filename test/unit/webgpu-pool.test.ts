@@ -1,11 +1,11 @@
-// The bounded buffer pool (src/webgpu-pool.ts) on tfjs-webgpu's own BufferManager class with a fake device (runs
+// The bounded buffer pool (src/runtime/webgpu/pool.ts) on tfjs-webgpu's own BufferManager class with a fake device (runs
 // anywhere): the released bytes kept never exceed the budget, the least recently released go first, reuse by exact
 // size and usage still works, and the manager's counters (which tf.memory() reports) stay true.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BufferManager } from '@tensorflow/tfjs-backend-webgpu/dist/buffer_manager.js';
 import { UsageError } from '../../src/errors.js';
-import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingBoundFromEnv, poolBudgetFromEnv } from '../../src/webgpu-pool.js';
+import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingBoundFromEnv, poolBudgetFromEnv } from '../../src/runtime/webgpu/pool.js';
 
 interface FakeBuffer {
   id: number;

@@ -2,7 +2,7 @@
 // BLIP_Pretrain): BLIP's ViT encodes the image, the med BERT text encoder reads the prompt while cross-attending to
 // the image tokens, and an MLP on the [CLS] feature gives the raw reward, standardised by ImageReward's mean/std.
 // This is score_gard()/score() without the PIL path: the image arrives preprocessed (224, CLIP mean/std), NHWC.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { readJsonFile, type Json } from '../../config/json.js';
 import { ConfigError } from '../../errors.js';
 import { Linear } from '../../nn/layers.js';

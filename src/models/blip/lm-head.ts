@@ -4,7 +4,7 @@
 // The decoder's weight IS bert.embeddings.word_embeddings.weight and its bias IS cls.predictions.bias
 // (tie_weights); save_pretrained stores only those shared names, so the head holds no weight of its own: it reads
 // the embedding matrix through a private reference (not a parameter, so it is loaded and disposed once).
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { LayerNorm, Linear, type Embedding } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
 import { activation } from '../../nn/ops.js';

@@ -3,7 +3,7 @@
 // BertModel), which transformers ports as models/blip/modeling_blip_text.py (BlipText* classes, same key names).
 // Post-LN layers: LN(x + dense(self-attn x)), LN(a + dense(cross-attn(a, image))), LN(c + W2 act(W1 c)).
 // Embeddings are word + absolute position only (no token_type), then LayerNorm. Dropout is the identity at eval.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Embedding, LayerNorm, Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { activation, attention } from '../../nn/ops.js';

@@ -2,7 +2,7 @@
 // timm.models.vision_transformer.PatchEmbed). Pre-LN blocks, packed qkv with bias, exact GELU, LayerNorm eps 1e-6, a
 // class token and learned absolute positions, and a final LayerNorm over every token. No pre-norm before the blocks.
 // Images are NHWC inside reno; parameter names are the state_dict's under `blip.visual_encoder.`.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { DataError } from '../../errors.js';
 import { Conv2d, LayerNorm, Linear } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';

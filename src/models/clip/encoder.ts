@@ -1,6 +1,6 @@
 // The CLIP transformer encoder shared by the text and vision towers
 // (transformers models/clip/modeling_clip.py: CLIPAttention, CLIPMLP, CLIPEncoderLayer, CLIPEncoder).
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { LayerNorm, Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { activation, attention } from '../../nn/ops.js';

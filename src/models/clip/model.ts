@@ -1,9 +1,10 @@
 // CLIPModel (transformers models/clip/modeling_clip.py: CLIPModel.get_text_features, get_image_features, forward):
 // both towers, their bias-free projections into the shared embedding space and the learned logit scale.
 // Keys: text_model.*, vision_model.*, text_projection.weight, visual_projection.weight, logit_scale.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Linear } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
+import { l2Normalize } from '../../nn/ops.js';
 import type { ClipConfig } from './config.js';
 import { ClipTextTransformer, type ClipTextOutput } from './text.js';
 import { ClipVisionTransformer, type ClipVisionOutput } from './vision.js';
@@ -16,11 +17,6 @@ export interface ClipModelOutput {
   imageEmbeds: tf.Tensor2D;
   /** exp(logit_scale) * image_embeds . text_embeds^T: [B_img, B_txt] */
   logitsPerImage: tf.Tensor2D;
-}
-
-/** x / ||x|| over the last axis (torch: x / x.norm(p=2, dim=-1, keepdim=True)). */
-export function l2normalize(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.div(x, tf.sqrt(tf.sum(tf.square(x), -1, true))) as tf.Tensor2D);
 }
 
 export class ClipModel extends Module {
@@ -62,8 +58,8 @@ export class ClipModel extends Module {
     const text = this.text_model.forward(ids, attentionMask);
     const vision = this.vision_model.forward(pixels);
     const rest = tf.tidy(() => {
-      const textEmbeds = l2normalize(this.text_projection.forward(text.pooled) as tf.Tensor2D);
-      const imageEmbeds = l2normalize(this.visual_projection.forward(vision.pooled) as tf.Tensor2D);
+      const textEmbeds = l2Normalize(this.text_projection.forward(text.pooled)) as tf.Tensor2D;
+      const imageEmbeds = l2Normalize(this.visual_projection.forward(vision.pooled)) as tf.Tensor2D;
       const logitsPerImage = tf.mul(tf.matMul(imageEmbeds, textEmbeds, false, true), tf.exp(this.logit_scale.v)) as tf.Tensor2D; // [Bi, Bt]
       return { textEmbeds, imageEmbeds, logitsPerImage };
     });

@@ -1,7 +1,7 @@
 // CLIP text tower (transformers models/clip/modeling_clip.py: CLIPTextEmbeddings, CLIPTextTransformer,
 // CLIPTextModel). Used by SD-Turbo's text encoder (23-layer OpenCLIP-H in the HF layout, exact GELU) and by the
 // CLIP-family rewards.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Embedding, LayerNorm } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { causalMask, keyPaddingMask } from '../../nn/ops.js';

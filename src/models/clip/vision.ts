@@ -1,7 +1,7 @@
 // CLIP vision tower (transformers models/clip/modeling_clip.py: CLIPVisionEmbeddings, CLIPVisionTransformer,
 // CLIPVisionModel). Used by the CLIP-family rewards (PickScore, CLIP score: OpenCLIP ViT-H/14 in the HF layout,
 // exact GELU; the aesthetic reward's OpenAI ViT-L/14, QuickGELU). Images are NHWC, already CLIP-normalised.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Conv2d, Embedding, LayerNorm } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
 import type { ClipVisionConfig } from './config.js';

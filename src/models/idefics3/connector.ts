@@ -2,7 +2,7 @@
 // Idefics3SimpleMLP, Idefics3Connector.pixel_shuffle / forward, Idefics3Model.inputs_merger).
 // The merge is written with slices and concats only (no scatter / gather), so gradients reach both the image
 // features and the token embeddings on every backend (wasm lacks gather's gradient).
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { DataError, UsageError } from '../../errors.js';
 import { Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';

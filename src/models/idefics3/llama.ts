@@ -2,7 +2,7 @@
 // LlamaRotaryEmbedding, rotate_half / apply_rotary_pos_emb, repeat_kv, LlamaAttention, LlamaMLP,
 // LlamaDecoderLayer, LlamaModel), run from input embeddings, with an optional key/value cache: a constant prefix
 // is encoded once (`forward(..., {returnCache: true})`) and later suffixes attend to it (`{past}`).
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { UsageError } from '../../errors.js';
 import { Embedding, Linear } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';

@@ -7,7 +7,7 @@
 //   (d) forwardEmbeds(..., {returnCache}) then forwardEmbeds(suffix, {past})  a prefix encoded once, reused
 // Images are NHWC: pixelValues [B, N, H, W, C], already normalised; an image whose values are all 0 is padding
 // and is dropped, like transformers' real_images_inds.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelNotFoundError, UsageError } from '../../errors.js';

@@ -4,7 +4,7 @@
 // Images are NHWC here. The stride-p patch convolution is computed as patchify (reshape/transpose) + one 2-D
 // matMul, which has a gradient with respect to both the image and the weight on every backend (wasm has no
 // Conv2DBackpropFilter).
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { UsageError } from '../../errors.js';
 import { Embedding, LayerNorm } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';

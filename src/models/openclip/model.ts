@@ -2,8 +2,9 @@
 // "visual.*" for the image tower, the text tower's modules at the top level, and `logit_scale` (a scalar Parameter).
 // HPSv2 is this model with the ViT-H-14 config; its checkpoint (HPS_v2.1_compressed.pt) is {'state_dict': ...},
 // whose wrapper the torch reader strips, so the keys below are read as they are.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Param } from '../../nn/module.js';
+import { l2Normalize } from '../../nn/ops.js';
 import { loadModule, type LoadReport } from '../../weights/load.js';
 import { openWeights } from '../../weights/open.js';
 import type { TensorSource } from '../../weights/source.js';
@@ -12,16 +13,7 @@ import { OpenClipTextTower, type TextOutput } from './text.js';
 import { openClipAct } from './transformer.js';
 import { VisionTransformer, type VisionOutput } from './vision.js';
 
-/** x / ||x|| over the last axis (F.normalize(dim=-1); ReNO BaseRewardLoss.process_features). With `guardZero`, the
- * norm is floored at 1e-12 (F.normalize's eps), so a zero vector maps to 0 as improved-aesthetic-predictor's
- * normalized() (l2[l2 == 0] = 1) does; any other vector is unchanged. (A tf.where on norm == 0 would put Equal, which
- * has no gradient, on the tape.) */
-export function l2Normalize(x: tf.Tensor, guardZero = false): tf.Tensor {
-  return tf.tidy(() => {
-    const norm = tf.sqrt(tf.sum(tf.square(x), -1, true)); // [..., 1]
-    return tf.div(x, guardZero ? tf.maximum(norm, 1e-12) : norm);
-  });
-}
+export { l2Normalize } from '../../nn/ops.js';
 
 export interface ClipOutput {
   /** L2-normalised encode_image: [B, E] */

@@ -4,7 +4,7 @@
 // model class (./model.ts) extends this one to keep exactly those names.
 // Causal mask (-inf above the diagonal; a non-persistent buffer, never in checkpoints), ln_final on every position,
 // pooling at text.argmax(-1) (the EOT token has the highest id), then `pooled @ text_projection` [width, embed_dim].
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Embedding, LayerNorm } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
 import { causalMask } from '../../nn/ops.js';

@@ -1,7 +1,7 @@
 // The residual attention transformer shared by open_clip's image and text towers, with open_clip's key names
 // (open_clip/transformer.py: Attention / torch.nn.MultiheadAttention with a packed in_proj, ResidualAttentionBlock,
 // Transformer). Pre-LN blocks: x + attn(ln_1 x), then x + mlp(ln_2 x); MLP = c_fc -> GELU (or QuickGELU) -> c_proj.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { LayerNorm, Linear } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
 import { attention, gelu, matMulWeight, quickGelu } from '../../nn/ops.js';

@@ -1,7 +1,7 @@
 // open_clip's image tower (open_clip/transformer.py VisionTransformer, pool_type 'tok', no attentional pooling),
 // keys under "visual.": conv1 (no bias), class_embedding, positional_embedding, ln_pre, transformer.resblocks.N,
 // ln_post, proj. `proj` is a raw nn.Parameter [width, embed_dim] used as `pooled @ proj` (not a Linear: no transpose).
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import { Conv2d, LayerNorm } from '../../nn/layers.js';
 import { Module, Param } from '../../nn/module.js';
 import type { OpenClipVisionConfig } from './config.js';

@@ -2,7 +2,7 @@
 // embeddings: score = head(embeddings) and d sum(score) / d embeddings. The head is the real
 // sac+logos+ava1-l14-linearMSE.pth, which the fixture set keeps once in <root>/../assets/ (the manifest's
 // weights.file names it); a head file (*.pth / *.pt / *.safetensors) inside the case folder takes precedence.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';

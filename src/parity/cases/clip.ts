@@ -1,7 +1,7 @@
 // Parity case "clip": transformers' CLIPModel (both towers, projections, logit scale) on the fixture's token ids,
 // attention mask and NCHW pixel values. Sizes come from config.json and the arrays.
-import * as tf from '../../tf.js';
-import { loadClipModel } from '../../../rewards/clip/load.js';
+import * as tf from '../../runtime/tf.js';
+import { loadClipModel } from '../../models/clip/load.js';
 import { nhwcTensor, tensorOf, values } from '../tensors.js';
 import { check, type Check, type ParityCase } from '../types.js';
 import { readFixtureNpy as npy } from './preprocess.js';

@@ -2,7 +2,7 @@
 // multi-image prompt (padding images, padded rows), compared stage by stage, then the preference score
 // logit[yes] - logit[no] at each row's last real token and its gradients with respect to the pixels and to
 // inputs_embeds. Sizes, token ids and the score's ids come from the fixture (model/config.json, manifest.json, io/).
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';
 import { loadIdefics3, type Idefics3ForConditionalGeneration } from '../../models/idefics3/model.js';

@@ -2,7 +2,7 @@
 // MLP head, score and its gradient to the image; once per weight file, torch zip and safetensors), blip_text
 // (transformers BlipTextModel with pooler) and blip_text_lm (BlipTextLMHeadModel: logits and the shifted,
 // label-smoothed loss). Every size comes from the fixture's config files and arrays.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile, type Json } from '../../config/json.js';

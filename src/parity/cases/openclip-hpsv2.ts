@@ -2,7 +2,7 @@
 // open_clip_config.json and the same weights twice, as a torch.save zip of {'state_dict': ...} (the layout of
 // HPS_v2.1_compressed.pt) and as safetensors; every weights file present is checked as its own group
 // (openclip_hpsv2/pt/..., openclip_hpsv2/safetensors/...). Sizes come from the config and the arrays.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';

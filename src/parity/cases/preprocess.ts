@@ -1,12 +1,12 @@
-// Parity case "preprocess": the shared differentiable CLIP preprocessing (rewards/preprocess.ts, torchvision
+// Parity case "preprocess": the shared differentiable CLIP preprocessing (src/image/preprocess.ts, torchvision
 // v2 Resize(224, BICUBIC, antialias) + CenterCrop(224) + Normalize(CLIP)) and the antialiased bilinear resize, with
 // their VJPs for the fixture's cotangent. Large tensors are stored as summaries (row sums over the last axis,
 // column sums over axis -2, and sampled values at flat NCHW indices); those are compared where the full tensor is
 // not stored. Every size comes from the fixture's arrays and manifest.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { clipPreprocess, resizeBilinearAA } from '../../../rewards/preprocess.js';
+import { clipPreprocess, resizeBilinearAA } from '../../image/preprocess.js';
 import { readJsonFile } from '../../config/json.js';
 import { DataError } from '../../errors.js';
 import type { NpyArray } from '../../weights/npy.js';

@@ -1,10 +1,10 @@
 // Parity cases for SD-Turbo's parts: text_encoder, unet, vae and the whole one-step chain with its gradient.
-import * as tf from '../../tf.js';
+import * as tf from '../../runtime/tf.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../../config/json.js';
-import { readSchedulerConfig, schedulerConfig } from '../../../generators/sd-turbo/config.js';
-import { loadTextEncoder, loadUnet, loadVae } from '../../../generators/sd-turbo/load.js';
+import { readSchedulerConfig, schedulerConfig } from '../../models/sd-turbo/config.js';
+import { loadTextEncoder, loadUnet, loadVae } from '../../models/sd-turbo/load.js';
 import { oneStep } from '../../../generators/sd-turbo/scheduler.js';
 import { nchwValues, nhwcTensor, tensorOf, values } from '../tensors.js';
 import { check, npy, type Check, type ParityCase, type ParityContext } from '../types.js';
