@@ -12,6 +12,7 @@ import { RewardInput } from '../rewards/input.js';
 import { personalReward } from '../rewards/personal.js';
 import { DEFAULT_FORMULA } from '../rewards/personal-embedding.js';
 import { generateCommand } from '../src/commands/generate.js';
+import { REWARDS } from '../rewards/index.js';
 import { readImage } from '../src/image/png.js';
 import { getModel } from '../src/config/models.js';
 import { packageRoot } from '../src/paths.js';
@@ -25,7 +26,7 @@ const ROOT = packageRoot();
 const HISTORY = path.join(ROOT, 'examples', 'history.json');
 const TINY = path.join(ROOT, 'presets', 'tiny');
 const PROMPT = 'a circle';
-const ONLY_PERSONAL = { weights: { personal: 1, imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0 }, personal_model: 'embedding' };
+const ONLY_PERSONAL = { weights: { ...Object.fromEntries(REWARDS.map((r) => [r.name, 0])), personal: 1 }, personal_model: 'embedding' };
 
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'reno-bench-emb-'));
 const rows: string[] = [];

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
+import { REWARDS } from '../rewards/index.js';
 import { sweepCommand } from '../src/commands/sweep.js';
 import { connectQueue } from '../src/queue/connection.js';
 import { redisMissing, startRedis } from '../test/redis-server.js';
@@ -18,7 +19,7 @@ import { flag } from './util.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'src', 'cli', 'run.ts');
-const OFF = { imagereward: 0, aesthetic: 0, pickscore: 1, clip: 0, hpsv2: 0, personal: 0 };
+const OFF = { ...Object.fromEntries(REWARDS.map((r) => [r.name, 0])), pickscore: 1 };
 
 /** A worker process, once it waits for jobs; `events` gets [ms, 'started' | 'done'] for each job line it prints. */
 function startWorker(url: string, events: [number, string][]): Promise<ChildProcess> {

@@ -24,8 +24,8 @@ import type { ClipModel } from '../src/models/clip/model.js';
 import type { RewardInput } from './input.js';
 import { CLIP224, clipPreprocess } from '../src/image/preprocess.js';
 
-export const EMBEDDING_TOWERS = ['pickscore', 'clip', 'aesthetic'] as const;
-export type EmbeddingTowerName = (typeof EMBEDDING_TOWERS)[number];
+import { EMBEDDING_TOWERS, type EmbeddingTowerName } from '../src/config/run-config.js';
+export { EMBEDDING_TOWERS, type EmbeddingTowerName };
 /** Registered models (configs/models.yaml) each tower loads. */
 export const TOWER_MODELS: Record<EmbeddingTowerName, string[]> = {
   pickscore: ['pickscore', 'clip-h-tokenizer'],

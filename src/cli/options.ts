@@ -4,7 +4,7 @@
 // config's own validation (validatePartial) or by the number flag's coerce, both as UsageErrors.
 import type { Argv, Options } from 'yargs';
 import { REWARDS } from '../../rewards/index.js';
-import { defaultsFile, flagName, KEY_HELP, readConfigFile, SCHEMA, type RunConfig } from '../config/run-config.js';
+import { defaultsFile, flagName, KEY_HELP, readConfigFile, SCHEMA, type ConfigKey, type RunConfig } from '../config/run-config.js';
 import { UsageError } from '../errors.js';
 
 /**
@@ -41,8 +41,7 @@ function kind(key: keyof RunConfig): string {
   }
 }
 
-/** The config keys a command takes as flags (all but `weights`, which becomes one flag per reward). */
-export type ConfigKey = Exclude<keyof RunConfig, 'weights'>;
+export type { ConfigKey } from '../config/run-config.js';
 
 /** Shorter flag names for some keys: --personal for personal_model. */
 const SHORT: Partial<Record<ConfigKey, string>> = { personal_model: 'personal' };

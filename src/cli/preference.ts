@@ -6,6 +6,7 @@ import { preferenceAttention } from '../commands/preference-attention.js';
 import { preferenceEval } from '../commands/preference-eval.js';
 import { preferenceTsne } from '../commands/preference-tsne.js';
 import { UsageError } from '../errors.js';
+import { EMBEDDING_TOWERS } from '../config/run-config.js';
 import { numberFlag } from './options.js';
 
 const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
@@ -149,7 +150,7 @@ export function preferenceCommands(y: Argv): Argv {
           .option('data', { type: 'string', demandOption: true, describe: 'dataset folder (pairs.jsonl + images/)' })
           .option('json', { type: 'boolean', describe: 'print tables.json instead of the markdown tables' })
           .option('baselines', { type: 'string', describe: 'comma-separated reward names, "untrained" and/or "embedding" (or embedding:centroid|nn|ridge|ridge-sub|ridge-cat, one row each); "none" for none (default: every general reward found, and untrained)' })
-          .option('embedding-tower', { type: 'string', choices: ['pickscore', 'clip', 'aesthetic'], describe: 'the embedding baseline\'s image tower (default pickscore)' })
+          .option('embedding-tower', { type: 'string', choices: [...EMBEDDING_TOWERS], describe: 'the embedding baseline\'s image tower (default pickscore)' })
           .option('n-ref', { type: 'string', describe: 'N_ref values of the sweep, comma-separated (default 0,1,2,4,.. up to the checkpoint\'s n_ref)' })
           .option('out', { type: 'string', describe: 'output folder (default <first checkpoint>/eval)' })
           .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one each checkpoint recorded)' })

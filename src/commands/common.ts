@@ -1,6 +1,5 @@
 // Pieces several commands share: where the models are (flags, preset), and the generator by name.
 import * as path from 'node:path';
-import type { RewardLoadContext } from '../../rewards/types.js';
 import { UsageError } from '../errors.js';
 
 export { PRESETS, modelPlaces, type ModelPlaces } from '../config/places.js';
@@ -13,13 +12,4 @@ export function parseSize(s: string | number): { width: number; height: number }
   return { width, height: m[2] ? Number(m[2]) : width };
 }
 
-/** The personal reward's options from --user (resolved), guidance, N_ref, --preference-model and the mode; none without --user. */
-export function personalOptions(
-  user: string | undefined,
-  guidance: 'like' | 'dislike',
-  nRef: number,
-  preferenceModel?: string,
-  more: { mode?: 'auto' | 'vlm' | 'embedding'; tower?: string; formula?: string; log?: (line: string) => void } = {},
-): RewardLoadContext['personal'] {
-  return user ? { historyFile: path.resolve(user), guidance, nRef, checkpoint: preferenceModel && path.resolve(preferenceModel), ...more } : undefined;
-}
+export { personalOptions } from '../run/personal-options.js';

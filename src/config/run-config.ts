@@ -6,6 +6,10 @@ import YAML from 'yaml';
 import { ConfigError, UsageError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 
+/** The image towers the embedding personal model can use (each is also a reward's tower; rewards/personal-embedding.ts). */
+export const EMBEDDING_TOWERS = ['pickscore', 'clip', 'aesthetic'] as const;
+export type EmbeddingTowerName = (typeof EMBEDDING_TOWERS)[number];
+
 export interface RunConfig {
   generator: string;
   prompt: string;
@@ -27,7 +31,7 @@ export interface RunConfig {
   /** the personal model: auto (the VLM when a checkpoint is named or found, else embedding), vlm, embedding */
   personal_model: 'auto' | 'vlm' | 'embedding';
   /** the embedding personal model's image tower */
-  personal_tower: 'pickscore' | 'clip' | 'aesthetic';
+  personal_tower: EmbeddingTowerName;
   weights: Record<string, number>;
 }
 
@@ -38,6 +42,9 @@ type Rule =
   | { type: 'bool' }
   | { type: 'enum'; options: readonly string[] }
   | { type: 'weights' };
+
+/** The config keys a command takes as flags (all but `weights`, which becomes one flag per reward). */
+export type ConfigKey = Exclude<keyof RunConfig, 'weights'>;
 
 export const SCHEMA: Record<keyof RunConfig, Rule> = {
   generator: { type: 'string' },
@@ -57,7 +64,7 @@ export const SCHEMA: Record<keyof RunConfig, Rule> = {
   guidance: { type: 'enum', options: ['like', 'dislike'] },
   n_ref: { type: 'int', min: 1 },
   personal_model: { type: 'enum', options: ['auto', 'vlm', 'embedding'] },
-  personal_tower: { type: 'enum', options: ['pickscore', 'clip', 'aesthetic'] },
+  personal_tower: { type: 'enum', options: EMBEDDING_TOWERS },
   weights: { type: 'weights' },
 };
 

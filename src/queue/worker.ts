@@ -11,7 +11,8 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import * as path from 'node:path';
-import { modelPlaces, personalOptions, type ModelPlaces } from '../commands/common.js';
+import { modelPlaces, type ModelPlaces } from '../config/places.js';
+import { personalOptions } from '../run/personal-options.js';
 import { RenoError, OutputError, RunStopped } from '../errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import { activeRewardNames, openSession, runGeneration, type Session } from '../run/session.js';
