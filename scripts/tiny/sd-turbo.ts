@@ -114,7 +114,7 @@ export function writeTinySdTurbo(root: string, clipTokenizerDir: string): void {
   writeRandomWeights(path.join(dir, 'text_encoder', 'model.safetensors'), te, SEED + 1);
   writeRandomWeights(path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'), new UNet2DConditionModel(unetConfig(UNET, 'tiny unet')), SEED + 2);
   writeRandomWeights(path.join(dir, 'vae', 'diffusion_pytorch_model.safetensors'), new AutoencoderKL(vaeConfig(VAE, 'tiny vae')), SEED + 3);
-  writeSingleFile(dir);
+  // the single file (writeSingleFile) is not shipped: it would repeat these weights in the checkout; tests write it
 }
 
 /** dir/sd_turbo.safetensors: the folder's three components as one fp16 file in the original SD key layout. */

@@ -182,6 +182,12 @@ function checkFile(p: string, file: string): string | null {
  * pinned sha256 match. Names empty: every model that is found. Prints one line per model (plus its problems) and
  * returns the results; the caller decides the exit code (any result with ok false is a failure).
  */
+/** The files of an entry that no other entry of the same repo lists. */
+function ownFiles(e: ModelEntry, reg: Registry): string[] {
+  const others = [...reg.models.values()].filter((o) => o !== e && o.repo === e.repo);
+  return e.files.filter((f) => !others.some((o) => o.files.includes(f)));
+}
+
 export async function modelsVerify(names: string[], opts: ModelsCommonOptions = {}): Promise<VerifyResult[]> {
   const reg = opts.registry ?? registry();
   const w = out(opts);
@@ -195,6 +201,9 @@ export async function modelsVerify(names: string[], opts: ModelsCommonOptions = 
       results.push({ name: e.name, ok: false, where: null, dir: null, problems: [`not found; searched ${where}; get it with: reno models download ${e.name}`] });
       continue;
     }
+    // verifying everything: an entry that only shares its repo folder with another entry (sd-turbo-file beside
+    // sd-turbo) and has none of its own files there is not downloaded, not broken
+    if (names.length === 0 && ownFiles(e, reg).length && ownFiles(e, reg).every((f) => location.missing.includes(f))) continue;
     const problems = location.missing.map((f) => `${f}: missing`);
     const present = [...e.files, ...e.optional].filter((f) => !missingFiles(location.dir, [f]).length);
     for (const f of present) {

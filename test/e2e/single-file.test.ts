@@ -15,6 +15,7 @@ import { readPngText } from '../../src/image/png.js';
 import { openSafetensors, writeSafetensors } from '../../src/weights/safetensors.js';
 import { COMPONENTS, mapSingleFileKey, toSingleFile, type Component, type SingleFileLayout } from '../../src/weights/single-file.js';
 import { ROOT, tmpDir } from '../helpers.js';
+import { writeSingleFile } from '../../scripts/tiny/sd-turbo.js';
 
 const TINY = path.join(ROOT, 'presets', 'tiny', 'stabilityai', 'sd-turbo');
 // SD 2.1 / SD-Turbo: 4 levels of 2 resnets, attention on the first three down levels (last three up), 23 text layers
@@ -173,14 +174,24 @@ test('a truncated or mis-keyed single file is an error naming the file and the p
   await assert.rejects(run(out, path.join(d, 'absent.safetensors')), /--model-file: .*absent\.safetensors not found/);
 });
 
-test('the tiny preset ships its single file: --preset tiny --model-file sd-turbo-file gives the folder image; models verify finds it', async () => {
+test('sd-turbo-file: the single file written beside the tiny preset gives the folder image; verify finds it, and verifying everything skips it where it was never written', async () => {
+  const models = tmpDir('reno-single-entry');
+  const repo = path.join(models, 'stabilityai', 'sd-turbo');
+  fs.cpSync(TINY, repo, { recursive: true });
+  writeSingleFile(repo); // what scripts/tiny/sd-turbo.ts would write: fp16, the original layout
   const out = tmpDir();
   const a = await run(out);
-  const b = await run(out, 'sd-turbo-file');
+  const b = await generateCommand({ prompt: 'a lighthouse', modelsDir: models, modelFile: 'sd-turbo-file', backend: 'wasm', quiet: true, out, seed: 11, noOptimize: true, overrides: { weights: OFF } });
   const px = (dir: string) => sharp(path.join(dir, 'best.png')).raw().toBuffer();
   assert.ok((await px(a.dir)).equals(await px(b.dir)));
   const lines: string[] = [];
   const stream = { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream;
-  const res = await modelsVerify(['sd-turbo-file'], { modelsDir: path.join(ROOT, 'presets', 'tiny'), skipSha256: true, out: stream });
-  assert.ok(res.every((r) => r.ok), lines.join(''));
+  const res = await modelsVerify(['sd-turbo-file'], { modelsDir: models, skipSha256: true, out: stream });
+  assert.ok(res.length === 1 && res.every((r) => r.ok), lines.join(''));
+  // the preset ships no single file: verifying every model skips the entry instead of failing on it, naming it does not
+  const all = await modelsVerify([], { modelsDir: path.join(ROOT, 'presets', 'tiny'), skipSha256: true, out: stream });
+  assert.ok(all.length > 3 && all.every((r) => r.ok), lines.join(''));
+  assert.ok(!all.some((r) => r.name === 'sd-turbo-file'));
+  const named = await modelsVerify(['sd-turbo-file'], { modelsDir: path.join(ROOT, 'presets', 'tiny'), skipSha256: true, out: stream });
+  assert.ok(!named[0].ok && named[0].problems.some((p) => /sd_turbo\.safetensors: missing/.test(p)), named[0].problems.join('; '));
 });
