@@ -79,11 +79,15 @@ async function row(part: string, pass: string, fn: () => tf.Tensor): Promise<voi
   setFusedKernels(true);
   const [off, on] = res;
   const mb = (b: number) => (b / 2 ** 20).toFixed(0);
-  rows.push(`| ${part} | ${pass} | ${off.programs} | ${on.programs} | ${(off.programs / on.programs).toFixed(2)}x | ${mb(off.peakBytes)} | ${mb(on.peakBytes)} | ${on.engineCalls} | ${top(on.byName)} |`);
+  rows.push(
+    `| ${part} | ${pass} | ${off.programs} | ${on.programs} | ${(off.programs / on.programs).toFixed(2)}x | ${mb(off.peakBytes)} | ${mb(on.peakBytes)} | ${on.engineCalls} | ${top(on.byName)} |`,
+  );
   console.log(rows[rows.length - 1]);
 }
 
-console.log('| part | pass | programs, fused off | programs, fused on | fewer | peak MB, off | peak MB, on | engine calls (on) | largest groups (on) |');
+console.log(
+  '| part | pass | programs, fused off | programs, fused on | fewer | peak MB, off | peak MB, on | engine calls (on) | largest groups (on) |',
+);
 console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
 const lat = px / 8;
 if (parts.includes('unet')) {

@@ -56,12 +56,26 @@ export const CLIP_H14 = {
   projection_dim: 1024,
   logit_scale_init_value: 2.6592,
   text_config: {
-    hidden_act: 'gelu', hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24,
-    max_position_embeddings: 77, vocab_size: 49408, layer_norm_eps: 1e-5, eos_token_id: 2,
+    hidden_act: 'gelu',
+    hidden_size: 1024,
+    intermediate_size: 4096,
+    num_attention_heads: 16,
+    num_hidden_layers: 24,
+    max_position_embeddings: 77,
+    vocab_size: 49408,
+    layer_norm_eps: 1e-5,
+    eos_token_id: 2,
   },
   vision_config: {
-    hidden_act: 'gelu', hidden_size: 1280, intermediate_size: 5120, num_attention_heads: 16, num_hidden_layers: 32,
-    image_size: 224, patch_size: 14, num_channels: 3, layer_norm_eps: 1e-5,
+    hidden_act: 'gelu',
+    hidden_size: 1280,
+    intermediate_size: 5120,
+    num_attention_heads: 16,
+    num_hidden_layers: 32,
+    image_size: 224,
+    patch_size: 14,
+    num_channels: 3,
+    layer_norm_eps: 1e-5,
   },
 };
 
@@ -70,8 +84,15 @@ export const CLIP_L14 = {
   projection_dim: 768,
   text_config: { hidden_act: 'quick_gelu', hidden_size: 768, intermediate_size: 3072, num_attention_heads: 12, num_hidden_layers: 12 },
   vision_config: {
-    hidden_act: 'quick_gelu', hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24,
-    image_size: 224, patch_size: 14, num_channels: 3, layer_norm_eps: 1e-5,
+    hidden_act: 'quick_gelu',
+    hidden_size: 1024,
+    intermediate_size: 4096,
+    num_attention_heads: 16,
+    num_hidden_layers: 24,
+    image_size: 224,
+    patch_size: 14,
+    num_channels: 3,
+    layer_norm_eps: 1e-5,
   },
 };
 export const AESTHETIC_HEAD_SIZES = [768, 1024, 128, 64, 16, 1];
@@ -79,8 +100,16 @@ export const AESTHETIC_HEAD_SIZES = [768, 1024, 128, 64, 16, 1];
 /** ImageReward: BLIP ViT-L/16 (blip.py create_vit 'large') and med_config.json (BERT-base with cross-attention). */
 export const BLIP_VIT_L16 = { img_size: 224, patch_size: 16, embed_dim: 1024, depth: 24, num_heads: 16 };
 export const MED_CONFIG = {
-  vocab_size: 30524, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072,
-  max_position_embeddings: 512, hidden_act: 'gelu', layer_norm_eps: 1e-12, add_cross_attention: true, encoder_width: 768,
+  vocab_size: 30524,
+  hidden_size: 768,
+  num_hidden_layers: 12,
+  num_attention_heads: 12,
+  intermediate_size: 3072,
+  max_position_embeddings: 512,
+  hidden_act: 'gelu',
+  layer_norm_eps: 1e-12,
+  add_cross_attention: true,
+  encoder_width: 768,
 };
 /** ImageReward.py MLP(768): the Linears at nn.Sequential indices 0, 2, 4, 6, 7. */
 export const IMAGE_REWARD_MLP: MlpLayer[] = [
@@ -93,8 +122,13 @@ export const IMAGE_REWARD_MLP: MlpLayer[] = [
 
 /** stabilityai/sd-turbo scheduler/scheduler_config.json. */
 export const SD_TURBO_SCHEDULER = {
-  beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, num_train_timesteps: 1000,
-  prediction_type: 'epsilon', steps_offset: 1, timestep_spacing: 'trailing',
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  beta_start: 0.00085,
+  num_train_timesteps: 1000,
+  prediction_type: 'epsilon',
+  steps_offset: 1,
+  timestep_spacing: 'trailing',
 };
 
 // ---- random weights made where the tensors live -----------------------------------------------------------------
@@ -237,7 +271,10 @@ export function buildGenerator(arch: Arch): SdTurboPipeline {
  */
 export function fullGeneratorBytes(dtype: 'fp32' | 'fp16' = 'fp32'): { loop: number; text: number } {
   const c = fullConfigs;
-  return { loop: paramBytes(new UNet2DConditionModel(c.unet()), dtype) + paramBytes(new AutoencoderKL(c.vae(), false), dtype), text: paramBytes(new ClipTextModel(c.textEncoder()), dtype) };
+  return {
+    loop: paramBytes(new UNet2DConditionModel(c.unet()), dtype) + paramBytes(new AutoencoderKL(c.vae(), false), dtype),
+    text: paramBytes(new ClipTextModel(c.textEncoder()), dtype),
+  };
 }
 
 // ---- the rewards --------------------------------------------------------------------------------------------------
@@ -255,7 +292,8 @@ class PromptBoundReward implements Reward {
   ) {}
 
   prepare(prompt: string): PreparedReward {
-    if (prompt !== this.prompt) throw new Error(`${this.name}: built for the prompt "${this.prompt}" (its text tower is freed), asked for "${prompt}"`);
+    if (prompt !== this.prompt)
+      throw new Error(`${this.name}: built for the prompt "${this.prompt}" (its text tower is freed), asked for "${prompt}"`);
     return { loss: (i) => this.prepared.loss(i), score: (i) => this.prepared.score(i), dispose: () => {} };
   }
 
@@ -267,7 +305,15 @@ class PromptBoundReward implements Reward {
 
 /** Build a text-and-image reward with only the text side first, prepare the prompt, free the text side, then
  * build the image side: at most one tower's weights plus the other's features are ever resident. */
-function boundReward(name: string, model: Module, reward: Reward, isText: (param: string) => boolean, seed: number, prompt: string, afterInit?: () => void): Reward {
+function boundReward(
+  name: string,
+  model: Module,
+  reward: Reward,
+  isText: (param: string) => boolean,
+  seed: number,
+  prompt: string,
+  afterInit?: () => void,
+): Reward {
   try {
     initWeights(model, seed, 0.02, isText);
     const prepared = reward.prepare(prompt);
@@ -286,9 +332,17 @@ function scaledLayers(f: number) {
   const n = (layers: number) => Math.max(1, Math.round(layers * f));
   const openClip = readJsonFile(builtinOpenClipConfigFile('ViT-H-14'), 'open_clip model config') as typeof OPEN_CLIP_H14_SHAPE;
   return {
-    clipH: { ...CLIP_H14, text_config: { ...CLIP_H14.text_config, num_hidden_layers: n(24) }, vision_config: { ...CLIP_H14.vision_config, num_hidden_layers: n(32) } },
+    clipH: {
+      ...CLIP_H14,
+      text_config: { ...CLIP_H14.text_config, num_hidden_layers: n(24) },
+      vision_config: { ...CLIP_H14.vision_config, num_hidden_layers: n(32) },
+    },
     clipL: { ...CLIP_L14, vision_config: { ...CLIP_L14.vision_config, num_hidden_layers: n(24) } },
-    openClip: { ...openClip, vision_cfg: { ...openClip.vision_cfg, layers: n(openClip.vision_cfg.layers) }, text_cfg: { ...openClip.text_cfg, layers: n(openClip.text_cfg.layers) } },
+    openClip: {
+      ...openClip,
+      vision_cfg: { ...openClip.vision_cfg, layers: n(openClip.vision_cfg.layers) },
+      text_cfg: { ...openClip.text_cfg, layers: n(openClip.text_cfg.layers) },
+    },
     blipVit: { ...BLIP_VIT_L16, depth: n(BLIP_VIT_L16.depth) },
     med: { ...MED_CONFIG, num_hidden_layers: n(MED_CONFIG.num_hidden_layers) },
   };
@@ -359,7 +413,10 @@ export function fullRewardBytes(name: RewardName, dtype: 'fp32' | 'fp16' = 'fp32
     case 'pickscore':
     case 'clip': {
       const m = new ClipModel(clipConfig(CLIP_H14, name));
-      return { loop: paramBytes(m.vision_model, dtype) + paramBytes(m.visual_projection, dtype), text: paramBytes(m.text_model, dtype) + paramBytes(m.text_projection, dtype) };
+      return {
+        loop: paramBytes(m.vision_model, dtype) + paramBytes(m.visual_projection, dtype),
+        text: paramBytes(m.text_model, dtype) + paramBytes(m.text_projection, dtype),
+      };
     }
     case 'hpsv2': {
       const file = builtinOpenClipConfigFile('ViT-H-14');
@@ -368,10 +425,16 @@ export function fullRewardBytes(name: RewardName, dtype: 'fp32' | 'fp16' = 'fp32
       return { loop: visual, text: paramBytes(m, dtype) - visual };
     }
     case 'aesthetic':
-      return { loop: paramBytes(new ClipImageEncoder(clipConfig(CLIP_L14, name).vision), dtype) + paramBytes(new AestheticHead(AESTHETIC_HEAD_SIZES), dtype), text: 0 };
+      return {
+        loop: paramBytes(new ClipImageEncoder(clipConfig(CLIP_L14, name).vision), dtype) + paramBytes(new AestheticHead(AESTHETIC_HEAD_SIZES), dtype),
+        text: 0,
+      };
     case 'imagereward': {
       const vision = blipVitConfig(BLIP_VIT_L16, name);
-      return { loop: paramBytes(new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, name, vision.embedDim), mlp: IMAGE_REWARD_MLP }), dtype), text: 0 };
+      return {
+        loop: paramBytes(new ImageRewardModel({ vision, text: medConfig(MED_CONFIG, name, vision.embedDim), mlp: IMAGE_REWARD_MLP }), dtype),
+        text: 0,
+      };
     }
     default:
       return noArchitecture(name);
@@ -379,7 +442,14 @@ export function fullRewardBytes(name: RewardName, dtype: 'fp32' | 'fp16' = 'fp32
 }
 
 /** The ReNO loop settings and reward weights of configs/default.yaml (the seed paper's), active rewards only. */
-export function paperDefaults(): { weights: Partial<Record<RewardName, number>>; lr: number; momentum: number; nesterov: boolean; gradClip: number; regWeight: number } {
+export function paperDefaults(): {
+  weights: Partial<Record<RewardName, number>>;
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  gradClip: number;
+  regWeight: number;
+} {
   const c = readConfigFile(defaultsFile());
   const weights: Partial<Record<RewardName, number>> = {};
   for (const [k, w] of Object.entries(c.weights ?? {})) if (w > 0 && (REWARD_NAMES as readonly string[]).includes(k)) weights[k as RewardName] = w;

@@ -10,7 +10,17 @@
 import * as tf from '../src/runtime/tf.js';
 import { useBackend } from '../src/runtime/backend.js';
 import { conv2d } from '../src/nn/ops.js';
-import { matMulTiled, MIN_TILES, parseTile, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledMatMulFits, TILES } from '../src/runtime/webgpu/gemm.js';
+import {
+  matMulTiled,
+  MIN_TILES,
+  parseTile,
+  setConvTile,
+  setMatMulTile,
+  setMinTiles,
+  tiledConvFits,
+  tiledMatMulFits,
+  TILES,
+} from '../src/runtime/webgpu/gemm.js';
 import { relErr } from '../src/parity/types.js';
 import { setWinograd, setWinogradMinTiles, winogradFits } from '../src/runtime/webgpu/winograd.js';
 import { flag, has, machine, row } from './util.js';
@@ -42,7 +52,11 @@ const conv = (name: string, h0: number, cin: number, cout: number, count: number
     name,
     count,
     gflop: (2 * 9 * cin * cout * h * h) / 1e9,
-    make: () => [tf.randomNormal([1, h, h, cin], 0, 1, 'float32', 1), tf.randomNormal([3, 3, cin, cout], 0, 0.05, 'float32', 2), tf.randomNormal([cout], 0, 1, 'float32', 3)],
+    make: () => [
+      tf.randomNormal([1, h, h, cin], 0, 1, 'float32', 1),
+      tf.randomNormal([3, 3, cin, cout], 0, 0.05, 'float32', 2),
+      tf.randomNormal([cout], 0, 1, 'float32', 3),
+    ],
     run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 1, b),
     fits: ([x, w]) => winogradFits(x.shape, w.shape, 1, 1) || tiledConvFits(x.shape, w.shape, 1, 1),
   };

@@ -33,12 +33,17 @@ for (const b of await backends(flag('backends', full ? 'wasm' : 'cpu,wasm'))) {
   await useBackend(b, { quiet: true });
   const report = (part: string, pass: string, m: { seconds: number; peakMB: number; rssMB: number }) =>
     console.log(row([b, part, pass, m.seconds, m.peakMB.toFixed(0), m.rssMB.toFixed(0)]));
-  const fail = (part: string, pass: string, e: unknown) => console.log(row([b, part, pass, `failed: ${String((e as Error).message ?? e).slice(0, 60)}`, '', '']));
+  const fail = (part: string, pass: string, e: unknown) =>
+    console.log(row([b, part, pass, `failed: ${String((e as Error).message ?? e).slice(0, 60)}`, '', '']));
   const ctx = tf.randomNormal([1, 77, tec.hiddenSize]);
   if (parts.includes('te')) {
     const te = new ClipTextModel(tec);
     randomInit(te, 1);
-    const ids = tf.tensor2d(Int32Array.from({ length: 77 }, (_, i) => (i < 10 ? 100 + i : 0)), [1, 77], 'int32');
+    const ids = tf.tensor2d(
+      Int32Array.from({ length: 77 }, (_, i) => (i < 10 ? 100 + i : 0)),
+      [1, 77],
+      'int32',
+    );
     const tm = te.text_model;
     const mask = causalMask(77);
     // the input gradient is taken with respect to the token embeddings (ids are not differentiable)

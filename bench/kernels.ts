@@ -21,7 +21,18 @@ for (const b of await backends(flag('backends', 'wasm'))) {
     // interleave so that load from other processes hits both alike
     const a = await measure(base, reps);
     const c = await measure(ours, reps);
-    console.log(row([b, name, gflop.toFixed(1), a.seconds, (gflop / a.seconds).toFixed(1), c.seconds, (gflop / c.seconds).toFixed(1), `${(a.seconds / c.seconds).toFixed(1)}x`]));
+    console.log(
+      row([
+        b,
+        name,
+        gflop.toFixed(1),
+        a.seconds,
+        (gflop / a.seconds).toFixed(1),
+        c.seconds,
+        (gflop / c.seconds).toFixed(1),
+        `${(a.seconds / c.seconds).toFixed(1)}x`,
+      ]),
+    );
   };
   // conv 3x3, [1,64,64,320] -> 320: forward + gradient with respect to the input
   const x = tf.randomNormal([1, 64, 64, 320]) as tf.Tensor4D;
@@ -48,8 +59,20 @@ for (const b of await backends(flag('backends', 'wasm'))) {
   const k = tf.randomNormal([1, tokens, 320]);
   const v = tf.randomNormal([1, tokens, 320]);
   const attFlop = (4 * tokens * tokens * 320) / 1e9;
-  await compare(`self-attention ${tokens} tok fwd`, attFlop, () => plainAttention(q, k, v, 5), () => chunkedAttention(q, k, v, 5));
-  const gAll = (f: typeof plainAttention) => () => tf.tidy(() => tf.addN(tf.grads((a: tf.Tensor, bb: tf.Tensor, c: tf.Tensor) => tf.sum(f(a, bb, c, 5)))([q, k, v]).map((g) => tf.sum(g))));
+  await compare(
+    `self-attention ${tokens} tok fwd`,
+    attFlop,
+    () => plainAttention(q, k, v, 5),
+    () => chunkedAttention(q, k, v, 5),
+  );
+  const gAll = (f: typeof plainAttention) => () =>
+    tf.tidy(() =>
+      tf.addN(
+        tf
+          .grads((a: tf.Tensor, bb: tf.Tensor, c: tf.Tensor) => tf.sum(f(a, bb, c, 5)))([q, k, v])
+          .map((g) => tf.sum(g)),
+      ),
+    );
   await compare(`self-attention ${tokens} tok fwd+grad`, attFlop * 3, gAll(plainAttention), gAll(chunkedAttention));
   tf.dispose([x, w, xl, wl, q, k, v]);
 }

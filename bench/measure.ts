@@ -121,10 +121,11 @@ type Out = tf.Tensor | tf.Tensor[] | void;
 export async function measureAsync(fn: () => Out | Promise<Out>, reps = 1, warmup = 1): Promise<Measured> {
   const run = async () => {
     const out = await fn();
-    if (out) for (const t of Array.isArray(out) ? out : [out]) {
-      await t.data();
-      t.dispose();
-    }
+    if (out)
+      for (const t of Array.isArray(out) ? out : [out]) {
+        await t.data();
+        t.dispose();
+      }
   };
   let peak = -1;
   let device: number | null = null;
@@ -136,7 +137,13 @@ export async function measureAsync(fn: () => Out | Promise<Out>, reps = 1, warmu
     if (i >= warmup) times.push((performance.now() - t0) / 1000);
   }
   times.sort((a, b) => a - b);
-  return { seconds: times[Math.floor(times.length / 2)], peakMB: peak / 2 ** 20, deviceMB: device === null ? null : device / 2 ** 20, rssMB: process.memoryUsage().rss / 2 ** 20, heapMB: wasmHeapMB() };
+  return {
+    seconds: times[Math.floor(times.length / 2)],
+    peakMB: peak / 2 ** 20,
+    deviceMB: device === null ? null : device / 2 ** 20,
+    rssMB: process.memoryUsage().rss / 2 ** 20,
+    heapMB: wasmHeapMB(),
+  };
 }
 
 /** A line about how the active backend computes (wasm: SIMD and thread count; it is single-threaded in Node). */
@@ -160,5 +167,8 @@ export async function backendAlive(): Promise<boolean> {
 }
 
 export function errorText(e: unknown, max = 90): string {
-  return String((e as Error)?.message ?? e).replace(/\s+/g, ' ').replace(/\|/g, '/').slice(0, max);
+  return String((e as Error)?.message ?? e)
+    .replace(/\s+/g, ' ')
+    .replace(/\|/g, '/')
+    .slice(0, max);
 }

@@ -15,7 +15,9 @@ console.log(row(['model', 'loop fp32 GiB', 'loop fp16 GiB', 'text side (parked) 
 console.log(row(['---', '---', '---', '---', '---']));
 const parts: [string, { loop: number; text: number }, { loop: number; text: number }][] = [
   ['SD-Turbo (UNet, VAE decoder; text encoder)', fullGeneratorBytes('fp32'), fullGeneratorBytes('fp16')],
-  ...rewards.map((r) => [r, fullRewardBytes(r, 'fp32'), fullRewardBytes(r, 'fp16')] as [string, { loop: number; text: number }, { loop: number; text: number }]),
+  ...rewards.map(
+    (r) => [r, fullRewardBytes(r, 'fp32'), fullRewardBytes(r, 'fp16')] as [string, { loop: number; text: number }, { loop: number; text: number }],
+  ),
 ];
 const g = (b: number) => (b / GiB).toFixed(2);
 for (const [name, a, h] of parts) console.log(row([name, g(a.loop), g(h.loop), g(a.text), g(h.text)]));

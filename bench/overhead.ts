@@ -22,7 +22,9 @@ const full = arch === 'full';
 const px = Number(flag('px', full ? '512' : '64'));
 const parts = flag('parts', 'chain,vae,unet').split(',');
 const profDir = flag('prof-dir', '');
-const flagSets = flag('flag-sets', 'default').split(';').map((set) => set.trim());
+const flagSets = flag('flag-sets', 'default')
+  .split(';')
+  .map((set) => set.trim());
 const backend = await useBackend(flag('backend', 'webgpu'));
 console.log(`# dispatch overhead, ${full ? 'full' : 'tiny'} architecture, ${px} px, ${backend}; ${machine()}`);
 
@@ -42,7 +44,9 @@ function sampleGpu(): { stop: () => Promise<string> } {
   let child: ChildProcess | null = null;
   const samples: number[] = [];
   try {
-    child = spawn('nvidia-smi', ['--query-gpu=utilization.gpu', '--format=csv,noheader,nounits', '-lms', '50'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    child = spawn('nvidia-smi', ['--query-gpu=utilization.gpu', '--format=csv,noheader,nounits', '-lms', '50'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     child.on('error', () => (child = null));
     child.stdout?.on('data', (b: Buffer) => {
       for (const l of b.toString().split('\n')) if (l.trim() !== '' && Number.isFinite(Number(l))) samples.push(Number(l));
@@ -62,7 +66,12 @@ function sampleGpu(): { stop: () => Promise<string> } {
   };
 }
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
 function post<T>(s: inspector.Session, method: string, params?: object): Promise<T> {
   return new Promise((res, rej) => s.post(method, params ?? {}, (e, r) => (e ? rej(e) : res(r as T))));
 }
@@ -82,7 +91,11 @@ function summarise(profile: { nodes: ProfileNode[]; samples: number[]; timeDelta
     self.set(key, (self.get(key) ?? 0) + dt);
   }
   const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n);
-  return [`| function (self time) | ms | share |`, '| --- | ---: | ---: |', ...rows.map(([k, ms]) => `| ${k} | ${ms.toFixed(0)} | ${((100 * ms) / (total || 1)).toFixed(1)}% |`)];
+  return [
+    `| function (self time) | ms | share |`,
+    '| --- | ---: | ---: |',
+    ...rows.map(([k, ms]) => `| ${k} | ${ms.toFixed(0)} | ${((100 * ms) / (total || 1)).toFixed(1)}% |`),
+  ];
 }
 
 /** Times f once per flag set (tfjs' own values restored after each). */
@@ -120,9 +133,13 @@ async function timed(name: string, f: () => tf.Tensor): Promise<void> {
   session.disconnect();
   out.dispose();
   const after = state();
-  console.log(`\n## ${name}: wall ${(wall / 1000).toFixed(3)} s (ops issued in ${((tIssued - t0) / 1000).toFixed(3)} s, then ${((wall - (tIssued - t0)) / 1000).toFixed(3)} s waiting), ${kernels} kernels, ${((1000 * (tIssued - t0)) / kernels).toFixed(0)} us issue time per kernel`);
+  console.log(
+    `\n## ${name}: wall ${(wall / 1000).toFixed(3)} s (ops issued in ${((tIssued - t0) / 1000).toFixed(3)} s, then ${((wall - (tIssued - t0)) / 1000).toFixed(3)} s waiting), ${kernels} kernels, ${((1000 * (tIssued - t0)) / kernels).toFixed(0)} us issue time per kernel`,
+  );
   console.log(`- ${util}`);
-  console.log(`- steady state: pipelines ${before.pipelines} -> ${after.pipelines}, buffers allocated ${before.allocatedMB.toFixed(0)} -> ${after.allocatedMB.toFixed(0)} MB, free buffers ${before.freeBuffers} -> ${after.freeBuffers}`);
+  console.log(
+    `- steady state: pipelines ${before.pipelines} -> ${after.pipelines}, buffers allocated ${before.allocatedMB.toFixed(0)} -> ${after.allocatedMB.toFixed(0)} MB, free buffers ${before.freeBuffers} -> ${after.freeBuffers}`,
+  );
   for (const l of summarise(profile)) console.log(l);
   if (profDir && name.includes('grad') && !name.includes('[')) {
     fs.mkdirSync(profDir, { recursive: true });

@@ -74,6 +74,9 @@ for (const l of atPeak) {
   const e = groups.get(key) ?? { n: 0, bytes: 0 };
   groups.set(key, { n: e.n + 1, bytes: e.bytes + l.bytes });
 }
-console.log(`# ${part}, ${px} px, ${tf.getBackend()}: forward + input gradient ${seconds.toFixed(1)} s; peak ${mb(peak - base)} MB of tensor buffers (${mb(base)} MB before the pass)`);
+console.log(
+  `# ${part}, ${px} px, ${tf.getBackend()}: forward + input gradient ${seconds.toFixed(1)} s; peak ${mb(peak - base)} MB of tensor buffers (${mb(base)} MB before the pass)`,
+);
 console.log(`# alive at the peak, tensors of ${mb(minBytes)} MB or more: count x [shape] MB, made by kernel at reno's calls (innermost first)`);
-for (const [key, e] of [...groups.entries()].sort((a, b) => b[1].bytes - a[1].bytes)) console.log(`${e.n} x ${key.split(' ')[0]} ${mb(e.bytes)} MB: ${key.slice(key.indexOf(' ') + 1)}`);
+for (const [key, e] of [...groups.entries()].sort((a, b) => b[1].bytes - a[1].bytes))
+  console.log(`${e.n} x ${key.split(' ')[0]} ${mb(e.bytes)} MB: ${key.slice(key.indexOf(' ') + 1)}`);

@@ -34,7 +34,19 @@ let ok = 0;
 for (let seed = 0; seed < seeds; seed++) {
   const dirs: Record<string, string> = {};
   for (const guidance of ['like', 'dislike'] as const) {
-    const r = await generateCommand({ prompt: PROMPT, preset: 'tiny', user: HISTORY, guidance, steps, seed, out, backend: backendName, quiet: true, overrides: ONLY_PERSONAL, log: () => {} });
+    const r = await generateCommand({
+      prompt: PROMPT,
+      preset: 'tiny',
+      user: HISTORY,
+      guidance,
+      steps,
+      seed,
+      out,
+      backend: backendName,
+      quiet: true,
+      overrides: ONLY_PERSONAL,
+      log: () => {},
+    });
     dirs[guidance] = r.dir;
   }
   const reward = await personalReward.load({

@@ -54,20 +54,42 @@ const data = path.join(out, 'world');
 let t = Date.now();
 if (!fs.existsSync(path.join(data, 'pairs.jsonl'))) {
   const w = await writeTasteWorld({ out: data, seed, ...ABLATION_WORLD, globalTaste: [...ABLATION_WORLD.globalTaste] });
-  say(`# world: ${w.pairs} pairs, ${w.users.seen} seen + ${w.users.unseen} unseen users, ${secs(t)} s; oracle test accuracy ${Object.entries(w.oracle).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}`);
+  say(
+    `# world: ${w.pairs} pairs, ${w.users.seen} seen + ${w.users.unseen} unseen users, ${secs(t)} s; oracle test accuracy ${Object.entries(w.oracle)
+      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+      .join(', ')}`,
+  );
 }
 const backbone = path.join(packageRoot(), 'presets', 'tiny', 'HuggingFaceTB', 'SmolVLM-256M-Instruct');
 const trainSeconds: Record<string, number> = {};
 for (const s of SETTINGS) {
   t = Date.now();
-  await preferenceTrain({ data, out: path.join(out, s.dir), force: true, backbone, preset: 'tiny', steps, protoSteps, batch, seed, evalPairs: 0, backend, quiet: true, log: () => {}, ...s.flags });
+  await preferenceTrain({
+    data,
+    out: path.join(out, s.dir),
+    force: true,
+    backbone,
+    preset: 'tiny',
+    steps,
+    protoSteps,
+    batch,
+    seed,
+    evalPairs: 0,
+    backend,
+    quiet: true,
+    log: () => {},
+    ...s.flags,
+  });
   trainSeconds[s.label] = (Date.now() - t) / 1000;
   say(`# trained ${s.label} in ${secs(t)} s`);
 }
 t = Date.now();
 const full = SETTINGS[SETTINGS.length - 1];
 const r = await preferenceEval({
-  model: [{ label: full.label, dir: path.join(out, full.dir) }, ...SETTINGS.slice(0, -1).map((s) => ({ label: s.label, dir: path.join(out, s.dir) }))],
+  model: [
+    { label: full.label, dir: path.join(out, full.dir) },
+    ...SETTINGS.slice(0, -1).map((s) => ({ label: s.label, dir: path.join(out, s.dir) })),
+  ],
   data,
   baselines: ['untrained'],
   out: path.join(out, 'eval'),
@@ -75,18 +97,25 @@ const r = await preferenceEval({
   quiet: true,
   print: () => {},
 });
-say(`# evaluated 4 checkpoints + the untrained model (N_ref sweep ${r.sweep.nRef.join(', ')}) in ${secs(t)} s; ${r.protocol.queries.seen} seen + ${r.protocol.queries.unseen} unseen query pairs`);
+say(
+  `# evaluated 4 checkpoints + the untrained model (N_ref sweep ${r.sweep.nRef.join(', ')}) in ${secs(t)} s; ${r.protocol.queries.seen} seen + ${r.protocol.queries.unseen} unseen query pairs`,
+);
 const ablation = r.models.filter((m) => m.kind === 'checkpoint');
 say('');
 say(tableMarkdown(ablationTable(ablation)));
 const untrained = r.models.find((m) => m.kind === 'untrained');
-if (untrained) say(`Untrained VLM (same architecture, fresh LoRA, random prototypes): top-1 ${(100 * untrained.top1.all).toFixed(2)} % (seen ${(100 * untrained.top1.seen).toFixed(2)}, unseen ${(100 * untrained.top1.unseen).toFixed(2)})`);
+if (untrained)
+  say(
+    `Untrained VLM (same architecture, fresh LoRA, random prototypes): top-1 ${(100 * untrained.top1.all).toFixed(2)} % (seen ${(100 * untrained.top1.seen).toFixed(2)}, unseen ${(100 * untrained.top1.unseen).toFixed(2)})`,
+  );
 say('');
 say('| setting | train s | top-1 N_ref 0 | top-1 N_ref 3 | top-1/2/3 of 4 (%) |');
 say('| --- | ---: | ---: | ---: | --- |');
 for (const m of ablation) {
   const at = (n: number) => m.sweep?.find((s) => s.nRef === n)?.accuracy.all ?? NaN;
-  say(`| ${m.label} | ${trainSeconds[m.label].toFixed(0)} | ${(100 * at(0)).toFixed(2)} | ${(100 * at(3)).toFixed(2)} | ${m.topK.all.map((x) => (100 * x).toFixed(2)).join(' / ')} |`);
+  say(
+    `| ${m.label} | ${trainSeconds[m.label].toFixed(0)} | ${(100 * at(0)).toFixed(2)} | ${(100 * at(3)).toFixed(2)} | ${m.topK.all.map((x) => (100 * x).toFixed(2)).join(' / ')} |`,
+  );
 }
 const fullUnseen = ablation.find((m) => m.label === full.label)!.top1.unseen;
 say('');

@@ -37,7 +37,9 @@ async function profile(name: string, f: () => tf.Tensor, pass = 'forward + input
       e.mb += k.totalBytesSnapshot / 2 ** 20 / kernels.length;
       byName.set(k.name, e);
     }
-    console.log(`\n## ${name} ${pass}: wall ${(wall / 1000).toFixed(3)} s, summed kernel time ${(total / 1000).toFixed(3)} s, ${kernels.length} kernels`);
+    console.log(
+      `\n## ${name} ${pass}: wall ${(wall / 1000).toFixed(3)} s, summed kernel time ${(total / 1000).toFixed(3)} s, ${kernels.length} kernels`,
+    );
     console.log('| kernel | calls | ms | share |');
     console.log('| --- | --- | --- | --- |');
     for (const [k, e] of [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top))

@@ -23,7 +23,11 @@ const OFF = { ...Object.fromEntries(REWARDS.map((r) => [r.name, 0])), pickscore:
 
 /** A worker process, once it waits for jobs; `events` gets [ms, 'started' | 'done'] for each job line it prints. */
 function startWorker(url: string, events: [number, string][]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'worker', '--queue', url, '--preset', 'tiny', '--backend', 'wasm', '--lock-duration', '120'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CLI, 'worker', '--queue', url, '--preset', 'tiny', '--backend', 'wasm', '--lock-duration', '120'],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   return new Promise((resolve, reject) => {
     let err = '';
     child.stderr!.on('data', (d) => {
@@ -44,7 +48,10 @@ async function main(): Promise<void> {
   const noop = Number(flag('noop', '300'));
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'reno-bench-queue-'));
   const file = path.join(d, 'sweep.yaml');
-  fs.writeFileSync(file, `base:\n  prompt: a red fox\n  steps: 2\n  weights: ${JSON.stringify(OFF)}\ngrid:\n  seed: [${[...Array(cells).keys()].join(', ')}]\n`);
+  fs.writeFileSync(
+    file,
+    `base:\n  prompt: a red fox\n  steps: 2\n  weights: ${JSON.stringify(OFF)}\ngrid:\n  seed: [${[...Array(cells).keys()].join(', ')}]\n`,
+  );
   const redis = await startRedis();
   const rows: string[] = [];
   try {
@@ -79,7 +86,9 @@ async function main(): Promise<void> {
         gapMs = gaps.reduce((a, b) => a + b, 0) / gaps.length;
         jobMs = runs.reduce((a, b) => a + b, 0) / runs.length;
       }
-      rows.push(`| queue, ${n} worker process${n > 1 ? 'es' : ''} | ${cells} | ${perWorkers[n].toFixed(1)} | ${((cells / perWorkers[n]) * 60).toFixed(1)} |`);
+      rows.push(
+        `| queue, ${n} worker process${n > 1 ? 'es' : ''} | ${cells} | ${perWorkers[n].toFixed(1)} | ${((cells / perWorkers[n]) * 60).toFixed(1)} |`,
+      );
     }
     t0 = performance.now();
     await sweepCommand({ file, out: path.join(d, 'local-again'), preset: 'tiny', backend: 'wasm', quiet: true });
@@ -88,7 +97,11 @@ async function main(): Promise<void> {
     // a local sweep in its own \`reno sweep\` process (as the workers are), timed from its backend line, as the workers
     // are timed once they wait
     const cliLocal = await new Promise<number>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'sweep', file, '--out', path.join(d, 'local-cli'), '--preset', 'tiny', '--backend', 'wasm'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', CLI, 'sweep', file, '--out', path.join(d, 'local-cli'), '--preset', 'tiny', '--backend', 'wasm'],
+        { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let start = NaN;
       child.stderr!.on('data', (x) => {
         if (Number.isNaN(start) && /reno: backend/.test(String(x))) start = performance.now();
@@ -102,9 +115,13 @@ async function main(): Promise<void> {
     let left = noop;
     let resolveAll!: () => void;
     const all = new Promise<void>((r) => (resolveAll = r));
-    const w = new Worker('bench-noop', async () => {
-      if (--left === 0) setImmediate(resolveAll);
-    }, { connection: conn, concurrency: 1 });
+    const w = new Worker(
+      'bench-noop',
+      async () => {
+        if (--left === 0) setImmediate(resolveAll);
+      },
+      { connection: conn, concurrency: 1 },
+    );
     t0 = performance.now();
     await q.addBulk([...Array(noop).keys()].map((i) => ({ name: 'noop', data: { i }, opts: { jobId: `noop-${i}` } })));
     await all;
@@ -112,11 +129,18 @@ async function main(): Promise<void> {
     await w.close();
     await q.close();
     conn.disconnect();
-    console.log(`cells: ${cells} (tiny preset, 64 px, 2 steps, PickScore, wasm); ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `cells: ${cells} (tiny preset, 64 px, 2 steps, PickScore, wasm); ${os.cpus().length} CPUs, load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
     console.log('| how | cells | seconds | jobs per minute |\n| --- | --- | --- | --- |');
     for (const r of rows) console.log(r);
     console.log(`1 worker, (queue - local reno sweep process) / cells: ${(((perWorkers[1] - cliLocal) / cells) * 1000).toFixed(0)} ms per job`);
-    console.log(`1 worker, from a job's end to the next job's start (the queue's own cost): ${gapMs.toFixed(1)} ms per job; one job (after the first) runs ${jobMs.toFixed(0)} ms`);
+    console.log(
+      `1 worker, from a job's end to the next job's start (the queue's own cost): ${gapMs.toFixed(1)} ms per job; one job (after the first) runs ${jobMs.toFixed(0)} ms`,
+    );
     console.log(`local, one cell: ${((local / cells) * 1000).toFixed(0)} ms (first run), ${((localAgain / cells) * 1000).toFixed(0)} ms (again)`);
     console.log(`BullMQ alone, ${noop} no-op jobs through one worker: ${noopMs.toFixed(2)} ms per job`);
   } finally {

@@ -24,8 +24,20 @@ import { disposeResult, runReno, type ActiveReward } from '../src/optimize/loop.
 import { seededNoise } from '../src/optimize/noise.js';
 import { ClipTokenizer } from '../src/tokenizers/clip-bpe.js';
 import {
-  BENCH_PROMPT, buildGenerator, buildReward, buildTextEncoder, buildUnet, buildVae, fullGeneratorBytes, fullRewardBytes,
-  paperDefaults, SD_TURBO_SCHEDULER, tinyContext, vaeScale, type Arch, type RewardName,
+  BENCH_PROMPT,
+  buildGenerator,
+  buildReward,
+  buildTextEncoder,
+  buildUnet,
+  buildVae,
+  fullGeneratorBytes,
+  fullRewardBytes,
+  paperDefaults,
+  SD_TURBO_SCHEDULER,
+  tinyContext,
+  vaeScale,
+  type Arch,
+  type RewardName,
 } from './full-models.js';
 import { backendAlive, backendNote, errorText, measureAsync, wasmHeapMB, withPeak, type Measured } from './measure.js';
 import { backends, flag, has, machine, row } from './util.js';
@@ -62,7 +74,14 @@ export function paperRewards(): RewardName[] {
 }
 
 /** One ReNO run of `steps` updating iterations through runReno, after `warmup` runs of one iteration. */
-export async function benchWholeStep(o: { arch: Arch; px: number; steps: number; rewards: RewardName[]; checkpoint: boolean; warmup: number }): Promise<WholeStep> {
+export async function benchWholeStep(o: {
+  arch: Arch;
+  px: number;
+  steps: number;
+  rewards: RewardName[];
+  checkpoint: boolean;
+  warmup: number;
+}): Promise<WholeStep> {
   const d = paperDefaults();
   const was = checkpointing();
   setCheckpointing(o.checkpoint);
@@ -85,14 +104,25 @@ export async function benchWholeStep(o: { arch: Arch; px: number; steps: number;
     await gen.parkPromptModels();
     for (const r of built) await r.parkPromptModels?.();
     z0 = seededNoise(gen.latentShape({ width: o.px, height: o.px }), 0);
-    const settings = { optimize: true, optimizer: 'sgd' as const, lr: d.lr, momentum: d.momentum, nesterov: d.nesterov, gradClip: d.gradClip, regWeight: d.regWeight };
+    const settings = {
+      optimize: true,
+      optimizer: 'sgd' as const,
+      lr: d.lr,
+      momentum: d.momentum,
+      nesterov: d.nesterov,
+      gradClip: d.gradClip,
+      regWeight: d.regWeight,
+    };
     for (let i = 0; i < o.warmup; i++) disposeResult(await runReno(gen, cond, z0, active, { ...settings, steps: 2 }));
     t0 = performance.now();
     const { value: res, peakBytes, deviceBytes } = await withPeak(() => runReno(gen, cond!, z0!, active, { ...settings, steps: o.steps + 1 }));
     const totalSeconds = (performance.now() - t0) / 1000;
     disposeResult(res);
     if (res.stopped) throw new Error(res.stopped.message);
-    const iters = res.records.slice(0, o.steps).map((r) => r.seconds).sort((a, b) => a - b);
+    const iters = res.records
+      .slice(0, o.steps)
+      .map((r) => r.seconds)
+      .sort((a, b) => a - b);
     return {
       steps: o.steps,
       checkpoint: o.checkpoint,
@@ -173,11 +203,12 @@ export async function benchParts(
   if (te) {
     const t = tokenizer.tokenize([BENCH_PROMPT], { pad: 'bang', clean: 'hf', length: te.config.maxPositions });
     const ids = tf.tensor2d(t.ids, t.shape, 'int32');
-    const encode = () => tf.tidy(() => {
-      const out = te.forward(ids);
-      out.pooled.dispose();
-      return out.lastHiddenState;
-    });
+    const encode = () =>
+      tf.tidy(() => {
+        const out = te.forward(ids);
+        out.pooled.dispose();
+        return out.lastHiddenState;
+      });
     if (o.parts.includes('te')) await run('text encoder (once per prompt)', 'forward', '', encode);
     ctx = encode();
     ids.dispose();
@@ -188,7 +219,9 @@ export async function benchParts(
       const unet = buildUnet(o.arch);
       const lat = o.px / vaeScale(o.arch);
       // the UNet's input as the pipeline scales it: z * init_noise_sigma * scale_model_input
-      const x = tf.tidy(() => tf.mul(tf.randomNormal([1, lat, lat, unet.config.inChannels], 0, 1, 'float32', 5), step.initNoiseSigma * step.inputScale)) as tf.Tensor4D;
+      const x = tf.tidy(() =>
+        tf.mul(tf.randomNormal([1, lat, lat, unet.config.inChannels], 0, 1, 'float32', 5), step.initNoiseSigma * step.inputScale),
+      ) as tf.Tensor4D;
       // as the loop calls it (SdTurboPipeline.trace): the timestep and the prompt's context are constants
       const f = (v: tf.Tensor) => unet.forward(v as tf.Tensor4D, [step.timestep], ctx!, { constantConditioning: true });
       await run('unet', 'forward', '', () => tf.tidy(() => f(x)));
@@ -217,7 +250,9 @@ export async function benchParts(
         const reward = await buildReward(n, o.arch, { prompt: BENCH_PROMPT });
         const prepared = reward.prepare(BENCH_PROMPT);
         await run(n, 'forward (loss)', 'n/a', () => tf.tidy(() => prepared.loss(new RewardInput(image))));
-        await run(n, 'forward + image grad', 'n/a', () => tf.tidy(() => tf.grad((x: tf.Tensor) => prepared.loss(new RewardInput(x as tf.Tensor4D)))(image)));
+        await run(n, 'forward + image grad', 'n/a', () =>
+          tf.tidy(() => tf.grad((x: tf.Tensor) => prepared.loss(new RewardInput(x as tf.Tensor4D)))(image)),
+        );
         prepared.dispose();
         reward.dispose();
       });
@@ -247,14 +282,34 @@ function units(parts: string[], rewards: RewardName[]): { parts: string[]; rewar
 /** Run one unit in a child process (a wasm module that runs out of memory aborts for good); its rows come back as
  * JSON lines on stdout. */
 function runChild(unit: { parts: string[]; rewards: RewardName[]; label: string }, b: string, args: Record<string, string>): PartRow[] {
-  const argv = [...process.execArgv, process.argv[1], '--child', '--backends', b, '--parts', unit.parts.join(','), '--rewards', unit.rewards.join(',') || 'none'];
+  const argv = [
+    ...process.execArgv,
+    process.argv[1],
+    '--child',
+    '--backends',
+    b,
+    '--parts',
+    unit.parts.join(','),
+    '--rewards',
+    unit.rewards.join(',') || 'none',
+  ];
   for (const [k, v] of Object.entries(args)) argv.push(`--${k}`, v);
   const r = spawnSync(process.execPath, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 2 ** 20 });
   const rows: PartRow[] = [];
   for (const line of (r.stdout ?? '').split('\n')) if (line.startsWith(CHILD_ROW)) rows.push(JSON.parse(line.slice(CHILD_ROW.length)) as PartRow);
   if (r.status !== 0) {
-    const why = (r.stderr ?? '').split('\n').filter((l) => l.trim() && !l.startsWith('Warning')).slice(-1)[0] ?? `exit ${r.status ?? r.signal}`;
-    rows.push({ part: unit.label, pass: 'process', checkpoint: '', m: null, error: `the process ended (${r.status ?? r.signal}): ${errorText(why, 80)}` });
+    const why =
+      (r.stderr ?? '')
+        .split('\n')
+        .filter((l) => l.trim() && !l.startsWith('Warning'))
+        .slice(-1)[0] ?? `exit ${r.status ?? r.signal}`;
+    rows.push({
+      part: unit.label,
+      pass: 'process',
+      checkpoint: '',
+      m: null,
+      error: `the process ended (${r.status ?? r.signal}): ${errorText(why, 80)}`,
+    });
   }
   return rows;
 }
@@ -270,7 +325,9 @@ async function main(): Promise<void> {
   const parts = flag('parts', 'step,te,unet,vae,rewards').split(',');
   const rewardFlag = flag('rewards', paperRewards().join(','));
   const rewards = (rewardFlag === 'none' ? [] : rewardFlag.split(',')) as RewardName[];
-  const checkpoints = flag('checkpoint', 'on,off').split(',').map((s) => s === 'on');
+  const checkpoints = flag('checkpoint', 'on,off')
+    .split(',')
+    .map((s) => s === 'on');
   const reps = Number(flag('reps', full ? '1' : '3'));
   const warmup = Number(flag('warmup', '1'));
   const list = await backends(flag('backends', full ? 'wasm' : 'cpu,wasm'));
@@ -281,32 +338,72 @@ async function main(): Promise<void> {
     return;
   }
   const weights = paperDefaults().weights;
-  console.log(`# ReNO step benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, ${px} px, ${steps} updating iteration(s), ${new Date().toISOString().slice(0, 10)}`);
+  console.log(
+    `# ReNO step benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, ${px} px, ${steps} updating iteration(s), ${new Date().toISOString().slice(0, 10)}`,
+  );
   console.log(`# ${machine()}`);
-  console.log(`# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD), attention ${process.env.RENO_WEBGPU_ATTENTION || 'flash'} (RENO_WEBGPU_ATTENTION); weights ${process.env.RENO_WEIGHT_DTYPE || 'fp32'} (RENO_WEIGHT_DTYPE), conv / Linear weights in host memory: ${process.env.RENO_HOST_WEIGHTS || 'auto (wasm)'} (RENO_HOST_WEIGHTS)`);
-  console.log('# peak buffers MB: distinct tensor buffers alive at once, weights included; device MB (WebGPU): GPU buffers held at once, the pool of released buffers included (RENO_WEBGPU_POOL_MB); wasm heap MB: the heap\'s high-water mark');
+  console.log(
+    `# rewards (weight): ${rewards.map((r) => `${r} ${weights[r] ?? 1}`).join(', ')}; checkpointing modes: ${checkpoints.map((c) => (c ? 'on' : 'off')).join(', ')}; fused WebGPU programs ${process.env.RENO_WEBGPU_FUSED === 'off' ? 'off' : 'on'} (RENO_WEBGPU_FUSED); conv program ${process.env.RENO_WEBGPU_CONV || 'tfjs'} (RENO_WEBGPU_CONV), matMul program ${process.env.RENO_WEBGPU_MATMUL || 'tfjs'} (RENO_WEBGPU_MATMUL), Winograd ${process.env.RENO_WEBGPU_WINOGRAD || '4'} (RENO_WEBGPU_WINOGRAD), attention ${process.env.RENO_WEBGPU_ATTENTION || 'flash'} (RENO_WEBGPU_ATTENTION); weights ${process.env.RENO_WEIGHT_DTYPE || 'fp32'} (RENO_WEIGHT_DTYPE), conv / Linear weights in host memory: ${process.env.RENO_HOST_WEIGHTS || 'auto (wasm)'} (RENO_HOST_WEIGHTS)`,
+  );
+  console.log(
+    "# peak buffers MB: distinct tensor buffers alive at once, weights included; device MB (WebGPU): GPU buffers held at once, the pool of released buffers included (RENO_WEBGPU_POOL_MB); wasm heap MB: the heap's high-water mark",
+  );
   for (const b of list) {
     await useBackend(b, { quiet: true });
     console.log(`\n# backend ${await backendNote()}`);
     if (parts.includes('step')) {
-      console.log(`\n## ${b}: whole ReNO iteration (runReno; ${steps + 1} evaluations, ${steps} updates; ${warmup} warm-up run(s) of one iteration)\n`);
+      console.log(
+        `\n## ${b}: whole ReNO iteration (runReno; ${steps + 1} evaluations, ${steps} updates; ${warmup} warm-up run(s) of one iteration)\n`,
+      );
       // the weights the loop keeps on the device (the text encoders are parked in host memory)
       const dtype = halfWeightsOn() ? 'fp16' : 'fp32';
       const gen = fullGeneratorBytes(dtype).loop;
       // with host weights (RENO_HOST_WEIGHTS, on by default on wasm) conv and Linear weights are not in the heap
       const need = full && !hostWeightsOn() ? gen + rewards.reduce((a, n) => a + fullRewardBytes(n, dtype).loop, 0) : 0;
       if (b === 'wasm' && need > WASM_HEAP_BYTES) {
-        console.log(`Whole step skipped on wasm: the generator and rewards hold ${(need / GB).toFixed(2)} GiB of ${dtype} weights ` +
-          `(generator ${(gen / GB).toFixed(2)} GiB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n, dtype).loop / GB).toFixed(2)}`).join(', ')} GiB), ` +
-          `more than the ${WASM_HEAP_BYTES / GB} GiB wasm32 heap. See the per-part figures (one model resident at a time).`);
+        console.log(
+          `Whole step skipped on wasm: the generator and rewards hold ${(need / GB).toFixed(2)} GiB of ${dtype} weights ` +
+            `(generator ${(gen / GB).toFixed(2)} GiB; rewards ${rewards.map((n) => `${n} ${(fullRewardBytes(n, dtype).loop / GB).toFixed(2)}`).join(', ')} GiB), ` +
+            `more than the ${WASM_HEAP_BYTES / GB} GiB wasm32 heap. See the per-part figures (one model resident at a time).`,
+        );
       } else {
-        console.log(row(['backend', 'checkpointing', 'text encoder once s', `total s (${steps} it.)`, 's / iteration', 'final evaluation s', 'peak buffers MB', 'device MB', 'wasm heap MB', 'RSS MB', 'first losses']));
+        console.log(
+          row([
+            'backend',
+            'checkpointing',
+            'text encoder once s',
+            `total s (${steps} it.)`,
+            's / iteration',
+            'final evaluation s',
+            'peak buffers MB',
+            'device MB',
+            'wasm heap MB',
+            'RSS MB',
+            'first losses',
+          ]),
+        );
         console.log(row(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---', '---']));
         for (const c of checkpoints) {
           try {
             const w = await benchWholeStep({ arch, px, steps, rewards, checkpoint: c, warmup });
-            const losses = Object.entries(w.losses).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ');
-            console.log(row([b, c ? 'on' : 'off', w.prepareSeconds, w.totalSeconds, w.iterationSeconds, w.finalSeconds, mb(w.peakMB), mb(w.deviceMB), mb(w.heapMB), mb(w.rssMB), losses]));
+            const losses = Object.entries(w.losses)
+              .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+              .join(', ');
+            console.log(
+              row([
+                b,
+                c ? 'on' : 'off',
+                w.prepareSeconds,
+                w.totalSeconds,
+                w.iterationSeconds,
+                w.finalSeconds,
+                mb(w.peakMB),
+                mb(w.deviceMB),
+                mb(w.heapMB),
+                mb(w.rssMB),
+                losses,
+              ]),
+            );
           } catch (e) {
             console.log(row([b, c ? 'on' : 'off', `failed: ${errorText(e)}`, '', '', '', '', '', mb(wasmHeapMB()), '', '']));
             if (!(await backendAlive())) break;
@@ -317,7 +414,9 @@ async function main(): Promise<void> {
     const partList = parts.filter((p) => p !== 'step');
     if (!partList.length) continue;
     const isolate = has('isolate') || (full && b === 'wasm' && !has('no-isolate'));
-    console.log(`\n## ${b}: each part alone (median of ${reps} after ${warmup} warm-up; backward = forward + grad - forward${isolate ? '; each model in its own process' : ''})\n`);
+    console.log(
+      `\n## ${b}: each part alone (median of ${reps} after ${warmup} warm-up; backward = forward + grad - forward${isolate ? '; each model in its own process' : ''})\n`,
+    );
     console.log(row(['backend', 'part', 'pass', 'checkpointing', 'seconds', 'backward s', 'peak buffers MB', 'device MB', 'wasm heap MB', 'RSS MB']));
     console.log(row(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---']));
     const fwd = new Map<string, number>();
@@ -331,13 +430,17 @@ async function main(): Promise<void> {
     let rows: PartRow[] = [];
     if (isolate) {
       const args = { arch, px: String(px), checkpoint: flag('checkpoint', 'on,off'), reps: String(reps), warmup: String(warmup) };
-      for (const u of units(partList, rewards)) for (const r of runChild(u, b, args)) {
-        rows.push(r);
-        print(r);
-      }
+      for (const u of units(partList, rewards))
+        for (const r of runChild(u, b, args)) {
+          rows.push(r);
+          print(r);
+        }
     } else rows = await benchParts({ arch, px, parts: partList, rewards, checkpoints, reps, warmup }, print);
     const est = iterationEstimate(rows, rewards);
-    if (est !== null) console.log(`\n${b}: sum of the parts' forward + gradient times (checkpointing on) = ${est.toFixed(3)} s, an estimate of one updating iteration`);
+    if (est !== null)
+      console.log(
+        `\n${b}: sum of the parts' forward + gradient times (checkpointing on) = ${est.toFixed(3)} s, an estimate of one updating iteration`,
+      );
   }
 }
 

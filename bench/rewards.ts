@@ -25,13 +25,19 @@ const warmup = Number(flag('warmup', '1'));
 const passNames = flag('passes', 'forward,grad').split(',');
 const heap = () => wasmHeapMB()?.toFixed(0) ?? '';
 const scales = flag('depth-scale', '1').split(',').map(Number);
-if (scales.some((f) => !(f > 0 && f <= 1)) || (!full && scales.some((f) => f !== 1))) throw new Error('--depth-scale takes fractions in (0, 1], with --arch full');
+if (scales.some((f) => !(f > 0 && f <= 1)) || (!full && scales.some((f) => f !== 1)))
+  throw new Error('--depth-scale takes fractions in (0, 1], with --arch full');
 const scaled = scales.length > 1 || scales[0] !== 1;
 
-console.log(`# reward benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, image ${px}x${px} -> shared 224 view, ${new Date().toISOString().slice(0, 10)}`);
+console.log(
+  `# reward benchmark, ${arch} architecture${full ? ' (random weights)' : ' (tiny preset)'}, image ${px}x${px} -> shared 224 view, ${new Date().toISOString().slice(0, 10)}`,
+);
 console.log(`# ${machine()}; median of ${reps} run(s) after ${warmup} warm-up`);
 console.log(`# peak buffers MB: distinct tensor buffers alive at once, weights included; wasm heap MB: the heap's high-water mark so far`);
-if (scaled) console.log(`# depth: the fraction of every tower's transformer layers kept (full width)${scales.length === 2 ? '; "extrapolated" rows: linear in depth to 1' : ''}`);
+if (scaled)
+  console.log(
+    `# depth: the fraction of every tower's transformer layers kept (full width)${scales.length === 2 ? '; "extrapolated" rows: linear in depth to 1' : ''}`,
+  );
 const list = await backends(flag('backends', full ? 'wasm' : 'cpu,wasm'));
 for (const b of list) {
   await useBackend(b, { quiet: true });
@@ -62,7 +68,14 @@ for (const b of list) {
       }
       const prepared = reward.prepare(PROMPT);
       const weightsMB = (tf.memory().numBytes - before) / 2 ** 20;
-      out([weightsMB.toFixed(0), 'build + prepare text', (performance.now() - t0) / 1000, '', heap(), (process.memoryUsage().rss / 2 ** 20).toFixed(0)]);
+      out([
+        weightsMB.toFixed(0),
+        'build + prepare text',
+        (performance.now() - t0) / 1000,
+        '',
+        heap(),
+        (process.memoryUsage().rss / 2 ** 20).toFixed(0),
+      ]);
       const passes: [string, () => tf.Tensor][] = [
         ['forward (loss)', () => tf.tidy(() => prepared.loss(new RewardInput(image)))],
         ['forward + image grad', () => tf.tidy(() => tf.grad((x: tf.Tensor) => prepared.loss(new RewardInput(x as tf.Tensor4D)))(image))],
@@ -89,7 +102,19 @@ for (const b of list) {
       if (pts.length !== 2) continue;
       const [p, q] = pts;
       const at1 = (a: number, c: number) => a + ((c - a) * (1 - p.f)) / (q.f - p.f);
-      console.log(row([b, name, '1 (extrapolated)', at1(p.weightsMB, q.weightsMB).toFixed(0), pass, at1(p.m.seconds, q.m.seconds), at1(p.m.peakMB, q.m.peakMB).toFixed(0), '', '']));
+      console.log(
+        row([
+          b,
+          name,
+          '1 (extrapolated)',
+          at1(p.weightsMB, q.weightsMB).toFixed(0),
+          pass,
+          at1(p.m.seconds, q.m.seconds),
+          at1(p.m.peakMB, q.m.peakMB).toFixed(0),
+          '',
+          '',
+        ]),
+      );
     }
   }
   image.dispose();

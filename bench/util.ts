@@ -23,17 +23,19 @@ export async function measure(fn: () => tf.Tensor | tf.Tensor[] | void, reps = 3
   // results are read back asynchronously (WebGPU in Node has no synchronous read), which also waits for the device
   const run = async () => {
     const out = fn();
-    if (out) for (const t of Array.isArray(out) ? out : [out]) {
-      await t.data();
-      t.dispose();
-    }
+    if (out)
+      for (const t of Array.isArray(out) ? out : [out]) {
+        await t.data();
+        t.dispose();
+      }
   };
   for (let i = 0; i < warmup; i++) await run();
   const times: number[] = [];
   let peak = 0;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    if (i === 0) peak = (await tf.profile(() => run())).peakBytes; // the info object is shared: read it at once
+    if (i === 0)
+      peak = (await tf.profile(() => run())).peakBytes; // the info object is shared: read it at once
     else await run();
     times.push((performance.now() - t0) / 1000);
   }

@@ -53,7 +53,8 @@ export class AestheticReward implements Reward {
   prepare(_prompt: string): PreparedReward {
     const size = this.encoder.config.imageSize;
     // ReNO's shared 224 view (made outside tidy: it belongs to the input); other sizes (tiny models) get their own
-    const view = (input: RewardInput) => (size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size)));
+    const view = (input: RewardInput) =>
+      size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size));
     return {
       score: (input) => this.scoreOf(view(input)),
       loss: (input) => {

@@ -53,7 +53,8 @@ export class Hpsv2Reward implements Reward {
     const txt = this.textFeatures(prompt);
     // ReNO's shared 224 view; a model of another input size (tiny test models) gets its own view of that size
     const size = this.model.config.vision.imageSize;
-    const view = (input: RewardInput) => (size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size)));
+    const view = (input: RewardInput) =>
+      size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size));
     // 1 - diag(img . txt^T)[0]: the first image against the prompt (ReNO compute_loss)
     const cos = (pixels: tf.Tensor4D): tf.Scalar => {
       const img = l2Normalize(this.model.encodeImage(pixels));

@@ -49,7 +49,8 @@ export class ImageReward implements Reward {
     // ReNO's shared 224 view; a model of another input size (tiny test models) gets its own view of that size.
     // The view is made outside any tidy: it belongs to the input, and the next reward asking for it needs it alive.
     const size = this.model.config.vision.imageSize;
-    const view = (input: RewardInput) => (size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size)));
+    const view = (input: RewardInput) =>
+      size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size));
     // mean over the image batch (ReNO: loss = (2 - rewards).mean())
     const scoreOf = (pixels: tf.Tensor4D): tf.Scalar => tf.mean(this.model.score(pixels, text));
     return {

@@ -45,7 +45,8 @@ export const RIDGE_LAMBDA = 1;
 export const needsText = (f: Formula) => f === 'ridge-sub' || f === 'ridge-cat';
 
 export function checkTower(name: string, where = '--personal-tower'): EmbeddingTowerName {
-  if (!(EMBEDDING_TOWERS as readonly string[]).includes(name)) throw new UsageError(`${where}: unknown embedding tower "${name}" (known: ${EMBEDDING_TOWERS.join(', ')})`);
+  if (!(EMBEDDING_TOWERS as readonly string[]).includes(name))
+    throw new UsageError(`${where}: unknown embedding tower "${name}" (known: ${EMBEDDING_TOWERS.join(', ')})`);
   return name as EmbeddingTowerName;
 }
 export function checkFormula(name: string, where = 'embedding formula'): Formula {
@@ -143,17 +144,26 @@ export interface FittedPersonal {
 export function fitPersonal(formula: Formula, h: HistoryEmbeddings, lambda = RIDGE_LAMBDA): FittedPersonal {
   const { dim } = h;
   const n = h.liked.length;
-  if (needsText(formula) && n && (!h.text || h.text.length !== n)) throw new UsageError(`embedding formula ${formula} needs the prompts' text embeddings (a tower with a text side)`);
+  if (needsText(formula) && n && (!h.text || h.text.length !== n))
+    throw new UsageError(`embedding formula ${formula} needs the prompts' text embeddings (a tower with a text side)`);
   const y = [...h.liked.map(() => 1), ...h.disliked.map(() => -1)];
   switch (formula) {
     case 'centroid':
     case 'ridge': {
-      const w = tf.tensor1d(formula === 'centroid' ? centroidDirection(h.liked, h.disliked, dim) : ridgeDirection([...h.liked, ...h.disliked], y, dim, lambda));
+      const w = tf.tensor1d(
+        formula === 'centroid' ? centroidDirection(h.liked, h.disliked, dim) : ridgeDirection([...h.liked, ...h.disliked], y, dim, lambda),
+      );
       return { formula, score: (e) => linearScore(e, w), dispose: () => w.dispose() };
     }
     case 'nn': {
-      const L = tf.tensor2d(h.liked.flatMap((v) => [...v]), [n, dim]);
-      const D = tf.tensor2d(h.disliked.flatMap((v) => [...v]), [h.disliked.length, dim]);
+      const L = tf.tensor2d(
+        h.liked.flatMap((v) => [...v]),
+        [n, dim],
+      );
+      const D = tf.tensor2d(
+        h.disliked.flatMap((v) => [...v]),
+        [h.disliked.length, dim],
+      );
       return { formula, score: (e) => nnMarginScore(e, L, D), dispose: () => tf.dispose([L, D]) };
     }
     case 'ridge-sub': {
@@ -254,7 +264,11 @@ export const embeddingCache = { map: new Map<string, Float32Array>(), misses: 0,
 const towerKey = (t: EmbeddingTower) => `${t.name}\u0000${t.dir}`;
 
 /** Normalised embeddings of image files (cached by content hash); `where(i)` names a file in errors. */
-export async function embedImageFiles(tower: EmbeddingTower, files: readonly string[], where: (i: number) => string = (i) => files[i]): Promise<Float32Array[]> {
+export async function embedImageFiles(
+  tower: EmbeddingTower,
+  files: readonly string[],
+  where: (i: number) => string = (i) => files[i],
+): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   for (const [i, file] of files.entries()) {
     let bytes: Buffer;
@@ -312,8 +326,21 @@ export async function embedHistory(
   o: { text?: boolean; where?: (pair: number, field: 'liked' | 'disliked') => string } = {},
 ): Promise<HistoryEmbeddings> {
   const where = o.where ?? ((i: number, f: 'liked' | 'disliked') => `pairs[${i}].${f}`);
-  const liked = await embedImageFiles(tower, pairs.map((p) => p.liked), (i) => where(i, 'liked'));
-  const disliked = await embedImageFiles(tower, pairs.map((p) => p.disliked), (i) => where(i, 'disliked'));
-  const text = o.text ? await embedPrompts(tower, pairs.map((p) => p.prompt)) : undefined;
+  const liked = await embedImageFiles(
+    tower,
+    pairs.map((p) => p.liked),
+    (i) => where(i, 'liked'),
+  );
+  const disliked = await embedImageFiles(
+    tower,
+    pairs.map((p) => p.disliked),
+    (i) => where(i, 'disliked'),
+  );
+  const text = o.text
+    ? await embedPrompts(
+        tower,
+        pairs.map((p) => p.prompt),
+      )
+    : undefined;
   return { dim: tower.dim, liked, disliked, text };
 }

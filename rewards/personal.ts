@@ -70,10 +70,12 @@ export interface PersonalChoice {
 /** The mode of `--personal auto|vlm|embedding` (see the header). */
 export function choosePersonalModel(ctx: RewardLoadContext, history: History): PersonalChoice {
   const asked = ctx.personal?.mode ?? 'auto';
-  if (!(PERSONAL_MODES as readonly string[]).includes(asked)) throw new UsageError(`--personal must be one of ${PERSONAL_MODES.join(', ')}, found "${asked}"`);
+  if (!(PERSONAL_MODES as readonly string[]).includes(asked))
+    throw new UsageError(`--personal must be one of ${PERSONAL_MODES.join(', ')}, found "${asked}"`);
   if (asked === 'embedding') return { mode: 'embedding', reason: '--personal embedding' };
   if (asked === 'vlm') return { mode: 'vlm', checkpoint: personalCheckpoint(ctx, history), reason: '--personal vlm' };
-  if (ctx.personal?.checkpoint) return { mode: 'vlm', checkpoint: path.resolve(ctx.personal.checkpoint), reason: 'a checkpoint is named by --preference-model' };
+  if (ctx.personal?.checkpoint)
+    return { mode: 'vlm', checkpoint: path.resolve(ctx.personal.checkpoint), reason: 'a checkpoint is named by --preference-model' };
   if (history.model) return { mode: 'vlm', checkpoint: history.model, reason: `a checkpoint is named by "model" in ${history.file}` };
   if (ctx.smokeTest) {
     let tiny: string | null = null;
@@ -82,7 +84,8 @@ export function choosePersonalModel(ctx: RewardLoadContext, history: History): P
     } catch {
       tiny = null;
     }
-    if (tiny && fs.existsSync(path.join(tiny, 'config.json'))) return { mode: 'vlm', checkpoint: tiny, reason: "the tiny preset's checkpoint was found" };
+    if (tiny && fs.existsSync(path.join(tiny, 'config.json')))
+      return { mode: 'vlm', checkpoint: tiny, reason: "the tiny preset's checkpoint was found" };
   }
   return { mode: 'embedding', reason: `no trained preference checkpoint was named or found (--preference-model, "model" in ${history.file})` };
 }
@@ -225,7 +228,8 @@ export async function loadEmbeddingPersonal(ctx: RewardLoadContext, history: His
   const { tower: name, formula } = embeddingOptions(ctx);
   const tower = loadEmbeddingTower(name, ctx.locate);
   try {
-    if (needsText(formula) && !tower.textFeatures) throw new UsageError(`embedding formula ${formula} needs a tower with a text side (pickscore or clip), not ${name}`);
+    if (needsText(formula) && !tower.textFeatures)
+      throw new UsageError(`embedding formula ${formula} needs a tower with a text side (pickscore or clip), not ${name}`);
     const pairs = lastPairs(history, p.nRef);
     const emb = await embedHistory(tower, pairs, { text: needsText(formula), where: (i, f) => historyImageWhere(history, pairs[i], f) });
     return new EmbeddingPersonalReward(tower, fitPersonal(formula, emb), p.guidance ?? 'like', reason);

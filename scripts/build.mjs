@@ -20,16 +20,31 @@ function walk(dir, out = []) {
   return out;
 }
 
-const entries = [...['src', 'generators', 'rewards', 'bench'].flatMap((d) => walk(d)), ...readdirSync('scripts').filter((n) => n.endsWith('.ts')).map((n) => join('scripts', n))];
+const entries = [
+  ...['src', 'generators', 'rewards', 'bench'].flatMap((d) => walk(d)),
+  ...readdirSync('scripts')
+    .filter((n) => n.endsWith('.ts'))
+    .map((n) => join('scripts', n)),
+];
 // build into a temporary folder and swap it in: an interrupted build never leaves a half-written dist/
 const tmp = `dist.tmp-${process.pid}`;
 rmSync(tmp, { recursive: true, force: true });
 try {
-  buildSync({ entryPoints: entries, outdir: tmp, outbase: '.', format: 'esm', platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' });
+  buildSync({
+    entryPoints: entries,
+    outdir: tmp,
+    outbase: '.',
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: true,
+    logLevel: 'warning',
+  });
   mkdirSync(join(tmp, 'vendor'), { recursive: true });
   buildSync({
     stdin: {
-      contents: "import '@tensorflow/tfjs-core/dist/register_all_gradients.js';\nimport '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';\n",
+      contents:
+        "import '@tensorflow/tfjs-core/dist/register_all_gradients.js';\nimport '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';\n",
       resolveDir: root,
     },
     bundle: true,

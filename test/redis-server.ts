@@ -7,7 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const redisMissing: string | null =
-  spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0 ? null : 'redis-server is not installed (Debian package redis-server; .ci/run installs it)';
+  spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+    ? null
+    : 'redis-server is not installed (Debian package redis-server; .ci/run installs it)';
 
 /** A port nobody listens on right now (the kernel's pick for port 0). */
 export function freePort(): Promise<number> {
@@ -31,7 +33,11 @@ export async function startRedis(): Promise<RedisServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reno-redis-'));
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     const ready = await new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(false), 10_000);

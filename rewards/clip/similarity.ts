@@ -43,10 +43,12 @@ export class ClipSimilarityReward implements Reward {
     // exp(logit_scale) * mean cos; the shared view is made outside any tidy here: it belongs to the input (and the
     // caller's scope), so the next reward asking for it gets a live tensor
     // exp(logit_scale) of the checkpoint, on the device (no read-back: WebGPU in Node has no synchronous one)
-    const scoreOf = (pixels: tf.Tensor4D): tf.Scalar => tf.mul(meanCos(l2Normalize(this.model.getImageFeatures(pixels)) as tf.Tensor2D, txt), tf.exp(this.model.logit_scale.v)) as tf.Scalar;
+    const scoreOf = (pixels: tf.Tensor4D): tf.Scalar =>
+      tf.mul(meanCos(l2Normalize(this.model.getImageFeatures(pixels)) as tf.Tensor2D, txt), tf.exp(this.model.logit_scale.v)) as tf.Scalar;
     // ReNO's shared 224 view; a model of another input size (tiny test models) gets its own view of that size
     const size = this.model.config.vision.imageSize;
-    const view = (input: RewardInput) => (size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size)));
+    const view = (input: RewardInput) =>
+      size === 224 ? input.view(CLIP224, clipPreprocess) : input.view(`clip${size}`, (x) => clipPreprocess(x, size));
     return {
       score: (input) => {
         const pixels = view(input);

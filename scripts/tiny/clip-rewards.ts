@@ -57,7 +57,9 @@ function writeClipModel(dir: string, cfg: Record<string, unknown>, seed: number)
   writeJson(path.join(dir, 'config.json'), cfg);
   const model = new ClipModel(clipConfig(cfg, `${dir}/config.json`));
   // exp(logit_scale) = 100, as trained CLIP models have it
-  writeRandomWeights(path.join(dir, 'model.safetensors'), model, seed, { extra: { logit_scale: { shape: [], data: Float32Array.of(Math.log(100)) } } });
+  writeRandomWeights(path.join(dir, 'model.safetensors'), model, seed, {
+    extra: { logit_scale: { shape: [], data: Float32Array.of(Math.log(100)) } },
+  });
 }
 
 export function writeTinyClipRewards(root: string, assetsDir: string): void {

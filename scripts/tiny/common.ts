@@ -13,7 +13,12 @@ export function writeJson(file: string, obj: unknown): void {
 }
 
 /** Seeded random weights for `module`, saved in PyTorch layout under its key names (F16 keeps the preset small). */
-export function writeRandomWeights(file: string, module: Module, seed: number, opts: { prefix?: string; gain?: number; extra?: Record<string, { shape: number[]; data: Float32Array }> } = {}): void {
+export function writeRandomWeights(
+  file: string,
+  module: Module,
+  seed: number,
+  opts: { prefix?: string; gain?: number; extra?: Record<string, { shape: number[]; data: Float32Array }> } = {},
+): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const sd = randomStateDict(module, seed, opts);
   for (const [k, v] of Object.entries(opts.extra ?? {})) sd.set(k, v);

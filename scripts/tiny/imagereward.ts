@@ -34,7 +34,9 @@ food coffee tea hat dress shirt shoes painting photo photograph portrait picture
 style digital oil watercolor realistic detailed highly render rendering cinematic lighting background scene
 view close up wide angle high quality resolution masterpiece anime cartoon fantasy futuristic ancient vintage
 modern abstract surreal epic dramatic soft sharp focus trending sitting standing walking running flying eating
-playing holding wearing looking reading dancing swimming sleeping`.split(/\s+/).filter(Boolean);
+playing holding wearing looking reading dancing swimming sleeping`
+  .split(/\s+/)
+  .filter(Boolean);
 
 const SUFFIXES = ['s', 'es', 'ed', 'ing', 'er', 'est', 'ly', 'y', 'ness', 'ful', 'less', 'tion'];
 
@@ -82,7 +84,17 @@ export function tinyMedConfig(vocabLines: number): Record<string, unknown> {
 }
 
 /** The tiny ViT: 224 px, 16 px patches (197 tokens), width 64 (one 64-wide head), 2 blocks, mlp 4x. */
-export const TINY_VIT = { imageSize: 224, patchSize: 16, inChannels: 3, embedDim: 64, depth: 2, numHeads: 1, mlpHidden: 256, qkvBias: true, layerNormEps: 1e-6 };
+export const TINY_VIT = {
+  imageSize: 224,
+  patchSize: 16,
+  inChannels: 3,
+  embedDim: 64,
+  depth: 2,
+  numHeads: 1,
+  mlpHidden: 256,
+  qkvBias: true,
+  layerNormEps: 1e-6,
+};
 
 /** ImageReward.py MLP(hidden): Linear(h,1024) Dropout Linear(1024,128) Dropout Linear(128,64) Dropout Linear(64,16) Linear(16,1). */
 function mlpSpec(hidden: number) {
@@ -101,7 +113,9 @@ export function writeTinyImageReward(root: string): void {
   const med = tinyMedConfig(vocab.length);
   writeJson(path.join(dir, 'med_config.json'), med);
   // sizes of the head come from the checkpoint: a shape-only source of the MLP keys is enough to build the config
-  const shapes = new Map(mlpSpec(med.hidden_size as number).map((l) => [`mlp.layers.${l.index}.weight`, { shape: [l.outDim, l.inDim], data: new Float32Array(0) }]));
+  const shapes = new Map(
+    mlpSpec(med.hidden_size as number).map((l) => [`mlp.layers.${l.index}.weight`, { shape: [l.outDim, l.inDim], data: new Float32Array(0) }]),
+  );
   const model = new ImageRewardModel(imageRewardConfig(new MemorySource(shapes), med, 'tiny med_config.json', TINY_VIT));
   const sd = randomStateDict(model, SEED + 40);
   // present in the released file, unused by the score (blip_pretrain.py vision_proj / text_proj, embed_dim 256)

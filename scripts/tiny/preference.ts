@@ -36,7 +36,10 @@ export interface TinyPreferenceResult {
 }
 
 /** Train and write ROOT/reno/preference-tiny and EXAMPLES/history.json (+ EXAMPLES/images). */
-export async function writeTinyPreference(root: string, o: { examplesDir?: string; log?: (l: string) => void; quiet?: boolean } = {}): Promise<TinyPreferenceResult> {
+export async function writeTinyPreference(
+  root: string,
+  o: { examplesDir?: string; log?: (l: string) => void; quiet?: boolean } = {},
+): Promise<TinyPreferenceResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const backbone = path.join(root, ...SMOLVLM_REPO.split('/'));
   if (!fs.existsSync(path.join(backbone, 'config.json'))) throw new Error(`writeTinyPreference: no tiny SmolVLM in ${backbone} (write it first)`);
@@ -46,7 +49,16 @@ export async function writeTinyPreference(root: string, o: { examplesDir?: strin
     await writeTasteWorld({ out: world, ...TINY_WORLD, globalTaste: [...TINY_WORLD.globalTaste] });
     const out = path.join(root, TINY_PREFERENCE_DIR);
     fs.rmSync(out, { recursive: true, force: true });
-    const r = await preferenceTrain({ data: world, out, backbone, preset: 'tiny', seed: TINY_WORLD.seed, backend: 'wasm', quiet: o.quiet ?? true, log });
+    const r = await preferenceTrain({
+      data: world,
+      out,
+      backbone,
+      preset: 'tiny',
+      seed: TINY_WORLD.seed,
+      backend: 'wasm',
+      quiet: o.quiet ?? true,
+      log,
+    });
     // committed files: relative backbone, no machine paths, no optimizer state
     fs.rmSync(path.join(out, 'optimizer.safetensors'), { force: true });
     const cfgFile = path.join(out, 'config.json');
@@ -61,7 +73,10 @@ export async function writeTinyPreference(root: string, o: { examplesDir?: strin
     // the example user: the first unseen user, their first EXAMPLE_PAIRS pairs
     const ds = readPreferenceDataset(world);
     const unseen = [...ds.byUser.keys()].find((u) => !ds.seen.has(u))!;
-    const pairs = ds.byUser.get(unseen)!.slice(0, EXAMPLE_PAIRS).map((i) => ds.pairs[i]);
+    const pairs = ds.byUser
+      .get(unseen)!
+      .slice(0, EXAMPLE_PAIRS)
+      .map((i) => ds.pairs[i]);
     const examples = o.examplesDir ?? path.join(packageRoot(), 'examples');
     fs.rmSync(path.join(examples, 'images'), { recursive: true, force: true });
     fs.mkdirSync(path.join(examples, 'images'), { recursive: true });

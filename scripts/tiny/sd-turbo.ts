@@ -109,20 +109,38 @@ export function writeTinySdTurbo(root: string, clipTokenizerDir: string): void {
     pad_token: '!',
     unk_token: '<|endoftext|>',
   });
-  writeJson(path.join(dir, 'tokenizer', 'tokenizer_config.json'), { model_max_length: 77, pad_token: '!', do_lower_case: true, tokenizer_class: 'CLIPTokenizer' });
+  writeJson(path.join(dir, 'tokenizer', 'tokenizer_config.json'), {
+    model_max_length: 77,
+    pad_token: '!',
+    do_lower_case: true,
+    tokenizer_class: 'CLIPTokenizer',
+  });
   const te = new ClipTextModel(clipTextModelConfig(TEXT_ENCODER, 'tiny text_encoder'));
   writeRandomWeights(path.join(dir, 'text_encoder', 'model.safetensors'), te, SEED + 1);
-  writeRandomWeights(path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'), new UNet2DConditionModel(unetConfig(UNET, 'tiny unet')), SEED + 2);
+  writeRandomWeights(
+    path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'),
+    new UNet2DConditionModel(unetConfig(UNET, 'tiny unet')),
+    SEED + 2,
+  );
   writeRandomWeights(path.join(dir, 'vae', 'diffusion_pytorch_model.safetensors'), new AutoencoderKL(vaeConfig(VAE, 'tiny vae')), SEED + 3);
   // the single file (writeSingleFile) is not shipped: it would repeat these weights in the checkout; tests write it
 }
 
 /** dir/sd_turbo.safetensors: the folder's three components as one fp16 file in the original SD key layout. */
 export function writeSingleFile(dir: string): void {
-  const files: Record<Component, string> = { unet: 'unet/diffusion_pytorch_model.safetensors', vae: 'vae/diffusion_pytorch_model.safetensors', text_encoder: 'text_encoder/model.safetensors' };
+  const files: Record<Component, string> = {
+    unet: 'unet/diffusion_pytorch_model.safetensors',
+    vae: 'vae/diffusion_pytorch_model.safetensors',
+    text_encoder: 'text_encoder/model.safetensors',
+  };
   const srcs = Object.fromEntries(COMPONENTS.map((c) => [c, openSafetensors(path.join(dir, files[c]))])) as Record<Component, TensorSource>;
   try {
-    writeSafetensors(path.join(dir, 'sd_turbo.safetensors'), toSingleFile(srcs, singleFileLayout(dir), { skip: (k) => k.endsWith('position_ids') }), { format: 'pt' }, 'F16');
+    writeSafetensors(
+      path.join(dir, 'sd_turbo.safetensors'),
+      toSingleFile(srcs, singleFileLayout(dir), { skip: (k) => k.endsWith('position_ids') }),
+      { format: 'pt' },
+      'F16',
+    );
   } finally {
     for (const s of Object.values(srcs)) s.close();
   }

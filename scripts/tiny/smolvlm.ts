@@ -18,7 +18,32 @@ export const SMOLVLM_REPO = 'HuggingFaceTB/SmolVLM-256M-Instruct';
 const SPECIAL = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
 const ADDED = [IDEFICS3_TOKENS.fakeImage, IDEFICS3_TOKENS.image, IDEFICS3_TOKENS.endOfUtterance, IDEFICS3_TOKENS.globalImage];
 /** Words merged into single tokens (written with the byte-level space "Ġ" where they follow a space). */
-const WORDS = ['User', 'Assistant', 'Score', 'ĠScore', 'Ġfor', 'Ġthis', 'Ġimage', 'image', 'Ġ+', 'Ġ-', 'Ġthe', 'Ġa', 'Ġof', 'Ġand', 'Ġphoto', 'Ġpainting', 'Ġstyle', 'ĠI', 'Ġlike', 'Ġdislike', 'Ġyes', 'Ġno', 'Ċ', 'ĊĊ'];
+const WORDS = [
+  'User',
+  'Assistant',
+  'Score',
+  'ĠScore',
+  'Ġfor',
+  'Ġthis',
+  'Ġimage',
+  'image',
+  'Ġ+',
+  'Ġ-',
+  'Ġthe',
+  'Ġa',
+  'Ġof',
+  'Ġand',
+  'Ġphoto',
+  'Ġpainting',
+  'Ġstyle',
+  'ĠI',
+  'Ġlike',
+  'Ġdislike',
+  'Ġyes',
+  'Ġno',
+  'Ċ',
+  'ĊĊ',
+];
 
 /** A byte-level BPE tokenizer.json in the SmolLM2 / SmolVLM format, and its vocabulary size. */
 export function tinySmolVlmTokenizerJson(): { json: Record<string, unknown>; size: number; ids: Record<string, number> } {
@@ -140,7 +165,10 @@ export function writeTinySmolVlm(root: string): string {
   writeRandomWeights(path.join(dir, 'model.safetensors'), new Idefics3ForConditionalGeneration(config), SEED + 40);
   writeJson(path.join(dir, 'tokenizer.json'), tok.json);
   const decoder = Object.fromEntries(
-    [...SPECIAL, ...ADDED].map((t) => [String(tok.ids[t]), { content: t, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }]),
+    [...SPECIAL, ...ADDED].map((t) => [
+      String(tok.ids[t]),
+      { content: t, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
+    ]),
   );
   const specialMap = {
     additional_special_tokens: ADDED,
@@ -183,7 +211,11 @@ export function writeTinySmolVlm(root: string): string {
     chat_template:
       "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}",
   });
-  writeJson(path.join(dir, 'generation_config.json'), { bos_token_id: 1, eos_token_id: [2, tok.ids[IDEFICS3_TOKENS.endOfUtterance]], pad_token_id: 2 });
+  writeJson(path.join(dir, 'generation_config.json'), {
+    bos_token_id: 1,
+    eos_token_id: [2, tok.ids[IDEFICS3_TOKENS.endOfUtterance]],
+    pad_token_id: 2,
+  });
   // the tokenizer must load and agree with the model on the image token
   const check = Idefics3Tokenizer.load(dir);
   if (check.tokenId(IDEFICS3_TOKENS.image) !== config.imageTokenId || check.size !== config.text.vocabSize)

@@ -51,7 +51,8 @@ class Pickler {
   }
   int(n: number): void {
     if (!Number.isInteger(n) || n < 0) throw new Error(`pickler: ${n} is not a non-negative integer`);
-    if (n < 256) this.op(0x4b, Buffer.from([n])); // BININT1
+    if (n < 256)
+      this.op(0x4b, Buffer.from([n])); // BININT1
     else if (n < 65536) {
       const b = Buffer.alloc(2);
       b.writeUInt16LE(n);

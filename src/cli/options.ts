@@ -11,7 +11,11 @@ import { UsageError } from '../errors.js';
  * A number flag: yargs would turn "abc" into NaN (and the error could only say "found NaN"), so the flag has no yargs
  * type (the parser keeps numbers as text: parserConfiguration 'parse-numbers' false in main.ts) and is converted here.
  */
-export function numberFlag(name: string, describe: string, o: { integer?: boolean; min?: number; exclusiveMin?: boolean; default?: number } = {}): Options & { coerce: (v: unknown) => number } {
+export function numberFlag(
+  name: string,
+  describe: string,
+  o: { integer?: boolean; min?: number; exclusiveMin?: boolean; default?: number } = {},
+): Options & { coerce: (v: unknown) => number } {
   const want = `${o.integer ? 'an integer' : 'a number'}${o.min === undefined ? '' : ` ${o.exclusiveMin ? '>' : '>='} ${o.min}`}`;
   return {
     describe,
@@ -21,7 +25,11 @@ export function numberFlag(name: string, describe: string, o: { integer?: boolea
       if (Array.isArray(v)) throw new UsageError(`--${name} was given more than once`);
       const text = String(v).trim();
       const n = Number(text);
-      const ok = text !== '' && Number.isFinite(n) && (!o.integer || Number.isInteger(n)) && (o.min === undefined || (o.exclusiveMin ? n > o.min : n >= o.min));
+      const ok =
+        text !== '' &&
+        Number.isFinite(n) &&
+        (!o.integer || Number.isInteger(n)) &&
+        (o.min === undefined || (o.exclusiveMin ? n > o.min : n >= o.min));
       if (!ok) throw new UsageError(`--${name} must be ${want}, found ${JSON.stringify(String(v))}`);
       return n;
     },
@@ -86,7 +94,8 @@ export function configOptions<T>(y: Argv<T>, o: { keys?: ConfigKey[]; weights?: 
       if (w === undefined) return true;
       if (!w || typeof w !== 'object' || Array.isArray(w)) throw new UsageError('--weights takes a reward name: --weights.NAME VALUE');
       const known = REWARDS.map((r) => r.name);
-      for (const name of Object.keys(w)) if (!known.includes(name)) throw new UsageError(`--weights.${name}: unknown reward "${name}" (known: ${known.join(', ')})`);
+      for (const name of Object.keys(w))
+        if (!known.includes(name)) throw new UsageError(`--weights.${name}: unknown reward "${name}" (known: ${known.join(', ')})`);
       return true;
     });
   }

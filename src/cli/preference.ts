@@ -9,7 +9,13 @@ import { UsageError } from '../errors.js';
 import { EMBEDDING_TOWERS } from '../config/run-config.js';
 import { numberFlag } from './options.js';
 
-const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+const list = (v: unknown) =>
+  typeof v === 'string'
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
 
 /** "--users 6" (how many) or "--users u001,u007" (which). */
 const users = (v: unknown) => (v === undefined ? undefined : /^\d+$/.test(String(v)) ? Number(v) : list(String(v)));
@@ -47,7 +53,15 @@ export function preferenceCommands(y: Argv): Argv {
           .option('groups', numberFlag('groups', 'shared taste groups', { integer: true, min: 1 }))
           .option('unseen', numberFlag('unseen', 'share of users kept unseen (test only)', { integer: false, min: 0 })),
       async (a) => {
-        await preferenceSynth({ out: a.out, users: a.users, seed: a.seed, pairsPerUser: a.pairsPerUser, groups: a.groups, unseen: a.unseen, quiet: a.quiet as boolean | undefined });
+        await preferenceSynth({
+          out: a.out,
+          users: a.users,
+          seed: a.seed,
+          pairsPerUser: a.pairsPerUser,
+          groups: a.groups,
+          unseen: a.unseen,
+          quiet: a.quiet as boolean | undefined,
+        });
       },
     )
     .command(
@@ -119,7 +133,10 @@ export function preferenceCommands(y: Argv): Argv {
         yy
           .option('pickapic', { type: 'string', array: true, demandOption: true, describe: 'parquet files or folders' })
           .option('out', { type: 'string', demandOption: true, describe: 'dataset folder (images/ + pairs.jsonl)' })
-          .option('min-liked', numberFlag('min-liked', 'keep users with at least this many unique liked images', { integer: true, min: 1, default: 11 }))
+          .option(
+            'min-liked',
+            numberFlag('min-liked', 'keep users with at least this many unique liked images', { integer: true, min: 1, default: 11 }),
+          )
           .option('val-users', numberFlag('val-users', 'share of users in val (paper: 0.037)', { integer: false, min: 0 }))
           .option('test-users', numberFlag('test-users', 'share of users in test (paper: 0.029)', { integer: false, min: 0 }))
           .option('seen-share', numberFlag('seen-share', 'share of test users also in train (seen)', { integer: false, min: 0 }))
@@ -146,15 +163,34 @@ export function preferenceCommands(y: Argv): Argv {
       "the paper's evaluation on the test split: top-1 (seen / unseen), top-1/2/3 of 4 candidates, an N_ref sweep, reward and untrained baselines; tables.md / tables.json / nref.png",
       (yy) =>
         yy
-          .option('model', { type: 'string', array: true, demandOption: true, describe: 'checkpoint folder; repeat for ablations (the first is the main model); LABEL=DIR names a column' })
+          .option('model', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            describe: 'checkpoint folder; repeat for ablations (the first is the main model); LABEL=DIR names a column',
+          })
           .option('data', { type: 'string', demandOption: true, describe: 'dataset folder (pairs.jsonl + images/)' })
           .option('json', { type: 'boolean', describe: 'print tables.json instead of the markdown tables' })
-          .option('baselines', { type: 'string', describe: 'comma-separated reward names, "untrained" and/or "embedding" (or embedding:centroid|nn|ridge|ridge-sub|ridge-cat, one row each); "none" for none (default: every general reward found, and untrained)' })
-          .option('embedding-tower', { type: 'string', choices: [...EMBEDDING_TOWERS], describe: 'the embedding baseline\'s image tower (default pickscore)' })
-          .option('n-ref', { type: 'string', describe: 'N_ref values of the sweep, comma-separated (default 0,1,2,4,.. up to the checkpoint\'s n_ref)' })
+          .option('baselines', {
+            type: 'string',
+            describe:
+              'comma-separated reward names, "untrained" and/or "embedding" (or embedding:centroid|nn|ridge|ridge-sub|ridge-cat, one row each); "none" for none (default: every general reward found, and untrained)',
+          })
+          .option('embedding-tower', {
+            type: 'string',
+            choices: [...EMBEDDING_TOWERS],
+            describe: "the embedding baseline's image tower (default pickscore)",
+          })
+          .option('n-ref', {
+            type: 'string',
+            describe: "N_ref values of the sweep, comma-separated (default 0,1,2,4,.. up to the checkpoint's n_ref)",
+          })
           .option('out', { type: 'string', describe: 'output folder (default <first checkpoint>/eval)' })
           .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one each checkpoint recorded)' })
-          .option('sets-per-user', numberFlag('sets-per-user', 'candidate sets per user (default: one per liked query image)', { integer: true, min: 1 }))
+          .option(
+            'sets-per-user',
+            numberFlag('sets-per-user', 'candidate sets per user (default: one per liked query image)', { integer: true, min: 1 }),
+          )
           .option('models-dir', { type: 'string', describe: 'where the reward models are' })
           .option('preset', { type: 'string', choices: ['tiny'], describe: 'use the committed tiny random reward models (smoke test)' })
           .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 })),
@@ -220,7 +256,10 @@ export function preferenceCommands(y: Argv): Argv {
           .option('model', { type: 'string', demandOption: true, describe: 'checkpoint folder' })
           .option('data', { type: 'string', demandOption: true, describe: 'dataset folder' })
           .option('users', { type: 'string', describe: 'how many test users (default 8, at most 10) or a comma-separated list' })
-          .option('perplexity', numberFlag('perplexity', 't-SNE perplexity (default 30, clamped to (n-1)/3)', { integer: false, min: 0, exclusiveMin: true }))
+          .option(
+            'perplexity',
+            numberFlag('perplexity', 't-SNE perplexity (default 30, clamped to (n-1)/3)', { integer: false, min: 0, exclusiveMin: true }),
+          )
           .option('iterations', numberFlag('iterations', 't-SNE steps (default 1000)', { integer: true, min: 1 }))
           .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one the checkpoint recorded)' })
           .option('out', { type: 'string', describe: 'output folder (default <checkpoint>/eval)' })

@@ -43,7 +43,8 @@ export function parseSeeds(s: string): number[] {
   const out: number[] = [];
   for (const part of s.split(',').map((p) => p.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m || (m[2] !== undefined && Number(m[2]) < Number(m[1]))) throw new UsageError(`--seeds must be N, A-B or a comma-separated list of them (e.g. 0-3 or 1,5,9), found "${s}"`);
+    if (!m || (m[2] !== undefined && Number(m[2]) < Number(m[1])))
+      throw new UsageError(`--seeds must be N, A-B or a comma-separated list of them (e.g. 0-3 or 1,5,9), found "${s}"`);
     for (let v = Number(m[1]); v <= Number(m[2] ?? m[1]); v++) out.push(v);
   }
   return [...new Set(out)];
@@ -57,19 +58,30 @@ export function readPrompts(file: string): string[] {
   } catch (e) {
     throw new DataError(`cannot read --prompts ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const prompts = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const prompts = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   if (!prompts.length) throw new DataError(`--prompts ${file} holds no prompt (one per line)`);
   return prompts;
 }
 
 export async function batchCommand(o: BatchOptions): Promise<{ dir: string; cells: SweepCell[] }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  if (!o.queue && !o.collect) throw new UsageError('reno batch runs on a job queue: give --queue redis://HOST:PORT (and start `reno worker --queue ...` on each machine), or --collect to write the summary of a batch submitted before');
+  if (!o.queue && !o.collect)
+    throw new UsageError(
+      'reno batch runs on a job queue: give --queue redis://HOST:PORT (and start `reno worker --queue ...` on each machine), or --collect to write the summary of a batch submitted before',
+    );
   if (o.queue && o.collect) throw new UsageError('--queue and --collect cannot be used together');
   if (o.detach && !o.queue) throw new UsageError('--detach needs --queue (it returns once the cells are enqueued)');
   const prompts = readPrompts(o.prompts);
   const seeds = parseSeeds(o.seeds ?? '0');
-  const users = o.users ? o.users.split(',').map((u) => u.trim()).filter(Boolean) : [];
+  const users = o.users
+    ? o.users
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean)
+    : [];
   for (const u of users) readHistory(u); // a missing or broken history fails here
   const places = modelPlaces(o);
   const dir = path.resolve(o.out ?? path.join(process.cwd(), 'outputs', `batch-${slugify(path.basename(o.prompts, path.extname(o.prompts)))}`));
@@ -95,7 +107,15 @@ export async function batchCommand(o: BatchOptions): Promise<{ dir: string; cell
             checkRewardModels(active, rewardContext(places, personal));
           }
           const hash = configHash(config, { user: user ? path.resolve(user) : null, smoke: places.smokeTest, generatorDir: o.modelDir ?? null });
-          planned.push({ index, values, config, hash, dir: path.join(dir, `cell-${String(index).padStart(4, '0')}-${hash}`), skipped: false, user: user && path.resolve(user) });
+          planned.push({
+            index,
+            values,
+            config,
+            hash,
+            dir: path.join(dir, `cell-${String(index).padStart(4, '0')}-${hash}`),
+            skipped: false,
+            user: user && path.resolve(user),
+          });
         } catch (e) {
           if (e instanceof RenoError) e.message = `${where}: ${e.message}`;
           throw e;
@@ -104,7 +124,15 @@ export async function batchCommand(o: BatchOptions): Promise<{ dir: string; cell
   }
   const spec: SweepSpec = { base: o.overrides ?? {}, grid };
   const sub = o.queue
-    ? await submitCells({ url: o.queue, cells: planned.map((c) => ({ ...c, preferenceModel: o.preferenceModel })), models: { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir }, meta: (c) => ({ batch: path.resolve(o.prompts), cell: c.values }), detach: o.detach, quiet: o.quiet, log })
+    ? await submitCells({
+        url: o.queue,
+        cells: planned.map((c) => ({ ...c, preferenceModel: o.preferenceModel })),
+        models: { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir },
+        meta: (c) => ({ batch: path.resolve(o.prompts), cell: c.values }),
+        detach: o.detach,
+        quiet: o.quiet,
+        log,
+      })
     : null;
   if (!sub?.interrupted && !o.detach) await writeSweepSummary(dir, spec, planned);
   const again = `reno batch --prompts ${o.prompts}${o.users ? ` --users ${o.users}` : ''}${o.seeds ? ` --seeds ${o.seeds}` : ''} --collect`;
@@ -113,4 +141,6 @@ export async function batchCommand(o: BatchOptions): Promise<{ dir: string; cell
 }
 
 /** The config keys `reno batch` takes as flags: all but prompt and seed (from --prompts and --seeds). */
-export const BATCH_KEYS = (Object.keys(SCHEMA) as (keyof RunConfig)[]).filter((k): k is ConfigKey => k !== 'weights' && k !== 'prompt' && k !== 'seed');
+export const BATCH_KEYS = (Object.keys(SCHEMA) as (keyof RunConfig)[]).filter(
+  (k): k is ConfigKey => k !== 'weights' && k !== 'prompt' && k !== 'seed',
+);

@@ -43,7 +43,11 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   if (chosen.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
   const names = o.user ? [...chosen.filter((n) => n !== PERSONAL), PERSONAL] : chosen;
   if (!names.length) throw new UsageError('no reward to compare: enable some with --weights.NAME or name them with --rewards');
-  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, { mode: config.personal_model, tower: config.personal_tower, log });
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, {
+    mode: config.personal_model,
+    tower: config.personal_tower,
+    log,
+  });
   const root = o.out ?? path.join(process.cwd(), 'outputs');
   checkWritableDir(root, '--out');
   const backend = await useBackend(o.backend, { quiet: o.quiet });
@@ -65,17 +69,30 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   const flag = stopFlag();
   const runs: CompareResult['runs'] = [];
   try {
-    await withInterrupt(flag, async () => {
-      for (const p of plan) {
-        if (flag.requested) break;
-        const runDir = path.join(dir, 'runs', p.name);
-        makeDirs(runDir);
-        const user = p.rewards.includes(PERSONAL) ? { user: personal?.historyFile ?? null } : {};
-        await runGeneration(session, p.cfg, p.rewards, runDir, { quiet: o.quiet, label: p.name, shouldStop: () => flag.requested, meta: { compare: p.name, ...user } });
-        runs.push({ name: p.name, dir: runDir, weights: p.cfg.weights });
-      }
-    }, log);
-    const scores = await scoreFiles(session.rewards, config.prompt, runs.map((r) => path.join(r.dir, 'best.png')));
+    await withInterrupt(
+      flag,
+      async () => {
+        for (const p of plan) {
+          if (flag.requested) break;
+          const runDir = path.join(dir, 'runs', p.name);
+          makeDirs(runDir);
+          const user = p.rewards.includes(PERSONAL) ? { user: personal?.historyFile ?? null } : {};
+          await runGeneration(session, p.cfg, p.rewards, runDir, {
+            quiet: o.quiet,
+            label: p.name,
+            shouldStop: () => flag.requested,
+            meta: { compare: p.name, ...user },
+          });
+          runs.push({ name: p.name, dir: runDir, weights: p.cfg.weights });
+        }
+      },
+      log,
+    );
+    const scores = await scoreFiles(
+      session.rewards,
+      config.prompt,
+      runs.map((r) => path.join(r.dir, 'best.png')),
+    );
     await writeCompare(dir, config, names, runs, scores, places.smokeTest);
     if (!o.quiet) log(`reno: wrote ${path.relative(process.cwd(), dir) || dir}`);
     return { dir, runs, scores };
@@ -87,18 +104,40 @@ export async function compareCommand(o: CompareOptions): Promise<CompareResult> 
   }
 }
 
-async function writeCompare(dir: string, config: RunConfig, names: string[], runs: CompareResult['runs'], scores: Record<string, number>[], smoke: boolean): Promise<void> {
-  const caption = (r: CompareResult['runs'][number], i: number) => (names.includes(r.name) ? `${r.name} score ${scores[i][r.name].toFixed(3)}` : r.name === 'all' ? 'every reward' : 'no optimisation');
+async function writeCompare(
+  dir: string,
+  config: RunConfig,
+  names: string[],
+  runs: CompareResult['runs'],
+  scores: Record<string, number>[],
+  smoke: boolean,
+): Promise<void> {
+  const caption = (r: CompareResult['runs'][number], i: number) =>
+    names.includes(r.name) ? `${r.name} score ${scores[i][r.name].toFixed(3)}` : r.name === 'all' ? 'every reward' : 'no optimisation';
   const cells = [runs.map((r, i) => ({ png: fs.readFileSync(path.join(r.dir, 'best.png')), label: caption(r, i) }))];
-  const grid = await imageGrid(cells, { colLabels: runs.map((r) => (r.name === 'all' ? 'all rewards' : r.name === 'unoptimised' ? 'unoptimised' : `${r.name} only`)), title: `"${config.prompt}" (seed ${config.seed})` });
+  const grid = await imageGrid(cells, {
+    colLabels: runs.map((r) => (r.name === 'all' ? 'all rewards' : r.name === 'unoptimised' ? 'unoptimised' : `${r.name} only`)),
+    title: `"${config.prompt}" (seed ${config.seed})`,
+  });
   writeFileAtomic(path.join(dir, 'grid.png'), grid);
-  const json = { prompt: config.prompt, seed: config.seed, smoke_test: smoke, rewards: names, runs: runs.map((r, i) => ({ ...r, dir: path.relative(dir, r.dir), scores: scores[i] })) };
+  const json = {
+    prompt: config.prompt,
+    seed: config.seed,
+    smoke_test: smoke,
+    rewards: names,
+    runs: runs.map((r, i) => ({ ...r, dir: path.relative(dir, r.dir), scores: scores[i] })),
+  };
   writeFileAtomic(path.join(dir, 'compare.json'), JSON.stringify(json, null, 2) + '\n');
   const md =
     `# reno compare: "${config.prompt}" (seed ${config.seed})\n\n` +
     (smoke ? 'Smoke test (tiny random models): the numbers are not meaningful.\n\n' : '') +
-    'Rows: the run (what it optimised); columns: every reward\'s score of its best image (higher is better).\n\n' +
-    markdownTable('run \\ score', runs.map((r) => r.name), names, (i, j) => scores[i][names[j]].toFixed(4));
+    "Rows: the run (what it optimised); columns: every reward's score of its best image (higher is better).\n\n" +
+    markdownTable(
+      'run \\ score',
+      runs.map((r) => r.name),
+      names,
+      (i, j) => scores[i][names[j]].toFixed(4),
+    );
   writeFileAtomic(path.join(dir, 'compare.md'), md);
   const table = `<table><tr><th>run \\ score</th>${names.map((n) => `<th>${escapeXml(n)}</th>`).join('')}</tr>${runs
     .map((r, i) => {

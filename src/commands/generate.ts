@@ -65,11 +65,19 @@ function imageConfig(file: string): { record: ImageRecord; config: Partial<RunCo
 export function generateConfig(o: GenerateOptions, from = o.configFrom ? imageConfig(o.configFrom) : undefined): RunConfig {
   // guidance steers the personal reward, which runs only with a user's history: asked for without one, it would do nothing
   const guidance = o.guidance ?? o.overrides?.guidance;
-  if (guidance !== undefined && !o.user) throw new UsageError(`--guidance ${String(guidance)} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
+  if (guidance !== undefined && !o.user)
+    throw new UsageError(
+      `--guidance ${String(guidance)} needs --user history.json (it steers the personal reward, which runs only with a user's history)`,
+    );
   const mode = o.personal ?? o.overrides?.personal_model;
-  if (mode !== undefined && !o.user) throw new UsageError(`--personal ${String(mode)} needs --user history.json (it chooses the personal model, which runs only with a user's history)`);
-  if (o.size !== undefined && (o.overrides?.width !== undefined || o.overrides?.height !== undefined)) throw new UsageError('--size and --width/--height cannot be used together');
-  if (o.prompt === undefined && !from) throw new UsageError('--prompt is required (or --config-from IMAGE.png to take the prompt and settings of an image reno wrote)');
+  if (mode !== undefined && !o.user)
+    throw new UsageError(
+      `--personal ${String(mode)} needs --user history.json (it chooses the personal model, which runs only with a user's history)`,
+    );
+  if (o.size !== undefined && (o.overrides?.width !== undefined || o.overrides?.height !== undefined))
+    throw new UsageError('--size and --width/--height cannot be used together');
+  if (o.prompt === undefined && !from)
+    throw new UsageError('--prompt is required (or --config-from IMAGE.png to take the prompt and settings of an image reno wrote)');
   const overrides: Record<string, unknown> = { ...(o.overrides ?? {}) };
   if (o.prompt !== undefined) overrides.prompt = o.prompt;
   if (o.seed !== undefined) overrides.seed = o.seed;
@@ -97,20 +105,37 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
   const root = o.out ?? path.join(process.cwd(), 'outputs');
   checkWritableDir(root, '--out');
   const { active, inactive } = activeRewardNames(config.weights, !!o.user);
-  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, { mode: config.personal_model, tower: config.personal_tower, log });
+  const personal = personalOptions(o.user, config.guidance, config.n_ref, o.preferenceModel, {
+    mode: config.personal_model,
+    tower: config.personal_tower,
+    log,
+  });
   const backend = await useBackend(o.backend, { quiet: o.quiet });
   const session = await openSession({ places, generator: config.generator, rewards: active, personal, backend });
   try {
     runSize(session.generator, config);
     if (from && from.record.model.sha256 !== session.model.sha256)
-      log(`reno: ${o.configFrom} was made with ${from.record.model.name} (hash ${shortHash(from.record.model.sha256)}); this run uses ${session.model.name} (hash ${shortHash(session.model.sha256)}): the image will differ`);
+      log(
+        `reno: ${o.configFrom} was made with ${from.record.model.name} (hash ${shortHash(from.record.model.sha256)}); this run uses ${session.model.name} (hash ${shortHash(session.model.sha256)}): the image will differ`,
+      );
     const dir = newRunDir(root, config.prompt);
     if (places.smokeTest && !o.quiet) log('reno: tiny smoke-test preset (random weights): the image and rewards are not meaningful');
     const flag = stopFlag();
     const shouldStop = () => flag.requested || (o.shouldStop?.() ?? false);
     let out: RunOutcome;
     try {
-      out = await withInterrupt(flag, () => runGeneration(session, config, active, dir, { quiet: o.quiet, log, shouldStop, onStep: o.onStep && ((rec, image) => o.onStep!(dir, rec, image)), meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null } }), log);
+      out = await withInterrupt(
+        flag,
+        () =>
+          runGeneration(session, config, active, dir, {
+            quiet: o.quiet,
+            log,
+            shouldStop,
+            onStep: o.onStep && ((rec, image) => o.onStep!(dir, rec, image)),
+            meta: { inactive_rewards: inactive, user: personal?.historyFile ?? null },
+          }),
+        log,
+      );
     } catch (e) {
       // a folder that is not a complete run folder goes; a run stopped because not even its first image was finite
       // is complete without best.png (run.yaml, metrics and report say what happened) and stays
@@ -120,7 +145,9 @@ export async function generateCommand(o: GenerateOptions): Promise<GenerateResul
     const r = out.result;
     for (const n of out.notes) if (!o.quiet || r.stopped) log(`reno: ${n}`);
     if (!o.quiet && r.init && r.best)
-      log(`reno: initial loss ${r.init.record.total.toFixed(4)}, best ${r.best.record.total.toFixed(4)} at step ${r.best.record.step}; wrote ${path.relative(process.cwd(), dir) || dir}`);
+      log(
+        `reno: initial loss ${r.init.record.total.toFixed(4)}, best ${r.best.record.total.toFixed(4)} at step ${r.best.record.step}; wrote ${path.relative(process.cwd(), dir) || dir}`,
+      );
     // stdout is for scripts: the folder, or the summary with --json (the folder is complete even for a stopped run)
     stdout(o.json ? JSON.stringify(runSummary(dir, r, places.smokeTest), null, 2) : path.resolve(dir));
     return { ...out, config };

@@ -46,7 +46,11 @@ function out(opts: ModelsCommonOptions): NodeJS.WritableStream {
 }
 
 function locateOpts(opts: LocateOptions): LocateOptions {
-  return { ...(opts.modelDir ? { modelDir: opts.modelDir } : {}), ...(opts.modelsDir ? { modelsDir: opts.modelsDir } : {}), ...(opts.env ? { env: opts.env } : {}) };
+  return {
+    ...(opts.modelDir ? { modelDir: opts.modelDir } : {}),
+    ...(opts.modelsDir ? { modelsDir: opts.modelsDir } : {}),
+    ...(opts.env ? { env: opts.env } : {}),
+  };
 }
 
 export function modelStatus(entry: ModelEntry, opts: LocateOptions = {}): ModelStatus {
@@ -70,7 +74,16 @@ export function modelStatus(entry: ModelEntry, opts: LocateOptions = {}): ModelS
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i])))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function statusText(s: ModelStatus): string {
@@ -100,7 +113,9 @@ export async function modelsList(opts: ModelsListOptions = {}): Promise<ModelSta
   w.write(table([head, ...body]));
   const absent = rows.filter((s) => !s.complete).map((s) => s.name);
   const where = `HF cache ${hfCacheDir(opts.env ?? process.env)}${opts.modelsDir ? `, --models-dir ${opts.modelsDir}` : ''}`;
-  w.write(absent.length ? `\nSearched: ${where}. Get the rest with: reno models download ${absent.join(' ')}\n` : `\nAll models are complete (${where}).\n`);
+  w.write(
+    absent.length ? `\nSearched: ${where}. Get the rest with: reno models download ${absent.join(' ')}\n` : `\nAll models are complete (${where}).\n`,
+  );
   return rows;
 }
 
@@ -132,7 +147,9 @@ export async function modelsDownload(names: string[], opts: ModelsDownloadOption
     try {
       const r = await downloadModel(e, opts);
       results.push(r);
-      w.write(`${e.name}: ${e.repo} @ ${r.commit.slice(0, 12)} complete in ${r.snapshot}${r.absent.length ? ` (the hub has no ${r.absent.join(', ')})` : ''}\n`);
+      w.write(
+        `${e.name}: ${e.repo} @ ${r.commit.slice(0, 12)} complete in ${r.snapshot}${r.absent.length ? ` (the hub has no ${r.absent.join(', ')})` : ''}\n`,
+      );
     } catch (err) {
       if (!(err instanceof RenoError)) throw err;
       failed.push(`${e.name}: ${err.message}${e.manual ? `\n  by hand: ${e.manual}` : ''}`);
@@ -198,7 +215,13 @@ export async function modelsVerify(names: string[], opts: ModelsCommonOptions = 
     if (!location) {
       if (names.length === 0) continue;
       const where = searched.map((s) => `${s.path} (${s.result})`).join('; ');
-      results.push({ name: e.name, ok: false, where: null, dir: null, problems: [`not found; searched ${where}; get it with: reno models download ${e.name}`] });
+      results.push({
+        name: e.name,
+        ok: false,
+        where: null,
+        dir: null,
+        problems: [`not found; searched ${where}; get it with: reno models download ${e.name}`],
+      });
       continue;
     }
     // verifying everything: an entry that only shares its repo folder with another entry (sd-turbo-file beside
@@ -221,6 +244,7 @@ export async function modelsVerify(names: string[], opts: ModelsCommonOptions = 
     w.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.name}${r.dir ? `  (${r.where} ${r.dir})` : ''}\n`);
     for (const p of r.problems) w.write(`      ${p}\n`);
   }
-  if (results.length === 0) w.write(`no models found (HF cache ${hfCacheDir(opts.env ?? process.env)}${opts.modelsDir ? `, --models-dir ${opts.modelsDir}` : ''})\n`);
+  if (results.length === 0)
+    w.write(`no models found (HF cache ${hfCacheDir(opts.env ?? process.env)}${opts.modelsDir ? `, --models-dir ${opts.modelsDir}` : ''})\n`);
   return results;
 }

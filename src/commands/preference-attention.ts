@@ -93,7 +93,8 @@ export async function preferenceAttention(o: PreferenceAttentionOptions): Promis
     const head = o.head ?? 'mean';
     if (!(Number.isInteger(layer) && layer >= 0 && layer < nLayers)) throw new UsageError(`--layer must be in 0..${nLayers - 1}, found ${layer}`);
     const heads = model.backbone.config.text.numHeads;
-    if (head !== 'mean' && !(Number.isInteger(head) && head >= 0 && head < heads)) throw new UsageError(`--head must be in 0..${heads - 1} or "mean", found ${head}`);
+    if (head !== 'mean' && !(Number.isInteger(head) && head >= 0 && head < heads))
+      throw new UsageError(`--head must be in 0..${heads - 1} or "mean", found ${head}`);
     const { chosen, groups } = chooseUsers(ds, model, seed, o.users, 4);
     if (!chosen.length) throw new UsageError(`${ds.dir}: no test user to show`);
     const target = o.target ? path.resolve(o.target) : chosen[0].queries[0].liked;
@@ -149,7 +150,9 @@ export async function preferenceAttention(o: PreferenceAttentionOptions): Promis
     const json = path.join(out, 'attention.json');
     const pairsOf = (same: boolean) => {
       const d: number[] = [];
-      for (let i = 0; i < panels.length; i++) for (let j = i + 1; j < panels.length; j++) if ((panels[i].user === panels[j].user) === same) d.push(meanAbsDiff(panels[i].probs, panels[j].probs));
+      for (let i = 0; i < panels.length; i++)
+        for (let j = i + 1; j < panels.length; j++)
+          if ((panels[i].user === panels[j].user) === same) d.push(meanAbsDiff(panels[i].probs, panels[j].probs));
       return mean(d);
     };
     const byUserMean = chosen.map((u) => {
@@ -160,15 +163,21 @@ export async function preferenceAttention(o: PreferenceAttentionOptions): Promis
       if (!groups) return undefined;
       const d: number[] = [];
       for (let i = 0; i < byUserMean.length; i++)
-        for (let j = i + 1; j < byUserMean.length; j++) if ((groups.get(byUserMean[i].u.user) === groups.get(byUserMean[j].u.user)) === same) d.push(meanAbsDiff(byUserMean[i].m, byUserMean[j].m));
+        for (let j = i + 1; j < byUserMean.length; j++)
+          if ((groups.get(byUserMean[i].u.user) === groups.get(byUserMean[j].u.user)) === same) d.push(meanAbsDiff(byUserMean[i].m, byUserMean[j].m));
       return d.length ? mean(d) : undefined;
     };
     const spread = { withinUser: pairsOf(true), betweenUsers: pairsOf(false), sameGroup: groupPairs(true), otherGroup: groupPairs(false) };
     writeFileAtomic(png, grid);
-    writeFileAtomic(json, JSON.stringify({ checkpoint: ckpt, data: ds.dir, layer, head, target, prompt, prototypes: lp, vmax, spread, panels }, null, 1) + '\n');
+    writeFileAtomic(
+      json,
+      JSON.stringify({ checkpoint: ckpt, data: ds.dir, layer, head, target, prompt, prototypes: lp, vmax, spread, panels }, null, 1) + '\n',
+    );
     if (!o.quiet) {
       const f = (x: number | undefined) => (x === undefined ? '–' : x.toExponential(2));
-      log(`reno: mean |difference| between panels: same user ${f(spread.withinUser)}, different users ${f(spread.betweenUsers)}; user means: same group ${f(spread.sameGroup)}, other group ${f(spread.otherGroup)}`);
+      log(
+        `reno: mean |difference| between panels: same user ${f(spread.withinUser)}, different users ${f(spread.betweenUsers)}; user means: same group ${f(spread.sameGroup)}, other group ${f(spread.otherGroup)}`,
+      );
       log(`reno: wrote ${png} and ${json}`);
     }
     return { png, json, panels, spread };

@@ -27,11 +27,20 @@ export async function withCheckpoint<T>(
 }
 
 /** The test users to show: `users` names them or says how many (default n); a bad choice is a usage error. */
-export function chooseUsers(ds: PreferenceDataset, model: PreferenceModel, seed: number, users: string[] | number | undefined, n: number): { chosen: EvalUser[]; groups: Map<string, number> | null } {
+export function chooseUsers(
+  ds: PreferenceDataset,
+  model: PreferenceModel,
+  seed: number,
+  users: string[] | number | undefined,
+  n: number,
+): { chosen: EvalUser[]; groups: Map<string, number> | null } {
   const proto = evalProtocol(ds, { maxNRef: model.config.nRef, seed });
   const groups = worldGroups(ds.dir);
   try {
-    return { chosen: pickUsers(proto.users, typeof users === 'number' ? users : n, { names: Array.isArray(users) ? users : undefined, groups }), groups };
+    return {
+      chosen: pickUsers(proto.users, typeof users === 'number' ? users : n, { names: Array.isArray(users) ? users : undefined, groups }),
+      groups,
+    };
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

@@ -72,7 +72,10 @@ const EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif
 /** A file-name-safe form of an id: unchanged when it is already safe, else sanitised plus a short hash. */
 export function safeName(id: string): string {
   if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id) && !id.endsWith('.')) return id;
-  const base = id.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._-]+/, '').slice(0, 60);
+  const base = id
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^[._-]+/, '')
+    .slice(0, 60);
   return `${base}${base ? '-' : ''}${createHash('sha1').update(id).digest('hex').slice(0, 10)}`;
 }
 
@@ -132,7 +135,8 @@ export async function preferenceDataset(o: PreferenceDatasetOptions): Promise<Pr
       await pf.close();
     }
   }
-  const bar = (label: string) => progress({ total: totalRows, label, quiet: o.quiet ?? false, ...(o.progressStream ? { stream: o.progressStream } : {}) });
+  const bar = (label: string) =>
+    progress({ total: totalRows, label, quiet: o.quiet ?? false, ...(o.progressStream ? { stream: o.progressStream } : {}) });
 
   // Pass 1: ids and labels only.
   const scan = new PickapicScan();
@@ -150,7 +154,8 @@ export async function preferenceDataset(o: PreferenceDatasetOptions): Promise<Pr
     p.stop();
   }
   const kept = scan.kept(minLiked);
-  if (kept.length === 0) throw new DataError(`no user has at least ${minLiked} unique liked images (${scan.users.size} users in ${files.length} shard(s))`);
+  if (kept.length === 0)
+    throw new DataError(`no user has at least ${minLiked} unique liked images (${scan.users.size} users in ${files.length} shard(s))`);
   const plan = planSplits(scan.users, kept, split);
   const counts = splitStats(scan.users, plan);
 
@@ -232,11 +237,14 @@ export async function preferenceDataset(o: PreferenceDatasetOptions): Promise<Pr
 
   const d = scan.totals.dropped;
   say(`Pick-a-Pic: ${scan.totals.rows} rows in ${files.length} shard(s), ${scan.users.size} users`);
-  say(`dropped: ${d.tie} ties, ${d.duplicate} duplicate pairs, ${d.unlabelled} unlabelled, ${d.best_mismatch} best_image_uid contradicting the labels, ${d.same_image} with the same image twice`);
+  say(
+    `dropped: ${d.tie} ties, ${d.duplicate} duplicate pairs, ${d.unlabelled} unlabelled, ${d.best_mismatch} best_image_uid contradicting the labels, ${d.same_image} with the same image twice`,
+  );
   if (scan.totals.mismatchExamples.length) say(`  best_image_uid mismatches at: ${scan.totals.mismatchExamples.join('; ')}`);
   say(`kept ${kept.length} users with at least ${minLiked} unique liked images`);
   for (const l of describeSplits(counts)) say(l);
-  if (plan.seenShortfall > 0) say(`note: ${plan.seenShortfall} fewer seen test users than asked (no pairs to hold out without sharing an image with train)`);
+  if (plan.seenShortfall > 0)
+    say(`note: ${plan.seenShortfall} fewer seen test users than asked (no pairs to hold out without sharing an image with train)`);
   say(`wrote ${lines} pairs and ${written.size} images to ${out}`);
   return stats;
 }

@@ -41,7 +41,19 @@ import {
   type ScoredPair,
 } from '../preference/metrics.js';
 import { PreferenceModel } from '../preference/model.js';
-import { DEFAULT_FORMULA, DEFAULT_TOWER, checkFormula, checkTower, embedHistory, embedImageFiles, embedPrompts, fitPersonal, loadEmbeddingTower, needsText, type Formula } from '../../rewards/personal-embedding.js';
+import {
+  DEFAULT_FORMULA,
+  DEFAULT_TOWER,
+  checkFormula,
+  checkTower,
+  embedHistory,
+  embedImageFiles,
+  embedPrompts,
+  fitPersonal,
+  loadEmbeddingTower,
+  needsText,
+  type Formula,
+} from '../../rewards/personal-embedding.js';
 import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, type EvalProtocol, type Target } from '../preference/protocol.js';
 import { readImage } from '../image/png.js';
 import { useBackend } from '../runtime/backend.js';
@@ -108,7 +120,14 @@ export interface ModelEval {
 
 export interface PreferenceEvalResult {
   out: string;
-  protocol: { users: { seen: number; unseen: number }; queries: { seen: number; unseen: number }; skipped: string[]; maxNRef: number; candidateSets: number; seed: number };
+  protocol: {
+    users: { seen: number; unseen: number };
+    queries: { seen: number; unseen: number };
+    skipped: string[];
+    maxNRef: number;
+    candidateSets: number;
+    seed: number;
+  };
   models: ModelEval[];
   sweep: NRefSweep;
   tables: PaperTable[];
@@ -144,17 +163,34 @@ export function defaultSweep(nRef: number): number[] {
 
 function pairsOf(proto: EvalProtocol, score: (user: string, t: Target) => number): ScoredPair[] {
   return proto.users.flatMap((u) =>
-    u.queries.map((q) => ({ user: u.user, group: u.group, liked: score(u.user, { prompt: q.prompt, image: q.liked }), disliked: score(u.user, { prompt: q.prompt, image: q.disliked }) })),
+    u.queries.map((q) => ({
+      user: u.user,
+      group: u.group,
+      liked: score(u.user, { prompt: q.prompt, image: q.liked }),
+      disliked: score(u.user, { prompt: q.prompt, image: q.disliked }),
+    })),
   );
 }
 
 function setsOf(proto: EvalProtocol, sets: CandidateSet[], score: (user: string, t: Target) => number) {
   const group = new Map(proto.users.map((u) => [u.user, u.group]));
-  return sets.map((s) => ({ user: s.user, group: group.get(s.user)!, liked: score(s.user, s.liked), disliked: s.disliked.map((c) => score(s.user, c)) }));
+  return sets.map((s) => ({
+    user: s.user,
+    group: group.get(s.user)!,
+    liked: score(s.user, s.liked),
+    disliked: s.disliked.map((c) => score(s.user, c)),
+  }));
 }
 
 /** Scores (M+ - M-) of every user's query images after the first n history pairs, for each n. */
-async function scoreModel(model: PreferenceModel, proto: EvalProtocol, ns: number[], bar: Progress, tick: () => number, label: string): Promise<Map<number, Map<string, number>>> {
+async function scoreModel(
+  model: PreferenceModel,
+  proto: EvalProtocol,
+  ns: number[],
+  bar: Progress,
+  tick: () => number,
+  label: string,
+): Promise<Map<number, Map<string, number>>> {
   const images = new ImageCache(4096, (x) => model.pixels(x));
   const out = new Map<number, Map<string, number>>(ns.map((n) => [n, new Map()]));
   try {
@@ -190,11 +226,27 @@ async function scoreEmbedding(
   try {
     for (const u of proto.users) {
       const targets = queryTargets(u);
-      const e = await embedImageFiles(tower, targets.map((t) => t.image));
-      const tt = text ? await embedPrompts(tower, targets.map((t) => t.prompt)) : null;
+      const e = await embedImageFiles(
+        tower,
+        targets.map((t) => t.image),
+      );
+      const tt = text
+        ? await embedPrompts(
+            tower,
+            targets.map((t) => t.prompt),
+          )
+        : null;
       const full = await embedHistory(tower, u.history.slice(0, Math.max(...ns)), { text });
-      const E = tf.tensor2d(e.flatMap((v) => [...v]), [e.length, tower.dim]);
-      const T = tt ? tf.tensor2d(tt.flatMap((v) => [...v]), [tt.length, tower.dim]) : null;
+      const E = tf.tensor2d(
+        e.flatMap((v) => [...v]),
+        [e.length, tower.dim],
+      );
+      const T = tt
+        ? tf.tensor2d(
+            tt.flatMap((v) => [...v]),
+            [tt.length, tower.dim],
+          )
+        : null;
       try {
         for (const n of ns) {
           const h = { dim: full.dim, liked: full.liked.slice(0, n), disliked: full.disliked.slice(0, n), text: full.text?.slice(0, n) };
@@ -220,7 +272,13 @@ async function scoreEmbedding(
 }
 
 /** A reward's score of every distinct query image (with its pair's prompt). */
-async function scoreReward(name: string, places: ReturnType<typeof modelPlaces>, targets: Target[], bar: Progress, tick: (k: number) => number): Promise<Map<string, number>> {
+async function scoreReward(
+  name: string,
+  places: ReturnType<typeof modelPlaces>,
+  targets: Target[],
+  bar: Progress,
+  tick: (k: number) => number,
+): Promise<Map<string, number>> {
   const reward = await rewardSpec(name).load(rewardContext(places));
   const out = new Map<string, number>();
   try {
@@ -263,7 +321,10 @@ export function nRefPlot(sweep: NRefSweep, groups: 'seen-unseen' | 'all'): strin
   const series: LineSeries[] = sweep.series.flatMap((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     if (groups === 'all') return [{ name: s.model, values: pct(s.all), color }];
-    return [{ name: `${s.model}, seen`, values: pct(s.seen), color }, { name: `${s.model}, unseen`, values: pct(s.unseen), color, dashed: true }];
+    return [
+      { name: `${s.model}, seen`, values: pct(s.seen), color },
+      { name: `${s.model}, unseen`, values: pct(s.unseen), color, dashed: true },
+    ];
   });
   series.push({ name: 'chance (50 %)', values: sweep.nRef.map(() => 50), color: '#999999', dashed: true });
   const values = series.flatMap((s) => s.values).filter(Number.isFinite);
@@ -340,17 +401,36 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   const vlms = [...ckpts.slice(1), ckpts[0]]; // ablations first, the main model last (the paper's column order)
   const untrained = wanted.includes(UNTRAINED);
   const embeddingTower = o.embeddingTower ?? DEFAULT_TOWER;
-  const units = (vlms.length + (untrained ? 1 : 0) + (formulas.length ? 1 : 0)) * proto.users.length * evalNs.length + rewards.length * allTargets.length;
+  const units =
+    (vlms.length + (untrained ? 1 : 0) + (formulas.length ? 1 : 0)) * proto.users.length * evalNs.length + rewards.length * allTargets.length;
   let done = 0;
   const bar = progress({ total: units, label: 'eval', quiet: o.quiet || o.json, stream: o.stream });
   const models: ModelEval[] = [];
   const labels = new Set<string>();
   const unique = (l: string, dir: string) => (labels.has(l) ? `${l} (${path.basename(dir)})` : l);
-  const evalScores = (label: string, kind: ModelEval['kind'], source: string, nRef: number, score: (user: string, t: Target) => number, sweep?: ModelEval['sweep']) => {
-    const m: ModelEval = { label, kind, source, nRef, top1: groupedPairwise(pairsOf(proto, score)), topK: groupedTopK(setsOf(proto, sets, score)), sweep };
+  const evalScores = (
+    label: string,
+    kind: ModelEval['kind'],
+    source: string,
+    nRef: number,
+    score: (user: string, t: Target) => number,
+    sweep?: ModelEval['sweep'],
+  ) => {
+    const m: ModelEval = {
+      label,
+      kind,
+      source,
+      nRef,
+      top1: groupedPairwise(pairsOf(proto, score)),
+      topK: groupedTopK(setsOf(proto, sets, score)),
+      sweep,
+    };
     labels.add(label);
     models.push(m);
-    if (!o.quiet && !o.json) bar.log(`${label}: top-1 ${fmt(m.top1.all)} % (seen ${fmt(m.top1.seen)}, unseen ${fmt(m.top1.unseen)}), top-1/2/3 of 4 ${m.topK.all.map(fmt).join(' / ')} %`);
+    if (!o.quiet && !o.json)
+      bar.log(
+        `${label}: top-1 ${fmt(m.top1.all)} % (seen ${fmt(m.top1.seen)}, unseen ${fmt(m.top1.unseen)}), top-1/2/3 of 4 ${m.topK.all.map(fmt).join(' / ')} %`,
+      );
   };
   try {
     for (const name of rewards) {
@@ -360,7 +440,11 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     if (formulas.length) {
       const scores = await scoreEmbedding(embeddingTower, formulas, places, proto, evalNs, bar, () => ++done);
       for (const f of formulas) {
-        const at = (n: number) => (user: string, t: Target) => scores.get(f)!.get(n)!.get(`${user}\u0000${targetKey(t)}`)!;
+        const at = (n: number) => (user: string, t: Target) =>
+          scores
+            .get(f)!
+            .get(n)!
+            .get(`${user}\u0000${targetKey(t)}`)!;
         const sweep = ns.map((n) => ({ nRef: n, accuracy: groupedPairwise(pairsOf(proto, at(n))) }));
         evalScores(`Embedding ${f} (${embeddingTower})`, 'embedding', `${embeddingTower}:${f}`, mainN, at(mainN), sweep);
       }
@@ -382,7 +466,10 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     }
     for (const [i, c] of vlms.entries()) {
       const isMain = i === vlms.length - 1;
-      const label = unique(c.label ?? (isMain ? 'Ours' : settingLabel(readPreferenceConfig(c.dir).json as Parameters<typeof settingLabel>[0], c.dir)), c.dir);
+      const label = unique(
+        c.label ?? (isMain ? 'Ours' : settingLabel(readPreferenceConfig(c.dir).json as Parameters<typeof settingLabel>[0], c.dir)),
+        c.dir,
+      );
       const m = loadPreferenceModel(c.dir, { backboneDir: o.backbone && path.resolve(o.backbone) });
       try {
         await runVlm(label, 'checkpoint', c.dir, m);
@@ -396,7 +483,10 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   const sweep = nRefSweep(models.flatMap((m) => (m.sweep ?? []).map((s) => ({ model: m.label, nRef: s.nRef, accuracy: s.accuracy }))));
   const tables = [
     table1(models.map((m) => ({ model: m.label, nRef: m.nRef, top1: m.top1.all }))),
-    table2(models.map((m) => ({ model: m.label, seen: m.top1.seen, unseen: m.top1.unseen })), mainN),
+    table2(
+      models.map((m) => ({ model: m.label, seen: m.top1.seen, unseen: m.top1.unseen })),
+      mainN,
+    ),
     table3(models.map((m) => ({ model: m.label, nRef: m.nRef, topK: m.topK.all }))),
   ];
   const vlmEvals = models.filter((m) => m.kind === 'checkpoint');
@@ -423,7 +513,15 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     '',
   ];
   const md = head.join('\n') + '\n' + tables.map(tableMarkdown).join('\n');
-  const json = { data: ds.dir, checkpoints: ckpts.map((c) => c.dir), smoke_test: places.smokeTest, protocol, models, sweep, tables: tables.map(tableJson) };
+  const json = {
+    data: ds.dir,
+    checkpoints: ckpts.map((c) => c.dir),
+    smoke_test: places.smokeTest,
+    protocol,
+    models,
+    sweep,
+    tables: tables.map(tableJson),
+  };
   const files = ['tables.md', 'tables.json', 'nref.png', 'nref-all.png'].map((f) => path.join(out, f));
   writeFileAtomic(files[0], md);
   writeFileAtomic(files[1], JSON.stringify(json, null, 2) + '\n');

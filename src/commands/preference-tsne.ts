@@ -55,7 +55,8 @@ export async function preferenceTsne(o: PreferenceTsneOptions): Promise<Preferen
   const ds = readPreferenceDataset(o.data);
   const seed = o.seed ?? 0;
   const n = typeof o.users === 'number' ? o.users : 8;
-  if (!(Number.isInteger(n) && n >= 1 && n <= PALETTE.length)) throw new UsageError(`--users must be 1..${PALETTE.length} (one colour each), found ${n}`);
+  if (!(Number.isInteger(n) && n >= 1 && n <= PALETTE.length))
+    throw new UsageError(`--users must be 1..${PALETTE.length} (one colour each), found ${n}`);
   return withCheckpoint(o, async ({ ckpt, model, images }) => {
     const { chosen, groups } = chooseUsers(ds, model, seed, o.users, n);
     if (chosen.length > PALETTE.length) throw new UsageError(`at most ${PALETTE.length} users (one colour each)`);
@@ -75,7 +76,11 @@ export async function preferenceTsne(o: PreferenceTsneOptions): Promise<Preferen
     if (feats.length < 4) throw new UsageError(`only ${feats.length} liked images among the chosen users: too few for a map`);
     const map = tsne(feats, { perplexity: o.perplexity ?? 30, iterations: o.iterations ?? 1000, seed });
     const users = meta.map((m) => m.user);
-    const sameUser = { map: nearestNeighbourAgreement(map.points, users), features: nearestNeighbourAgreement(feats, users), featuresWithoutHistory: nearestNeighbourAgreement(bare, users) };
+    const sameUser = {
+      map: nearestNeighbourAgreement(map.points, users),
+      features: nearestNeighbourAgreement(feats, users),
+      featuresWithoutHistory: nearestNeighbourAgreement(bare, users),
+    };
     const g = groups ? meta.map((m) => groups.get(m.user) ?? -1) : null;
     const sameGroup = g ? { map: nearestNeighbourAgreement(map.points, g), features: nearestNeighbourAgreement(feats, g) } : undefined;
     // a random neighbour is of the same user with probability sum n_u (n_u - 1) / (N (N - 1))
@@ -98,9 +103,31 @@ export async function preferenceTsne(o: PreferenceTsneOptions): Promise<Preferen
     const files = { png: path.join(out, 'tsne.png'), json: path.join(out, 'tsne.json') };
     const points = map.points.map((p, i) => ({ ...meta[i], x: p[0], y: p[1] }));
     writeFileAtomic(files.png, png);
-    writeFileAtomic(files.json, JSON.stringify({ checkpoint: ckpt, data: ds.dir, feature: 'final-norm hidden state at the target entry\'s last position', n_ref: model.config.nRef, perplexity: map.perplexity, kl: map.kl, sameUser, sameUserChance: chance, sameGroup, users: chosen.map(label), points }, null, 1) + '\n');
+    writeFileAtomic(
+      files.json,
+      JSON.stringify(
+        {
+          checkpoint: ckpt,
+          data: ds.dir,
+          feature: "final-norm hidden state at the target entry's last position",
+          n_ref: model.config.nRef,
+          perplexity: map.perplexity,
+          kl: map.kl,
+          sameUser,
+          sameUserChance: chance,
+          sameGroup,
+          users: chosen.map(label),
+          points,
+        },
+        null,
+        1,
+      ) + '\n',
+    );
     if (!o.quiet) {
-      log(`reno: nearest neighbour of the same user: ${pct(sameUser.map)} in the map, ${pct(sameUser.features)} in feature space (chance ${pct(chance)}; the same images with no history: ${pct(sameUser.featuresWithoutHistory)})` + (sameGroup ? `; same taste group: ${pct(sameGroup.map)} / ${pct(sameGroup.features)}` : ''));
+      log(
+        `reno: nearest neighbour of the same user: ${pct(sameUser.map)} in the map, ${pct(sameUser.features)} in feature space (chance ${pct(chance)}; the same images with no history: ${pct(sameUser.featuresWithoutHistory)})` +
+          (sameGroup ? `; same taste group: ${pct(sameGroup.map)} / ${pct(sameGroup.features)}` : ''),
+      );
       log(`reno: wrote ${files.png} and ${files.json}`);
     }
     return { ...files, points, sameUser, sameUserChance: chance, sameGroup };

@@ -24,8 +24,12 @@ export async function preferenceSynth(o: PreferenceSynthOptions): Promise<SynthR
   if (fs.existsSync(path.join(o.out, 'pairs.jsonl'))) throw new UsageError(`${o.out} already holds a dataset (pairs.jsonl): choose another --out`);
   const r = await writeTasteWorld(o);
   if (!o.quiet) {
-    const or = Object.entries(r.oracle).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ');
-    log(`reno: wrote ${r.pairs} pairs (${r.images} images) of ${r.users.seen} seen + ${r.users.unseen} unseen users to ${r.dir}; oracle test accuracy: ${or}`);
+    const or = Object.entries(r.oracle)
+      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+      .join(', ');
+    log(
+      `reno: wrote ${r.pairs} pairs (${r.images} images) of ${r.users.seen} seen + ${r.users.unseen} unseen users to ${r.dir}; oracle test accuracy: ${or}`,
+    );
   }
   return r;
 }
@@ -75,12 +79,60 @@ export interface PreferenceTrainOptions {
 
 /** The paper's settings (4.1), and the tiny preset's (a random 2-layer backbone learns only with a larger lr). */
 export const TRAIN_DEFAULTS = {
-  paper: { prototypes: 10, nRef: 8, minRef: undefined, trainVision: true, loraRank: 8, loraAlpha: 8, steps: 5000, protoSteps: 16000, batch: 64, lr: 1e-5, weightDecay: 1e-2, maxGradNorm: 1, evalPairs: 500, saveEvery: 100 },
-  tiny: { prototypes: 10, nRef: 3, minRef: 1, trainVision: true, loraRank: 8, loraAlpha: 16, steps: 100, protoSteps: 20, batch: 16, lr: 3e-3, weightDecay: 1e-2, maxGradNorm: 1, evalPairs: 100, saveEvery: 25 },
+  paper: {
+    prototypes: 10,
+    nRef: 8,
+    minRef: undefined,
+    trainVision: true,
+    loraRank: 8,
+    loraAlpha: 8,
+    steps: 5000,
+    protoSteps: 16000,
+    batch: 64,
+    lr: 1e-5,
+    weightDecay: 1e-2,
+    maxGradNorm: 1,
+    evalPairs: 500,
+    saveEvery: 100,
+  },
+  tiny: {
+    prototypes: 10,
+    nRef: 3,
+    minRef: 1,
+    trainVision: true,
+    loraRank: 8,
+    loraAlpha: 16,
+    steps: 100,
+    protoSteps: 20,
+    batch: 16,
+    lr: 3e-3,
+    weightDecay: 1e-2,
+    maxGradNorm: 1,
+    evalPairs: 100,
+    saveEvery: 25,
+  },
 } as const;
 
 /** Options that a resume may change; any other option given must equal the checkpoint's. */
-const RESUMABLE = new Set(['data', 'out', 'resume', 'force', 'backbone', 'modelsDir', 'preset', 'backend', 'quiet', 'stream', 'log', 'shouldStop', 'steps', 'protoSteps', 'saveEvery', 'evalEvery', 'evalPairs']);
+const RESUMABLE = new Set([
+  'data',
+  'out',
+  'resume',
+  'force',
+  'backbone',
+  'modelsDir',
+  'preset',
+  'backend',
+  'quiet',
+  'stream',
+  'log',
+  'shouldStop',
+  'steps',
+  'protoSteps',
+  'saveEvery',
+  'evalEvery',
+  'evalPairs',
+]);
 
 /** The backbone folder: --backbone, else the registry's smolvlm (--models-dir / --preset / HF cache); a resume
  * without either takes the folder the checkpoint recorded. */
@@ -122,12 +174,23 @@ export function trainSettings(o: PreferenceTrainOptions): { config: PreferenceCo
     evalEvery: o.evalEvery ?? 0,
     evalPairs: o.evalPairs ?? d.evalPairs,
   };
-  for (const [k, v] of Object.entries({ steps: settings.stage1Steps, protoSteps: settings.stage2Steps, saveEvery: settings.saveEvery, evalPairs: settings.evalPairs }))
+  for (const [k, v] of Object.entries({
+    steps: settings.stage1Steps,
+    protoSteps: settings.stage2Steps,
+    saveEvery: settings.saveEvery,
+    evalPairs: settings.evalPairs,
+  }))
     if (!(Number.isInteger(v) && v >= 0)) throw new UsageError(`--${k} must be an integer >= 0, found ${v}`);
   if (!(Number.isInteger(settings.batch) && settings.batch >= 1)) throw new UsageError(`--batch must be a positive integer, found ${settings.batch}`);
   if (!(settings.lr > 0)) throw new UsageError(`--lr must be positive, found ${settings.lr}`);
   if (settings.saveEvery === 0) settings.saveEvery = Number.MAX_SAFE_INTEGER;
-  const record = { data: path.resolve(o.data), preset: o.preset ?? null, ...settings, protoLr: settings.protoLr ?? null, saveEvery: o.saveEvery ?? d.saveEvery };
+  const record = {
+    data: path.resolve(o.data),
+    preset: o.preset ?? null,
+    ...settings,
+    protoLr: settings.protoLr ?? null,
+    saveEvery: o.saveEvery ?? d.saveEvery,
+  };
   return { config, settings, record };
 }
 
@@ -166,7 +229,9 @@ function resumedSettings(o: PreferenceTrainOptions, cfg: Saved): { settings: Tra
     if (v === undefined || RESUMABLE.has(k)) continue;
     const was = SAVED[k]?.(cfg, saved);
     if (JSON.stringify(was) !== JSON.stringify(v))
-      throw new UsageError(`--resume continues with the checkpoint's settings: "${k}" cannot change (${JSON.stringify(was)} in the checkpoint, ${JSON.stringify(v)} given)`);
+      throw new UsageError(
+        `--resume continues with the checkpoint's settings: "${k}" cannot change (${JSON.stringify(was)} in the checkpoint, ${JSON.stringify(v)} given)`,
+      );
   }
   if (o.steps !== undefined) settings.stage1Steps = o.steps;
   if (o.protoSteps !== undefined) settings.stage2Steps = o.protoSteps;
@@ -182,7 +247,8 @@ export async function preferenceTrain(o: PreferenceTrainOptions): Promise<TrainR
   const ds = readPreferenceDataset(o.data);
   const dir = backboneDir(o, out);
   const hasCkpt = fs.existsSync(path.join(out, 'config.json'));
-  if (hasCkpt && !o.resume && !o.force) throw new UsageError(`${out} already holds a preference checkpoint: use --resume to continue it or --force to replace it`);
+  if (hasCkpt && !o.resume && !o.force)
+    throw new UsageError(`${out} already holds a preference checkpoint: use --resume to continue it or --force to replace it`);
   if (o.resume && !hasCkpt) throw new UsageError(`--resume: no checkpoint in ${out}`);
   await useBackend(o.backend, { quiet: o.quiet });
   let model: PreferenceModel;
@@ -195,7 +261,9 @@ export async function preferenceTrain(o: PreferenceTrainOptions): Promise<TrainR
     if (fs.existsSync(path.join(out, 'optimizer.safetensors'))) {
       const os = checkpointState(out, 'optimizer.safetensors');
       if (os.stage !== start.stage || os.step !== start.step)
-        throw new UsageError(`${out}: model.safetensors (stage ${start.stage} step ${start.step}) and optimizer.safetensors (stage ${os.stage} step ${os.step}) disagree: an interrupted save?`);
+        throw new UsageError(
+          `${out}: model.safetensors (stage ${start.stage} step ${start.step}) and optimizer.safetensors (stage ${os.stage} step ${os.step}) disagree: an interrupted save?`,
+        );
     }
     model = loadPreferenceModel(out, { backboneDir: dir, trainable: true });
     if (!o.quiet) log(`reno: resuming ${out} at stage ${start.stage} step ${start.step}`);
@@ -208,7 +276,21 @@ export async function preferenceTrain(o: PreferenceTrainOptions): Promise<TrainR
   try {
     const flag = stopFlag();
     const shouldStop = () => flag.requested || (o.shouldStop?.() ?? false);
-    const r = await withInterrupt(flag, () => trainPreference(model, ds, settings, { out, start, optimizerFile: path.join(out, 'optimizer.safetensors'), record, quiet: o.quiet, stream: o.stream, log, shouldStop }), log);
+    const r = await withInterrupt(
+      flag,
+      () =>
+        trainPreference(model, ds, settings, {
+          out,
+          start,
+          optimizerFile: path.join(out, 'optimizer.safetensors'),
+          record,
+          quiet: o.quiet,
+          stream: o.stream,
+          log,
+          shouldStop,
+        }),
+      log,
+    );
     return { ...r, out };
   } finally {
     model.dispose();

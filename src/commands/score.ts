@@ -56,7 +56,10 @@ function storedRecord(file: string): ImageRecord | null {
 
 /** One line saying what reno stored in an image. */
 export function storedLine(image: string, r: ImageRecord): string {
-  const n = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+  const n = (o: Record<string, number>) =>
+    Object.entries(o)
+      .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+      .join(', ');
   return (
     `# ${image}: made by reno ${r.reno_version}: prompt ${JSON.stringify(r.prompt)}, seed ${r.seed}, ${r.width}x${r.height}, ` +
     `${r.model.name} (hash ${shortHash(r.model.sha256)}${r.smoke_test ? ', smoke test' : ''}), ${r.image} image at step ${r.step}` +
@@ -75,7 +78,8 @@ export function scoreTable(rows: ScoreRow[], names: string[]): string[] {
 
 export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
-  if (o.guidance !== undefined && !o.user) throw new UsageError(`--guidance ${o.guidance} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
+  if (o.guidance !== undefined && !o.user)
+    throw new UsageError(`--guidance ${o.guidance} needs --user history.json (it steers the personal reward, which runs only with a user's history)`);
   if (!o.images.length) throw new UsageError('give at least one image to score');
   for (const f of o.images) if (!fs.existsSync(f)) throw new DataError(`image not found: ${f}`);
   const stored = o.images.map(storedRecord);
@@ -89,7 +93,11 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreRow[]> {
   if (names.includes(PERSONAL) && !o.user) throw new UsageError('the personal reward needs --user history.json');
   const places = modelPlaces(o);
   const log = (l: string) => process.stderr.write(l + '\n');
-  const personal = personalOptions(o.user, o.guidance ?? 'like', o.nRef ?? 8, o.preferenceModel, { mode: o.personal, tower: o.personalTower, log: o.quiet || o.json ? () => {} : log });
+  const personal = personalOptions(o.user, o.guidance ?? 'like', o.nRef ?? 8, o.preferenceModel, {
+    mode: o.personal,
+    tower: o.personalTower,
+    log: o.quiet || o.json ? () => {} : log,
+  });
   const ctx = rewardContext(places, personal);
   checkRewardModels(names, ctx);
   await useBackend(o.backend, { quiet: o.quiet || o.json });

@@ -96,10 +96,13 @@ export function readSweep(file: string): SweepSpec {
   }
   if (!raw || typeof raw !== 'object') throw new ConfigError(`${file}: expected a mapping with "grid"`);
   const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) if (!['base', 'grid', 'user', 'preference_model', 'out'].includes(k)) throw new ConfigError(`${file}: unknown key "${k}" (known: base, grid, user, preference_model, out)`);
+  for (const k of Object.keys(r))
+    if (!['base', 'grid', 'user', 'preference_model', 'out'].includes(k))
+      throw new ConfigError(`${file}: unknown key "${k}" (known: base, grid, user, preference_model, out)`);
   const base = (r.base ?? {}) as Record<string, unknown>;
   validatePartial(base, `${file} base`);
-  if (!r.grid || typeof r.grid !== 'object' || Array.isArray(r.grid)) throw new ConfigError(`${file}: "grid" must map config keys to lists of values`);
+  if (!r.grid || typeof r.grid !== 'object' || Array.isArray(r.grid))
+    throw new ConfigError(`${file}: "grid" must map config keys to lists of values`);
   const grid: [string, unknown[]][] = [];
   for (const [k, vs] of Object.entries(r.grid as Record<string, unknown>)) {
     if (!Array.isArray(vs) || !vs.length) throw new ConfigError(`${file}: grid.${k} must be a non-empty list`);
@@ -113,7 +116,13 @@ export function readSweep(file: string): SweepSpec {
     grid.push([k, vs]);
   }
   const dir = path.dirname(path.resolve(file));
-  return { base, grid, user: typeof r.user === 'string' ? path.resolve(dir, r.user) : undefined, preferenceModel: typeof r.preference_model === 'string' ? path.resolve(dir, r.preference_model) : undefined, out: typeof r.out === 'string' ? path.resolve(dir, r.out) : undefined };
+  return {
+    base,
+    grid,
+    user: typeof r.user === 'string' ? path.resolve(dir, r.user) : undefined,
+    preferenceModel: typeof r.preference_model === 'string' ? path.resolve(dir, r.preference_model) : undefined,
+    out: typeof r.out === 'string' ? path.resolve(dir, r.out) : undefined,
+  };
 }
 
 /** Every combination of the grid, in row-major order of the keys as written. */
@@ -125,11 +134,23 @@ export function cells(spec: SweepSpec): Record<string, unknown>[] {
 
 export function configHash(config: RunConfig, extra: unknown): string {
   const canon = (v: unknown): unknown =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v;
-  return createHash('sha256').update(JSON.stringify(canon({ config, extra }))).digest('hex').slice(0, 12);
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v as object)
+            .sort()
+            .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
+        )
+      : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canon({ config, extra })))
+    .digest('hex')
+    .slice(0, 12);
 }
 
-const fmtValues = (v: Record<string, unknown>) => Object.entries(v).map(([k, x]) => `${k.replace(/^weights\./, '')}=${x}`).join(' ');
+const fmtValues = (v: Record<string, unknown>) =>
+  Object.entries(v)
+    .map(([k, x]) => `${k.replace(/^weights\./, '')}=${x}`)
+    .join(' ');
 
 /**
  * Every cell's resolved config, its active rewards and every model it needs, checked before anything is created:
@@ -162,7 +183,16 @@ export function planSweep(o: SweepOptions, spec: SweepSpec, places: ModelPlaces,
       const gen = GENERATORS[c.config.generator];
       if (!gen) throw new ConfigError(`unknown generator "${c.config.generator}" (known: ${Object.keys(GENERATORS).join(', ')})`);
       requireModel(getModel(gen.model), places);
-      checkRewardModels(active, rewardContext(places, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel, { mode: c.config.personal_model, tower: c.config.personal_tower })));
+      checkRewardModels(
+        active,
+        rewardContext(
+          places,
+          personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel, {
+            mode: c.config.personal_model,
+            tower: c.config.personal_tower,
+          }),
+        ),
+      );
     } catch (e) {
       if (e instanceof RenoError) e.message = `${where}: ${e.message}`;
       throw e;
@@ -174,7 +204,12 @@ export function planSweep(o: SweepOptions, spec: SweepSpec, places: ModelPlaces,
 
 /** Cells that can share one loaded session: same generator and same personal-reward options (guidance, n_ref). */
 function sessionKey(spec: SweepSpec, c: SweepCell): string {
-  return JSON.stringify([c.config.generator, c.config.personal_model, c.config.personal_tower, personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel) ?? null]);
+  return JSON.stringify([
+    c.config.generator,
+    c.config.personal_model,
+    c.config.personal_tower,
+    personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel) ?? null,
+  ]);
 }
 
 const claimFile = (c: SweepCell) => `${c.dir}.claim`;
@@ -191,7 +226,17 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
   const planned = planSweep(o, spec, places, dir);
   if (o.queue || o.collect) {
     const meta = (c: { values: Record<string, unknown> }) => ({ sweep: path.resolve(o.file), cell: c.values });
-    const sub = o.queue ? await submitCells({ url: o.queue, cells: planned.map((c) => ({ ...c, user: spec.user, preferenceModel: spec.preferenceModel })), models: { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir }, meta, detach: o.detach, quiet: o.quiet, log }) : null;
+    const sub = o.queue
+      ? await submitCells({
+          url: o.queue,
+          cells: planned.map((c) => ({ ...c, user: spec.user, preferenceModel: spec.preferenceModel })),
+          models: { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir },
+          meta,
+          detach: o.detach,
+          quiet: o.quiet,
+          log,
+        })
+      : null;
     if (!sub?.interrupted && !o.detach) await writeSweepSummary(dir, spec, planned);
     queuedSweepOutcome({ what: 'sweep', again: `reno sweep ${o.file} --collect`, dir, cells: planned, sub, detach: o.detach, quiet: o.quiet, log });
     return { dir, cells: planned };
@@ -222,62 +267,83 @@ export async function sweepCommand(o: SweepOptions): Promise<{ dir: string; cell
       current = null;
       const group = todo.filter((t) => sessionKey(spec, t) === key);
       const rewards = [...new Set(group.flatMap((t) => activeRewardNames(t.config.weights, !!spec.user).active))];
-      const personal = personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel, { mode: c.config.personal_model, tower: c.config.personal_tower }); // paths already absolute
+      const personal = personalOptions(spec.user, c.config.guidance, c.config.n_ref, spec.preferenceModel, {
+        mode: c.config.personal_model,
+        tower: c.config.personal_tower,
+      }); // paths already absolute
       const session = await openSession({ places, generator: c.config.generator, rewards, personal, backend });
       current = { key, session };
       return session;
     };
     const told = new Set<number>();
-    await withInterrupt(flag, async () => {
-      try {
-        for (;;) {
-          const others: SweepCell[] = [];
-          for (const c of order) {
-            if (flag.requested || (o.stopAfter !== undefined && ran >= o.stopAfter)) return;
-            if (done(c)) continue;
-            const claim = tryLock(claimFile(c));
-            if (!claim.ok) {
-              // another live process runs this cell: leave it alone
-              others.push(c);
-              if (!told.has(c.index)) log(`reno: cell ${c.index + 1} is being run by ${describeOwner(claim.owner)}; skipping it here`);
-              told.add(c.index);
-              continue;
+    await withInterrupt(
+      flag,
+      async () => {
+        try {
+          for (;;) {
+            const others: SweepCell[] = [];
+            for (const c of order) {
+              if (flag.requested || (o.stopAfter !== undefined && ran >= o.stopAfter)) return;
+              if (done(c)) continue;
+              const claim = tryLock(claimFile(c));
+              if (!claim.ok) {
+                // another live process runs this cell: leave it alone
+                others.push(c);
+                if (!told.has(c.index)) log(`reno: cell ${c.index + 1} is being run by ${describeOwner(claim.owner)}; skipping it here`);
+                told.add(c.index);
+                continue;
+              }
+              try {
+                if (done(c)) continue; // finished by another process since we looked
+                const session = await sessionFor(c);
+                fs.rmSync(c.dir, { recursive: true, force: true }); // a half-finished cell is redone from scratch
+                fs.mkdirSync(c.dir, { recursive: true });
+                const active = activeRewardNames(c.config.weights, !!spec.user).active;
+                const label = `cell ${c.index + 1}/${planned.length}`;
+                const res = await runGeneration(session, c.config, active, c.dir, {
+                  quiet: o.quiet,
+                  label,
+                  shouldStop: () => flag.requested,
+                  meta: { sweep: path.resolve(o.file), cell: c.values },
+                });
+                // an interrupted cell keeps its best image so far but is not done: a rerun redoes it
+                if (res.result.stopped?.reason === 'interrupted') return;
+                writeFileAtomic(path.join(c.dir, 'done.json'), JSON.stringify({ hash: c.hash, values: c.values }) + '\n');
+                ran++;
+              } finally {
+                claim.release();
+              }
             }
-            try {
-              if (done(c)) continue; // finished by another process since we looked
-              const session = await sessionFor(c);
-              fs.rmSync(c.dir, { recursive: true, force: true }); // a half-finished cell is redone from scratch
-              fs.mkdirSync(c.dir, { recursive: true });
-              const active = activeRewardNames(c.config.weights, !!spec.user).active;
-              const label = `cell ${c.index + 1}/${planned.length}`;
-              const res = await runGeneration(session, c.config, active, c.dir, { quiet: o.quiet, label, shouldStop: () => flag.requested, meta: { sweep: path.resolve(o.file), cell: c.values } });
-              // an interrupted cell keeps its best image so far but is not done: a rerun redoes it
-              if (res.result.stopped?.reason === 'interrupted') return;
-              writeFileAtomic(path.join(c.dir, 'done.json'), JSON.stringify({ hash: c.hash, values: c.values }) + '\n');
-              ran++;
-            } finally {
-              claim.release();
-            }
+            if (!others.some((c) => !done(c))) return;
+            // the remaining cells are run by other processes: wait for them (or take a cell over if its process dies)
+            // so that the summary written below is complete
+            current?.session.dispose();
+            current = null;
+            log(
+              `reno: waiting for ${others.filter((c) => !done(c)).length} cell(s) run by other processes before writing the summary (Ctrl-C stops waiting; a claim of a process on another host that is gone must be deleted by hand: ${path.basename(claimFile(others[0]))})`,
+            );
+            while (!flag.requested && others.some((c) => !done(c) && !tryLockFree(claimFile(c)))) await new Promise((r) => setTimeout(r, 500));
           }
-          if (!others.some((c) => !done(c))) return;
-          // the remaining cells are run by other processes: wait for them (or take a cell over if its process dies)
-          // so that the summary written below is complete
-          current?.session.dispose();
-          current = null;
-          log(`reno: waiting for ${others.filter((c) => !done(c)).length} cell(s) run by other processes before writing the summary (Ctrl-C stops waiting; a claim of a process on another host that is gone must be deleted by hand: ${path.basename(claimFile(others[0]))})`);
-          while (!flag.requested && others.some((c) => !done(c) && !tryLockFree(claimFile(c)))) await new Promise((r) => setTimeout(r, 500));
+        } finally {
+          (current as { session: Session } | null)?.session.dispose();
         }
-      } finally {
-        (current as { session: Session } | null)?.session.dispose();
-      }
-    }, log);
+      },
+      log,
+    );
   }
   await writeSweepSummary(dir, spec, planned);
   const finished = planned.filter(done).length;
-  if (flag.requested) throw new RunStopped(`sweep interrupted: ${finished} of ${planned.length} cells done (summary in ${path.relative(process.cwd(), dir) || dir}); run the same command again to resume`, 130);
+  if (flag.requested)
+    throw new RunStopped(
+      `sweep interrupted: ${finished} of ${planned.length} cells done (summary in ${path.relative(process.cwd(), dir) || dir}); run the same command again to resume`,
+      130,
+    );
   const before = planned.filter((c) => c.skipped).length;
   const byOthers = finished - ran - before;
-  if (!o.quiet) log(`reno: ${before} cell(s) already done, ${ran} run now${byOthers > 0 ? `, ${byOthers} by other processes` : ''}; wrote ${path.relative(process.cwd(), dir) || dir}`);
+  if (!o.quiet)
+    log(
+      `reno: ${before} cell(s) already done, ${ran} run now${byOthers > 0 ? `, ${byOthers} by other processes` : ''}; wrote ${path.relative(process.cwd(), dir) || dir}`,
+    );
   return { dir, cells: planned };
 }
 
@@ -290,7 +356,11 @@ function tryLockFree(file: string): boolean {
 
 function lastRecord(cellDir: string): { total: number; rewards: Record<string, number>; best: Record<string, unknown> | null; init: number } | null {
   try {
-    const lines = fs.readFileSync(path.join(cellDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(path.join(cellDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const best = lines.reduce((a, b) => (b.total < a.total ? b : a));
     return { total: best.total, rewards: best.rewards, best, init: lines[0].total };
   } catch {
@@ -308,11 +378,31 @@ export async function writeSweepSummary(dir: string, spec: SweepSpec, planned: S
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
   // cells that failed on a queue worker (failed.json) are listed with their error, in an error column
-  const rows = [[...keys, 'initial_loss', 'best_loss', 'best_step', ...rewardNames.map((n) => `best_${n}_loss`), 'folder', ...(failed.length ? ['error'] : [])].join(',')];
+  const rows = [
+    [
+      ...keys,
+      'initial_loss',
+      'best_loss',
+      'best_step',
+      ...rewardNames.map((n) => `best_${n}_loss`),
+      'folder',
+      ...(failed.length ? ['error'] : []),
+    ].join(','),
+  ];
   for (const c of planned) {
     if (!finished.includes(c) && !failed.includes(c)) continue;
     const m = finished.includes(c) ? lastRecord(c.dir) : null;
-    rows.push([...keys.map((k) => esc(c.values[k])), m?.init ?? '', m?.total ?? '', m?.best?.step ?? '', ...rewardNames.map((n) => m?.rewards[n] ?? ''), esc(path.basename(c.dir)), ...(failed.includes(c) ? [esc(cellFailure(c.dir, c.hash)!.replace(/\s*\n\s*/g, ' '))] : failed.length ? [''] : [])].join(','));
+    rows.push(
+      [
+        ...keys.map((k) => esc(c.values[k])),
+        m?.init ?? '',
+        m?.total ?? '',
+        m?.best?.step ?? '',
+        ...rewardNames.map((n) => m?.rewards[n] ?? ''),
+        esc(path.basename(c.dir)),
+        ...(failed.includes(c) ? [esc(cellFailure(c.dir, c.hash)!.replace(/\s*\n\s*/g, ' '))] : failed.length ? [''] : []),
+      ].join(','),
+    );
   }
   writeFileAtomic(path.join(dir, 'summary.csv'), rows.join('\n') + '\n');
   // grid: rows = the first key's values, columns = every combination of the other keys
@@ -324,17 +414,25 @@ export async function writeSweepSummary(dir: string, spec: SweepSpec, planned: S
     colCombos.map((cv) => {
       const c = planned.find((p) => (rowKey === null || p.values[rowKey] === rv) && Object.entries(cv).every(([k, x]) => p.values[k] === x));
       const f = c && path.join(c.dir, 'best.png');
-      return f && fs.existsSync(f) && fs.existsSync(path.join(c.dir, 'done.json')) ? { png: fs.readFileSync(f), label: `loss ${lastRecord(c.dir)?.total.toFixed(3) ?? ''}` } : null;
+      return f && fs.existsSync(f) && fs.existsSync(path.join(c.dir, 'done.json'))
+        ? { png: fs.readFileSync(f), label: `loss ${lastRecord(c.dir)?.total.toFixed(3) ?? ''}` }
+        : null;
     }),
   );
-  const png = await imageGrid(gridCells, { rowLabels: rowVals.map((v) => (rowKey === null ? '' : `${rowKey.replace(/^weights\./, '')}=${v}`)), colLabels: colCombos.map(fmt), title: keys.length ? `sweep over ${keys.join(', ')}` : 'sweep of the base config (empty grid)' });
+  const png = await imageGrid(gridCells, {
+    rowLabels: rowVals.map((v) => (rowKey === null ? '' : `${rowKey.replace(/^weights\./, '')}=${v}`)),
+    colLabels: colCombos.map(fmt),
+    title: keys.length ? `sweep over ${keys.join(', ')}` : 'sweep of the base config (empty grid)',
+  });
   writeFileAtomic(path.join(dir, 'grid.png'), png);
   const table = `<table><tr>${[...keys, 'initial loss', 'best loss', ''].map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr>${finished
     .map((c) => {
       const m = lastRecord(c.dir);
       return `<tr>${keys.map((k) => `<td>${escapeXml(String(c.values[k]))}</td>`).join('')}<td>${m?.init.toFixed(4)}</td><td>${m?.total.toFixed(4)}</td><td><a href="${escapeXml(path.basename(c.dir))}/report.html">run</a></td></tr>`;
     })
-    .join('')}</table>${failed.length ? `<h2>Failed cells</h2><table>${failed.map((c) => `<tr>${keys.map((k) => `<td>${escapeXml(String(c.values[k]))}</td>`).join('')}<td>${escapeXml(cellFailure(c.dir, c.hash) ?? '')}</td></tr>`).join('')}</table>` : ''}`;
+    .join(
+      '',
+    )}</table>${failed.length ? `<h2>Failed cells</h2><table>${failed.map((c) => `<tr>${keys.map((k) => `<td>${escapeXml(String(c.values[k]))}</td>`).join('')}<td>${escapeXml(cellFailure(c.dir, c.hash) ?? '')}</td></tr>`).join('')}</table>` : ''}`;
   const body = `<h1>reno sweep</h1><p>${finished.length} of ${planned.length} cells finished${failed.length ? `, ${failed.length} failed` : ''}.</p><p><img src="grid.png" alt="sweep grid" style="max-width:100%"></p>${table}<h2>Sweep</h2><pre>${escapeXml(YAML.stringify({ base: spec.base, grid: Object.fromEntries(spec.grid) }))}</pre>`;
   writeFileAtomic(path.join(dir, 'report.html'), page('reno sweep', body));
 }

@@ -37,7 +37,8 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
   const stdout = o.stdout ?? ((l: string) => process.stdout.write(l + '\n'));
   const host = o.host ?? '127.0.0.1';
   const port = o.port ?? DEFAULT_UI_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, found ${JSON.stringify(o.port)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`--port must be an integer from 0 to 65535, found ${JSON.stringify(o.port)}`);
   modelPlaces(o); // a bad --preset fails now
   const outputs = path.resolve(o.outputs ?? path.join(process.cwd(), 'outputs'));
   checkWritableDir(outputs, '--outputs');
@@ -47,14 +48,31 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
   let prompts: string[] | undefined;
   if (o.prompts) {
     try {
-      prompts = fs.readFileSync(o.prompts, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+      prompts = fs
+        .readFileSync(o.prompts, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
     } catch (e) {
       throw new DataError(`--prompts ${o.prompts}: cannot read it (${(e as Error).message})`);
     }
     if (!prompts.length) throw new DataError(`--prompts ${o.prompts}: no prompt in it (one a line)`);
   }
   if (o.images && !(fs.existsSync(o.images) && fs.statSync(o.images).isDirectory())) throw new DataError(`--images ${o.images}: not a folder`);
-  const ui = await startUiServer({ host, port, history, outputs, prompts, images: o.images, preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir, backend: o.backend, token: o.token, log });
+  const ui = await startUiServer({
+    host,
+    port,
+    history,
+    outputs,
+    prompts,
+    images: o.images,
+    preset: o.preset,
+    modelDir: o.modelDir,
+    modelsDir: o.modelsDir,
+    backend: o.backend,
+    token: o.token,
+    log,
+  });
   if (!isLoopback(host)) log(`reno: ui: listening on ${host} (--host): other machines that can reach it and know the URL can use it`);
   log(`reno: ui: history ${history}, outputs ${outputs}; Ctrl-C to quit`);
   stdout(ui.url);

@@ -40,7 +40,8 @@ export async function workerCommand(o: WorkerOptions): Promise<{ stoppedBy: stri
     stalledIntervalMs: o.stalledInterval !== undefined ? o.stalledInterval * 1000 : undefined,
     stopping: () => stopping,
   });
-  if (!o.quiet) log(`reno worker: waiting for jobs on ${showUrl(o.queue)} (concurrency ${o.concurrency ?? 1}, pid ${process.pid}); SIGTERM or Ctrl-C stops it`);
+  if (!o.quiet)
+    log(`reno worker: waiting for jobs on ${showUrl(o.queue)} (concurrency ${o.concurrency ?? 1}, pid ${process.pid}); SIGTERM or Ctrl-C stops it`);
   const stoppedBy = await new Promise<string>((resolve) => {
     const on = (sig: string) => () => {
       if (stopping) process.exit(sig === 'SIGINT' ? 130 : 143);

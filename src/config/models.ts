@@ -60,7 +60,8 @@ function parseEntry(file: string, name: string, raw: unknown): ModelEntry {
   const src = `${file}: model "${name}"`;
   if (!NAME_RE.test(name)) throw new ConfigError(`${file}: bad model name ${JSON.stringify(name)} (lower case, digits, . _ -)`);
   if (!isObject(raw)) throw new ConfigError(`${src} must be a mapping`);
-  for (const k of Object.keys(raw)) if (!ENTRY_KEYS.has(k)) throw new ConfigError(`${src}: unknown key "${k}" (known: ${[...ENTRY_KEYS].join(', ')})`);
+  for (const k of Object.keys(raw))
+    if (!ENTRY_KEYS.has(k)) throw new ConfigError(`${src}: unknown key "${k}" (known: ${[...ENTRY_KEYS].join(', ')})`);
   const str = (key: string, dflt?: string): string => {
     const v = raw[key];
     if (v === undefined || v === null) {
@@ -84,14 +85,14 @@ function parseEntry(file: string, name: string, raw: unknown): ModelEntry {
   const map = (key: string): Record<string, string> => {
     const v = raw[key];
     if (v === undefined || v === null) return {};
-    if (!isObject(v) || !Object.values(v).every((x) => typeof x === 'string'))
-      throw new ConfigError(`${src}: "${key}" must be a mapping of strings`);
+    if (!isObject(v) || !Object.values(v).every((x) => typeof x === 'string')) throw new ConfigError(`${src}: "${key}" must be a mapping of strings`);
     return { ...(v as Record<string, string>) };
   };
   const repo = str('repo');
   if (!REPO_RE.test(repo)) throw new ConfigError(`${src}: "repo" must be ORG/NAME, found ${JSON.stringify(repo)}`);
   const kind = str('kind');
-  if (!(MODEL_KINDS as readonly string[]).includes(kind)) throw new ConfigError(`${src}: "kind" must be one of ${MODEL_KINDS.join(', ')}, found ${JSON.stringify(kind)}`);
+  if (!(MODEL_KINDS as readonly string[]).includes(kind))
+    throw new ConfigError(`${src}: "kind" must be one of ${MODEL_KINDS.join(', ')}, found ${JSON.stringify(kind)}`);
   const files = list('files', true);
   const optional = list('optional', false);
   for (const f of optional) if (files.includes(f)) throw new ConfigError(`${src}: "${f}" is in both "files" and "optional"`);

@@ -103,7 +103,8 @@ const shown = (v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? St
 function coerce(key: string, rule: Rule, v: unknown, src: string): unknown {
   const bad = (want: string): never => {
     if (src === COMMAND_LINE && Array.isArray(v)) throw new UsageError(`${flagName(key)} was given more than once`);
-    if (src === COMMAND_LINE) throw new UsageError(`${flagName(key)} must be ${want}, found ${typeof v === 'string' ? JSON.stringify(v) : `"${shown(v)}"`}`);
+    if (src === COMMAND_LINE)
+      throw new UsageError(`${flagName(key)} must be ${want}, found ${typeof v === 'string' ? JSON.stringify(v) : `"${shown(v)}"`}`);
     throw new ConfigError(`${src}: "${key}" must be ${want}, found ${shown(v)}`);
   };
   // command-line values may arrive as strings
@@ -113,10 +114,16 @@ function coerce(key: string, rule: Rule, v: unknown, src: string): unknown {
       return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : bad('a string');
     case 'int':
       if (rule.nullable && (v === null || v === 'auto')) return null;
-      if (typeof num !== 'number' || !Number.isInteger(num) || (rule.min !== undefined && num < rule.min)) return bad(rule.min !== undefined ? `an integer >= ${rule.min}` : 'an integer');
+      if (typeof num !== 'number' || !Number.isInteger(num) || (rule.min !== undefined && num < rule.min))
+        return bad(rule.min !== undefined ? `an integer >= ${rule.min}` : 'an integer');
       return num;
     case 'number':
-      if (typeof num !== 'number' || !Number.isFinite(num) || (rule.min !== undefined && (rule.exclusiveMin ? num <= rule.min : num < rule.min)) || (rule.max !== undefined && num > rule.max))
+      if (
+        typeof num !== 'number' ||
+        !Number.isFinite(num) ||
+        (rule.min !== undefined && (rule.exclusiveMin ? num <= rule.min : num < rule.min)) ||
+        (rule.max !== undefined && num > rule.max)
+      )
         return bad(numberWant(rule));
       return num;
     case 'bool':
@@ -182,7 +189,12 @@ export function defaultsFile(): string {
  * Layer defaults, an image's stored config (--config-from, already validated), a config file and overrides; weights
  * merge key by key. The prompt must be set by then.
  */
-export function resolveConfig(layers: { file?: string; overrides?: Record<string, unknown>; defaults?: string; from?: Partial<RunConfig> }): RunConfig {
+export function resolveConfig(layers: {
+  file?: string;
+  overrides?: Record<string, unknown>;
+  defaults?: string;
+  from?: Partial<RunConfig>;
+}): RunConfig {
   const parts: Partial<RunConfig>[] = [readConfigFile(layers.defaults ?? defaultsFile())];
   if (layers.from) parts.push(layers.from);
   if (layers.file) parts.push(readConfigFile(layers.file));

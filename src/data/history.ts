@@ -78,17 +78,18 @@ export function parseHistory(json: unknown, file: string, opts: { checkFiles?: b
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
   if (!isObject(json)) throw new DataError(`${abs}: a history must be a JSON object with "pairs"`);
-  for (const k of Object.keys(json))
-    if (!TOP_KEYS.includes(k)) throw new DataError(`${abs}: unknown key "${k}" (known: ${TOP_KEYS.join(', ')})`);
+  for (const k of Object.keys(json)) if (!TOP_KEYS.includes(k)) throw new DataError(`${abs}: unknown key "${k}" (known: ${TOP_KEYS.join(', ')})`);
   const user = json.user ?? path.basename(abs, path.extname(abs));
   if (typeof user !== 'string' || !user.trim()) throw new DataError(`${abs}: "user" must be a non-empty string, found ${JSON.stringify(json.user)}`);
   let model: string | null = null;
   if (json.model !== undefined && json.model !== null) {
-    if (typeof json.model !== 'string' || !json.model.trim()) throw new DataError(`${abs}: "model" must be a path, found ${JSON.stringify(json.model)}`);
+    if (typeof json.model !== 'string' || !json.model.trim())
+      throw new DataError(`${abs}: "model" must be a path, found ${JSON.stringify(json.model)}`);
     model = resolveHistoryPath(json.model, dir);
     if (checkFiles && !fs.existsSync(model)) throw new DataError(`${abs}: "model": preference checkpoint not found: ${model}`);
   }
-  if (!Array.isArray(json.pairs)) throw new DataError(`${abs}: "pairs" must be a list of {prompt, liked, disliked}, found ${JSON.stringify(json.pairs)}`);
+  if (!Array.isArray(json.pairs))
+    throw new DataError(`${abs}: "pairs" must be a list of {prompt, liked, disliked}, found ${JSON.stringify(json.pairs)}`);
   if (json.pairs.length === 0) throw new DataError(`${abs}: "pairs" is empty: the personal reward needs at least one liked/disliked pair`);
   const pairs = json.pairs.map((raw, index): HistoryPair => {
     const where = `${abs}: pairs[${index}]`;

@@ -87,7 +87,16 @@ export async function openParquet(file: string): Promise<ParquetFile & { buffer:
       rowGroups.push({ rowStart: start, rows });
       start += rows;
     }
-    return { path: file, metadata, numRows: Number(metadata.num_rows), columns, rowGroups, buffer, bytesRead: () => counter.bytes, close: () => fh.close() };
+    return {
+      path: file,
+      metadata,
+      numRows: Number(metadata.num_rows),
+      columns,
+      rowGroups,
+      buffer,
+      bytesRead: () => counter.bytes,
+      close: () => fh.close(),
+    };
   } catch (e) {
     await fh.close();
     throw e;
@@ -99,7 +108,9 @@ export function requireColumns(pf: Pick<ParquetFile, 'path' | 'columns'>, requir
   const have = new Set(pf.columns);
   const missing = required.filter((c) => !have.has(c));
   if (missing.length) {
-    throw new DataError(`${pf.path}: missing required column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `'${c}'`).join(', ')} (columns: ${pf.columns.join(', ')})`);
+    throw new DataError(
+      `${pf.path}: missing required column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `'${c}'`).join(', ')} (columns: ${pf.columns.join(', ')})`,
+    );
   }
 }
 

@@ -110,7 +110,14 @@ export function formatParameters(r: ImageRecord): string {
     ['Reward scores', pairs(r.scores)],
     ['Reward losses', pairs(r.losses)],
     ['Total loss', num(r.total_loss)],
-    ...(r.personal ? ([['Personal', `${r.personal.guidance}, n_ref ${r.personal.n_ref}${r.personal.personal_model ? `, ${[r.personal.personal_model, r.personal.personal_tower, r.personal.personal_formula].filter(Boolean).join(' ')}` : ''}`]] as [string, string][]) : []),
+    ...(r.personal
+      ? ([
+          [
+            'Personal',
+            `${r.personal.guidance}, n_ref ${r.personal.n_ref}${r.personal.personal_model ? `, ${[r.personal.personal_model, r.personal.personal_tower, r.personal.personal_formula].filter(Boolean).join(' ')}` : ''}`,
+          ],
+        ] as [string, string][])
+      : []),
     ['ReNO steps', String(c.optimize ? c.steps : 1)],
     ['ReNO optimizer', c.optimizer],
     ['ReNO lr', num(c.lr)],
@@ -143,7 +150,8 @@ export function readImageRecord(file: string): ImageRecord {
     throw new DataError(`${file}: ${(e as Error).message}`);
   }
   const raw = text[RENO_KEY];
-  if (raw === undefined) throw new DataError(`${file} has no "${RENO_KEY}" text chunk: it was not written by reno (or by a reno before ${RENO_RECORD_FORMAT})`);
+  if (raw === undefined)
+    throw new DataError(`${file} has no "${RENO_KEY}" text chunk: it was not written by reno (or by a reno before ${RENO_RECORD_FORMAT})`);
   let rec: unknown;
   try {
     rec = JSON.parse(raw);
@@ -151,8 +159,10 @@ export function readImageRecord(file: string): ImageRecord {
     throw new DataError(`${file}: the "${RENO_KEY}" chunk is not valid JSON (${(e as Error).message})`);
   }
   const r = rec as Partial<ImageRecord>;
-  if (!r || typeof r !== 'object' || r.format !== RENO_RECORD_FORMAT) throw new DataError(`${file}: the "${RENO_KEY}" chunk has format ${JSON.stringify(r?.format)}, expected "${RENO_RECORD_FORMAT}"`);
-  for (const k of ['config', 'model', 'prompt', 'seed'] as const) if (r[k] === undefined || r[k] === null) throw new DataError(`${file}: the "${RENO_KEY}" chunk has no "${k}"`);
+  if (!r || typeof r !== 'object' || r.format !== RENO_RECORD_FORMAT)
+    throw new DataError(`${file}: the "${RENO_KEY}" chunk has format ${JSON.stringify(r?.format)}, expected "${RENO_RECORD_FORMAT}"`);
+  for (const k of ['config', 'model', 'prompt', 'seed'] as const)
+    if (r[k] === undefined || r[k] === null) throw new DataError(`${file}: the "${RENO_KEY}" chunk has no "${k}"`);
   return r as ImageRecord;
 }
 

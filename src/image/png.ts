@@ -63,7 +63,9 @@ export async function toRgbBytes(image: tf.Tensor): Promise<{ data: Buffer; widt
 
 export async function encodePng(image: tf.Tensor, text: Record<string, string> = {}): Promise<Buffer> {
   const { data, width, height } = await toRgbBytes(image);
-  const png = await sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const png = await sharp(data, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
   return Object.keys(text).length ? addPngText(png, text) : png;
 }
 

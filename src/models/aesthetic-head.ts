@@ -22,7 +22,8 @@ export class AestheticHead extends Module {
   /** sizes: [in, hidden0, hidden1, hidden2, hidden3, out] (upstream 768, 1024, 128, 64, 16, 1). */
   constructor(readonly sizes: readonly number[]) {
     super();
-    if (sizes.length !== AESTHETIC_LINEARS.length + 1) throw new Error(`aesthetic head needs ${AESTHETIC_LINEARS.length + 1} sizes, got ${sizes.length}`);
+    if (sizes.length !== AESTHETIC_LINEARS.length + 1)
+      throw new Error(`aesthetic head needs ${AESTHETIC_LINEARS.length + 1} sizes, got ${sizes.length}`);
     this.layers = new Array<Linear | null>(SEQUENCE_LENGTH).fill(null);
     AESTHETIC_LINEARS.forEach((idx, i) => (this.layers[idx] = new Linear(sizes[i], sizes[i + 1])));
   }
@@ -48,7 +49,9 @@ export function aestheticHeadSizes(source: TensorSource): number[] {
     const key = `layers.${idx}.weight`;
     const info = source.info(key);
     if (!info || info.shape.length !== 2)
-      throw new WeightsError(`${source.path}: not an improved-aesthetic-predictor head: ${key} is ${info ? `[${info.shape}]` : 'missing'} (expected a [out, in] Linear weight)`);
+      throw new WeightsError(
+        `${source.path}: not an improved-aesthetic-predictor head: ${key} is ${info ? `[${info.shape}]` : 'missing'} (expected a [out, in] Linear weight)`,
+      );
     const [out, inp] = info.shape;
     if (i === 0) sizes.push(inp);
     else if (inp !== sizes[i]) throw new WeightsError(`${source.path}: ${key} takes ${inp} inputs but the previous layer gives ${sizes[i]}`);

@@ -102,7 +102,15 @@ const matMulAT = (a: tf.Tensor3D, b: tf.Tensor3D, flags: boolean) => (flags ? ma
 const mm = (a: tf.Tensor3D, b: tf.Tensor3D, flags: boolean) => (flags ? matMulTiled(a, b) : tf.matMul(a, b)) as tf.Tensor3D;
 
 /** One batch item, heads first: qh [H, Lq, D], kh and vh [H, Lk, D] -> [Lq, H*D]. */
-function forwardOne(qh: tf.Tensor3D, kh: tf.Tensor3D, vh: tf.Tensor3D, b: number, scale: number, mask: tf.Tensor | undefined, chunk?: number): tf.Tensor2D {
+function forwardOne(
+  qh: tf.Tensor3D,
+  kh: tf.Tensor3D,
+  vh: tf.Tensor3D,
+  b: number,
+  scale: number,
+  mask: tf.Tensor | undefined,
+  chunk?: number,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const [heads, lq] = qh.shape;
     const lk = kh.shape[1];
@@ -215,7 +223,8 @@ export function chunkedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads
   // gradients never computed), then the mask: an input with a zero gradient, so that tfjs keeps it alive until the
   // backward pass even when it was made inside the function being differentiated.
   // One batch item's [L, C] rows split into heads [H, L, D].
-  const headsOf = (t: tf.Tensor, b: number) => tf.tidy(() => splitHeads(part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D, heads)); // [1, L, C] -> [L, C] -> [H, L, D]
+  const headsOf = (t: tf.Tensor, b: number) =>
+    tf.tidy(() => splitHeads(part(t, [b, 0, 0], [1, -1, -1]).reshape([t.shape[1]!, c]) as tf.Tensor2D, heads)); // [1, L, C] -> [L, C] -> [H, L, D]
   // On WebGPU the forward pass saves the heads it split (one transpose program each, not repeated in the backward
   // pass; q, k and v themselves are then free to go, so memory is the same); elsewhere it saves q, k and v.
   const keepHeads = fusedKernels();

@@ -93,7 +93,9 @@ export class Param {
       const n = shape.reduce((a, b) => a * b, 1);
       return tf.tensor(this.host.half ? unpackHalfValues(this.host.values as Int32Array, n) : this.host.values, shape, 'float32');
     }
-    throw new Error(`parameter of shape [${this.torchShape}] used ${this.parked ? 'while parked in host memory (Module.unpark first)' : 'before it was loaded'}`);
+    throw new Error(
+      `parameter of shape [${this.torchShape}] used ${this.parked ? 'while parked in host memory (Module.unpark first)' : 'before it was loaded'}`,
+    );
   }
 }
 
@@ -136,7 +138,13 @@ export abstract class Module {
     for (const [name, p] of this.namedParams()) {
       const t = p.value ?? p.half;
       if (!t || !only(name)) continue;
-      const parked = { values: (await t.data()) as tf.TypedArray, shape: t.shape, dtype: t.dtype, variable: t instanceof tf.Variable, half: t === p.half };
+      const parked = {
+        values: (await t.data()) as tf.TypedArray,
+        shape: t.shape,
+        dtype: t.dtype,
+        variable: t instanceof tf.Variable,
+        half: t === p.half,
+      };
       p.clear();
       p.parked = parked;
     }

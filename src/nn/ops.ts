@@ -146,7 +146,14 @@ const shapeOf = (w: Weight): number[] => (w instanceof Param ? w.tfShape : w.sha
  */
 export function conv2d(x: tf.Tensor4D, weight: Weight, stride: number, pad: number, bias: tf.Tensor | null = null): tf.Tensor4D {
   const padding = (p: number): 'valid' | [[number, number], [number, number], [number, number], [number, number]] =>
-    p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
+    p === 0
+      ? 'valid'
+      : [
+          [0, 0],
+          [p, p],
+          [p, p],
+          [0, 0],
+        ];
   const wShape = shapeOf(weight);
   const [kh, kw] = wShape;
   if (isTrainable(weight) || isTrainable(bias))
@@ -156,7 +163,13 @@ export function conv2d(x: tf.Tensor4D, weight: Weight, stride: number, pad: numb
     });
   // the forward program, chosen once: reno's Winograd or tiled program where switched on and fitting
   // (./webgpu-winograd.ts, ./webgpu-gemm.ts), tfjs' fused conv on WebGPU (all three add the bias), else tfjs' conv
-  const path = winogradFits(x.shape, wShape, stride, pad) ? 'winograd' : tiledConvFits(x.shape, wShape, stride, pad) ? 'tiled' : fusedKernels() && bias !== null ? 'fused' : 'plain';
+  const path = winogradFits(x.shape, wShape, stride, pad)
+    ? 'winograd'
+    : tiledConvFits(x.shape, wShape, stride, pad)
+      ? 'tiled'
+      : fusedKernels() && bias !== null
+        ? 'fused'
+        : 'plain';
   const f = withGrad<[tf.Tensor]>((xx, save) => {
     save([]);
     const x4 = xx as tf.Tensor4D;
@@ -175,9 +188,11 @@ export function conv2d(x: tf.Tensor4D, weight: Weight, stride: number, pad: numb
           const w = weightOf(weight) as tf.Tensor4D;
           // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
           // the filter's and the bias' gradients, needed or not
-          if (stride !== 1 || kh !== kw) return tf.conv2dTranspose(dy as tf.Tensor4D, w, xx.shape as [number, number, number, number], stride, padding(pad));
+          if (stride !== 1 || kh !== kw)
+            return tf.conv2dTranspose(dy as tf.Tensor4D, w, xx.shape as [number, number, number, number], stride, padding(pad));
           // Winograd transforms the flipped filter as it reads it
-          if (winogradFits(dy.shape, [kh, kw, w.shape[3], w.shape[2]], 1, kh - 1 - pad)) return winogradConv2d(dy as tf.Tensor4D, w, kh - 1 - pad, null, true);
+          if (winogradFits(dy.shape, [kh, kw, w.shape[3], w.shape[2]], 1, kh - 1 - pad))
+            return winogradConv2d(dy as tf.Tensor4D, w, kh - 1 - pad, null, true);
           const flipped = fusedKernels() ? flipFilter(w) : (tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D); // [kh, kw, out, in]
           if (tiledConvFits(dy.shape, flipped.shape, 1, kh - 1 - pad)) return tiledConv2d(dy as tf.Tensor4D, flipped, 1, kh - 1 - pad, null);
           return tf.conv2d(dy as tf.Tensor4D, flipped, 1, padding(kh - 1 - pad));
@@ -236,7 +251,8 @@ export function attention(
   opts: { scale?: number; mask?: tf.Tensor; constantKV?: boolean } = {},
 ): tf.Tensor {
   const c = q.shape[q.shape.length - 1];
-  if (flashFits(c, heads, opts.mask !== undefined)) return flashAttention(q, k, v, heads, opts.scale ?? 1 / Math.sqrt(c / heads), opts.constantKV === true);
+  if (flashFits(c, heads, opts.mask !== undefined))
+    return flashAttention(q, k, v, heads, opts.scale ?? 1 / Math.sqrt(c / heads), opts.constantKV === true);
   return chunkedAttention(q, k, v, heads, opts);
 }
 

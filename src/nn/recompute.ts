@@ -26,7 +26,12 @@ export function checkpointing(): boolean {
  * by the ReNO loop, which takes each reward's image gradient on its own tape (src/optimize/loop.ts). keepValue false
  * frees fn's value as soon as it is made (returned disposed), for callers that need the gradients only.
  */
-export function isolatedGrads(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, keepValue = true): { value: tf.Tensor; grads: tf.Tensor[] } {
+export function isolatedGrads(
+  fn: (...xs: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+  dy?: tf.Tensor,
+  keepValue = true,
+): { value: tf.Tensor; grads: tf.Tensor[] } {
   const state = (tf.engine() as unknown as { state: { activeTape: unknown; gradientDepth: number } }).state;
   const outer = { tape: state.activeTape, depth: state.gradientDepth };
   state.activeTape = null;

@@ -100,7 +100,14 @@ function rewardLosses(image: tf.Tensor4D, rewards: ActiveReward[], withGrad: boo
   return { losses, grad };
 }
 
-export async function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4D, rewards: ActiveReward[], regWeight: number, withGrad: boolean): Promise<Evaluation> {
+export async function evaluate(
+  gen: Generator,
+  cond: Conditioning,
+  z: tf.Tensor4D,
+  rewards: ActiveReward[],
+  regWeight: number,
+  withGrad: boolean,
+): Promise<Evaluation> {
   let kept: { image: tf.Tensor4D; losses: tf.Scalar[]; total: tf.Scalar; reg: tf.Scalar } | null = null;
   // The function whose z-gradient the step needs. With gradients, the rewards' part is sum(image * g) for the
   // rewards' image gradient g taken beforehand (rewardLosses): its gradient to the image is g, so the outer tape
@@ -115,9 +122,10 @@ export async function evaluate(gen: Generator, cond: Conditioning, z: tf.Tensor4
   };
   let grad: tf.Tensor | null = null;
   if (withGrad) grad = tf.grad((zz: tf.Tensor) => objective(zz as tf.Tensor4D))(z);
-  else tf.tidy(() => {
-    objective(z); // the returned sum is freed; the kept tensors survive
-  });
+  else
+    tf.tidy(() => {
+      objective(z); // the returned sum is freed; the kept tensors survive
+    });
   const k = kept!;
   // one read-back for all scalars (asynchronous: the only kind WebGPU offers in Node)
   const values = tf.tidy(() => tf.stack([...k.losses, k.total, k.reg, tf.cast(tf.all(tf.isFinite(k.image)), 'float32')]));
@@ -171,7 +179,8 @@ export async function runReno(
     if (update && finite && e.grad) {
       const { grad, norm: gn } = await clipGradNorm(e.grad, s.gradClip);
       gradNorm = gn;
-      if (Number.isFinite(gn)) next = (s.optimizer === 'adam' ? adamStep(z, grad, opt, s.lr) : sgdStep(z, grad, opt, s.lr, s.momentum, s.nesterov)) as tf.Tensor4D;
+      if (Number.isFinite(gn))
+        next = (s.optimizer === 'adam' ? adamStep(z, grad, opt, s.lr) : sgdStep(z, grad, opt, s.lr, s.momentum, s.nesterov)) as tf.Tensor4D;
       grad.dispose();
     }
     e.grad?.dispose();

@@ -36,9 +36,13 @@ export async function runParity(root: string, opts: ParityOptions): Promise<Pari
   const cases = opts.cases ?? PARITY_CASES;
   const tol = { ...defaultTolerance(opts.backend), ...opts.tol };
   const ctx: ParityContext = { backend: opts.backend, tol, root: path.resolve(root) };
-  const folders = fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()).sort();
+  const folders = fs
+    .readdirSync(root)
+    .filter((d) => fs.statSync(path.join(root, d)).isDirectory())
+    .sort();
   const known = new Map(cases.map((c) => [c.name, c]));
-  if (opts.only) for (const n of opts.only) if (!known.has(n)) throw new UsageError(`unknown parity case "${n}" (known: ${[...known.keys()].join(', ')})`);
+  if (opts.only)
+    for (const n of opts.only) if (!known.has(n)) throw new UsageError(`unknown parity case "${n}" (known: ${[...known.keys()].join(', ')})`);
   const result: ParityResult = { checks: [], failed: [], errors: [], skipped: [] };
   for (const folder of folders) {
     const c = known.get(folder);
@@ -52,7 +56,9 @@ export async function runParity(root: string, opts: ParityOptions): Promise<Pari
     try {
       const checks = await c.run(path.join(root, folder), ctx);
       for (const ch of checks) {
-        write(`${ch.pass ? 'PASS' : 'FAIL'}  ${ch.name.padEnd(52)} ${ch.kind === 'gradient' ? 'grad' : 'out '}  rel ${fmt(ch.relErr).padStart(9)}  tol ${fmt(ch.tol)}${ch.note ? `  (${ch.note})` : ''}`);
+        write(
+          `${ch.pass ? 'PASS' : 'FAIL'}  ${ch.name.padEnd(52)} ${ch.kind === 'gradient' ? 'grad' : 'out '}  rel ${fmt(ch.relErr).padStart(9)}  tol ${fmt(ch.tol)}${ch.note ? `  (${ch.note})` : ''}`,
+        );
         result.checks.push(ch);
         if (!ch.pass) result.failed.push(ch);
       }

@@ -88,7 +88,10 @@ export async function saveCheckpoint(
   }
   if (o.optimizer) writeSafetensors(path.join(dir, 'optimizer.safetensors'), o.optimizer, { ...meta, layout: 'tfjs' });
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, meta);
-  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(preferenceConfigJson(model, { ...o.training, stage: o.state.stage, step: o.state.step }), null, 2) + '\n');
+  writeFileAtomic(
+    path.join(dir, 'config.json'),
+    JSON.stringify(preferenceConfigJson(model, { ...o.training, stage: o.state.stage, step: o.state.step }), null, 2) + '\n',
+  );
 }
 
 /** The model settings stored in a checkpoint's config.json. */
@@ -96,7 +99,8 @@ export function readPreferenceConfig(dir: string): { config: PreferenceConfig; j
   const file = path.join(dir, 'config.json');
   const json = readJsonFile(file, 'preference checkpoint config');
   const f = new Fields(json, file);
-  if (f.str('format', '') !== CHECKPOINT_FORMAT) throw new ConfigError(`${file}: not a reno preference checkpoint ("format" must be "${CHECKPOINT_FORMAT}")`);
+  if (f.str('format', '') !== CHECKPOINT_FORMAT)
+    throw new ConfigError(`${file}: not a reno preference checkpoint ("format" must be "${CHECKPOINT_FORMAT}")`);
   let lora: PreferenceConfig['lora'] = null;
   if (f.has('lora')) {
     const l = f.sub('lora');
@@ -198,7 +202,8 @@ export function loadPreferenceModel(dir: string, o: { backboneDir?: string; trai
   try {
     const bb = new Fields(json, file).sub('backbone');
     const d = bb.int('hidden_size', model.hiddenSize);
-    if (d !== model.hiddenSize) throw new WeightsError(`${file}: trained on a backbone with hidden size ${d}, but ${backboneDir} has ${model.hiddenSize}`);
+    if (d !== model.hiddenSize)
+      throw new WeightsError(`${file}: trained on a backbone with hidden size ${d}, but ${backboneDir} has ${model.hiddenSize}`);
     const src = new SafetensorsFile(path.join(dir, 'model.safetensors'));
     try {
       loadTrainedTensors(model, src);

@@ -72,14 +72,24 @@ export function readPreferenceDataset(dir: string, o: { checkFiles?: boolean } =
     };
     const image = (k: string): string => {
       const rel = str(k);
-      if (path.isAbsolute(rel) || rel.split(/[\\/]/).includes('..')) throw new DataError(`${where}: "${k}" must be a path relative to ${root} without "..", found ${JSON.stringify(rel)}`);
+      if (path.isAbsolute(rel) || rel.split(/[\\/]/).includes('..'))
+        throw new DataError(`${where}: "${k}" must be a path relative to ${root} without "..", found ${JSON.stringify(rel)}`);
       const abs = path.join(root, rel);
       if ((o.checkFiles ?? true) && !fs.existsSync(abs)) throw new DataError(`${where}: "${k}" image not found: ${abs}`);
       return abs;
     };
     const split = str('split');
-    if (!(SPLITS as readonly string[]).includes(split)) throw new DataError(`${where}: "split" must be one of ${SPLITS.join(', ')}, found ${JSON.stringify(split)}`);
-    const p: PreferencePair = { index: pairs.length, line, user: str('user'), prompt: str('prompt', true), liked: image('liked'), disliked: image('disliked'), split: split as Split };
+    if (!(SPLITS as readonly string[]).includes(split))
+      throw new DataError(`${where}: "split" must be one of ${SPLITS.join(', ')}, found ${JSON.stringify(split)}`);
+    const p: PreferencePair = {
+      index: pairs.length,
+      line,
+      user: str('user'),
+      prompt: str('prompt', true),
+      liked: image('liked'),
+      disliked: image('disliked'),
+      split: split as Split,
+    };
     if (p.liked === p.disliked) throw new DataError(`${where}: "liked" and "disliked" are the same image`);
     pairs.push(p);
   });
@@ -110,7 +120,13 @@ export function referencePool(ds: PreferenceDataset, target: PreferencePair): Pr
  * Up to nRef references for a target, drawn without replacement. `shuffled` (training) returns them in random
  * order; otherwise (evaluation) in file order, so the most recent pair is nearest the target.
  */
-export function sampleReferences(ds: PreferenceDataset, target: PreferencePair, nRef: number, rng: () => number, shuffled: boolean): PreferencePair[] {
+export function sampleReferences(
+  ds: PreferenceDataset,
+  target: PreferencePair,
+  nRef: number,
+  rng: () => number,
+  shuffled: boolean,
+): PreferencePair[] {
   const pool = referencePool(ds, target);
   const picked = shuffle(pool, rng).slice(0, nRef);
   return shuffled ? picked : picked.sort((a, b) => a.index - b.index);

@@ -83,7 +83,11 @@ export async function scorePairs(
 /** Items for the pairs of a split with seeded references (in file order), as evaluation uses them. */
 export function evalItems(ds: PreferenceDataset, pairs: PreferencePair[], nRef: number, seed: number | string): PairItem[] {
   return pairs.map((p) => ({
-    refs: sampleReferences(ds, p, nRef, rngFor('eval-refs', seed, p.index), false).map((r) => ({ prompt: r.prompt, liked: r.liked, disliked: r.disliked })),
+    refs: sampleReferences(ds, p, nRef, rngFor('eval-refs', seed, p.index), false).map((r) => ({
+      prompt: r.prompt,
+      liked: r.liked,
+      disliked: r.disliked,
+    })),
     prompt: p.prompt,
     liked: p.liked,
     disliked: p.disliked,

@@ -42,7 +42,13 @@ export function negLogSigmoid(x: tf.Tensor): tf.Tensor {
  * Eqs. (4), (6), (7), (8) from the target logits: pos [N, V] (the liked targets) and neg [N, V] (the disliked ones),
  * `plusId` / `minusId` the label tokens' columns.
  */
-export function preferenceLoss(pos: tf.Tensor2D, neg: tf.Tensor2D, plusId: number, minusId: number, o: { baseLoss?: BaseLoss; aux?: boolean } = {}): PreferenceLossParts {
+export function preferenceLoss(
+  pos: tf.Tensor2D,
+  neg: tf.Tensor2D,
+  plusId: number,
+  minusId: number,
+  o: { baseLoss?: BaseLoss; aux?: boolean } = {},
+): PreferenceLossParts {
   const baseLoss = o.baseLoss ?? 'vocab';
   const aux = o.aux ?? true;
   return tf.tidy(() => {

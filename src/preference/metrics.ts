@@ -105,7 +105,13 @@ export function groupedTopK(sets: readonly ScoredSet[], ks: readonly number[] = 
   const unseen = sets.filter((p) => p.group === 'unseen');
   const s = topKAccuracy(seen, ks);
   const u = topKAccuracy(unseen, ks);
-  return { all: topKAccuracy(sets, ks), seen: s, unseen: u, gap: s.map((v, i) => absGap(v, u[i])), n: { all: sets.length, seen: seen.length, unseen: unseen.length } };
+  return {
+    all: topKAccuracy(sets, ks),
+    seen: s,
+    unseen: u,
+    gap: s.map((v, i) => absGap(v, u[i])),
+    n: { all: sets.length, seen: seen.length, unseen: unseen.length },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -141,8 +147,20 @@ export interface CandidateOptions {
   exclude?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-const byPair = (a: EvalPair, b: EvalPair) => (a.liked < b.liked ? -1 : a.liked > b.liked ? 1 : a.disliked < b.disliked ? -1 : a.disliked > b.disliked ? 1 : a.prompt < b.prompt ? -1 : a.prompt > b.prompt ? 1 : 0);
-
+const byPair = (a: EvalPair, b: EvalPair) =>
+  a.liked < b.liked
+    ? -1
+    : a.liked > b.liked
+      ? 1
+      : a.disliked < b.disliked
+        ? -1
+        : a.disliked > b.disliked
+          ? 1
+          : a.prompt < b.prompt
+            ? -1
+            : a.prompt > b.prompt
+              ? 1
+              : 0;
 
 function groupByUser(pairs: readonly EvalPair[]): Map<string, EvalPair[]> {
   const m = new Map<string, EvalPair[]>();
@@ -168,7 +186,8 @@ export function candidateSets(pairs: readonly EvalPair[], o: CandidateOptions): 
     const excl = o.exclude?.get(user) ?? new Set<string>();
     const liked = new Set(ps.map((p) => p.liked));
     const pool = new Map<string, Candidate>();
-    for (const p of ps) if (!liked.has(p.disliked) && !excl.has(p.disliked) && !pool.has(p.disliked)) pool.set(p.disliked, { image: p.disliked, prompt: p.prompt });
+    for (const p of ps)
+      if (!liked.has(p.disliked) && !excl.has(p.disliked) && !pool.has(p.disliked)) pool.set(p.disliked, { image: p.disliked, prompt: p.prompt });
     const usable = ps.filter((p) => pool.has(p.disliked) && !excl.has(p.liked));
     if (pool.size < nDis || !usable.length) {
       skipped.push(user);
@@ -179,7 +198,10 @@ export function candidateSets(pairs: readonly EvalPair[], o: CandidateOptions): 
       if (usedLiked.size >= perUser) break;
       if (usedLiked.has(p.liked)) continue;
       usedLiked.add(p.liked);
-      const others = shuffle([...pool.values()].filter((c) => c.image !== p.disliked), rng).slice(0, nDis - 1);
+      const others = shuffle(
+        [...pool.values()].filter((c) => c.image !== p.disliked),
+        rng,
+      ).slice(0, nDis - 1);
       sets.push({ user, liked: { image: p.liked, prompt: p.prompt }, disliked: [pool.get(p.disliked)!, ...others] });
     }
   }
@@ -191,7 +213,10 @@ export function candidateSets(pairs: readonly EvalPair[], o: CandidateOptions): 
  * in a seeded order fixed per user: references are the first nRef pairs of that order and queries are those after
  * the first maxNRef, so an N_ref sweep (nRef <= maxNRef) scores the same queries with nested references.
  */
-export function splitReferences<P extends EvalPair>(userPairs: readonly P[], o: { nRef: number; maxNRef?: number; seed: number | string }): { references: P[]; queries: P[] } {
+export function splitReferences<P extends EvalPair>(
+  userPairs: readonly P[],
+  o: { nRef: number; maxNRef?: number; seed: number | string },
+): { references: P[]; queries: P[] } {
   const max = o.maxNRef ?? o.nRef;
   if (!Number.isInteger(o.nRef) || o.nRef < 0 || o.nRef > max) throw new RangeError(`nRef must be an integer in [0, maxNRef=${max}], got ${o.nRef}`);
   const user = userPairs[0]?.user ?? '';
@@ -217,7 +242,12 @@ export function nRefSweep(results: readonly { model: string; nRef: number; accur
     nRef,
     series: models.map((model) => {
       const at = (n: number) => results.find((r) => r.model === model && r.nRef === n)?.accuracy;
-      return { model, all: nRef.map((n) => at(n)?.all ?? NaN), seen: nRef.map((n) => at(n)?.seen ?? NaN), unseen: nRef.map((n) => at(n)?.unseen ?? NaN) };
+      return {
+        model,
+        all: nRef.map((n) => at(n)?.all ?? NaN),
+        seen: nRef.map((n) => at(n)?.seen ?? NaN),
+        unseen: nRef.map((n) => at(n)?.unseen ?? NaN),
+      };
     }),
   };
 }
@@ -247,7 +277,10 @@ export function table1(results: readonly { model: string; nRef: number; top1: nu
     id: 'table1',
     title: 'Quantitative comparison between a liked and a disliked case.',
     columns: ['Model', ...results.map((r) => r.model)],
-    rows: [['N_ref', ...results.map((r) => r.nRef)], ['Top-1 acc (%)', ...results.map((r) => pct(r.top1))]],
+    rows: [
+      ['N_ref', ...results.map((r) => r.nRef)],
+      ['Top-1 acc (%)', ...results.map((r) => pct(r.top1))],
+    ],
     counts: { rows: [0] },
   };
 }
@@ -267,7 +300,10 @@ export function table2(results: readonly { model: string; seen: number; unseen: 
 }
 
 /** Table 3: one row per model (Model, N_ref, Top-1..Top-K Acc), preceded by the Random row (k / candidates). */
-export function table3(results: readonly { model: string; nRef: number; topK: readonly number[] }[], o: { random?: boolean; candidates?: number } = {}): PaperTable {
+export function table3(
+  results: readonly { model: string; nRef: number; topK: readonly number[] }[],
+  o: { random?: boolean; candidates?: number } = {},
+): PaperTable {
   const K = Math.max(3, ...results.map((r) => r.topK.length));
   const cands = o.candidates ?? 4;
   const rows: Cell[][] = [];
@@ -284,7 +320,12 @@ export function table3(results: readonly { model: string; nRef: number; topK: re
 
 /** Table 4: ablation settings as columns (e.g. Baseline, w/ Pmpt, w/ Pmpt & L_aux, Full); one row Top-1 Acc (%). */
 export function table4(results: readonly { setting: string; top1: number }[]): PaperTable {
-  return { id: 'table4', title: 'Ablation Study for different Settings.', columns: ['', ...results.map((r) => r.setting)], rows: [['Top-1 Acc (%)', ...results.map((r) => pct(r.top1))]] };
+  return {
+    id: 'table4',
+    title: 'Ablation Study for different Settings.',
+    columns: ['', ...results.map((r) => r.setting)],
+    rows: [['Top-1 Acc (%)', ...results.map((r) => pct(r.top1))]],
+  };
 }
 
 /** Table 5: prototype counts as columns; one row Top-1 Acc (%). */
@@ -309,7 +350,9 @@ export function tableMarkdown(t: PaperTable): string {
     '',
     `| ${t.columns.map(esc).join(' | ')} |`,
     `| ${numeric.map((num) => (num ? '---:' : '---')).join(' | ')} |`,
-    ...t.rows.map((r, i) => `| ${r.map((c, j) => esc(cellText(c, !!(t.counts?.rows?.includes(i) || t.counts?.columns?.includes(j))))).join(' | ')} |`),
+    ...t.rows.map(
+      (r, i) => `| ${r.map((c, j) => esc(cellText(c, !!(t.counts?.rows?.includes(i) || t.counts?.columns?.includes(j))))).join(' | ')} |`,
+    ),
   ];
   return lines.join('\n') + '\n';
 }

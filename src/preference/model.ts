@@ -100,7 +100,8 @@ export class PreferenceModel {
    * (B = 0). `trainable` makes them tf.Variables (and the vision tower too when config.trainVision).
    */
   static create(backboneDir: string, config: PreferenceConfig, o: { seed?: number | string; trainable?: boolean } = {}): PreferenceModel {
-    if (!(Number.isInteger(config.prototypes) && config.prototypes >= 0)) throw new ConfigError(`prototypes must be an integer >= 0, found ${config.prototypes}`);
+    if (!(Number.isInteger(config.prototypes) && config.prototypes >= 0))
+      throw new ConfigError(`prototypes must be an integer >= 0, found ${config.prototypes}`);
     if (!(Number.isInteger(config.nRef) && config.nRef >= 1)) throw new ConfigError(`n_ref must be a positive integer, found ${config.nRef}`);
     const seed = o.seed ?? 0;
     const trainable = o.trainable ?? false;
@@ -113,7 +114,9 @@ export class PreferenceModel {
         // N(0, 1) draws scaled on the device by the token embeddings' standard deviation (no read-back: WebGPU in
         // Node has no synchronous one)
         const g = gaussian(config.prototypes * d, `${seed}:prototypes`);
-        const t = tf.tidy(() => tf.mul(tf.tensor2d(g, [config.prototypes, d]), tf.sqrt(tf.moments(backbone.model.text_model.embed_tokens.weight.v).variance))) as tf.Tensor2D;
+        const t = tf.tidy(() =>
+          tf.mul(tf.tensor2d(g, [config.prototypes, d]), tf.sqrt(tf.moments(backbone.model.text_model.embed_tokens.weight.v).variance)),
+        ) as tf.Tensor2D;
         prototypes = trainable ? (tf.variable(t, true) as unknown as tf.Tensor2D) : t;
         if (trainable) t.dispose();
       }

@@ -67,7 +67,10 @@ export class AdamW {
   async state(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const k of this.params.keys()) {
-      for (const [prefix, map] of [['exp_avg', this.m], ['exp_avg_sq', this.v]] as const) {
+      for (const [prefix, map] of [
+        ['exp_avg', this.m],
+        ['exp_avg_sq', this.v],
+      ] as const) {
         const t = map.get(k)!;
         out.set(`${prefix}.${k}`, { shape: [...t.shape], data: Float32Array.from(await t.data()) });
       }
@@ -78,7 +81,10 @@ export class AdamW {
   /** Restore moments from a source written by state(), and the step count. */
   load(source: TensorSource, step: number): void {
     for (const k of this.params.keys()) {
-      for (const [prefix, map] of [['exp_avg', this.m], ['exp_avg_sq', this.v]] as const) {
+      for (const [prefix, map] of [
+        ['exp_avg', this.m],
+        ['exp_avg_sq', this.v],
+      ] as const) {
         const key = `${prefix}.${k}`;
         const info = source.info(key);
         const t = map.get(k)!;

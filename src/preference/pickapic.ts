@@ -26,8 +26,7 @@ export const PICKAPIC_COLUMNS = [...PICKAPIC_SCAN_COLUMNS, 'caption', 'jpg_0', '
 export type DropReason = 'tie' | 'unlabelled' | 'best_mismatch' | 'same_image';
 
 export type RowClass =
-  | { kind: 'pair'; user: string; liked: string; disliked: string; likedSide: 0 | 1 }
-  | { kind: 'drop'; user: string; reason: DropReason };
+  { kind: 'pair'; user: string; liked: string; disliked: string; likedSide: 0 | 1 } | { kind: 'drop'; user: string; reason: DropReason };
 
 /** "shard.parquet row 17" */
 export const rowWhere = (file: string, row: number) => `${file} row ${row}`;
@@ -111,7 +110,10 @@ export class PickapicScan {
 
   /** Users with at least `minLiked` unique liked images, in natural id order. */
   kept(minLiked: number): string[] {
-    return [...this.users].filter(([, u]) => u.liked.size >= minLiked).map(([id]) => id).sort(compareIds);
+    return [...this.users]
+      .filter(([, u]) => u.liked.size >= minLiked)
+      .map(([id]) => id)
+      .sort(compareIds);
   }
 }
 
@@ -173,7 +175,9 @@ export function splitCounts(nUsers: number, o: SplitOptions): { val: number; see
   if (both && test >= 2) seen = Math.min(test - 1, Math.max(1, seen));
   const unseen = test - seen;
   if (nUsers - val - unseen < Math.max(1, seen)) {
-    throw new DataError(`too few users to split: ${nUsers} kept users, ${val} val + ${unseen} unseen test users leave ${nUsers - val - unseen} train users for ${seen} seen test users`);
+    throw new DataError(
+      `too few users to split: ${nUsers} kept users, ${val} val + ${unseen} unseen test users leave ${nUsers - val - unseen} train users for ${seen} seen test users`,
+    );
   }
   return { val, seen, unseen };
 }

@@ -38,7 +38,9 @@ export interface EvalProtocol {
 export function evalProtocol(ds: PreferenceDataset, o: { maxNRef: number; seed: number | string }): EvalProtocol {
   const users: EvalUser[] = [];
   const skipped: string[] = [];
-  const testUsers = [...new Set(ds.pairs.filter((p) => p.split === 'test').map((p) => p.user))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const testUsers = [...new Set(ds.pairs.filter((p) => p.split === 'test').map((p) => p.user))].sort((a, b) =>
+    a.localeCompare(b, 'en', { numeric: true }),
+  );
   for (const user of testUsers) {
     const mine = ds.byUser.get(user)!.map((i) => ds.pairs[i]);
     const test = mine.filter((p) => p.split === 'test');
@@ -85,7 +87,9 @@ export function pickUsers(users: readonly EvalUser[], n: number, o: { names?: st
   const alternate = (list: readonly EvalUser[]) => {
     const seen = list.filter((u) => u.group === 'seen');
     const unseen = list.filter((u) => u.group === 'unseen');
-    return Array.from({ length: Math.max(seen.length, unseen.length) }, (_, i) => [seen[i], unseen[i]]).flat().filter((u): u is EvalUser => !!u);
+    return Array.from({ length: Math.max(seen.length, unseen.length) }, (_, i) => [seen[i], unseen[i]])
+      .flat()
+      .filter((u): u is EvalUser => !!u);
   };
   if (!o.groups) return alternate(users).slice(0, n);
   const byGroup = new Map<number, EvalUser[]>();
@@ -95,7 +99,8 @@ export function pickUsers(users: readonly EvalUser[], n: number, o: { names?: st
   }
   const lists = [...byGroup.entries()].sort((a, b) => a[0] - b[0]).map(([, l]) => alternate(l));
   const out: EvalUser[] = [];
-  for (let i = 0; out.length < n && lists.some((l) => i < l.length); i += 2) for (const l of lists) for (const u of l.slice(i, i + 2)) if (out.length < n) out.push(u);
+  for (let i = 0; out.length < n && lists.some((l) => i < l.length); i += 2)
+    for (const l of lists) for (const u of l.slice(i, i + 2)) if (out.length < n) out.push(u);
   return out;
 }
 
@@ -157,7 +162,12 @@ async function perTarget(
 }
 
 /** M+ - M- of each target after the history (see the header). */
-export async function scoreAfterHistory(model: PreferenceModel, history: RefPixels[], images: ImageCache, targets: readonly Target[]): Promise<number[]> {
+export async function scoreAfterHistory(
+  model: PreferenceModel,
+  history: RefPixels[],
+  images: ImageCache,
+  targets: readonly Target[],
+): Promise<number[]> {
   const cache = model.encodeReferences(history);
   try {
     return (await perTarget(model, cache, images, targets, (seq, h) => model.targetLogitDiff(cache, seq, h))).map((r) => r[0]);
@@ -170,7 +180,12 @@ export async function scoreAfterHistory(model: PreferenceModel, history: RefPixe
  * The feature the label is read from (seed paper Fig. 9: "the transformer outputs before the final linear layer"):
  * the final-norm hidden state [D] at the target's last position, after the history.
  */
-export async function featuresAfterHistory(model: PreferenceModel, history: RefPixels[], images: ImageCache, targets: readonly Target[]): Promise<number[][]> {
+export async function featuresAfterHistory(
+  model: PreferenceModel,
+  history: RefPixels[],
+  images: ImageCache,
+  targets: readonly Target[],
+): Promise<number[][]> {
   const cache = model.encodeReferences(history);
   try {
     return await perTarget(model, cache, images, targets, (seq, h) => {
@@ -196,7 +211,13 @@ export interface TargetAttention {
  * Attention probabilities (layer, head or 'mean') of the target image's tokens to the prototypes (the first Lp
  * keys of the cache), for one target image [1, S, S, 3] (normalised pixels) after the history.
  */
-export async function targetAttention(model: PreferenceModel, history: RefPixels[], prompt: string, pixels: tf.Tensor4D, o: { layer: number; head: number | 'mean' }): Promise<TargetAttention> {
+export async function targetAttention(
+  model: PreferenceModel,
+  history: RefPixels[],
+  prompt: string,
+  pixels: tf.Tensor4D,
+  o: { layer: number; head: number | 'mean' },
+): Promise<TargetAttention> {
   const lp = model.config.prototypes;
   const cache = model.encodeReferences(history);
   let rec: tf.Tensor3D | null = null;
@@ -205,7 +226,10 @@ export async function targetAttention(model: PreferenceModel, history: RefPixels
     const start = seq.imageStarts[0];
     const s = model.backbone.config.imageSeqLen;
     const diff = tf.tidy(() => {
-      const { hidden } = model.backbone.forwardEmbeds(model.embed(seq, model.imageHidden(pixels)), { past: cache, recordAttention: { ...o, sink: (p) => (rec = p) } });
+      const { hidden } = model.backbone.forwardEmbeds(model.embed(seq, model.imageHidden(pixels)), {
+        past: cache,
+        recordAttention: { ...o, sink: (p) => (rec = p) },
+      });
       return model.backbone.logitDiffAt(hidden, [seq.ids.length - 1], model.layout.labelIds.like, model.layout.labelIds.dislike);
     });
     const r = rec as tf.Tensor3D | null;

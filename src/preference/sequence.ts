@@ -163,7 +163,11 @@ export class SequenceLayout {
   full(refs: EntryRef[], prompt: string): TokenSequence {
     const h = this.history(refs);
     const t = this.target(prompt);
-    return { ids: [...h.ids, ...t.ids], imageStarts: [...h.imageStarts, ...t.imageStarts.map((i) => i + h.ids.length)], labelPositions: h.labelPositions };
+    return {
+      ids: [...h.ids, ...t.ids],
+      imageStarts: [...h.imageStarts, ...t.imageStarts.map((i) => i + h.ids.length)],
+      labelPositions: h.labelPositions,
+    };
   }
 
   /** The template as stored in a checkpoint's config.json (with the resolved token ids, for readers). */

@@ -30,8 +30,17 @@ const ATTRS = Object.keys(STYLE) as StyleAttr[];
 export const SHAPES = ['circle', 'square', 'triangle', 'star', 'ring'] as const;
 
 const RGB: Record<string, [number, number, number]> = {
-  red: [215, 40, 40], orange: [240, 140, 30], yellow: [235, 210, 40], green: [45, 165, 70], blue: [40, 90, 220], purple: [140, 60, 190],
-  white: [245, 245, 242], black: [22, 22, 28], grey: [128, 128, 128], sky: [150, 200, 240], sand: [225, 205, 160],
+  red: [215, 40, 40],
+  orange: [240, 140, 30],
+  yellow: [235, 210, 40],
+  green: [45, 165, 70],
+  blue: [40, 90, 220],
+  purple: [140, 60, 190],
+  white: [245, 245, 242],
+  black: [22, 22, 28],
+  grey: [128, 128, 128],
+  sky: [150, 200, 240],
+  sand: [225, 205, 160],
 };
 
 export interface ImageSpec {
@@ -253,13 +262,24 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
       const split: Split = unseen ? 'test' : p < perUser - nVal - nTest ? 'train' : p < perUser - nTest ? 'val' : 'test';
       const files = ['a', 'b'].map((s) => `images/${user}/p${String(p).padStart(3, '0')}${s}.png`);
       for (const [i, img] of [a, b].entries()) {
-        const png = await sharp(renderImage(img, side), { raw: { width: side, height: side, channels: 3 } }).png().toBuffer();
+        const png = await sharp(renderImage(img, side), { raw: { width: side, height: side, channels: 3 } })
+          .png()
+          .toBuffer();
         writeFileAtomic(path.join(out, files[i]), png);
         nImages++;
       }
       const [likedFile, dislikedFile] = aLiked ? files : [files[1], files[0]];
       const style = (x: ImageSpec) => Object.fromEntries(ATTRS.map((k) => [k, x[k]]));
-      lines.push(JSON.stringify({ user, prompt: promptOf(content), liked: likedFile, disliked: dislikedFile, split, meta: { liked: style(liked), disliked: style(disliked), p_liked: aLiked ? pA : 1 - pA } }));
+      lines.push(
+        JSON.stringify({
+          user,
+          prompt: promptOf(content),
+          liked: likedFile,
+          disliked: dislikedFile,
+          split,
+          meta: { liked: style(liked), disliked: style(disliked), p_liked: aLiked ? pA : 1 - pA },
+        }),
+      );
       if (split === 'test') {
         testPairs++;
         const right = (ww: Weights) => {
@@ -274,7 +294,21 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
     }
   }
   for (const k of Object.keys(oracle) as (keyof typeof oracle)[]) oracle[k] = testPairs ? oracle[k] / testPairs : NaN;
-  const world = { seed, users: nUsers, pairs_per_user: perUser, groups: nGroups, temperature: temp, weight_std: std, image_size: side, style: STYLE, shapes: SHAPES, taste_features: TASTE_FEATURES, weights: { global, groups }, user_info: userInfo, oracle_test_accuracy: oracle };
+  const world = {
+    seed,
+    users: nUsers,
+    pairs_per_user: perUser,
+    groups: nGroups,
+    temperature: temp,
+    weight_std: std,
+    image_size: side,
+    style: STYLE,
+    shapes: SHAPES,
+    taste_features: TASTE_FEATURES,
+    weights: { global, groups },
+    user_info: userInfo,
+    oracle_test_accuracy: oracle,
+  };
   writeFileAtomic(path.join(out, 'world.json'), JSON.stringify(world, null, 1) + '\n');
   writeFileAtomic(path.join(out, 'pairs.jsonl'), lines.join('\n') + '\n'); // last: a complete pairs.jsonl means a complete world
   return { dir: out, pairs: lines.length, images: nImages, users: { seen: nUsers - nUnseen, unseen: nUnseen }, oracle };

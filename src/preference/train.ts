@@ -84,7 +84,15 @@ interface Sample {
 }
 
 /** The k-th sample of a step: target pair, references (shuffled order), both drawn from one seeded stream. */
-async function drawSample(model: PreferenceModel, ds: PreferenceDataset, targets: PreferencePair[], images: ImageCache, set: TrainSettings, st: TrainingState, k: number): Promise<Sample> {
+async function drawSample(
+  model: PreferenceModel,
+  ds: PreferenceDataset,
+  targets: PreferencePair[],
+  images: ImageCache,
+  set: TrainSettings,
+  st: TrainingState,
+  k: number,
+): Promise<Sample> {
   const rng = rngFor('train', set.seed, st.stage, st.step, k);
   const target = targets[Math.floor(rng() * targets.length)];
   const max = model.config.nRef;
@@ -104,7 +112,10 @@ function sampleLoss(model: PreferenceModel, s: Sample, set: TrainSettings, keep:
   const [pos, neg] = tf.split(logits, 2, 0) as [tf.Tensor2D, tf.Tensor2D]; // [1, V] each
   const { like, dislike } = model.layout.labelIds;
   const p = preferenceLoss(pos, neg, like, dislike, { baseLoss: set.baseLoss, aux: set.aux });
-  const margin = tf.sub(tf.sub(tf.slice(pos, [0, like], [1, 1]), tf.slice(pos, [0, dislike], [1, 1])), tf.sub(tf.slice(neg, [0, like], [1, 1]), tf.slice(neg, [0, dislike], [1, 1])));
+  const margin = tf.sub(
+    tf.sub(tf.slice(pos, [0, like], [1, 1]), tf.slice(pos, [0, dislike], [1, 1])),
+    tf.sub(tf.slice(neg, [0, like], [1, 1]), tf.slice(neg, [0, dislike], [1, 1])),
+  );
   keep.parts = [p.all, p.base, p.plus, p.minus, margin.reshape([])].map((t) => tf.keep(t));
   return p.all;
 }
@@ -163,7 +174,8 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
       const lr = stage === 1 ? set.lr : (set.protoLr ?? set.lr);
       opt = new AdamW(trainedVariables(model, stage), { lr, weightDecay: set.weightDecay });
       if (state.step > 0) {
-        if (!run.optimizerFile || !fs.existsSync(run.optimizerFile)) throw new DataError(`cannot resume stage ${stage} at step ${state.step}: no optimizer.safetensors`);
+        if (!run.optimizerFile || !fs.existsSync(run.optimizerFile))
+          throw new DataError(`cannot resume stage ${stage} at step ${state.step}: no optimizer.safetensors`);
         const src = new SafetensorsFile(run.optimizerFile);
         try {
           opt.load(src, state.step);
@@ -209,7 +221,18 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
         state = { stage, step: state.step + 1 };
         const [loss, base, plus, minus] = sums.map((x) => x / set.batch);
         if (!Number.isFinite(loss)) throw new DataError(`training diverged: the loss is ${loss} at stage ${stage} step ${state.step}`);
-        const rec = { stage, step: state.step, loss, base, plus, minus, acc: correct / set.batch, grad_norm: gradNorm, lr, seconds: (Date.now() - ts) / 1000 };
+        const rec = {
+          stage,
+          step: state.step,
+          loss,
+          base,
+          plus,
+          minus,
+          acc: correct / set.batch,
+          grad_norm: gradNorm,
+          lr,
+          seconds: (Date.now() - ts) / 1000,
+        };
         appendLine(metrics, JSON.stringify(rec));
         bar.update(done(), `stage ${stage} loss ${fmtNum(loss)} acc ${fmtNum(rec.acc)}`);
         if (set.evalEvery > 0 && state.step % set.evalEvery === 0) {
@@ -235,16 +258,30 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
   let evals: Record<string, Accuracy> | undefined;
   if (!stopped && set.evalPairs > 0) {
     evals = {};
-    const parts: [string, 'val' | 'test', 'all' | 'seen' | 'unseen'][] = [['val', 'val', 'all'], ['test_seen', 'test', 'seen'], ['test_unseen', 'test', 'unseen']];
+    const parts: [string, 'val' | 'test', 'all' | 'seen' | 'unseen'][] = [
+      ['val', 'val', 'all'],
+      ['test_seen', 'test', 'seen'],
+      ['test_unseen', 'test', 'unseen'],
+    ];
     for (const [name, split, users] of parts) {
       if (!splitPairs(ds, split, users).length) continue;
       evals[name] = await splitAccuracy(model, ds, split, { users, maxPairs: set.evalPairs, seed: set.seed, images });
     }
     const seen = evals.test_seen ?? { accuracy: 0, n: 0 };
     const unseen = evals.test_unseen ?? { accuracy: 0, n: 0 };
-    if (seen.n + unseen.n) evals.test = { accuracy: (seen.accuracy * seen.n + unseen.accuracy * unseen.n) / (seen.n + unseen.n), n: seen.n + unseen.n };
-    writeFileAtomic(path.join(run.out, 'eval.json'), JSON.stringify({ n_ref: model.config.nRef, max_pairs: set.evalPairs, ...evals }, null, 2) + '\n');
-    log(`reno: ${Object.entries(evals).map(([k, a]) => `${k} accuracy ${a.accuracy.toFixed(4)} (${a.n})`).join(', ') || 'no val/test pairs to evaluate'}`);
+    if (seen.n + unseen.n)
+      evals.test = { accuracy: (seen.accuracy * seen.n + unseen.accuracy * unseen.n) / (seen.n + unseen.n), n: seen.n + unseen.n };
+    writeFileAtomic(
+      path.join(run.out, 'eval.json'),
+      JSON.stringify({ n_ref: model.config.nRef, max_pairs: set.evalPairs, ...evals }, null, 2) + '\n',
+    );
+    log(
+      `reno: ${
+        Object.entries(evals)
+          .map(([k, a]) => `${k} accuracy ${a.accuracy.toFixed(4)} (${a.n})`)
+          .join(', ') || 'no val/test pairs to evaluate'
+      }`,
+    );
   } else if (stopped) log(`reno: stopped at stage ${state.stage} step ${state.step}; the checkpoint in ${run.out} resumes with --resume`);
   images.dispose();
   return { state, stopped, eval: evals, seconds: (Date.now() - t0) / 1000 };

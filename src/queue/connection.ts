@@ -23,9 +23,11 @@ export function parseQueueUrl(url: string, flag = '--queue'): URL {
   } catch {
     throw new UsageError(`${flag} must be redis://HOST:PORT[/DB], found "${url}"`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new UsageError(`${flag} must be redis://HOST:PORT[/DB] (or rediss:// for TLS), found "${showUrl(url)}"`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new UsageError(`${flag} must be redis://HOST:PORT[/DB] (or rediss:// for TLS), found "${showUrl(url)}"`);
   if (!u.hostname) throw new UsageError(`${flag} ${showUrl(url)} names no host (expected redis://HOST:PORT[/DB])`);
-  if (u.pathname && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) throw new UsageError(`${flag} ${showUrl(url)}: the database after the port must be a number (redis://HOST:PORT/DB)`);
+  if (u.pathname && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname))
+    throw new UsageError(`${flag} ${showUrl(url)}: the database after the port must be a number (redis://HOST:PORT/DB)`);
   return u;
 }
 
@@ -36,7 +38,13 @@ export function parseQueueUrl(url: string, flag = '--queue'): URL {
 export async function connectQueue(url: string, o: { timeoutMs?: number; flag?: string } = {}): Promise<Redis> {
   parseQueueUrl(url, o.flag);
   const timeoutMs = o.timeoutMs ?? 5000;
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null, connectTimeout: timeoutMs, retryStrategy: () => null, enableOfflineQueue: true });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: null,
+    connectTimeout: timeoutMs,
+    retryStrategy: () => null,
+    enableOfflineQueue: true,
+  });
   let lastError: NodeJS.ErrnoException | null = null;
   client.on('error', (e) => (lastError = e)); // reported below (first contact) or retried (later)
   let timer: NodeJS.Timeout | undefined;

@@ -37,7 +37,10 @@ export interface CellJob {
 
 /** The deterministic job id of a cell: a hash of its resolved config hash and folder. */
 export function cellJobId(c: { hash: string; dir: string }): string {
-  return `cell-${createHash('sha256').update(JSON.stringify([c.hash, path.resolve(c.dir)])).digest('hex').slice(0, 32)}`;
+  return `cell-${createHash('sha256')
+    .update(JSON.stringify([c.hash, path.resolve(c.dir)]))
+    .digest('hex')
+    .slice(0, 32)}`;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
@@ -51,9 +54,11 @@ export function parseCellJob(data: unknown, id = '?'): CellJob {
   if (!isObj(data.values)) throw bad('"values"', 'an object');
   if (typeof data.hash !== 'string' || !/^[0-9a-f]{6,64}$/.test(data.hash)) throw bad('"hash"', 'a hex string');
   if (typeof data.dir !== 'string' || !path.isAbsolute(data.dir)) throw bad('"dir"', 'an absolute folder path');
-  for (const k of ['user', 'preferenceModel'] as const) if (data[k] !== undefined && (typeof data[k] !== 'string' || !path.isAbsolute(data[k] as string))) throw bad(`"${k}"`, 'an absolute path');
+  for (const k of ['user', 'preferenceModel'] as const)
+    if (data[k] !== undefined && (typeof data[k] !== 'string' || !path.isAbsolute(data[k] as string))) throw bad(`"${k}"`, 'an absolute path');
   if (!isObj(data.models)) throw bad('"models"', 'an object');
-  for (const k of ['preset', 'modelDir', 'modelsDir']) if (data.models[k] !== undefined && typeof data.models[k] !== 'string') throw bad(`"models.${k}"`, 'a string');
+  for (const k of ['preset', 'modelDir', 'modelsDir'])
+    if (data.models[k] !== undefined && typeof data.models[k] !== 'string') throw bad(`"models.${k}"`, 'a string');
   if (data.meta !== undefined && !isObj(data.meta)) throw bad('"meta"', 'an object');
   if (!isObj(data.config)) throw bad('"config"', 'an object');
   try {

@@ -62,7 +62,11 @@ export function jobPayload(c: QueueCell, models: JobModels, meta?: Record<string
     dir: path.resolve(c.dir),
     ...(c.user ? { user: abs(c.user) } : {}),
     ...(c.preferenceModel ? { preferenceModel: abs(c.preferenceModel) } : {}),
-    models: { ...(models.preset ? { preset: models.preset } : {}), ...(models.modelDir ? { modelDir: abs(models.modelDir) } : {}), ...(models.modelsDir ? { modelsDir: abs(models.modelsDir) } : {}) },
+    models: {
+      ...(models.preset ? { preset: models.preset } : {}),
+      ...(models.modelDir ? { modelDir: abs(models.modelDir) } : {}),
+      ...(models.modelsDir ? { modelsDir: abs(models.modelsDir) } : {}),
+    },
     ...(meta ? { meta } : {}),
   };
 }
@@ -73,7 +77,13 @@ export async function submitCells(o: SubmitOptions): Promise<SubmitResult> {
   queue.on('error', () => {}); // a dropped connection is retried; the wait below reports what it cannot read
   const res: SubmitResult = { enqueued: 0, queued: 0, done: 0, failed: new Map(), interrupted: false };
   try {
-    const opts = (id: string): JobsOptions => ({ jobId: id, attempts: o.attempts ?? 3, backoff: { type: 'fixed', delay: 2000 }, removeOnComplete: { age: WEEK_S }, removeOnFail: { age: WEEK_S } });
+    const opts = (id: string): JobsOptions => ({
+      jobId: id,
+      attempts: o.attempts ?? 3,
+      backoff: { type: 'fixed', delay: 2000 },
+      removeOnComplete: { age: WEEK_S },
+      removeOnFail: { age: WEEK_S },
+    });
     const toAdd: { name: string; data: CellJob; opts: JobsOptions }[] = [];
     const waiting: { cell: QueueCell; id: string }[] = [];
     for (const c of o.cells) {

@@ -108,7 +108,14 @@ export function startQueueWorker(o: QueueWorkerOptions): { worker: Worker; dispo
       o.log(`reno worker: rejected job ${job.id}: ${(e as Error).message}`);
       throw new UnrecoverableError((e as Error).message);
     }
-    const label = `job ${job.id} (cell ${cell.index + 1}${Object.keys(cell.values).length ? ': ' + Object.entries(cell.values).map(([k, v]) => `${k}=${v}`).join(' ') : ''})`;
+    const label = `job ${job.id} (cell ${cell.index + 1}${
+      Object.keys(cell.values).length
+        ? ': ' +
+          Object.entries(cell.values)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')
+        : ''
+    })`;
     if (cellDone(cell.dir, cell.hash)) {
       o.log(`reno worker: ${label} is already done in ${cell.dir}`);
       return { dir: cell.dir, skipped: true };
@@ -120,12 +127,18 @@ export function startQueueWorker(o: QueueWorkerOptions): { worker: Worker; dispo
       const active = activeRewardNames(cell.config.weights, !!cell.user).active;
       const personal = personalOptions(cell.user, cell.config.guidance, cell.config.n_ref, cell.preferenceModel);
       const key = JSON.stringify([places, cell.config.generator, personal ?? null]);
-      const { session, release } = await sessions.acquire(key, active, (rewards) => openSession({ places, generator: cell.config.generator, rewards, personal, backend: o.backend }));
+      const { session, release } = await sessions.acquire(key, active, (rewards) =>
+        openSession({ places, generator: cell.config.generator, rewards, personal, backend: o.backend }),
+      );
       try {
         o.log(`reno worker: ${label} started`);
         removePartials(cell.dir); // a dead worker's half-written folder
         fs.mkdirSync(partial, { recursive: true });
-        const res = await runGeneration(session, cell.config, active, partial, { quiet: true, shouldStop: o.stopping, meta: { ...cell.meta, job: job.id, worker: `${os.hostname()} pid ${process.pid}` } });
+        const res = await runGeneration(session, cell.config, active, partial, {
+          quiet: true,
+          shouldStop: o.stopping,
+          meta: { ...cell.meta, job: job.id, worker: `${os.hostname()} pid ${process.pid}` },
+        });
         if (res.result.stopped?.reason === 'interrupted') throw new RunStopped(`${label}: the worker was stopped`);
         writeFileAtomic(path.join(partial, 'done.json'), JSON.stringify({ hash: cell.hash, values: cell.values }) + '\n');
         publishCell(partial, cell.dir);

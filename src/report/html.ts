@@ -27,17 +27,36 @@ export function page(title: string, body: string): string {
 export function runReport(d: RunReportData): string {
   const names = Object.keys(d.records[0]?.rewards ?? {});
   const charts = [
-    lineChart([{ name: 'weighted reward loss', values: d.records.map((r) => r.total) }], { title: 'weighted reward loss (lower is better)', xLabel: 'step', yLabel: 'loss' }),
-    ...names.map((n) => lineChart([{ name: n, values: d.records.map((r) => r.scores[n]) }], { title: `${n} score (weight ${d.weights[n] ?? 0}; higher is better)`, xLabel: 'step', yLabel: 'score' })),
+    lineChart([{ name: 'weighted reward loss', values: d.records.map((r) => r.total) }], {
+      title: 'weighted reward loss (lower is better)',
+      xLabel: 'step',
+      yLabel: 'loss',
+    }),
+    ...names.map((n) =>
+      lineChart([{ name: n, values: d.records.map((r) => r.scores[n]) }], {
+        title: `${n} score (weight ${d.weights[n] ?? 0}; higher is better)`,
+        xLabel: 'step',
+        yLabel: 'score',
+      }),
+    ),
     lineChart([{ name: '||z||', values: d.records.map((r) => r.norm) }], { title: 'noise norm', xLabel: 'step', yLabel: '||z||' }),
   ];
   const head = ['step', ...names.map((n) => `${n} score`), 'loss (weighted)', 'reg', '||z||', 'grad norm', 's'];
-  const rows = d.records.map((r) =>
-    `<tr${r.best ? ' style="background:#eef8ee"' : ''}>` +
-    [r.step, ...names.map((n) => r.scores[n].toFixed(4)), r.total.toFixed(4), r.reg.toFixed(2), r.norm.toFixed(2), r.grad_norm === null ? '' : r.grad_norm.toExponential(2), r.seconds.toFixed(2)]
-      .map((v) => `<td>${v}</td>`)
-      .join('') +
-    '</tr>',
+  const rows = d.records.map(
+    (r) =>
+      `<tr${r.best ? ' style="background:#eef8ee"' : ''}>` +
+      [
+        r.step,
+        ...names.map((n) => r.scores[n].toFixed(4)),
+        r.total.toFixed(4),
+        r.reg.toFixed(2),
+        r.norm.toFixed(2),
+        r.grad_norm === null ? '' : r.grad_norm.toExponential(2),
+        r.seconds.toFixed(2),
+      ]
+        .map((v) => `<td>${v}</td>`)
+        .join('') +
+      '</tr>',
   );
   const body = [
     `<h1>${escapeXml(d.title)}</h1>`,

@@ -44,7 +44,11 @@ interface Frame {
 }
 
 /** Axes with ticks, grid lines and labels on [x0,x1] x [y0,y1]; legend space on the right when `legendW` > 0. */
-function frame(W: number, H: number, o: { title: string; xLabel?: string; yLabel?: string; x: [number, number]; y: [number, number]; xTicks?: number[]; legendW?: number }): Frame {
+function frame(
+  W: number,
+  H: number,
+  o: { title: string; xLabel?: string; yLabel?: string; x: [number, number]; y: [number, number]; xTicks?: number[]; legendW?: number },
+): Frame {
   const m = { l: 62, r: 14 + (o.legendW ?? 0), t: o.title ? 34 : 14, b: 48 };
   const plot = { l: m.l, t: m.t, w: W - m.l - m.r, h: H - m.t - m.b };
   const yt = niceTicks(o.y[0], o.y[1]);
@@ -64,7 +68,8 @@ function frame(W: number, H: number, o: { title: string; xLabel?: string; yLabel
   }
   parts.push(`<rect x="${plot.l}" y="${plot.t}" width="${plot.w}" height="${plot.h}" fill="none" stroke="black"/>`);
   if (o.xLabel) parts.push(text(plot.l + plot.w / 2, H - 10, o.xLabel, { size: 12, anchor: 'middle' }));
-  if (o.yLabel) parts.push(text(0, 0, o.yLabel, { size: 12, anchor: 'middle', extra: `transform="translate(16 ${f1(plot.t + plot.h / 2)}) rotate(-90)"` }));
+  if (o.yLabel)
+    parts.push(text(0, 0, o.yLabel, { size: 12, anchor: 'middle', extra: `transform="translate(16 ${f1(plot.t + plot.h / 2)}) rotate(-90)"` }));
   return { parts, X, Y, plot };
 }
 
@@ -72,7 +77,10 @@ function legend(parts: string[], x: number, y: number, items: { name: string; co
   items.forEach((it, i) => {
     const ly = y + i * 18;
     if (it.marker === 'dot') parts.push(`<circle cx="${x + 9}" cy="${ly}" r="4" fill="${it.color}"/>`);
-    else parts.push(`<line x1="${x}" x2="${x + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-width="2.5"${it.dash ? ' stroke-dasharray="5 3"' : ''}/>`);
+    else
+      parts.push(
+        `<line x1="${x}" x2="${x + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-width="2.5"${it.dash ? ' stroke-dasharray="5 3"' : ''}/>`,
+      );
     parts.push(text(x + 24, ly + 4, it.name, { size: 11 }));
   });
 }
@@ -104,16 +112,39 @@ export function linePlotSvg(o: LinePlotOptions): string {
   const W = o.width ?? 560;
   const H = o.height ?? 360;
   const legendW = Math.ceil(Math.min(220, 40 + Math.max(0, ...o.series.map((s) => textWidth(s.name, 11)))));
-  const fr = frame(W, H, { title: o.title, xLabel: o.xLabel, yLabel: o.yLabel, x: range(o.x, 0.04), y: o.yRange ?? range(o.series.flatMap((s) => s.values), 0.08), xTicks: o.x, legendW });
+  const fr = frame(W, H, {
+    title: o.title,
+    xLabel: o.xLabel,
+    yLabel: o.yLabel,
+    x: range(o.x, 0.04),
+    y:
+      o.yRange ??
+      range(
+        o.series.flatMap((s) => s.values),
+        0.08,
+      ),
+    xTicks: o.x,
+    legendW,
+  });
   o.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
-    const pts = s.values.map((v, j) => (Number.isFinite(v) && j < o.x.length ? [fr.X(o.x[j]), fr.Y(v)] : null)).filter((p): p is number[] => p !== null);
+    const pts = s.values
+      .map((v, j) => (Number.isFinite(v) && j < o.x.length ? [fr.X(o.x[j]), fr.Y(v)] : null))
+      .filter((p): p is number[] => p !== null);
     const g = [`<g class="series" data-name="${escapeXml(s.name)}">`];
-    if (pts.length > 1) g.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${pts.map((p) => p.map(f1).join(',')).join(' ')}"/>`);
+    if (pts.length > 1)
+      g.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${pts.map((p) => p.map(f1).join(',')).join(' ')}"/>`,
+      );
     for (const [x, y] of pts) g.push(`<circle cx="${f1(x)}" cy="${f1(y)}" r="3.5" fill="${color}"/>`);
     fr.parts.push(...g, '</g>');
   });
-  legend(fr.parts, fr.plot.l + fr.plot.w + 14, fr.plot.t + 8, o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length], dash: s.dashed })));
+  legend(
+    fr.parts,
+    fr.plot.l + fr.plot.w + 14,
+    fr.plot.t + 8,
+    o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length], dash: s.dashed })),
+  );
   return [...fr.parts, '</svg>'].join('\n');
 }
 
@@ -121,14 +152,30 @@ export const linePlotPng = (o: LinePlotOptions) => svgToPng(linePlotSvg(o));
 
 /** Accuracy (%) vs N_ref from an N_ref sweep (src/preference/metrics.ts NRefSweep): per model a solid seen line and
  * a dashed unseen line in one colour (Fig. 5), or one line per model over all test users (Fig. 7). */
-export function nRefPlotSvg(sweep: { nRef: number[]; series: { model: string; all: number[]; seen: number[]; unseen: number[] }[] }, o: { title?: string; groups?: 'seen-unseen' | 'all'; width?: number; height?: number } = {}): string {
+export function nRefPlotSvg(
+  sweep: { nRef: number[]; series: { model: string; all: number[]; seen: number[]; unseen: number[] }[] },
+  o: { title?: string; groups?: 'seen-unseen' | 'all'; width?: number; height?: number } = {},
+): string {
   const both = (o.groups ?? 'seen-unseen') === 'seen-unseen';
   const pct = (v: number[]) => v.map((x) => x * 100);
   const series: LineSeries[] = sweep.series.flatMap((s, i) => {
     const color = PALETTE[i % PALETTE.length];
-    return both ? [{ name: `${s.model} seen`, values: pct(s.seen), color }, { name: `${s.model} unseen`, values: pct(s.unseen), color, dashed: true }] : [{ name: s.model, values: pct(s.all), color }];
+    return both
+      ? [
+          { name: `${s.model} seen`, values: pct(s.seen), color },
+          { name: `${s.model} unseen`, values: pct(s.unseen), color, dashed: true },
+        ]
+      : [{ name: s.model, values: pct(s.all), color }];
   });
-  return linePlotSvg({ title: o.title ?? (both ? 'Top-1 accuracy on seen-unseen data with different N_ref' : 'Top-1 accuracy with different N_ref'), x: sweep.nRef, series, xLabel: 'N_ref', yLabel: 'Top-1 accuracy (%)', ...(o.width ? { width: o.width } : {}), ...(o.height ? { height: o.height } : {}) });
+  return linePlotSvg({
+    title: o.title ?? (both ? 'Top-1 accuracy on seen-unseen data with different N_ref' : 'Top-1 accuracy with different N_ref'),
+    x: sweep.nRef,
+    series,
+    xLabel: 'N_ref',
+    yLabel: 'Top-1 accuracy (%)',
+    ...(o.width ? { width: o.width } : {}),
+    ...(o.height ? { height: o.height } : {}),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -181,7 +228,11 @@ export function heatmapSvg(o: HeatmapOptions): string {
   const parts = open(W, H, o.title);
   parts.push(`<g class="cells" data-rows="${R}" data-cols="${C}" shape-rendering="crispEdges">`);
   o.values.forEach((row, i) =>
-    row.forEach((v, j) => parts.push(`<rect x="${f1(m.l + j * cw)}" y="${f1(m.t + i * ch)}" width="${f1(cw + 1)}" height="${f1(ch + 1)}" fill="${Number.isFinite(v) ? viridis((v - lo) / span) : '#cccccc'}"/>`)),
+    row.forEach((v, j) =>
+      parts.push(
+        `<rect x="${f1(m.l + j * cw)}" y="${f1(m.t + i * ch)}" width="${f1(cw + 1)}" height="${f1(ch + 1)}" fill="${Number.isFinite(v) ? viridis((v - lo) / span) : '#cccccc'}"/>`,
+      ),
+    ),
   );
   parts.push('</g>');
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="black"/>`);
@@ -197,7 +248,10 @@ export function heatmapSvg(o: HeatmapOptions): string {
   // Colour bar: 64 bands, ticks at nice values.
   const bx = m.l + pw + 18;
   const bw = 16;
-  for (let k = 0; k < 64; k++) parts.push(`<rect x="${bx}" y="${f1(m.t + ph - ((k + 1) / 64) * ph)}" width="${bw}" height="${f1(ph / 64 + 0.5)}" fill="${viridis((k + 0.5) / 64)}"/>`);
+  for (let k = 0; k < 64; k++)
+    parts.push(
+      `<rect x="${bx}" y="${f1(m.t + ph - ((k + 1) / 64) * ph)}" width="${bw}" height="${f1(ph / 64 + 0.5)}" fill="${viridis((k + 0.5) / 64)}"/>`,
+    );
   parts.push(`<rect x="${bx}" y="${m.t}" width="${bw}" height="${ph}" fill="none" stroke="black"/>`);
   for (const v of niceTicks(lo, hi).filter((v) => v >= lo - 1e-12 && v <= hi + 1e-12)) {
     const y = m.t + ph - ((v - lo) / span) * ph;
@@ -230,14 +284,32 @@ export function scatterSvg(o: ScatterOptions): string {
   const names = o.groups?.map((g) => g.name) ?? [...new Set(o.points.map((p) => p.group))];
   const color = (n: string, i: number) => o.groups?.find((g) => g.name === n)?.color ?? PALETTE[i % PALETTE.length];
   const legendW = Math.ceil(Math.min(200, 40 + Math.max(0, ...names.map((s) => textWidth(s, 11)))));
-  const fr = frame(W, H, { title: o.title, xLabel: o.xLabel, yLabel: o.yLabel, x: range(o.points.map((p) => p.x), 0.05), y: range(o.points.map((p) => p.y), 0.05), legendW });
+  const fr = frame(W, H, {
+    title: o.title,
+    xLabel: o.xLabel,
+    yLabel: o.yLabel,
+    x: range(
+      o.points.map((p) => p.x),
+      0.05,
+    ),
+    y: range(
+      o.points.map((p) => p.y),
+      0.05,
+    ),
+    legendW,
+  });
   names.forEach((n, i) => {
     const pts = o.points.filter((p) => p.group === n && Number.isFinite(p.x) && Number.isFinite(p.y));
     fr.parts.push(`<g class="group" data-name="${escapeXml(n)}" fill="${color(n, i)}" fill-opacity="0.85">`);
     for (const p of pts) fr.parts.push(`<circle cx="${f1(fr.X(p.x))}" cy="${f1(fr.Y(p.y))}" r="3.5"/>`);
     fr.parts.push('</g>');
   });
-  legend(fr.parts, fr.plot.l + fr.plot.w + 14, fr.plot.t + 8, names.map((n, i) => ({ name: n, color: color(n, i), marker: 'dot' })));
+  legend(
+    fr.parts,
+    fr.plot.l + fr.plot.w + 14,
+    fr.plot.t + 8,
+    names.map((n, i) => ({ name: n, color: color(n, i), marker: 'dot' })),
+  );
   return [...fr.parts, '</svg>'].join('\n');
 }
 
@@ -260,7 +332,12 @@ export interface ImageGridOptions {
 }
 
 /** Text overlay of the grid (labels and title) as SVG; exported for tests. */
-export function imageGridSvg(rows: number, cols: number, cells: (GridCell | null)[][], o: ImageGridOptions): { svg: string; width: number; height: number; origin: (r: number, c: number) => [number, number] } {
+export function imageGridSvg(
+  rows: number,
+  cols: number,
+  cells: (GridCell | null)[][],
+  o: ImageGridOptions,
+): { svg: string; width: number; height: number; origin: (r: number, c: number) => [number, number] } {
   const S = o.cellSize ?? 256;
   const gap = 8;
   const cellLabH = cells.some((r) => r.some((c) => c?.label)) ? 18 : 0;
@@ -308,11 +385,18 @@ export async function imageGrid(cells: (GridCell | null)[][], o: ImageGridOption
     for (let c = 0; c < cells[r].length; c++) {
       const cell = cells[r][c];
       if (!cell) continue;
-      const img = await sharp(cell.png).resize(S, S, { fit: 'contain', background: { r: 255, g: 255, b: 255, alpha: 1 } }).flatten({ background: '#ffffff' }).png().toBuffer();
+      const img = await sharp(cell.png)
+        .resize(S, S, { fit: 'contain', background: { r: 255, g: 255, b: 255, alpha: 1 } })
+        .flatten({ background: '#ffffff' })
+        .png()
+        .toBuffer();
       const [left, top] = g.origin(r, c);
       layers.push({ input: img, left, top });
     }
   }
   layers.push({ input: Buffer.from(g.svg), left: 0, top: 0 });
-  return sharp({ create: { width: g.width, height: g.height, channels: 3, background: '#ffffff' } }).composite(layers).png().toBuffer();
+  return sharp({ create: { width: g.width, height: g.height, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toBuffer();
 }

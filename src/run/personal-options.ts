@@ -10,5 +10,7 @@ export function personalOptions(
   preferenceModel?: string,
   more: { mode?: 'auto' | 'vlm' | 'embedding'; tower?: string; formula?: string; log?: (line: string) => void } = {},
 ): RewardLoadContext['personal'] {
-  return user ? { historyFile: path.resolve(user), guidance, nRef, checkpoint: preferenceModel && path.resolve(preferenceModel), ...more } : undefined;
+  return user
+    ? { historyFile: path.resolve(user), guidance, nRef, checkpoint: preferenceModel && path.resolve(preferenceModel), ...more }
+    : undefined;
 }

@@ -52,7 +52,8 @@ export function activeRewardNames(weights: Record<string, number>, hasUser: bool
   const inactive: Record<string, string> = {};
   for (const [name, w] of Object.entries(weights)) {
     if (name === PERSONAL && !hasUser) inactive[name] = 'no --user history given';
-    else if (!known.has(name)) throw new ConfigError(`weights.${name}: unknown reward "${name}" (known: ${[...new Set([...known, PERSONAL])].join(', ')})`);
+    else if (!known.has(name))
+      throw new ConfigError(`weights.${name}: unknown reward "${name}" (known: ${[...new Set([...known, PERSONAL])].join(', ')})`);
     else if (w > 0) active.push(name);
     else inactive[name] = 'weight 0';
   }
@@ -78,7 +79,10 @@ function locateGenerator(model: string, places: ModelPlaces): { dir: string; mod
   if (!fs.existsSync(file) && registry().models.has(file)) {
     const named = getModel(file);
     const weights = named.files.filter((f) => f.endsWith('.safetensors'));
-    if (weights.length !== 1) throw new ConfigError(`--model-file ${file}: the registry entry lists ${weights.length} .safetensors files, expected one single-file checkpoint`);
+    if (weights.length !== 1)
+      throw new ConfigError(
+        `--model-file ${file}: the registry entry lists ${weights.length} .safetensors files, expected one single-file checkpoint`,
+      );
     const dir = requireModel(named, places).dir;
     return { dir, modelFile: path.join(dir, weights[0]) };
   }
@@ -88,7 +92,10 @@ function locateGenerator(model: string, places: ModelPlaces): { dir: string; mod
   try {
     return { dir: requireModel(entry, places).dir, modelFile: file };
   } catch (e) {
-    if (e instanceof ModelNotFoundError) throw new ModelNotFoundError(`--model-file ${places.modelFile} is read with ${model}'s configs and tokenizer (${entry.files.join(', ')}): ${e.message}`);
+    if (e instanceof ModelNotFoundError)
+      throw new ModelNotFoundError(
+        `--model-file ${places.modelFile} is read with ${model}'s configs and tokenizer (${entry.files.join(', ')}): ${e.message}`,
+      );
     throw e;
   }
 }
@@ -102,7 +109,13 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   checkRewardModels(o.rewards, ctx);
   const entry = getModel(spec.model);
   const idFile = loc.modelFile ?? spec.identityFile(loc.dir);
-  const model: ModelIdentity = { name: spec.model, repo: entry.repo, file: loc.modelFile ? path.basename(loc.modelFile) : localName(loc.dir, idFile), sha256: sha256File(idFile), smoke_test: o.places.smokeTest };
+  const model: ModelIdentity = {
+    name: spec.model,
+    repo: entry.repo,
+    file: loc.modelFile ? path.basename(loc.modelFile) : localName(loc.dir, idFile),
+    sha256: sha256File(idFile),
+    smoke_test: o.places.smokeTest,
+  };
   const generator = spec.load(loc.dir, { smokeTest: o.places.smokeTest, ...(loc.modelFile ? { modelFile: loc.modelFile } : {}) });
   let rewards: Map<string, Reward>;
   try {
@@ -157,7 +170,8 @@ export function runSize(gen: Generator, config: RunConfig): ImageSize {
   try {
     gen.latentShape(size);
   } catch (e) {
-    if (e instanceof RenoError) throw new ConfigError(`size ${size.width}x${size.height} (--size, or width/height): ${e.message.replace(/^image size \d+x\d+ /, '')}`);
+    if (e instanceof RenoError)
+      throw new ConfigError(`size ${size.width}x${size.height} (--size, or width/height): ${e.message.replace(/^image size \d+x\d+ /, '')}`);
     throw e;
   }
   return size;
@@ -171,16 +185,51 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   const weightDtype = halfWeightsOn() ? 'fp16' : 'fp32';
   // what the rewards report of themselves (the personal model's mode): run.yaml, and the PNG record without paths
   const info: Record<string, string> = Object.assign({}, ...rewardNames.map((n) => s.rewards.get(n)?.info ?? {}));
-  const personalModel = Object.fromEntries(Object.entries(info).filter(([k]) => ['personal_model', 'personal_tower', 'personal_formula'].includes(k)));
+  const personalModel = Object.fromEntries(
+    Object.entries(info).filter(([k]) => ['personal_model', 'personal_tower', 'personal_formula'].includes(k)),
+  );
   const personal = rewardNames.includes(PERSONAL) ? { guidance: config.guidance, n_ref: config.n_ref, ...personalModel } : null;
   // the size actually used, not null for "native"
-  const writer = new RunWriter(dir, { prompt: config.prompt, seed: config.seed, weights, backend: s.backend, renoVersion: renoVersion(), model: s.model, config: { ...config, ...size }, weightDtype, personal, smokeTest: s.places.smokeTest });
-  const fullConfig = { ...config, ...size, run: { reno_version: renoVersion(), backend: s.backend, weight_dtype: weightDtype, model: s.modelLabel, model_sha256: s.model.sha256, smoke_test: s.places.smokeTest, active_rewards: rewardNames, ...info, ...o.meta } };
+  const writer = new RunWriter(dir, {
+    prompt: config.prompt,
+    seed: config.seed,
+    weights,
+    backend: s.backend,
+    renoVersion: renoVersion(),
+    model: s.model,
+    config: { ...config, ...size },
+    weightDtype,
+    personal,
+    smokeTest: s.places.smokeTest,
+  });
+  const fullConfig = {
+    ...config,
+    ...size,
+    run: {
+      reno_version: renoVersion(),
+      backend: s.backend,
+      weight_dtype: weightDtype,
+      model: s.modelLabel,
+      model_sha256: s.model.sha256,
+      smoke_test: s.places.smokeTest,
+      active_rewards: rewardNames,
+      ...info,
+      ...o.meta,
+    },
+  };
   writer.writeConfig(fullConfig); // before any compute
   // every text encoder tokenizes the prompt here: one warning for all of their cuts
-  const { value: [cond, prepared], cuts } = collectTruncations(() => {
+  const {
+    value: [cond, prepared],
+    cuts,
+  } = collectTruncations(() => {
     const c = gen.prepare(config.prompt);
-    const p: ActiveReward[] = rewardNames.map((n) => ({ name: n, weight: config.weights[n], prepared: s.rewards.get(n)!.prepare(config.prompt), reward: s.rewards.get(n)! }));
+    const p: ActiveReward[] = rewardNames.map((n) => ({
+      name: n,
+      weight: config.weights[n],
+      prepared: s.rewards.get(n)!.prepare(config.prompt),
+      reward: s.rewards.get(n)!,
+    }));
     return [c, p] as const;
   });
   const cut = truncationWarning(cuts);
@@ -197,25 +246,32 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   if (config.optimize && !rewardNames.length) notes.push('No reward is active (every weight is 0): one-shot image, nothing to optimise.');
   let result: LoopResult;
   try {
-    result = await runReno(gen, cond, z0, prepared, {
-      steps,
-      optimize: config.optimize && rewardNames.length > 0,
-      optimizer: config.optimizer,
-      lr: config.lr,
-      momentum: config.momentum,
-      nesterov: config.nesterov,
-      gradClip: config.grad_clip,
-      regWeight: config.reg_weight,
-    }, {
-      onStep: async (rec, image) => {
-        writer.appendMetrics(rec);
-        if (config.save_steps) await writer.writeStep(rec, image);
-        seconds.push(rec.seconds);
-        bar.update(rec.step + 1, stepStatus(rec, { done: rec.step + 1, total: steps, seconds }));
-        await o.onStep?.(rec, image);
+    result = await runReno(
+      gen,
+      cond,
+      z0,
+      prepared,
+      {
+        steps,
+        optimize: config.optimize && rewardNames.length > 0,
+        optimizer: config.optimizer,
+        lr: config.lr,
+        momentum: config.momentum,
+        nesterov: config.nesterov,
+        gradClip: config.grad_clip,
+        regWeight: config.reg_weight,
       },
-      shouldStop: o.shouldStop,
-    });
+      {
+        onStep: async (rec, image) => {
+          writer.appendMetrics(rec);
+          if (config.save_steps) await writer.writeStep(rec, image);
+          seconds.push(rec.seconds);
+          bar.update(rec.step + 1, stepStatus(rec, { done: rec.step + 1, total: steps, seconds }));
+          await o.onStep?.(rec, image);
+        },
+        shouldStop: o.shouldStop,
+      },
+    );
   } finally {
     bar.stop();
     tf.dispose([z0]);
@@ -227,6 +283,7 @@ export async function runGeneration(s: Session, config: RunConfig, rewardNames: 
   disposeResult(result);
   // not even the first image was finite: there is no image to show, so the run fails (the folder keeps run.yaml,
   // metrics.jsonl and the report that say why)
-  if (!result.best && result.stopped?.reason === 'non-finite') throw new RunStopped(`${result.stopped.message}; wrote no best.png (the run folder ${dir} holds the metrics and report)`);
+  if (!result.best && result.stopped?.reason === 'non-finite')
+    throw new RunStopped(`${result.stopped.message}; wrote no best.png (the run folder ${dir} holds the metrics and report)`);
   return { dir, result, notes };
 }

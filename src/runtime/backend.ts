@@ -98,7 +98,8 @@ export function weightsFromEnv(): boolean {
  */
 export function hostWeightsFromEnv(backend: string): boolean {
   const h = setting('hostWeights');
-  if (h === 'on' && backend === 'webgpu') throw new UsageError('RENO_HOST_WEIGHTS=on is for the CPU backends: WebGPU in Node has no synchronous read-back to take weights off the device');
+  if (h === 'on' && backend === 'webgpu')
+    throw new UsageError('RENO_HOST_WEIGHTS=on is for the CPU backends: WebGPU in Node has no synchronous read-back to take weights off the device');
   return h === 'auto' ? backend === 'wasm' : h === 'on';
 }
 
@@ -139,7 +140,8 @@ export async function useBackend(requested?: string, opts: { quiet?: boolean } =
   active = tf.getBackend();
   setHostWeights(hostWeightsFromEnv(active));
   if (!announced && !opts.quiet) {
-    const extra = active === 'webgpu' ? `, adapter ${describeAdapter()}` : active === 'wasm' && wasmThreadCount > 1 ? `, ${wasmThreadCount} threads` : '';
+    const extra =
+      active === 'webgpu' ? `, adapter ${describeAdapter()}` : active === 'wasm' && wasmThreadCount > 1 ? `, ${wasmThreadCount} threads` : '';
     process.stderr.write(`reno: backend ${active}${name === 'auto' ? ' (auto)' : ''}${extra}\n`);
     announced = true;
   }

@@ -77,7 +77,9 @@ export function leanGradients(
   const tape = engine.state.activeTape ?? [];
   const nodes = nodesFromXToY(tape, xs, y);
   if (!allowNoGradients && nodes.length === 0) {
-    throw new Error('Cannot compute gradient of y=f(x) with respect to x. Make sure that the f you passed encloses all operations that lead from x to y.');
+    throw new Error(
+      'Cannot compute gradient of y=f(x) with respect to x. Make sure that the f you passed encloses all operations that lead from x to y.',
+    );
   }
   return engine.tidy('backward', () => {
     const xIds = new Set(xs.map((x) => x.id));
@@ -114,7 +116,8 @@ export function leanGradients(
         const inputGradients = gradient(dys);
         const out: Record<string, tf.Tensor> = {};
         for (const name in node.inputs) {
-          if (!(name in inputGradients)) throw new Error(`Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`);
+          if (!(name in inputGradients))
+            throw new Error(`Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`);
           out[name] = tf.tidy(() => inputGradients[name]());
         }
         return out;
@@ -122,9 +125,14 @@ export function leanGradients(
       for (const name in node.inputs) {
         const dx = dxs[name];
         const x = node.inputs[name];
-        if (dx.dtype !== 'float32') throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`);
+        if (dx.dtype !== 'float32')
+          throw new Error(
+            `Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`,
+          );
         if (!tf.util.arraysEqual(dx.shape, x.shape)) {
-          throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`);
+          throw new Error(
+            `Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`,
+          );
         }
         const current = grads.get(x.id);
         if (current === undefined) hold(x.id, dx);
@@ -176,7 +184,12 @@ proto.gradients = function (this: EngineInternals, f, xs, dy, allowNoGradients =
 };
 
 /** Top-level gradients by the switched-on path (reno's isolatedGrads); keepValue as in leanGradients. */
-export function gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor | undefined, keepValue: boolean): { value: tf.Tensor; grads: tf.Tensor[] } {
+export function gradients(
+  f: () => tf.Tensor,
+  xs: tf.Tensor[],
+  dy: tf.Tensor | undefined,
+  keepValue: boolean,
+): { value: tf.Tensor; grads: tf.Tensor[] } {
   if (lean) return leanGradients(f, xs, dy, true, keepValue);
   return tfjsGradients.call(tf.engine() as unknown as EngineInternals, f, xs, dy, true);
 }

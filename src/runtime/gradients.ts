@@ -32,7 +32,10 @@ function reduceSize(x: tf.Tensor, axis: number | number[] | undefined): number {
 
 // registered when this module is first imported (an ES module runs once): Sum spreads dy as it is, Mean divided by
 // the number of elements each output averaged
-for (const [kernelName, mean] of [['Sum', false], ['Mean', true]] as const) {
+for (const [kernelName, mean] of [
+  ['Sum', false],
+  ['Mean', true],
+] as const) {
   tf.registerGradient({
     kernelName,
     inputsToSave: ['x'],

@@ -133,7 +133,15 @@ for (const backendName of ['cpu', 'wasm']) {
     kernelName: UNPACK_HALF,
     backendName,
     kernelFunc: (({ inputs: { h }, backend, attrs: { shape } }: { inputs: { h: TensorInfo }; backend: CpuBackend; attrs: Attrs }) =>
-      output(backend, shape, 'float32', unpackHalfValues(backend.readSync(h.dataId) as Int32Array, shape.reduce((a, b) => a * b, 1)))) as unknown as tf.KernelFunc,
+      output(
+        backend,
+        shape,
+        'float32',
+        unpackHalfValues(
+          backend.readSync(h.dataId) as Int32Array,
+          shape.reduce((a, b) => a * b, 1),
+        ),
+      )) as unknown as tf.KernelFunc,
   });
 }
 

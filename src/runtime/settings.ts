@@ -149,8 +149,18 @@ export const SETTINGS: { [K in keyof Settings]: Spec<K> } = {
   shapeOnlySaves: { variable: 'RENO_SHAPE_ONLY_SAVES', values: 'on, off', default: 'on', parse: onOff('RENO_SHAPE_ONLY_SAVES') },
   webgpuFused: { variable: 'RENO_WEBGPU_FUSED', values: 'on, off', default: 'on', parse: onOff('RENO_WEBGPU_FUSED') },
   webgpuAttention: { variable: 'RENO_WEBGPU_ATTENTION', values: 'flash, chunked', default: 'flash', parse: parseAttention },
-  webgpuConv: { variable: 'RENO_WEBGPU_CONV', values: `tfjs, ${TILES.join(', ')}`, default: 'tfjs', parse: (raw) => parseTile(raw, 'RENO_WEBGPU_CONV') },
-  webgpuMatmul: { variable: 'RENO_WEBGPU_MATMUL', values: `tfjs, ${TILES.join(', ')}`, default: 'tfjs', parse: (raw) => parseTile(raw, 'RENO_WEBGPU_MATMUL') },
+  webgpuConv: {
+    variable: 'RENO_WEBGPU_CONV',
+    values: `tfjs, ${TILES.join(', ')}`,
+    default: 'tfjs',
+    parse: (raw) => parseTile(raw, 'RENO_WEBGPU_CONV'),
+  },
+  webgpuMatmul: {
+    variable: 'RENO_WEBGPU_MATMUL',
+    values: `tfjs, ${TILES.join(', ')}`,
+    default: 'tfjs',
+    parse: (raw) => parseTile(raw, 'RENO_WEBGPU_MATMUL'),
+  },
   webgpuWinograd: { variable: 'RENO_WEBGPU_WINOGRAD', values: '4 (or on), 2, off', default: '4', parse: parseWinograd },
   webgpuPoolBytes: {
     variable: 'RENO_WEBGPU_POOL_MB',
@@ -187,7 +197,8 @@ export function readSettings(env: Env = process.env, flags: SettingFlags = {}): 
   for (const k of Object.keys(SETTINGS) as (keyof Settings)[]) out[k] = readSetting(k, env);
   if (flags.backend !== undefined) out.backend = SETTINGS.backend.parse(flags.backend);
   if (flags.weightDtype !== undefined) {
-    if (flags.weightDtype !== 'fp32' && flags.weightDtype !== 'fp16') throw new UsageError(`--weight-dtype must be fp32 or fp16, not "${flags.weightDtype}"`);
+    if (flags.weightDtype !== 'fp32' && flags.weightDtype !== 'fp16')
+      throw new UsageError(`--weight-dtype must be fp32 or fp16, not "${flags.weightDtype}"`);
     out.weightDtype = flags.weightDtype;
   }
   return out as unknown as Settings;

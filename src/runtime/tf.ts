@@ -50,7 +50,9 @@ export function checkTfjsVersions(found: Record<string, string> = installedTfjsV
 function loadExtras(): void {
   const file = path.join(setting('root') ?? packageRoot(), 'dist', 'vendor', 'tfjs-extras.cjs');
   if (!fs.existsSync(file))
-    throw new InstallError(`reno is not built: ${file} is missing (tfjs' gradients); run \`npm run build\` (npm install does it) in ${packageRoot()}`);
+    throw new InstallError(
+      `reno is not built: ${file} is missing (tfjs' gradients); run \`npm run build\` (npm install does it) in ${packageRoot()}`,
+    );
   createRequire(import.meta.url)(file);
 }
 loadExtras();

@@ -42,7 +42,7 @@ export function installWasmThreadShim(n: number): () => void {
     readonly source: string;
     constructor(...[parts, opts]: ConstructorParameters<typeof Blob>) {
       super(parts, opts);
-      this.source = (parts ?? []).map((p) => (typeof p === "string" ? p : "")).join("");
+      this.source = (parts ?? []).map((p) => (typeof p === 'string' ? p : '')).join('');
       if (this.source.startsWith('var WasmBackendModuleThreadedSimd')) fs.writeFileSync(mainPath, prelude + this.source);
     }
   }

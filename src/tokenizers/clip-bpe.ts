@@ -213,7 +213,7 @@ export class ClipTokenizer {
       const first = parts[best];
       const second = parts[best + 1];
       const next: string[] = [];
-      for (let i = 0; i < parts.length; ) {
+      for (let i = 0; i < parts.length;) {
         if (i < parts.length - 1 && parts[i] === first && parts[i + 1] === second) {
           next.push(first + second);
           i += 2;

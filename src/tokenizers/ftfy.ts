@@ -31,9 +31,7 @@ const CAT: Record<string, string> = {
     '\\u017e\\u0491\\ufb01\\ufb02',
   upper_common: '\\xde\\u0391-\\u03a9\\u0386\\u0388\\u0389\\u038a\\u038c\\u038e\\u038f\\u03aa\\u03ab\\u0401-\\u042f',
   lower_common: '\\u03b1-\\u03c9\\u03ac\\u03ad\\u03ae\\u03af\\u03b0\\u0430-\\u045f',
-  box:
-    '\\u2502\\u250c\\u2510\\u2518\\u251c\\u2524\\u252c\\u253c\\u2550-\\u256c\\u2580\\u2584\\u2588\\u258c\\u2590' +
-    '\\u2591\\u2592\\u2593',
+  box: '\\u2502\\u250c\\u2510\\u2518\\u251c\\u2524\\u252c\\u253c\\u2550-\\u256c\\u2580\\u2584\\u2588\\u258c\\u2590' + '\\u2591\\u2592\\u2593',
 };
 /** Python's str whitespace (str.isspace / re `\s` on str). */
 export const PY_WS = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
@@ -60,8 +58,7 @@ const BADNESS_TEMPLATE = [
   '[{upper_accented}]°',
   '[ÂÃÎÐ][€œŠš¢£Ÿž\\xa0\\xad®©°·»{start_punctuation}{end_punctuation}–—´]',
   '×[²³]',
-  '[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]' +
-    '[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]',
+  '[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]' + '[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]',
   'à[²µ¹¼½¾]',
   '√[±∂†≠®™´≤≥¥µø]',
   '≈[°¢]',
@@ -79,9 +76,7 @@ const BADNESS_TEMPLATE = [
   'ā€',
 ];
 const BADNESS_RE = new RegExp(
-  BADNESS_TEMPLATE.join('|').replace(/\{(\w+)\}/g, (_m, k: string) =>
-    k === 'ws' ? PY_WS : k === 'word' ? '\\p{L}\\p{N}_' : CAT[k],
-  ),
+  BADNESS_TEMPLATE.join('|').replace(/\{(\w+)\}/g, (_m, k: string) => (k === 'ws' ? PY_WS : k === 'word' ? '\\p{L}\\p{N}_' : CAT[k])),
   'u',
 );
 
@@ -108,9 +103,17 @@ const CHARMAPS: Charmap[] = [];
     CHARMAPS.push({ name, sloppy, enc });
   };
   const bytes = Array.from({ length: 128 }, (_, i) => 0x80 + i);
-  add('latin-1', false, bytes.map((b) => String.fromCharCode(b)));
+  add(
+    'latin-1',
+    false,
+    bytes.map((b) => String.fromCharCode(b)),
+  );
   // Node's TextDecoder treats windows-1252 as Latin-1, so that table is spelled out (html.ts CP1252_C1).
-  add('sloppy-windows-1252', true, bytes.map((b) => String.fromCodePoint(b < 0xa0 ? CP1252_C1[b - 0x80] : b)));
+  add(
+    'sloppy-windows-1252',
+    true,
+    bytes.map((b) => String.fromCodePoint(b < 0xa0 ? CP1252_C1[b - 0x80] : b)),
+  );
   const viaDecoder: [string, string, boolean][] = [
     ['sloppy-windows-1251', 'windows-1251', true],
     ['sloppy-windows-1250', 'windows-1250', true],

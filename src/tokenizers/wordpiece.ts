@@ -120,7 +120,11 @@ export class WordPieceTokenizer {
     }
     const out: string[] = [];
     for (let word of splitWords(clean.normalize('NFC'))) {
-      if (this.lowercase) word = word.toLowerCase().normalize('NFD').replace(/\p{Mn}/gu, '');
+      if (this.lowercase)
+        word = word
+          .toLowerCase()
+          .normalize('NFD')
+          .replace(/\p{Mn}/gu, '');
       let cur = '';
       for (const ch of word) {
         if (isPunctuation(ch)) {

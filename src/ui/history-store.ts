@@ -94,7 +94,8 @@ export class HistoryStore {
     writeFileAtomic(this.file, JSON.stringify({ ...h, pairs: h.pairs.slice(0, -1) }, null, 2) + '\n');
     for (const p of [last.liked, last.disliked]) {
       // only the copies this UI made (images/<id>-liked.png); a path the user wrote by hand is left alone
-      if (typeof p === 'string' && /^images\/[\w-]+-(liked|disliked)\.\w+$/.test(p)) fs.rmSync(path.join(path.dirname(this.file), p), { force: true });
+      if (typeof p === 'string' && /^images\/[\w-]+-(liked|disliked)\.\w+$/.test(p))
+        fs.rmSync(path.join(path.dirname(this.file), p), { force: true });
     }
     return this.state();
   }

@@ -74,7 +74,19 @@ export class JobQueue {
 
   /** Queue `fn`; the promise settles when the job has ended (done, stopped, failed or cancelled). */
   add(kind: Job['kind'], label: string, fn: Work): { job: Job; ended: Promise<Job> } {
-    const job: Job = { id: `j${++this.n}`, kind, label, state: 'queued', stopRequested: false, progress: null, bestPng: null, dir: null, error: null, result: null, started: null };
+    const job: Job = {
+      id: `j${++this.n}`,
+      kind,
+      label,
+      state: 'queued',
+      stopRequested: false,
+      progress: null,
+      bestPng: null,
+      dir: null,
+      error: null,
+      result: null,
+      started: null,
+    };
     this.jobs.push(job);
     if (this.jobs.length > 200) this.jobs.splice(0, this.jobs.length - 200);
     const ended = new Promise<Job>((resolve) => this.work.set(job.id, { fn, resolve }));

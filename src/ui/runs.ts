@@ -83,7 +83,19 @@ export function runEntry(root: string, name: string): RunEntry | null {
       mtime,
     };
   }
-  const grid = (kind: 'compare' | 'sweep', prompt: string): RunEntry => ({ kind, name, prompt, seed: null, steps: null, best: null, init: null, stopped: false, images: has('grid.png') ? [rel('grid.png')] : [], report: rel('report.html'), mtime });
+  const grid = (kind: 'compare' | 'sweep', prompt: string): RunEntry => ({
+    kind,
+    name,
+    prompt,
+    seed: null,
+    steps: null,
+    best: null,
+    init: null,
+    stopped: false,
+    images: has('grid.png') ? [rel('grid.png')] : [],
+    report: rel('report.html'),
+    mtime,
+  });
   if (has('compare.json') && has('report.html')) {
     let prompt = '';
     try {

@@ -53,7 +53,19 @@ interface Pair {
   right: string;
 }
 
-const TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.html': 'text/html; charset=utf-8', '.json': 'application/json', '.csv': 'text/csv; charset=utf-8', '.md': 'text/markdown; charset=utf-8', '.yaml': 'text/yaml; charset=utf-8', '.jsonl': 'application/jsonl', '.svg': 'image/svg+xml' };
+const TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.html': 'text/html; charset=utf-8',
+  '.json': 'application/json',
+  '.csv': 'text/csv; charset=utf-8',
+  '.md': 'text/markdown; charset=utf-8',
+  '.yaml': 'text/yaml; charset=utf-8',
+  '.jsonl': 'application/jsonl',
+  '.svg': 'image/svg+xml',
+};
 const IMAGE_EXT = /\.(png|jpe?g|webp)$/i;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -71,7 +83,13 @@ class HttpError extends Error {
 }
 
 function send(res: http.ServerResponse, status: number, body: string | Buffer, type = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' });
+  res.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
+  });
   res.end(body);
 }
 
@@ -114,7 +132,10 @@ function num(v: unknown, what: string, o: { integer?: boolean; min?: number } = 
   if (v === undefined || v === null || v === '') return undefined;
   const x = typeof v === 'number' ? v : Number(v);
   if (!Number.isFinite(x) || (o.integer && !Number.isInteger(x)) || (o.min !== undefined && x < o.min))
-    throw new HttpError(400, `${what} must be ${o.integer ? 'an integer' : 'a number'}${o.min !== undefined ? ` >= ${o.min}` : ''}, found ${JSON.stringify(v)}`);
+    throw new HttpError(
+      400,
+      `${what} must be ${o.integer ? 'an integer' : 'a number'}${o.min !== undefined ? ` >= ${o.min}` : ''}, found ${JSON.stringify(v)}`,
+    );
   return x;
 }
 
@@ -153,7 +174,17 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     for (const s of [seed, seed + 1]) {
       if (job.stopRequested) throw new RenoError('stopped before the pair was ready');
       // a one-shot image (no reward loaded): the fastest image the current backend makes
-      const r = await generateCommand({ prompt, seed: s, noOptimize: true, overrides: { weights: zero }, ...models, out: path.join(scratch, 'runs'), quiet: true, log: () => {}, stdout: () => {} });
+      const r = await generateCommand({
+        prompt,
+        seed: s,
+        noOptimize: true,
+        overrides: { weights: zero },
+        ...models,
+        out: path.join(scratch, 'runs'),
+        quiet: true,
+        log: () => {},
+        stdout: () => {},
+      });
       images.push(path.join(r.dir, 'best.png'));
     }
     return { id: crypto.randomBytes(6).toString('hex'), prompt, left: images[0], right: images[1] };
@@ -171,7 +202,10 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     const dir = path.resolve(o.images!);
     let files: string[] = [];
     try {
-      files = fs.readdirSync(dir).filter((f) => IMAGE_EXT.test(f)).sort();
+      files = fs
+        .readdirSync(dir)
+        .filter((f) => IMAGE_EXT.test(f))
+        .sort();
     } catch (e) {
       throw new HttpError(409, `cannot read the image folder ${dir}: ${(e as Error).message}`);
     }
@@ -220,7 +254,8 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     }
     const personal = body.personal === true;
     const guidance = body.guidance === undefined || body.guidance === '' ? undefined : String(body.guidance);
-    if (guidance !== undefined && guidance !== 'like' && guidance !== 'dislike') throw new HttpError(400, `guidance must be like or dislike, found ${JSON.stringify(guidance)}`);
+    if (guidance !== undefined && guidance !== 'like' && guidance !== 'dislike')
+      throw new HttpError(400, `guidance must be like or dislike, found ${JSON.stringify(guidance)}`);
     if (personal) {
       const h = history.state();
       if (h.error) throw new HttpError(409, `personal mode reads the history, which cannot be used: ${h.error}`);
@@ -269,7 +304,15 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
           job.bestPng = await encodePng(image);
           broadcast('best', { id: job.id, step: rec.step, url: `jobs/${job.id}/best.png?step=${rec.step}` });
         }
-        job.progress = { step: done, total, loss: rec.total, rewards: rec.rewards, best: rec.best, bestStep: rec.best ? rec.step : (job.progress?.bestStep ?? null), eta_s: Math.max(0, ((total - done) * per) / 1000) };
+        job.progress = {
+          step: done,
+          total,
+          loss: rec.total,
+          rewards: rec.rewards,
+          best: rec.best,
+          bestStep: rec.best ? rec.step : (job.progress?.bestStep ?? null),
+          eta_s: Math.max(0, ((total - done) * per) / 1000),
+        };
         broadcast('step', { id: job.id, ...job.progress });
       },
     });
@@ -289,11 +332,13 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `http://${host}`) throw new HttpError(403, `forbidden: cross-origin request from ${origin}`);
     const site = req.headers['sec-fetch-site'];
-    if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new HttpError(403, `forbidden: cross-site request (Sec-Fetch-Site: ${site})`);
+    if (site !== undefined && site !== 'same-origin' && site !== 'none')
+      throw new HttpError(403, `forbidden: cross-site request (Sec-Fetch-Site: ${site})`);
     const url = new URL(req.url ?? '/', 'http://x');
     const m = /^\/([^/]+)(\/.*)?$/.exec(url.pathname);
     const given = Buffer.from(m?.[1] ?? '');
-    if (!m || given.length !== tokenBuf.length || !crypto.timingSafeEqual(given, tokenBuf)) throw new HttpError(403, 'forbidden: open the URL reno ui printed (it holds the access token)');
+    if (!m || given.length !== tokenBuf.length || !crypto.timingSafeEqual(given, tokenBuf))
+      throw new HttpError(403, 'forbidden: open the URL reno ui printed (it holds the access token)');
     return m[2] ?? '';
   }
 
@@ -307,7 +352,10 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     }
     if (method === 'GET' && rest === '/') {
       // nothing from elsewhere: no external script, style, image or connection; not framed by another page
-      res.setHeader('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+      res.setHeader(
+        'content-security-policy',
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      );
       return send(res, 200, uiPage(), 'text/html; charset=utf-8');
     }
     if (method === 'GET' && rest === '/api/state') return sendJson(res, 200, state());
@@ -353,7 +401,8 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
       const p = pairs.get(String(body.pair));
       if (!p) throw new HttpError(404, 'no such pair (the server was restarted?): ask for a new one');
       const choice = String(body.choice);
-      if (choice !== 'left' && choice !== 'right' && choice !== 'skip') throw new HttpError(400, `choice must be left, right or skip, found ${JSON.stringify(body.choice)}`);
+      if (choice !== 'left' && choice !== 'right' && choice !== 'skip')
+        throw new HttpError(400, `choice must be left, right or skip, found ${JSON.stringify(body.choice)}`);
       pairs.delete(p.id);
       if (choice === 'skip') return sendJson(res, 200, history.state());
       const h = history.state();
@@ -378,7 +427,8 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
   const server = http.createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
       const status = e instanceof HttpError ? e.status : e instanceof RenoError ? 409 : 500;
-      if (status === 500) o.log(`reno: ui: ${req.method} ${req.url?.replace(token, '<token>')}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      if (status === 500)
+        o.log(`reno: ui: ${req.method} ${req.url?.replace(token, '<token>')}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       if (res.headersSent) res.end();
       else sendJson(res, status, { error: e instanceof Error ? e.message : String(e) });
     });
@@ -388,9 +438,16 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     const onError = (e: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
       const where = `${o.host}:${o.port}`;
-      if (e.code === 'EADDRINUSE') reject(new RenoError(`port ${o.port} on ${o.host} is already in use (another reno ui?): choose another with --port, or --port 0 for any free port`));
-      else if (e.code === 'EACCES') reject(new RenoError(`cannot listen on ${where}: permission denied (ports below 1024 need privileges): choose another --port`));
-      else if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND') reject(new RenoError(`cannot listen on ${where}: --host ${o.host} is not an address of this machine`));
+      if (e.code === 'EADDRINUSE')
+        reject(
+          new RenoError(
+            `port ${o.port} on ${o.host} is already in use (another reno ui?): choose another with --port, or --port 0 for any free port`,
+          ),
+        );
+      else if (e.code === 'EACCES')
+        reject(new RenoError(`cannot listen on ${where}: permission denied (ports below 1024 need privileges): choose another --port`));
+      else if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND')
+        reject(new RenoError(`cannot listen on ${where}: --host ${o.host} is not an address of this machine`));
       else reject(new RenoError(`cannot listen on ${where}: ${e.message}`));
     };
     const onListening = () => {

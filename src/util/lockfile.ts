@@ -125,7 +125,10 @@ export function describeOwner(o: LockOwner | null): string {
  * Take the lock, waiting while another live process holds it; `onWait` is called once with the owner when it has
  * to wait. `shouldStop` ends the wait with null.
  */
-export async function waitLock(file: string, o: { onWait?: (owner: LockOwner | null) => void; pollMs?: number; shouldStop?: () => boolean } = {}): Promise<(() => void) | null> {
+export async function waitLock(
+  file: string,
+  o: { onWait?: (owner: LockOwner | null) => void; pollMs?: number; shouldStop?: () => boolean } = {},
+): Promise<(() => void) | null> {
   let told = false;
   for (;;) {
     const a = tryLock(file);

@@ -137,12 +137,14 @@ function statusError(res: http.IncomingMessage, what: { repo: string; revision: 
   if (status === 401 || status === 403 || code === 'GatedRepo')
     return new DownloadError(
       `access to ${what.repo} refused (HTTP ${status}${code ? `, ${code}` : ''}) for ${what.file}: ` +
-        (what.token ? 'HF_TOKEN was sent but refused; check that it can read this repo and that you accepted its terms on the hub'
+        (what.token
+          ? 'HF_TOKEN was sent but refused; check that it can read this repo and that you accepted its terms on the hub'
           : 'the repo is gated or private: accept its terms on the hub and set HF_TOKEN'),
       status,
     );
   if (status === 404) {
-    if (code === 'RepoNotFound') return new DownloadError(`repository ${what.repo} not found (HTTP 404; private repos need HF_TOKEN): ${what.url}`, status);
+    if (code === 'RepoNotFound')
+      return new DownloadError(`repository ${what.repo} not found (HTTP 404; private repos need HF_TOKEN): ${what.url}`, status);
     if (code === 'RevisionNotFound') return new DownloadError(`revision ${what.revision} not found in ${what.repo} (HTTP 404): ${what.url}`, status);
     return new DownloadError(`${where} not found (HTTP 404): ${what.url}`, status);
   }
@@ -173,12 +175,15 @@ export async function fetchFileMetadata(repo: string, revision: string, file: st
     let commit = header(res, 'x-repo-commit');
     if (!commit) {
       if (!HEX40.test(revision))
-        throw new DownloadError(`${ctx.endpoint} gave no X-Repo-Commit header for ${file} in ${repo}, and revision "${revision}" is not a commit hash: cannot place it in the cache`);
+        throw new DownloadError(
+          `${ctx.endpoint} gave no X-Repo-Commit header for ${file} in ${repo}, and revision "${revision}" is not a commit hash: cannot place it in the cache`,
+        );
       commit = revision;
     }
     if (!HEX40.test(commit)) throw new DownloadError(`${ctx.endpoint} gave a bad X-Repo-Commit ${JSON.stringify(commit)} for ${repo}`);
     const etag = normalizeEtag(header(res, 'x-linked-etag') ?? header(res, 'etag'));
-    if (!etag || !SAFE_NAME.test(etag)) throw new DownloadError(`${ctx.endpoint} gave no usable ETag for ${file} in ${repo} (${JSON.stringify(etag)})`);
+    if (!etag || !SAFE_NAME.test(etag))
+      throw new DownloadError(`${ctx.endpoint} gave no usable ETag for ${file} in ${repo} (${JSON.stringify(etag)})`);
     const sizeText = header(res, 'x-linked-size') ?? header(res, 'content-length');
     const size = sizeText !== undefined && /^\d+$/.test(sizeText) ? Number(sizeText) : null;
     const location = status >= 300 && status < 400 && loc ? new URL(loc, url).href : url.href;
@@ -283,7 +288,14 @@ class Progress {
 }
 
 /** Bytes into blobs/<etag>.incomplete (resumed), checked, then renamed to blobs/<etag>. Returns bytes transferred. */
-async function fetchBlob(meta: FileMetadata, blob: string, ctx: Ctx, what: { repo: string; revision: string; file: string }, pinned: string | undefined, progress: Progress): Promise<number> {
+async function fetchBlob(
+  meta: FileMetadata,
+  blob: string,
+  ctx: Ctx,
+  what: { repo: string; revision: string; file: string },
+  pinned: string | undefined,
+  progress: Progress,
+): Promise<number> {
   const incomplete = `${blob}.incomplete`;
   await fsp.mkdir(path.dirname(blob), { recursive: true });
   let start = fileSize(incomplete);
@@ -307,7 +319,9 @@ async function fetchBlob(meta: FileMetadata, blob: string, ctx: Ctx, what: { rep
     if (res.statusCode === 206 && !(header(res, 'content-range') ?? '').startsWith(`bytes ${start}-`)) {
       res.destroy();
       await fsp.rm(incomplete, { force: true });
-      throw new DownloadError(`the server sent ${what.file} from ${what.repo} with the wrong byte range (${header(res, 'content-range')}, asked bytes=${start}-); the partial file was deleted, run again`);
+      throw new DownloadError(
+        `the server sent ${what.file} from ${what.repo} with the wrong byte range (${header(res, 'content-range')}, asked bytes=${start}-); the partial file was deleted, run again`,
+      );
     }
     if (!append) start = 0; // 200 to a Range request: the whole file comes again
     progress.start(meta.size, start);
@@ -332,7 +346,9 @@ async function fetchBlob(meta: FileMetadata, blob: string, ctx: Ctx, what: { rep
   const got = fileSize(incomplete);
   if (meta.size !== null && got !== meta.size) {
     if (got > meta.size) await fsp.rm(incomplete, { force: true });
-    throw new DownloadError(`download of ${what.file} from ${what.repo} has ${got} bytes, expected ${meta.size}${got < meta.size ? '; run the same command again to resume' : ''}`);
+    throw new DownloadError(
+      `download of ${what.file} from ${what.repo} has ${got} bytes, expected ${meta.size}${got < meta.size ? '; run the same command again to resume' : ''}`,
+    );
   }
   for (const want of [HEX64.test(meta.etag) ? meta.etag : undefined, pinned]) {
     if (!want) continue;
@@ -388,7 +404,12 @@ function isFile(p: string): boolean {
  * Download one file of `repo` at `revision` into the cache. `ref` (default: revision) is the name recorded in
  * refs/ for the commit. A file already in the snapshot is skipped (without a request when revision is a commit).
  */
-export async function downloadFile(repo: string, revision: string, file: string, opts: DownloadOptions & { ref?: string } = {}): Promise<DownloadedFile> {
+export async function downloadFile(
+  repo: string,
+  revision: string,
+  file: string,
+  opts: DownloadOptions & { ref?: string } = {},
+): Promise<DownloadedFile> {
   const ctx = context(opts);
   const repoDir = hfRepoDir(repo, ctx.cacheDir);
   const progress = new Progress(opts, file);
@@ -425,7 +446,10 @@ export async function downloadFile(repo: string, revision: string, file: string,
     }
   }
   await linkSnapshot(blob, target);
-  const how = bytes === 0 ? 'blob already cached, linked' : `${formatBytes(bytes)} in ${progress.elapsed()}${resumeFrom > 0 ? `, resumed at ${formatBytes(resumeFrom)}` : ''}`;
+  const how =
+    bytes === 0
+      ? 'blob already cached, linked'
+      : `${formatBytes(bytes)} in ${progress.elapsed()}${resumeFrom > 0 ? `, resumed at ${formatBytes(resumeFrom)}` : ''}`;
   progress.end(`${file}: downloaded (${how})`);
   return { file, path: target, commit: meta.commit, blob, bytes, skipped: false };
 }
@@ -434,7 +458,12 @@ export async function downloadFile(repo: string, revision: string, file: string,
  * Download `files` (required) and `optional` files (skipped when the hub has no such file) of one repo. The commit
  * that the first file resolves to is used for all the others, so one snapshot is consistent.
  */
-export async function downloadRepo(repo: string, revision: string, files: readonly string[], opts: DownloadOptions & { optional?: readonly string[] } = {}): Promise<RepoDownload> {
+export async function downloadRepo(
+  repo: string,
+  revision: string,
+  files: readonly string[],
+  opts: DownloadOptions & { optional?: readonly string[] } = {},
+): Promise<RepoDownload> {
   const ctx = context(opts);
   let rev = revision;
   const done: DownloadedFile[] = [];

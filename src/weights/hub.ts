@@ -123,7 +123,12 @@ export function resolveSnapshot(repoDir: string, revision: string): { dir: strin
     list = [];
   }
   if (list.length === 1) return { dir: path.join(snaps, list[0]), commit: list[0] };
-  return { why: list.length === 0 ? `no refs/${revision} and no snapshots` : `no refs/${revision} and ${list.length} snapshots (${list.join(', ')}): cannot tell which` };
+  return {
+    why:
+      list.length === 0
+        ? `no refs/${revision} and no snapshots`
+        : `no refs/${revision} and ${list.length} snapshots (${list.join(', ')}): cannot tell which`,
+  };
 }
 
 function describe(loc: ModelLocation): string {
@@ -189,7 +194,9 @@ export function howToGet(entry: ModelEntry, opts: LocateOptions = {}): string[] 
   if (entry.manual) lines.push(`by hand: ${entry.manual}`);
   lines.push(`or --models-dir DIR with the files at DIR/${entry.repo}/${files}`);
   if (entry.kind === 'generator')
-    lines.push(`or --model-dir DIR pointing at a diffusers folder of ${entry.repo} (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)`);
+    lines.push(
+      `or --model-dir DIR pointing at a diffusers folder of ${entry.repo} (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)`,
+    );
   lines.push('or --preset tiny for an offline smoke test with random tiny weights');
   return lines;
 }

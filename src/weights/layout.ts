@@ -16,8 +16,7 @@ export function conv2dToTf(data: Float32Array, out: number, inp: number, kh: num
   const r = new Float32Array(data.length);
   for (let o = 0; o < out; o++)
     for (let i = 0; i < inp; i++)
-      for (let y = 0; y < kh; y++)
-        for (let x = 0; x < kw; x++) r[((y * kw + x) * inp + i) * out + o] = data[((o * inp + i) * kh + y) * kw + x];
+      for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) r[((y * kw + x) * inp + i) * out + o] = data[((o * inp + i) * kh + y) * kw + x];
   return r;
 }
 
@@ -26,8 +25,7 @@ export function conv2dFromTf(data: Float32Array, out: number, inp: number, kh: n
   const r = new Float32Array(data.length);
   for (let o = 0; o < out; o++)
     for (let i = 0; i < inp; i++)
-      for (let y = 0; y < kh; y++)
-        for (let x = 0; x < kw; x++) r[((o * inp + i) * kh + y) * kw + x] = data[((y * kw + x) * inp + i) * out + o];
+      for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) r[((o * inp + i) * kh + y) * kw + x] = data[((y * kw + x) * inp + i) * out + o];
   return r;
 }
 
@@ -60,8 +58,7 @@ export function nchwToNhwc(data: Float32Array, n: number, c: number, h: number, 
   const r = new Float32Array(data.length);
   for (let b = 0; b < n; b++)
     for (let ch = 0; ch < c; ch++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) r[((b * h + y) * w + x) * c + ch] = data[((b * c + ch) * h + y) * w + x];
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) r[((b * h + y) * w + x) * c + ch] = data[((b * c + ch) * h + y) * w + x];
   return r;
 }
 
@@ -69,7 +66,6 @@ export function nhwcToNchw(data: Float32Array, n: number, h: number, w: number, 
   const r = new Float32Array(data.length);
   for (let b = 0; b < n; b++)
     for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++)
-        for (let ch = 0; ch < c; ch++) r[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
+      for (let x = 0; x < w; x++) for (let ch = 0; ch < c; ch++) r[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
   return r;
 }

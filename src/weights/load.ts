@@ -34,11 +34,7 @@ function list(title: string, items: string[]): string {
 }
 
 /** Check the source against the module; returns the key in the file for each parameter. Throws on any problem. */
-export function planLoad(
-  module: Module,
-  source: TensorSource,
-  opts: LoadOptions = {},
-): { plan: Map<Param, string>; ignored: string[] } {
+export function planLoad(module: Module, source: TensorSource, opts: LoadOptions = {}): { plan: Map<Param, string>; ignored: string[] } {
   const prefix = opts.prefix ?? '';
   const scoped = opts.scoped ?? prefix.length > 0;
   const fileKeyOf = new Map<string, string>(); // module-name -> file key
@@ -63,8 +59,13 @@ export function planLoad(
     used.add(name);
     const same = info.shape.length === p.torchShape.length && info.shape.every((d, i) => d === p.torchShape[i]);
     // A 1x1 conv stored where a Linear is expected (legacy VAE attention) has the same numbers.
-    const squeezable = p.layout === 'linear' && info.shape.length === 4 && info.shape[2] === 1 && info.shape[3] === 1 &&
-      info.shape[0] === p.torchShape[0] && info.shape[1] === p.torchShape[1];
+    const squeezable =
+      p.layout === 'linear' &&
+      info.shape.length === 4 &&
+      info.shape[2] === 1 &&
+      info.shape[3] === 1 &&
+      info.shape[0] === p.torchShape[0] &&
+      info.shape[1] === p.torchShape[1];
     if (!same && !squeezable) {
       misShaped.push(`${fk}: expected [${p.torchShape.join(', ')}], found [${info.shape.join(', ')}]`);
       continue;

@@ -8,19 +8,7 @@ import { WeightsError } from '../errors.js';
 
 /** Python values as the unpickler builds them. Tuples are frozen arrays, lists are plain arrays. */
 export type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PyValue[]
-  | readonly PyValue[]
-  | PyDict
-  | PySet
-  | PyGlobal
-  | StorageRef
-  | TensorRef;
+  null | boolean | number | bigint | string | Uint8Array | PyValue[] | readonly PyValue[] | PyDict | PySet | PyGlobal | StorageRef | TensorRef;
 
 export type PyKey = string | number | bigint | boolean | null;
 
@@ -76,18 +64,52 @@ export class TensorRef {
 
 // torch/storage.py _LegacyStorage subclasses and torch/__init__.py dtype names -> safetensors dtype spelling.
 const STORAGES: Record<string, string> = {
-  DoubleStorage: 'F64', FloatStorage: 'F32', HalfStorage: 'F16', BFloat16Storage: 'BF16', LongStorage: 'I64',
-  IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL', UntypedStorage: 'U8',
+  DoubleStorage: 'F64',
+  FloatStorage: 'F32',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
+  UntypedStorage: 'U8',
 };
 const DTYPES: Record<string, string> = {
-  float64: 'F64', double: 'F64', float32: 'F32', float: 'F32', float16: 'F16', half: 'F16', bfloat16: 'BF16',
-  int64: 'I64', long: 'I64', int32: 'I32', int: 'I32', int16: 'I16', short: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float64: 'F64',
+  double: 'F64',
+  float32: 'F32',
+  float: 'F32',
+  float16: 'F16',
+  half: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  long: 'I64',
+  int32: 'I32',
+  int: 'I32',
+  int16: 'I16',
+  short: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 const BUILDERS = [
-  'collections.OrderedDict', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v2',
-  'torch._utils._rebuild_tensor_v3', 'torch._utils._rebuild_parameter', 'torch._utils._rebuild_parameter_with_state',
-  'torch._tensor._rebuild_from_type_v2', 'torch.Size', 'torch.device', 'builtins.set', 'builtins.frozenset',
-  '__builtin__.set', '__builtin__.frozenset', '_codecs.encode', 'torch.nn.parameter.Parameter',
+  'collections.OrderedDict',
+  'torch._utils._rebuild_tensor',
+  'torch._utils._rebuild_tensor_v2',
+  'torch._utils._rebuild_tensor_v3',
+  'torch._utils._rebuild_parameter',
+  'torch._utils._rebuild_parameter_with_state',
+  'torch._tensor._rebuild_from_type_v2',
+  'torch.Size',
+  'torch.device',
+  'builtins.set',
+  'builtins.frozenset',
+  '__builtin__.set',
+  '__builtin__.frozenset',
+  '_codecs.encode',
+  'torch.nn.parameter.Parameter',
 ];
 const TYPES = ['torch.Tensor', 'torch._tensor.Tensor'];
 
@@ -96,12 +118,15 @@ export function resolveGlobal(module: string, name: string, file: string): PyGlo
   const q = `${module}.${name}`;
   if (BUILDERS.includes(q)) return new PyGlobal(module, name, 'builder');
   if (TYPES.includes(q)) return new PyGlobal(module, name, 'type');
-  if ((module === 'torch' || module === 'torch.storage') && Object.hasOwn(STORAGES, name)) return new PyGlobal(module, name, 'storage', STORAGES[name]);
+  if ((module === 'torch' || module === 'torch.storage') && Object.hasOwn(STORAGES, name))
+    return new PyGlobal(module, name, 'storage', STORAGES[name]);
   if (module === 'torch' && Object.hasOwn(DTYPES, name)) return new PyGlobal(module, name, 'dtype', DTYPES[name]);
   const hint = module.startsWith('__torch__')
     ? ' (this looks like a TorchScript archive written by torch.jit.save; reno reads torch.save state dicts only)'
     : ' (a torch.save state dict only needs tensors, storages and dicts; a whole pickled model or arbitrary objects are not read)';
-  throw new WeightsError(`${file}: refusing to load the pickle global ${q}: it is not on reno's allow-list, and reno never runs code from a checkpoint${hint}`);
+  throw new WeightsError(
+    `${file}: refusing to load the pickle global ${q}: it is not on reno's allow-list, and reno never runs code from a checkpoint${hint}`,
+  );
 }
 
 const isTuple = (v: PyValue): v is readonly PyValue[] => Array.isArray(v);
@@ -275,117 +300,244 @@ export function unpickle(data: Uint8Array, file: string): PyValue {
         marks.push(stack);
         stack = [];
         break;
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x4a: stack.push(buf.readInt32LE(need(4))); break; // BININT
-      case 0x8a: stack.push(long(bytes(u8()))); break; // LONG1
-      case 0x8b: { // LONG4
+      case 0x30:
+        pop();
+        break; // POP
+      case 0x31:
+        popMark();
+        break; // POP_MARK
+      case 0x32:
+        stack.push(top());
+        break; // DUP
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(u16());
+        break; // BININT2
+      case 0x4a:
+        stack.push(buf.readInt32LE(need(4)));
+        break; // BININT
+      case 0x8a:
+        stack.push(long(bytes(u8())));
+        break; // LONG1
+      case 0x8b: {
+        // LONG4
         const n = u32();
         if (n > 1024) throw fail('LONG4 integer is too large');
         stack.push(long(bytes(n)));
         break;
       }
-      case 0x49: { // INT (protocol 0): "01"/"00" are True/False
+      case 0x49: {
+        // INT (protocol 0): "01"/"00" are True/False
         const s = line();
         stack.push(s === '01' ? true : s === '00' ? false : Number.parseInt(s, 10));
         break;
       }
-      case 0x4c: { // LONG (protocol 0): decimal digits and a trailing L
+      case 0x4c: {
+        // LONG (protocol 0): decimal digits and a trailing L
         const s = line().replace(/L$/, '');
         if (!/^[-+]?\d{1,400}$/.test(s)) throw fail(`bad LONG literal at byte ${at}`);
         const v = BigInt(s);
         stack.push(v >= -BigInt(Number.MAX_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
       }
-      case 0x47: stack.push(buf.readDoubleBE(need(8))); break; // BINFLOAT (big-endian)
-      case 0x46: stack.push(Number.parseFloat(line())); break; // FLOAT
-      case 0x58: stack.push(bytes(u32()).toString('utf8')); break; // BINUNICODE
-      case 0x8c: stack.push(bytes(u8()).toString('utf8')); break; // SHORT_BINUNICODE
-      case 0x8d: stack.push(bytes(u64()).toString('utf8')); break; // BINUNICODE8
-      case 0x54: stack.push(bytes(u32()).toString('latin1')); break; // BINSTRING (py2 str)
-      case 0x55: stack.push(bytes(u8()).toString('latin1')); break; // SHORT_BINSTRING
-      case 0x42: stack.push(new Uint8Array(bytes(u32()))); break; // BINBYTES
-      case 0x43: stack.push(new Uint8Array(bytes(u8()))); break; // SHORT_BINBYTES
-      case 0x8e: stack.push(new Uint8Array(bytes(u64()))); break; // BINBYTES8
-      case 0x96: stack.push(new Uint8Array(bytes(u64()))); break; // BYTEARRAY8
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(Object.freeze([])); break; // EMPTY_TUPLE
-      case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
-      case 0x8f: stack.push(new PySet([], false)); break; // EMPTY_SET
-      case 0x6c: { const items = popMark(); stack.push(items); break; } // LIST (popMark swaps `stack`: pop first)
-      case 0x74: { const items = popMark(); stack.push(Object.freeze(items)); break; } // TUPLE
-      case 0x85: stack.push(Object.freeze([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(Object.freeze([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(Object.freeze([a, b, c])); break; } // TUPLE3
-      case 0x91: { const items = popMark(); stack.push(new PySet(items, true)); break; } // FROZENSET
-      case 0x64: { const d = new PyDict(); setItems(d, popMark()); stack.push(d); break; } // DICT
-      case 0x61: { const v = pop(); appendItems(top(), [v]); break; } // APPEND
-      case 0x65: { const items = popMark(); appendItems(top(), items); break; } // APPENDS
-      case 0x90: { const items = popMark(); appendItems(top(), items); break; } // ADDITEMS
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const kv = popMark(); setItems(top(), kv); break; } // SETITEMS
-      case 0x68: get(u8()); break; // BINGET
-      case 0x6a: get(u32()); break; // LONG_BINGET
-      case 0x67: get(Number.parseInt(line(), 10)); break; // GET
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x70: memo.set(Number.parseInt(line(), 10), top()); break; // PUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x63: { // GLOBAL "module\nname\n": resolved (or refused) right here
+      case 0x47:
+        stack.push(buf.readDoubleBE(need(8)));
+        break; // BINFLOAT (big-endian)
+      case 0x46:
+        stack.push(Number.parseFloat(line()));
+        break; // FLOAT
+      case 0x58:
+        stack.push(bytes(u32()).toString('utf8'));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(bytes(u8()).toString('utf8'));
+        break; // SHORT_BINUNICODE
+      case 0x8d:
+        stack.push(bytes(u64()).toString('utf8'));
+        break; // BINUNICODE8
+      case 0x54:
+        stack.push(bytes(u32()).toString('latin1'));
+        break; // BINSTRING (py2 str)
+      case 0x55:
+        stack.push(bytes(u8()).toString('latin1'));
+        break; // SHORT_BINSTRING
+      case 0x42:
+        stack.push(new Uint8Array(bytes(u32())));
+        break; // BINBYTES
+      case 0x43:
+        stack.push(new Uint8Array(bytes(u8())));
+        break; // SHORT_BINBYTES
+      case 0x8e:
+        stack.push(new Uint8Array(bytes(u64())));
+        break; // BINBYTES8
+      case 0x96:
+        stack.push(new Uint8Array(bytes(u64())));
+        break; // BYTEARRAY8
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push(Object.freeze([]));
+        break; // EMPTY_TUPLE
+      case 0x7d:
+        stack.push(new PyDict());
+        break; // EMPTY_DICT
+      case 0x8f:
+        stack.push(new PySet([], false));
+        break; // EMPTY_SET
+      case 0x6c: {
+        const items = popMark();
+        stack.push(items);
+        break;
+      } // LIST (popMark swaps `stack`: pop first)
+      case 0x74: {
+        const items = popMark();
+        stack.push(Object.freeze(items));
+        break;
+      } // TUPLE
+      case 0x85:
+        stack.push(Object.freeze([pop()]));
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        stack.push(Object.freeze([a, b]));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push(Object.freeze([a, b, c]));
+        break;
+      } // TUPLE3
+      case 0x91: {
+        const items = popMark();
+        stack.push(new PySet(items, true));
+        break;
+      } // FROZENSET
+      case 0x64: {
+        const d = new PyDict();
+        setItems(d, popMark());
+        stack.push(d);
+        break;
+      } // DICT
+      case 0x61: {
+        const v = pop();
+        appendItems(top(), [v]);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        appendItems(top(), items);
+        break;
+      } // APPENDS
+      case 0x90: {
+        const items = popMark();
+        appendItems(top(), items);
+        break;
+      } // ADDITEMS
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const kv = popMark();
+        setItems(top(), kv);
+        break;
+      } // SETITEMS
+      case 0x68:
+        get(u8());
+        break; // BINGET
+      case 0x6a:
+        get(u32());
+        break; // LONG_BINGET
+      case 0x67:
+        get(Number.parseInt(line(), 10));
+        break; // GET
+      case 0x71:
+        memo.set(u8(), top());
+        break; // BINPUT
+      case 0x72:
+        memo.set(u32(), top());
+        break; // LONG_BINPUT
+      case 0x70:
+        memo.set(Number.parseInt(line(), 10), top());
+        break; // PUT
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
+      case 0x63: {
+        // GLOBAL "module\nname\n": resolved (or refused) right here
         const module = line();
         stack.push(resolveGlobal(module, line(), file));
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') throw fail('STACK_GLOBAL with non-string names');
         stack.push(resolveGlobal(module, name, file));
         break;
       }
-      case 0x69: { // INST "module\nname\n" (protocol 0): resolved (or refused) first, then built from the marked args
+      case 0x69: {
+        // INST "module\nname\n" (protocol 0): resolved (or refused) first, then built from the marked args
         const module = line();
         const g = resolveGlobal(module, line(), file);
         const args = popMark();
         stack.push(callGlobal(g, args, file));
         break;
       }
-      case 0x6f: { // OBJ (protocol 1): MARK cls args... OBJ
+      case 0x6f: {
+        // OBJ (protocol 1): MARK cls args... OBJ
         const [cls, ...args] = popMark();
         if (!(cls instanceof PyGlobal)) throw fail(`OBJ at byte ${at} on something that is not an allowed global`);
         stack.push(callGlobal(cls, args, file));
         break;
       }
-      case 0x52: { // REDUCE: callable(*args), only ever one of the builders above
+      case 0x52: {
+        // REDUCE: callable(*args), only ever one of the builders above
         const args = pop();
         const fn = pop();
         if (!(fn instanceof PyGlobal) || !isTuple(args)) throw fail(`REDUCE at byte ${at} on something that is not an allowed global`);
         stack.push(callGlobal(fn, args, file));
         break;
       }
-      case 0x81: { // NEWOBJ: cls.__new__(cls, *args); allowed classes build the same data as a call
+      case 0x81: {
+        // NEWOBJ: cls.__new__(cls, *args); allowed classes build the same data as a call
         const args = pop();
         const cls = pop();
         if (!(cls instanceof PyGlobal) || !isTuple(args)) throw fail(`NEWOBJ at byte ${at} on something that is not an allowed global`);
         stack.push(callGlobal(cls, args, file));
         break;
       }
-      case 0x62: { // BUILD: obj.__setstate__(state) / obj.__dict__.update(state); kept as data, never called
+      case 0x62: {
+        // BUILD: obj.__setstate__(state) / obj.__dict__.update(state); kept as data, never called
         const state = pop();
         const obj = top();
         if (obj instanceof PyDict) obj.state = state;
         else if (!(obj instanceof TensorRef)) throw fail(`BUILD at byte ${at} on an unsupported object`);
         break;
       }
-      case 0x51: { // BINPERSID: torch/serialization.py _load persistent_load(('storage', type, key, location, numel))
+      case 0x51: {
+        // BINPERSID: torch/serialization.py _load persistent_load(('storage', type, key, location, numel))
         const pid = pop();
-        if (!isTuple(pid) || pid[0] !== 'storage' || pid.length < 5) throw fail(`unsupported persistent id at byte ${at} (torch.save writes ('storage', ...))`);
+        if (!isTuple(pid) || pid[0] !== 'storage' || pid.length < 5)
+          throw fail(`unsupported persistent id at byte ${at} (torch.save writes ('storage', ...))`);
         const [, type, key, location, numel] = pid;
         if (!(type instanceof PyGlobal) || (type.kind !== 'storage' && type.kind !== 'dtype')) throw fail('persistent id without a storage type');
         if (typeof key !== 'string') throw fail('persistent id with a non-string storage key');

@@ -110,7 +110,8 @@ function parseEntry(file: string, name: string, raw: unknown, dataLen: number): 
   if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[1] < off[0])
     throw bad(`bad data_offsets ${JSON.stringify(off)}`);
   const want = numel(shape) * DTYPE_BYTES[dtype];
-  if (off[1] - off[0] !== want) throw bad(`data_offsets ${JSON.stringify(off)} hold ${off[1] - off[0]} bytes, shape ${JSON.stringify(shape)} ${dtype} needs ${want}`);
+  if (off[1] - off[0] !== want)
+    throw bad(`data_offsets ${JSON.stringify(off)} hold ${off[1] - off[0]} bytes, shape ${JSON.stringify(shape)} ${dtype} needs ${want}`);
   if (off[1] > dataLen) throw bad(`data ends at byte ${off[1]}, past the end of the data (${dataLen} bytes): file truncated`);
   return { name, dtype, shape: shape as number[], begin: off[0], end: off[1] };
 }

@@ -52,10 +52,15 @@ export interface Target {
   squeeze?: boolean;
 }
 
-export const PREFIX: Record<Component, string> = { unet: 'model.diffusion_model.', vae: 'first_stage_model.', text_encoder: 'cond_stage_model.model.' };
+export const PREFIX: Record<Component, string> = {
+  unet: 'model.diffusion_model.',
+  vae: 'first_stage_model.',
+  text_encoder: 'cond_stage_model.model.',
+};
 
 /** Top-level buffers of an LDM checkpoint (the training schedule, the EMA copy) that a pipeline does not load. */
-const IGNORED = /^(betas|alphas_cumprod|alphas_cumprod_prev|sqrt_alphas_cumprod|sqrt_one_minus_alphas_cumprod|log_one_minus_alphas_cumprod|sqrt_recip_alphas_cumprod|sqrt_recipm1_alphas_cumprod|posterior_variance|posterior_log_variance_clipped|posterior_mean_coef1|posterior_mean_coef2|logvar|model_ema\..*|lvlb_weights)$/;
+const IGNORED =
+  /^(betas|alphas_cumprod|alphas_cumprod_prev|sqrt_alphas_cumprod|sqrt_one_minus_alphas_cumprod|log_one_minus_alphas_cumprod|sqrt_recip_alphas_cumprod|sqrt_recipm1_alphas_cumprod|posterior_variance|posterior_log_variance_clipped|posterior_mean_coef1|posterior_mean_coef2|logvar|model_ema\..*|lvlb_weights)$/;
 
 const RESNET: [string, string][] = [
   ['in_layers.0.', 'norm1.'],
@@ -99,7 +104,8 @@ function mapUnet(k: string, l: SingleFileLayout): Target | null {
   if ((m = /^input_blocks\.(\d+)\.([01])\.(.+)$/.exec(k))) {
     const at = input.get(Number(m[1]));
     if (!at) return null;
-    if (at.kind === 'down') return m[2] === '0' && /^op\.(weight|bias)$/.test(m[3]) ? t(`down_blocks.${at.level}.downsamplers.0.conv.${m[3].slice(3)}`) : null;
+    if (at.kind === 'down')
+      return m[2] === '0' && /^op\.(weight|bias)$/.test(m[3]) ? t(`down_blocks.${at.level}.downsamplers.0.conv.${m[3].slice(3)}`) : null;
     if (m[2] === '0') {
       const r = rename(m[3], RESNET);
       return r ? t(`down_blocks.${at.level}.resnets.${at.j}.${r}`) : null;
@@ -184,7 +190,11 @@ const QKV = ['q_proj', 'k_proj', 'v_proj'] as const;
 
 /** Text keys: a list (in_proj packs three), [] for keys that are not used (layers past num_hidden_layers, the CLIP head). */
 function mapText(k: string, l: SingleFileLayout): Target[] | null {
-  const t = (key: string, part?: 0 | 1 | 2): Target => ({ component: 'text_encoder', key: `text_model.${key}`, ...(part !== undefined ? { part } : {}) });
+  const t = (key: string, part?: 0 | 1 | 2): Target => ({
+    component: 'text_encoder',
+    key: `text_model.${key}`,
+    ...(part !== undefined ? { part } : {}),
+  });
   if (k === 'token_embedding.weight') return [t('embeddings.token_embedding.weight')];
   if (k === 'positional_embedding') return [t('embeddings.position_embedding.weight')];
   const m0 = /^ln_final\.(weight|bias)$/.exec(k);
@@ -220,7 +230,11 @@ export function mapSingleFileKey(key: string, layout: SingleFileLayout): Target[
 }
 
 /** The inverse, for writing a single file from diffusers components: a diffusers key -> its original key (q/k/v: the packed one). */
-export function singleFileKey(component: Component, key: string, layout: SingleFileLayout): { key: string; part?: 0 | 1 | 2; unsqueeze?: boolean } | null {
+export function singleFileKey(
+  component: Component,
+  key: string,
+  layout: SingleFileLayout,
+): { key: string; part?: 0 | 1 | 2; unsqueeze?: boolean } | null {
   // search the original names this component's key could come from: each mapping above is one-to-one per name
   for (const cand of candidates(component, key, layout)) {
     const ts = mapSingleFileKey(cand, layout);
@@ -240,7 +254,8 @@ function candidates(component: Component, key: string, l: SingleFileLayout): str
     if (k === 'embeddings.token_embedding.weight') return [p + 'token_embedding.weight'];
     if (k === 'embeddings.position_embedding.weight') return [p + 'positional_embedding'];
     if ((m = /^final_layer_norm\.(weight|bias)$/.exec(k))) return [p + `ln_final.${m[1]}`];
-    if ((m = /^encoder\.layers\.(\d+)\.self_attn\.[qkv]_proj\.(weight|bias)$/.exec(k))) return [p + `transformer.resblocks.${m[1]}.attn.in_proj_${m[2]}`];
+    if ((m = /^encoder\.layers\.(\d+)\.self_attn\.[qkv]_proj\.(weight|bias)$/.exec(k)))
+      return [p + `transformer.resblocks.${m[1]}.attn.in_proj_${m[2]}`];
     if ((m = /^encoder\.layers\.(\d+)\.(.+)$/.exec(k))) {
       const r = rename(m[2], TEXT_LAYER, true);
       if (r) out.push(p + `transformer.resblocks.${m[1]}.${r}`);
@@ -259,12 +274,14 @@ function candidates(component: Component, key: string, l: SingleFileLayout): str
       const r = rev(m[2], VAE_ATTN);
       return r ? [p + `${m[1]}.mid.attn_1.${r}`] : [];
     }
-    if ((m = /^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(weight|bias)$/.exec(key))) return [p + `encoder.down.${m[1]}.downsample.conv.${m[2]}`];
+    if ((m = /^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(weight|bias)$/.exec(key)))
+      return [p + `encoder.down.${m[1]}.downsample.conv.${m[2]}`];
     if ((m = /^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(key))) {
       const r = rev(m[3], VAE_RESNET);
       return r ? [p + `encoder.down.${m[1]}.block.${m[2]}.${r}`] : [];
     }
-    if ((m = /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(weight|bias)$/.exec(key))) return [p + `decoder.up.${l.vaeLevels - 1 - Number(m[1])}.upsample.conv.${m[2]}`];
+    if ((m = /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(weight|bias)$/.exec(key)))
+      return [p + `decoder.up.${l.vaeLevels - 1 - Number(m[1])}.upsample.conv.${m[2]}`];
     if ((m = /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(key))) {
       const r = rev(m[3], VAE_RESNET);
       return r ? [p + `decoder.up.${l.vaeLevels - 1 - Number(m[1])}.block.${m[2]}.${r}`] : [];
@@ -354,9 +371,17 @@ export interface SingleFile {
  * Open a single-file checkpoint as three sources. Keys that are not of the SD 2.x layout, packed q/k/v tensors whose
  * first dimension is not divisible by 3, and components that are absent are named in one WeightsError.
  */
-export function openSingleFile(path: string, layout: SingleFileLayout, open: (p: string) => TensorSource = (p) => new SafetensorsFile(p)): SingleFile {
+export function openSingleFile(
+  path: string,
+  layout: SingleFileLayout,
+  open: (p: string) => TensorSource = (p) => new SafetensorsFile(p),
+): SingleFile {
   const file = open(path);
-  const entries: Record<Component, Map<string, { from: string; part?: 0 | 1 | 2; squeeze?: boolean }>> = { unet: new Map(), vae: new Map(), text_encoder: new Map() };
+  const entries: Record<Component, Map<string, { from: string; part?: 0 | 1 | 2; squeeze?: boolean }>> = {
+    unet: new Map(),
+    vae: new Map(),
+    text_encoder: new Map(),
+  };
   const unknown: string[] = [];
   const bad: string[] = [];
   for (const k of file.keys()) {
@@ -366,14 +391,21 @@ export function openSingleFile(path: string, layout: SingleFileLayout, open: (p:
       continue;
     }
     for (const t of ts) {
-      if (t.part !== undefined && (file.info(k)!.shape[0] ?? 0) % 3 !== 0) bad.push(`${k}: packed q/k/v with first dimension ${file.info(k)!.shape[0]}, not divisible by 3`);
+      if (t.part !== undefined && (file.info(k)!.shape[0] ?? 0) % 3 !== 0)
+        bad.push(`${k}: packed q/k/v with first dimension ${file.info(k)!.shape[0]}, not divisible by 3`);
       entries[t.component].set(t.key, { from: k, part: t.part, squeeze: t.squeeze });
     }
   }
   const absent = COMPONENTS.filter((c) => entries[c].size === 0).map((c) => `${c} (no key under ${PREFIX[c]})`);
   if (unknown.length || bad.length || absent.length) {
     file.close();
-    const list = (title: string, items: string[]) => (items.length ? `${title} (${items.length}):\n${items.slice(0, 40).map((s) => `  ${s}`).join('\n')}${items.length > 40 ? `\n  ... and ${items.length - 40} more` : ''}\n` : '');
+    const list = (title: string, items: string[]) =>
+      items.length
+        ? `${title} (${items.length}):\n${items
+            .slice(0, 40)
+            .map((s) => `  ${s}`)
+            .join('\n')}${items.length > 40 ? `\n  ... and ${items.length - 40} more` : ''}\n`
+        : '';
     throw new WeightsError(
       `${path} is not a Stable Diffusion 2.x single-file checkpoint in the original key layout:\n` +
         list('keys of no known component', unknown) +
@@ -381,7 +413,10 @@ export function openSingleFile(path: string, layout: SingleFileLayout, open: (p:
         list('missing components', absent),
     );
   }
-  const components = Object.fromEntries(COMPONENTS.map((c) => [c, new ComponentSource(file, entries[c], c)])) as unknown as Record<Component, TensorSource>;
+  const components = Object.fromEntries(COMPONENTS.map((c) => [c, new ComponentSource(file, entries[c], c)])) as unknown as Record<
+    Component,
+    TensorSource
+  >;
   return { file, components, close: () => file.close() };
 }
 

@@ -148,7 +148,8 @@ function openZip(file: string): ZipReader {
     } finally {
       fs.closeSync(fd);
     }
-    if (head.readUInt32LE(0) === 0x04034b50) throw new WeightsError(`${e.message.replace('not a ZIP archive or truncated', 'truncated ZIP archive')}`);
+    if (head.readUInt32LE(0) === 0x04034b50)
+      throw new WeightsError(`${e.message.replace('not a ZIP archive or truncated', 'truncated ZIP archive')}`);
     // torch/serialization.py _legacy_load: checkpoints from PyTorch < 1.6 are a bare pickle stream (0x80 = PROTO) or a tar.
     if (head[0] === 0x80)
       throw new WeightsError(
@@ -256,4 +257,3 @@ function gather(src: Float32Array, shape: number[], stride: number[], n: number)
   }
   return out;
 }
-

@@ -108,7 +108,8 @@ export class ZipReader {
       if (loc.readUInt32LE(0) === SIG_ZIP64_LOCATOR) {
         const z64Pos = toNumber(loc.readBigUInt64LE(8), 'ZIP64 record offset', this);
         const z64 = this.readAt(z64Pos, 56);
-        if (z64.readUInt32LE(0) !== SIG_ZIP64_EOCD) throw this.fail(`bad ZIP64 end-of-central-directory signature at offset ${z64Pos}: corrupt or truncated`);
+        if (z64.readUInt32LE(0) !== SIG_ZIP64_EOCD)
+          throw this.fail(`bad ZIP64 end-of-central-directory signature at offset ${z64Pos}: corrupt or truncated`);
         count = toNumber(z64.readBigUInt64LE(32), 'entry count', this);
         cdSize = toNumber(z64.readBigUInt64LE(40), 'central directory size', this);
         cdOffset = toNumber(z64.readBigUInt64LE(48), 'central directory offset', this);
@@ -125,7 +126,8 @@ export class ZipReader {
       const nameLen = cd.readUInt16LE(p + 28);
       const extraLen = cd.readUInt16LE(p + 30);
       const commentLen = cd.readUInt16LE(p + 32);
-      if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw this.fail(`central directory entry ${i} runs past the directory: corrupt archive`);
+      if (p + 46 + nameLen + extraLen + commentLen > cd.length)
+        throw this.fail(`central directory entry ${i} runs past the directory: corrupt archive`);
       const name = cd.toString('utf8', p + 46, p + 46 + nameLen);
       const e: ZipEntry = {
         name,
@@ -153,17 +155,21 @@ export class ZipReader {
     const cached = this.dataOffsets.get(e.name);
     if (cached !== undefined) return cached;
     const h = this.readAt(e.localHeaderOffset, 30);
-    if (h.readUInt32LE(0) !== SIG_LOCAL) throw this.fail(`entry ${e.name}: bad local header signature at offset ${e.localHeaderOffset}: corrupt archive`);
+    if (h.readUInt32LE(0) !== SIG_LOCAL)
+      throw this.fail(`entry ${e.name}: bad local header signature at offset ${e.localHeaderOffset}: corrupt archive`);
     const off = e.localHeaderOffset + 30 + h.readUInt16LE(26) + h.readUInt16LE(28);
     if (off + e.compressedSize > this.fileSize)
-      throw this.fail(`entry ${e.name}: data (${e.compressedSize} bytes at ${off}) runs past the end of the file (${this.fileSize} bytes): truncated`);
+      throw this.fail(
+        `entry ${e.name}: data (${e.compressedSize} bytes at ${off}) runs past the end of the file (${this.fileSize} bytes): truncated`,
+      );
     this.dataOffsets.set(e.name, off);
     return off;
   }
 
   private checkMethod(e: ZipEntry): void {
     if (e.flags & 1) throw this.fail(`entry ${e.name} is encrypted`);
-    if (e.method !== ZIP_STORED && e.method !== ZIP_DEFLATED) throw this.fail(`entry ${e.name}: unsupported compression method ${e.method} (reno reads STORED and DEFLATE)`);
+    if (e.method !== ZIP_STORED && e.method !== ZIP_DEFLATED)
+      throw this.fail(`entry ${e.name}: unsupported compression method ${e.method} (reno reads STORED and DEFLATE)`);
   }
 
   /** A whole entry, decompressed, with its CRC-32 checked. */
@@ -206,7 +212,7 @@ function applyZip64Extra(e: ZipEntry, extra: Buffer, zip: ZipReader): void {
   const needComp = e.compressedSize === 0xffffffff;
   const needOff = e.localHeaderOffset === 0xffffffff;
   if (!needSize && !needComp && !needOff) return;
-  for (let p = 0; p + 4 <= extra.length; ) {
+  for (let p = 0; p + 4 <= extra.length;) {
     const id = extra.readUInt16LE(p);
     const len = extra.readUInt16LE(p + 2);
     if (id === 0x0001) {

@@ -13,7 +13,11 @@ import { SCHEMA } from '../../src/config/run-config.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 function reno(args: string[]): { code: number | null; stdout: string; stderr: string; errors: string[] } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, errors: r.stderr.split('\n').filter((l) => l.startsWith('reno:')) };
 }
 
@@ -52,7 +56,10 @@ test('an unknown flag of generate is rejected (strict), an unknown reward weight
 test('a number flag that is not a number is quoted as given', () => {
   usageError(['generate', '--preset', 'tiny', '--prompt', 'x', '--steps', 'abc'], /^reno: --steps must be an integer >= 1, found "abc"$/);
   usageError(['generate', '--preset', 'tiny', '--prompt', 'x', '--lr', 'fast'], /^reno: --lr must be a number > 0, found "fast"$/);
-  usageError(['generate', '--preset', 'tiny', '--prompt', 'x', '--weights.clip', 'lots'], /^reno: --weights\.clip must be a number >= 0, found "lots"$/);
+  usageError(
+    ['generate', '--preset', 'tiny', '--prompt', 'x', '--weights.clip', 'lots'],
+    /^reno: --weights\.clip must be a number >= 0, found "lots"$/,
+  );
   usageError(['compare', '--preset', 'tiny', '--prompt', 'x', '--seed', '1.5'], /^reno: --seed must be an integer >= 0, found "1\.5"$/);
   // --n-ref and --n_ref are both n_ref
   usageError(['generate', '--preset', 'tiny', '--prompt', 'x', '--n-ref', '0'], /^reno: --n-ref must be an integer >= 1, found "0"$/);
@@ -95,7 +102,32 @@ test('guidance: dislike from a config file without --user is warned about; the d
 
 test('config flags reach the run: --n_ref (and numbers given as text) in run.yaml', () => {
   const out = tmpDir('reno-cli');
-  const r = reno(['generate', '--preset', 'tiny', '--backend', 'wasm', '--quiet', '--prompt', 'a red fox', '--steps', '2', '--n_ref', '3', '--lr', '2.5', '--weights.imagereward', '0', '--weights.aesthetic', '0', '--weights.clip', '0', '--weights.pickscore', '1', '--out', out]);
+  const r = reno([
+    'generate',
+    '--preset',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--quiet',
+    '--prompt',
+    'a red fox',
+    '--steps',
+    '2',
+    '--n_ref',
+    '3',
+    '--lr',
+    '2.5',
+    '--weights.imagereward',
+    '0',
+    '--weights.aesthetic',
+    '0',
+    '--weights.clip',
+    '0',
+    '--weights.pickscore',
+    '1',
+    '--out',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const [dir] = fs.readdirSync(out);
   const run = YAML.parse(fs.readFileSync(path.join(out, dir, 'run.yaml'), 'utf8'));
@@ -122,7 +154,9 @@ test('generate --help lists every config key and every reward weight with a desc
     } else if (current && /^ {4,}\S/.test(line)) entries.set(current, entries.get(current) + ' ' + line.trim());
   }
   const flags = [
-    ...Object.keys(SCHEMA).filter((k) => k !== 'weights').map((k) => ({ flag: `--${k.replace(/_/g, '-')}`, def: defaults[k] })),
+    ...Object.keys(SCHEMA)
+      .filter((k) => k !== 'weights')
+      .map((k) => ({ flag: `--${k.replace(/_/g, '-')}`, def: defaults[k] })),
     ...REWARDS.map((s) => ({ flag: `--weights.${s.name}`, def: defaults.weights[s.name] ?? 0 })),
   ];
   for (const { flag, def } of flags) {
@@ -134,7 +168,19 @@ test('generate --help lists every config key and every reward weight with a desc
   }
   assert.ok(entries.has('--n_ref'), '--n_ref listed as an alias of --n-ref');
   // every other flag of every command has a description too
-  for (const cmd of [['generate'], ['compare'], ['score'], ['sweep'], ['preference', 'synth'], ['preference', 'train'], ['preference', 'eval'], ['preference', 'attention'], ['preference', 'tsne'], ['preference', 'dataset'], ['dev', 'parity']]) {
+  for (const cmd of [
+    ['generate'],
+    ['compare'],
+    ['score'],
+    ['sweep'],
+    ['preference', 'synth'],
+    ['preference', 'train'],
+    ['preference', 'eval'],
+    ['preference', 'attention'],
+    ['preference', 'tsne'],
+    ['preference', 'dataset'],
+    ['dev', 'parity'],
+  ]) {
     const h = reno([...cmd, '--help']).stdout;
     for (const line of h.split('\n')) {
       const m = /^ {2}(--[\w.-]+(?:, --[\w.-]+)?)\s+(.*)$/.exec(line);

@@ -13,9 +13,21 @@ const OFF = { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0, hpsv2: 0, per
 
 test('compare: one run per reward, all, unoptimised; a cross table where each solo run wins its own reward', async () => {
   const out = tmpDir();
-  const r = await compareCommand({ prompt: 'a lighthouse at dusk', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 6, rewards: ['pickscore', 'clip'] });
-  assert.deepEqual(r.runs.map((x) => x.name), ['unoptimised', 'pickscore', 'clip', 'all']);
-  for (const f of ['grid.png', 'compare.json', 'compare.md', 'report.html', 'runs/pickscore/best.png', 'runs/unoptimised/run.yaml']) assert.ok(fs.existsSync(path.join(r.dir, f)), f);
+  const r = await compareCommand({
+    prompt: 'a lighthouse at dusk',
+    preset: 'tiny',
+    backend: 'wasm',
+    quiet: true,
+    out,
+    steps: 6,
+    rewards: ['pickscore', 'clip'],
+  });
+  assert.deepEqual(
+    r.runs.map((x) => x.name),
+    ['unoptimised', 'pickscore', 'clip', 'all'],
+  );
+  for (const f of ['grid.png', 'compare.json', 'compare.md', 'report.html', 'runs/pickscore/best.png', 'runs/unoptimised/run.yaml'])
+    assert.ok(fs.existsSync(path.join(r.dir, f)), f);
   const meta = await sharp(path.join(r.dir, 'grid.png')).metadata();
   assert.ok(meta.width! > 4 * 200 && meta.height! > 200, `grid ${meta.width}x${meta.height}`);
   const json = JSON.parse(fs.readFileSync(path.join(r.dir, 'compare.json'), 'utf8'));
@@ -31,12 +43,28 @@ test('compare: one run per reward, all, unoptimised; a cross table where each so
 test('compare --user: the personal reward is a column (its own run, part of the all-rewards run) and scores every output', async () => {
   const out = tmpDir();
   const user = path.join(ROOT, 'examples', 'history.json');
-  const r = await compareCommand({ prompt: 'a circle', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 4, seed: 3, rewards: ['clip'], user });
-  assert.deepEqual(r.runs.map((x) => x.name), ['unoptimised', 'clip', 'personal', 'all']);
+  const r = await compareCommand({
+    prompt: 'a circle',
+    preset: 'tiny',
+    backend: 'wasm',
+    quiet: true,
+    out,
+    steps: 4,
+    seed: 3,
+    rewards: ['clip'],
+    user,
+  });
+  assert.deepEqual(
+    r.runs.map((x) => x.name),
+    ['unoptimised', 'clip', 'personal', 'all'],
+  );
   assert.deepEqual(r.runs[2].weights, { personal: 0.75 });
   assert.deepEqual(Object.keys(r.runs[3].weights).sort(), ['clip', 'personal']);
   for (const s of r.scores) assert.deepEqual(Object.keys(s).sort(), ['clip', 'personal']);
-  assert.ok(r.scores.every((s) => s.personal > 0 && s.personal < 1), 'personal scores are Q(+) probabilities');
+  assert.ok(
+    r.scores.every((s) => s.personal > 0 && s.personal < 1),
+    'personal scores are Q(+) probabilities',
+  );
   // optimising the personal reward alone (like) raises the user's Q(+) over the unoptimised image
   assert.ok(r.scores[2].personal > r.scores[0].personal, `personal ${r.scores[2].personal} <= unoptimised ${r.scores[0].personal}`);
   const json = JSON.parse(fs.readFileSync(path.join(r.dir, 'compare.json'), 'utf8'));
@@ -48,14 +76,20 @@ test('compare --user: the personal reward is a column (its own run, part of the 
 
 test('compare: the personal reward without --user is refused before any work', async () => {
   const out = path.join(tmpDir(), 'out');
-  await assert.rejects(compareCommand({ prompt: 'a circle', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 2, rewards: ['clip', 'personal'] }), /personal reward needs --user/);
+  await assert.rejects(
+    compareCommand({ prompt: 'a circle', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 2, rewards: ['clip', 'personal'] }),
+    /personal reward needs --user/,
+  );
   assert.ok(!fs.existsSync(out));
 });
 
 test('sweep: a grid of run folders, summary.csv and a labelled grid; an interrupted sweep resumes without redoing cells', async () => {
   const d = tmpDir();
   const file = path.join(d, 'sweep.yaml');
-  fs.writeFileSync(file, `base:\n  prompt: a red fox\n  steps: 3\n  weights: ${JSON.stringify({ ...OFF, pickscore: 1 })}\ngrid:\n  weights.pickscore: [0.5, 1]\n  seed: [0, 1]\n`);
+  fs.writeFileSync(
+    file,
+    `base:\n  prompt: a red fox\n  steps: 3\n  weights: ${JSON.stringify({ ...OFF, pickscore: 1 })}\ngrid:\n  weights.pickscore: [0.5, 1]\n  seed: [0, 1]\n`,
+  );
   const out = path.join(d, 'out');
   const first = await sweepCommand({ file, out, preset: 'tiny', backend: 'wasm', quiet: true, stopAfter: 2 });
   assert.equal(first.cells.length, 4);
@@ -67,8 +101,15 @@ test('sweep: a grid of run folders, summary.csv and a labelled grid; an interrup
   fs.writeFileSync(path.join(half.dir, 'metrics.jsonl'), '{"broken": tru');
   const stamps = doneAfterFirst.map((dir) => fs.statSync(path.join(dir, 'best.png')).mtimeMs);
   const second = await sweepCommand({ file, out, preset: 'tiny', backend: 'wasm', quiet: true });
-  assert.deepEqual(second.cells.filter((c) => c.skipped).map((c) => c.dir), doneAfterFirst);
-  assert.deepEqual(doneAfterFirst.map((dir) => fs.statSync(path.join(dir, 'best.png')).mtimeMs), stamps, 'finished cells untouched');
+  assert.deepEqual(
+    second.cells.filter((c) => c.skipped).map((c) => c.dir),
+    doneAfterFirst,
+  );
+  assert.deepEqual(
+    doneAfterFirst.map((dir) => fs.statSync(path.join(dir, 'best.png')).mtimeMs),
+    stamps,
+    'finished cells untouched',
+  );
   assert.ok(second.cells.every((c) => fs.existsSync(path.join(c.dir, 'done.json'))));
   assert.doesNotMatch(fs.readFileSync(path.join(half.dir, 'metrics.jsonl'), 'utf8'), /broken/);
   const csv = fs.readFileSync(path.join(out, 'summary.csv'), 'utf8').trim().split('\n');

@@ -67,7 +67,10 @@ export function nanGradAt(name: string, step: number): RewardSpec {
             const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
               const x = args[0] as tf.Tensor;
               (args[1] as tf.GradSaveFunc)([x]);
-              return { value: tf.mean(tf.square(tf.sub(x, 0.5))) as tf.Scalar, gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => (bad ? tf.fill(xs.shape, NaN) : tf.mul(tf.mul(tf.sub(xs, 0.5), 2 / xs.size), dy)) };
+              return {
+                value: tf.mean(tf.square(tf.sub(x, 0.5))) as tf.Scalar,
+                gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => (bad ? tf.fill(xs.shape, NaN) : tf.mul(tf.mul(tf.sub(xs, 0.5), 2 / xs.size), dy)),
+              };
             });
             return f(input.image) as tf.Scalar;
           },

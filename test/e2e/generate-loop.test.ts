@@ -17,12 +17,17 @@ const OFF = { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0, hpsv2: 0, per
 const only = (w: Record<string, number>) => ({ weights: { ...OFF, ...w } });
 
 const metrics = (dir: string) =>
-  fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 test('generate writes every file; the best image beats the initial one; same seed reproduces the metrics', async () => {
   const out = tmpDir();
   const r = await generateCommand({ ...base, out, steps: 6, seed: 1, overrides: { ...only({ test_red: 1 }), lr: 50, save_steps: true } });
-  for (const f of ['run.yaml', 'init.png', 'best.png', 'metrics.jsonl', 'report.html', 'steps/000.png', 'steps/005.png']) assert.ok(fs.existsSync(path.join(r.dir, f)), f);
+  for (const f of ['run.yaml', 'init.png', 'best.png', 'metrics.jsonl', 'report.html', 'steps/000.png', 'steps/005.png'])
+    assert.ok(fs.existsSync(path.join(r.dir, f)), f);
   const m = metrics(r.dir);
   assert.equal(m.length, 6);
   assert.equal(m[5].grad_norm, null); // no update after the last evaluation
@@ -39,7 +44,10 @@ test('generate writes every file; the best image beats the initial one; same see
   const yaml = fs.readFileSync(path.join(r.dir, 'run.yaml'), 'utf8');
   assert.match(yaml, /smoke_test: true/);
   const again = await generateCommand({ ...base, out, steps: 6, seed: 1, overrides: { ...only({ test_red: 1 }), lr: 50 } });
-  assert.deepEqual(metrics(again.dir).map((x) => x.total), m.map((x) => x.total));
+  assert.deepEqual(
+    metrics(again.dir).map((x) => x.total),
+    m.map((x) => x.total),
+  );
 });
 
 test('the best image improves on the initial one for at least 4 of 5 seeds', async () => {
@@ -70,7 +78,10 @@ test('an interrupted run leaves a loadable folder with the best image so far', a
   assert.equal(r.result.stopped?.reason, 'interrupted');
   assert.equal(metrics(r.dir).length, 3);
   for (const f of ['run.yaml', 'init.png', 'best.png', 'report.html']) assert.ok(fs.existsSync(path.join(r.dir, f)), f);
-  assert.deepEqual(fs.readdirSync(r.dir).filter((f) => f.includes('.tmp-')), []);
+  assert.deepEqual(
+    fs.readdirSync(r.dir).filter((f) => f.includes('.tmp-')),
+    [],
+  );
 });
 
 test('tensor count stays flat across steps and runs', async () => {

@@ -17,7 +17,16 @@ test('a prompt over 77 CLIP tokens: one warning per run naming the dropped token
   const lines: string[] = [];
   // the generator, CLIP, PickScore and HPSv2 all tokenize the prompt with CLIP's BPE; three steps
   const weights = { imagereward: 0, aesthetic: 0, pickscore: 0.05, clip: 1, hpsv2: 1 };
-  await generateCommand({ prompt: LONG, preset: 'tiny', backend: 'wasm', quiet: true, out: tmpDir(), steps: 3, overrides: { weights }, log: (l) => lines.push(l) });
+  await generateCommand({
+    prompt: LONG,
+    preset: 'tiny',
+    backend: 'wasm',
+    quiet: true,
+    out: tmpDir(),
+    steps: 3,
+    overrides: { weights },
+    log: (l) => lines.push(l),
+  });
   const warnings = lines.filter((l) => /token/i.test(l));
   assert.equal(warnings.length, 1, lines.join('\n'));
   assert.match(warnings[0], /^reno: warning: /);
@@ -25,6 +34,18 @@ test('a prompt over 77 CLIP tokens: one warning per run naming the dropped token
   assert.match(warnings[0], new RegExp(`\\b${tokens}\\b`));
 
   const short: string[] = [];
-  await generateCommand({ prompt: 'a red fox', preset: 'tiny', backend: 'wasm', quiet: true, out: tmpDir(), steps: 2, overrides: { weights }, log: (l) => short.push(l) });
-  assert.deepEqual(short.filter((l) => /token/i.test(l)), []);
+  await generateCommand({
+    prompt: 'a red fox',
+    preset: 'tiny',
+    backend: 'wasm',
+    quiet: true,
+    out: tmpDir(),
+    steps: 2,
+    overrides: { weights },
+    log: (l) => short.push(l),
+  });
+  assert.deepEqual(
+    short.filter((l) => /token/i.test(l)),
+    [],
+  );
 });

@@ -19,7 +19,12 @@ import { colourTarget, nanGradAt, register } from './fake-rewards.js';
 register(colourTarget('test_red', [1, 0, 0]), nanGradAt('test_nangrad', 2));
 const OFF = { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0, hpsv2: 0, personal: 0 };
 const only = (w: Record<string, number>) => ({ weights: { ...OFF, ...w } });
-const metrics = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const metrics = (dir: string) =>
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 const runDir = (out: string) => {
   const dirs = fs.readdirSync(out);
   assert.equal(dirs.length, 1, `one run folder in ${out}: ${dirs.join(', ')}`);
@@ -29,11 +34,17 @@ async function assertFinitePng(file: string): Promise<void> {
   const img = await readImage(file);
   const v = await img.data();
   img.dispose();
-  assert.ok(v.some((x) => x > 0.02), `${file} is all black`);
+  assert.ok(
+    v.some((x) => x > 0.02),
+    `${file} is all black`,
+  );
 }
 
 function cli(args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let stdout = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -43,9 +54,34 @@ function cli(args: string[]): Promise<{ code: number | null; stderr: string; std
 
 test('reno generate --lr 1e38: the noise overflows, the run stops with the reason, keeps the finite step 0 and exits 1', async () => {
   const out = tmpDir();
-  const r = await cli(['generate', '--preset', 'tiny', '--backend', 'wasm', '--prompt', 'a red fox', '--size', '64', '--steps', '4', '--lr', '1e38', '--out', out, '--weights.imagereward', '0', '--weights.pickscore', '0', '--weights.aesthetic', '0']);
+  const r = await cli([
+    'generate',
+    '--preset',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--prompt',
+    'a red fox',
+    '--size',
+    '64',
+    '--steps',
+    '4',
+    '--lr',
+    '1e38',
+    '--out',
+    out,
+    '--weights.imagereward',
+    '0',
+    '--weights.pickscore',
+    '0',
+    '--weights.aesthetic',
+    '0',
+  ]);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /reno: stopped at step 1: the noise became non-finite \(\|\|z\|\| = (Infinity|NaN); lr 1e\+38 too large\?\); kept the best finite image \(step 0\)/);
+  assert.match(
+    r.stderr,
+    /reno: stopped at step 1: the noise became non-finite \(\|\|z\|\| = (Infinity|NaN); lr 1e\+38 too large\?\); kept the best finite image \(step 0\)/,
+  );
   const dir = runDir(out);
   const m = metrics(dir);
   assert.ok(m.length >= 1);
@@ -72,7 +108,16 @@ function nanGenerator(): string {
 test('a NaN weight in the generator: the first image is non-finite, so the run fails, says so and writes no best.png', async () => {
   const out = tmpDir();
   await assert.rejects(
-    generateCommand({ prompt: 'a red fox', preset: 'tiny', modelDir: nanGenerator(), backend: 'wasm', quiet: true, out, steps: 3, overrides: only({ clip: 1 }) }),
+    generateCommand({
+      prompt: 'a red fox',
+      preset: 'tiny',
+      modelDir: nanGenerator(),
+      backend: 'wasm',
+      quiet: true,
+      out,
+      steps: 3,
+      overrides: only({ clip: 1 }),
+    }),
     (e: Error) => {
       assert.ok(e instanceof RunStopped, String(e));
       assert.match(e.message, /stopped at step 0: the image is non-finite/);
@@ -83,7 +128,10 @@ test('a NaN weight in the generator: the first image is non-finite, so the run f
   const dir = runDir(out);
   assert.ok(!fs.existsSync(path.join(dir, 'best.png')), 'best.png written for a non-finite image');
   assert.ok(!fs.existsSync(path.join(dir, 'init.png')), 'init.png written for a non-finite image');
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes('.tmp-')),
+    [],
+  );
 });
 
 test('an image that turns non-finite mid-run (the real loop, a generator seam) stops it and keeps the best finite step', async () => {
@@ -105,14 +153,29 @@ test('an image that turns non-finite mid-run (the real loop, a generator seam) s
       return tf.add(img, mask.toTensor()) as tf.Tensor4D;
     });
   };
-  const picky = { ...prepared, loss: (input: RewardInput) => tf.tidy(() => prepared.loss(new RewardInput(tf.slice(input.image, [0, 1, 0, 0], [-1, -1, -1, -1])))) };
+  const picky = {
+    ...prepared,
+    loss: (input: RewardInput) => tf.tidy(() => prepared.loss(new RewardInput(tf.slice(input.image, [0, 1, 0, 0], [-1, -1, -1, -1])))),
+  };
   const z0 = seededNoise(gen.latentShape({ width: 64, height: 64 }), 0);
-  const res = await runReno(seam, cond, z0, [{ name: 'test_red', weight: 1, prepared: picky }], { steps: 6, optimize: true, optimizer: 'sgd', lr: 50, momentum: 0.9, nesterov: true, gradClip: 0.1, regWeight: 0.01 });
+  const res = await runReno(seam, cond, z0, [{ name: 'test_red', weight: 1, prepared: picky }], {
+    steps: 6,
+    optimize: true,
+    optimizer: 'sgd',
+    lr: 50,
+    momentum: 0.9,
+    nesterov: true,
+    gradClip: 0.1,
+    regWeight: 0.01,
+  });
   try {
     assert.equal(res.stopped?.reason, 'non-finite');
     assert.match(res.stopped!.message, /^stopped at step 2: the image is non-finite/);
     assert.equal(res.records.length, 3);
-    assert.ok(res.records.every((r) => Number.isFinite(r.total)), 'the losses stayed finite: only the image check can catch this');
+    assert.ok(
+      res.records.every((r) => Number.isFinite(r.total)),
+      'the losses stayed finite: only the image check can catch this',
+    );
     assert.ok(res.best && res.best.record.step < 2, `best step ${res.best?.record.step}`);
     assert.equal(res.records[2].best, false);
     const v = await res.best!.image.data();
@@ -130,7 +193,15 @@ test('an image that turns non-finite mid-run (the real loop, a generator seam) s
 
 test('a non-finite gradient stops the run at that step with the reason; the step itself (finite image) may be the best', async () => {
   const out = tmpDir();
-  const r = await generateCommand({ prompt: 'a red fox', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 6, overrides: only({ test_nangrad: 1 }) });
+  const r = await generateCommand({
+    prompt: 'a red fox',
+    preset: 'tiny',
+    backend: 'wasm',
+    quiet: true,
+    out,
+    steps: 6,
+    overrides: only({ test_nangrad: 1 }),
+  });
   assert.equal(r.result.stopped?.reason, 'non-finite');
   assert.match(r.result.stopped!.message, /^stopped at step 2: the gradient became non-finite/);
   const m = metrics(r.dir);

@@ -18,14 +18,29 @@ if (!REWARDS.some((r) => r.name === 'personal')) REWARDS.push(personalReward); /
 const HISTORY = path.join(ROOT, 'examples', 'history.json');
 const ONLY_PERSONAL = { weights: { personal: 1, imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0 } };
 const metrics = (dir: string) =>
-  fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 test('like raises and dislike lowers the personal score of the best image (same seed)', async (t) => {
   const out = tmpDir('reno-personal-e2e');
   const prompt = 'a circle';
   const q: Record<string, { init: number; best: number; dir: string }> = {};
   for (const guidance of ['like', 'dislike'] as const) {
-    const r = await generateCommand({ prompt, preset: 'tiny', user: HISTORY, guidance, steps: 10, seed: 3, out, backend: 'wasm', quiet: true, overrides: ONLY_PERSONAL });
+    const r = await generateCommand({
+      prompt,
+      preset: 'tiny',
+      user: HISTORY,
+      guidance,
+      steps: 10,
+      seed: 3,
+      out,
+      backend: 'wasm',
+      quiet: true,
+      overrides: ONLY_PERSONAL,
+    });
     const m = metrics(r.dir);
     assert.equal(m.length, 10);
     // loss -> Q(+): like loss = -log Q, dislike loss = -log(1 - Q)
@@ -34,13 +49,19 @@ test('like raises and dislike lowers the personal score of the best image (same 
     q[guidance] = { init: toQ(m[0].rewards.personal), best: toQ(best.rewards.personal), dir: r.dir };
     assert.match(fs.readFileSync(path.join(r.dir, 'run.yaml'), 'utf8'), /active_rewards:\n\s+- personal/);
   }
-  t.diagnostic(`Q(+) like: ${q.like.init.toFixed(4)} -> ${q.like.best.toFixed(4)}; dislike: ${q.dislike.init.toFixed(4)} -> ${q.dislike.best.toFixed(4)}`);
+  t.diagnostic(
+    `Q(+) like: ${q.like.init.toFixed(4)} -> ${q.like.best.toFixed(4)}; dislike: ${q.dislike.init.toFixed(4)} -> ${q.dislike.best.toFixed(4)}`,
+  );
   assert.ok(Math.abs(q.like.init - q.dislike.init) < 1e-6, 'same seed, same initial image');
   assert.ok(q.like.best > q.like.init, `like: ${q.like.best} <= ${q.like.init}`);
   assert.ok(q.dislike.best < q.dislike.init, `dislike: ${q.dislike.best} >= ${q.dislike.init}`);
   // the saved images, scored again by the reward (8-bit PNGs, so only the direction is compared)
   await tf.setBackend('wasm');
-  const reward = await personalReward.load({ locate: () => path.join(ROOT, 'presets', 'tiny', 'HuggingFaceTB', 'SmolVLM-256M-Instruct'), smokeTest: true, personal: { historyFile: HISTORY, guidance: 'like', nRef: 8 } });
+  const reward = await personalReward.load({
+    locate: () => path.join(ROOT, 'presets', 'tiny', 'HuggingFaceTB', 'SmolVLM-256M-Instruct'),
+    smokeTest: true,
+    personal: { historyFile: HISTORY, guidance: 'like', nRef: 8 },
+  });
   const p = reward.prepare(prompt);
   const score = async (file: string) => {
     const img = await readImage(file);

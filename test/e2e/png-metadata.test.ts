@@ -54,7 +54,11 @@ function parseA1111(text: string): { prompt: string; negative: string; params: R
 }
 
 const metrics = (dir: string) =>
-  fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 async function pixels(file: string): Promise<Buffer> {
   return sharp(file).raw().toBuffer();
@@ -62,13 +66,21 @@ async function pixels(file: string): Promise<Buffer> {
 
 test('best.png: A1111 parameters with prompt, steps, seed, size and model; one reno record; no prompt key, no local path', async () => {
   const out = tmpDir();
-  const r = await generateCommand({ ...base, prompt: 'a red fox, at dusk: oil', out, seed: 7, steps: 4, overrides: { weights: { ...OFF, test_png_red: 1 }, lr: 50, save_steps: true } });
+  const r = await generateCommand({
+    ...base,
+    prompt: 'a red fox, at dusk: oil',
+    out,
+    seed: 7,
+    steps: 4,
+    overrides: { weights: { ...OFF, test_png_red: 1 }, lr: 50, save_steps: true },
+  });
   const files = ['best.png', 'init.png', 'steps/000.png', 'steps/003.png'];
   for (const f of files) {
     const text = readPngText(fs.readFileSync(path.join(r.dir, f)));
     assert.deepEqual(Object.keys(text).sort(), ['parameters', 'reno'], f);
     for (const [k, v] of Object.entries(text))
-      for (const local of [ROOT, os.tmpdir(), os.homedir(), out, process.cwd()]) assert.ok(!v.includes(local), `${f}: chunk ${k} holds the local path ${local}`);
+      for (const local of [ROOT, os.tmpdir(), os.homedir(), out, process.cwd()])
+        assert.ok(!v.includes(local), `${f}: chunk ${k} holds the local path ${local}`);
   }
   const text = readPngText(fs.readFileSync(path.join(r.dir, 'best.png')));
   const p = parseA1111(text.parameters);
@@ -110,12 +122,22 @@ test('best.png: A1111 parameters with prompt, steps, seed, size and model; one r
 
 test('generate --config-from best.png regenerates the same run: same losses, same pixels', async () => {
   const out = tmpDir();
-  const first = await generateCommand({ ...base, prompt: 'a red fox', out, seed: 3, steps: 4, overrides: { weights: { ...OFF, test_png_red: 1 }, lr: 30, momentum: 0.5 } });
+  const first = await generateCommand({
+    ...base,
+    prompt: 'a red fox',
+    out,
+    seed: 3,
+    steps: 4,
+    overrides: { weights: { ...OFF, test_png_red: 1 }, lr: 30, momentum: 0.5 },
+  });
   const again = await generateCommand({ ...base, configFrom: path.join(first.dir, 'best.png'), out });
   assert.equal(again.config.prompt, 'a red fox');
   assert.equal(again.config.seed, 3);
   assert.equal(again.config.lr, 30);
-  assert.deepEqual(metrics(again.dir).map((x) => [x.total, x.rewards]), metrics(first.dir).map((x) => [x.total, x.rewards]));
+  assert.deepEqual(
+    metrics(again.dir).map((x) => [x.total, x.rewards]),
+    metrics(first.dir).map((x) => [x.total, x.rewards]),
+  );
   assert.ok((await pixels(path.join(first.dir, 'best.png'))).equals(await pixels(path.join(again.dir, 'best.png'))));
   // flags still override what the image holds
   const other = await generateCommand({ ...base, configFrom: path.join(first.dir, 'best.png'), out, seed: 4, steps: 2 });
@@ -127,8 +149,13 @@ test('generate --config-from best.png regenerates the same run: same losses, sam
 test('--config-from an image reno did not write names the file and writes nothing', async () => {
   const out = tmpDir();
   const plain = path.join(out, 'plain.png');
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).png().toFile(plain);
-  await assert.rejects(generateCommand({ ...base, configFrom: plain, out }), (e: Error) => e.name === 'DataError' && e.message.includes(plain) && /no "reno" text chunk/.test(e.message));
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } })
+    .png()
+    .toFile(plain);
+  await assert.rejects(
+    generateCommand({ ...base, configFrom: plain, out }),
+    (e: Error) => e.name === 'DataError' && e.message.includes(plain) && /no "reno" text chunk/.test(e.message),
+  );
   assert.deepEqual(fs.readdirSync(out), ['plain.png']);
   // the CLI takes --config-from without --prompt: the error is the image's, not a missing --prompt
   const errs: string[] = [];
@@ -157,7 +184,14 @@ test('--config-from an image reno did not write names the file and writes nothin
 
 test('score reads the reno record back: the stored prompt and settings, without --prompt', async () => {
   const out = tmpDir();
-  const r = await generateCommand({ ...base, prompt: 'a red fox', out, seed: 5, steps: 3, overrides: { weights: { ...OFF, test_png_red: 1 }, lr: 50 } });
+  const r = await generateCommand({
+    ...base,
+    prompt: 'a red fox',
+    out,
+    seed: 5,
+    steps: 3,
+    overrides: { weights: { ...OFF, test_png_red: 1 }, lr: 50 },
+  });
   const lines: string[] = [];
   const best = path.join(r.dir, 'best.png');
   const rows = await scoreCommand({ ...base, images: [best], rewards: ['test_png_red'], json: true, out: (l) => lines.push(l) });
@@ -171,9 +205,17 @@ test('score reads the reno record back: the stored prompt and settings, without 
   // as a table: one line of stored settings per image
   const table: string[] = [];
   await scoreCommand({ ...base, images: [best], rewards: ['test_png_red'], out: (l) => table.push(l) });
-  assert.ok(table.some((l) => l.includes('best.png') && l.includes('seed 5') && l.includes('sd-turbo') && l.includes(`step ${r.result.best!.record.step}`)), table.join('\n'));
+  assert.ok(
+    table.some((l) => l.includes('best.png') && l.includes('seed 5') && l.includes('sd-turbo') && l.includes(`step ${r.result.best!.record.step}`)),
+    table.join('\n'),
+  );
   // an image without a record and no --prompt: named
   const plain = path.join(out, 'plain.png');
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).png().toFile(plain);
-  await assert.rejects(scoreCommand({ ...base, images: [plain], rewards: ['test_png_red'], out: () => {} }), /plain\.png.*--prompt|--prompt.*plain\.png/);
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } })
+    .png()
+    .toFile(plain);
+  await assert.rejects(
+    scoreCommand({ ...base, images: [plain], rewards: ['test_png_red'], out: () => {} }),
+    /plain\.png.*--prompt|--prompt.*plain\.png/,
+  );
 });

@@ -29,14 +29,29 @@ before(async () => {
   await writeTasteWorld({ out: data, users: 6, pairsPerUser: 8, unseen: 0.34, seed: 3 });
 });
 
-test('eval --baselines embedding,embedding:nn: rows with their N_ref sweep; the accuracy equals the personal reward\'s own scores', async () => {
-  const r = await preferenceEval({ model: [CKPT], data, out: path.join(root, 'eval'), preset: 'tiny', baselines: ['embedding', 'embedding:nn'], backend: 'wasm', quiet: true, print: () => {} });
+test("eval --baselines embedding,embedding:nn: rows with their N_ref sweep; the accuracy equals the personal reward's own scores", async () => {
+  const r = await preferenceEval({
+    model: [CKPT],
+    data,
+    out: path.join(root, 'eval'),
+    preset: 'tiny',
+    baselines: ['embedding', 'embedding:nn'],
+    backend: 'wasm',
+    quiet: true,
+    print: () => {},
+  });
   const emb = r.models.filter((m) => m.kind === 'embedding');
-  assert.deepEqual(emb.map((m) => m.label), ['Embedding centroid (pickscore)', 'Embedding nn (pickscore)']);
+  assert.deepEqual(
+    emb.map((m) => m.label),
+    ['Embedding centroid (pickscore)', 'Embedding nn (pickscore)'],
+  );
   const json = JSON.parse(fs.readFileSync(path.join(root, 'eval', 'tables.json'), 'utf8'));
   assert.ok(json.tables[0].columns.includes('Embedding centroid (pickscore)'));
   for (const m of emb) {
-    assert.deepEqual(m.sweep!.map((s) => s.nRef), [0, 1, 2, 3]);
+    assert.deepEqual(
+      m.sweep!.map((s) => s.nRef),
+      [0, 1, 2, 3],
+    );
     assert.equal(m.sweep![0].accuracy.all, 0.5, 'no history: every image scores 0, all ties');
     assert.equal(m.nRef, 3);
   }
@@ -48,8 +63,15 @@ test('eval --baselines embedding,embedding:nn: rows with their N_ref sweep; the 
   let n = 0;
   for (const u of proto.users) {
     const file = path.join(root, `${u.user}.json`);
-    fs.writeFileSync(file, JSON.stringify({ user: u.user, pairs: u.history.slice(0, 3).map((p) => ({ prompt: p.prompt, liked: p.liked, disliked: p.disliked })) }));
-    const reward = await personalReward.load({ locate: (m) => path.join(TINY, getModel(m).repo), smokeTest: true, personal: { historyFile: file, guidance: 'like', nRef: 3, mode: 'embedding', log: () => {} } });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ user: u.user, pairs: u.history.slice(0, 3).map((p) => ({ prompt: p.prompt, liked: p.liked, disliked: p.disliked })) }),
+    );
+    const reward = await personalReward.load({
+      locate: (m) => path.join(TINY, getModel(m).repo),
+      smokeTest: true,
+      personal: { historyFile: file, guidance: 'like', nRef: 3, mode: 'embedding', log: () => {} },
+    });
     for (const q of u.queries) {
       const p = reward.prepare(q.prompt);
       const s: number[] = [];
@@ -73,7 +95,16 @@ test('eval --baselines embedding,embedding:nn: rows with their N_ref sweep; the 
 
 test('eval --baselines embedding:unknown is refused by name', async () => {
   await assert.rejects(
-    preferenceEval({ model: [CKPT], data, out: path.join(root, 'eval2'), preset: 'tiny', baselines: ['embedding:cosine'], backend: 'wasm', quiet: true, print: () => {} }),
+    preferenceEval({
+      model: [CKPT],
+      data,
+      out: path.join(root, 'eval2'),
+      preset: 'tiny',
+      baselines: ['embedding:cosine'],
+      backend: 'wasm',
+      quiet: true,
+      print: () => {},
+    }),
     /--baselines embedding:cosine: unknown formula "cosine" \(known: centroid, nn, ridge, ridge-sub, ridge-cat\)/,
   );
 });

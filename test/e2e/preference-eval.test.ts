@@ -38,19 +38,34 @@ const pngSize = async (file: string) => {
 test('eval: tables.md / tables.json / nref.png with every baseline, seen and unseen groups, the sweep; --json prints tables.json', async () => {
   const out = path.join(root, 'eval');
   let printed = '';
-  const r = await preferenceEval({ model: [CKPT, { label: 'copy', dir: CKPT }], data, out, preset: 'tiny', json: true, backend: 'wasm', quiet: true, print: (s) => (printed += s) });
+  const r = await preferenceEval({
+    model: [CKPT, { label: 'copy', dir: CKPT }],
+    data,
+    out,
+    preset: 'tiny',
+    json: true,
+    backend: 'wasm',
+    quiet: true,
+    print: (s) => (printed += s),
+  });
   for (const f of ['tables.md', 'tables.json', 'nref.png', 'nref-all.png']) assert.ok(fs.existsSync(path.join(out, f)), f);
   const json = JSON.parse(fs.readFileSync(path.join(out, 'tables.json'), 'utf8'));
   assert.deepEqual(JSON.parse(printed), json);
   assert.deepEqual(json.protocol.users, { seen: 4, unseen: 2 });
   assert.deepEqual(json.protocol.queries, { seen: 8, unseen: 10 });
   const labels = ['ImageReward', 'Aes Score', 'PickScore', 'CLIP Score', 'HPSv2', 'Untrained VLM', 'copy', 'Ours'];
-  assert.deepEqual(r.models.map((m) => m.label), labels);
+  assert.deepEqual(
+    r.models.map((m) => m.label),
+    labels,
+  );
   const byId = Object.fromEntries(json.tables.map((t: { id: string }) => [t.id, t]));
   assert.deepEqual(Object.keys(byId), ['table1', 'table2', 'table3', 'table4']);
   assert.deepEqual(byId.table1.columns, ['Model', ...labels]);
   assert.deepEqual(byId.table1.rows[0], ['N_ref', 0, 0, 0, 0, 0, 3, 3, 3]);
-  assert.deepEqual(byId.table2.rows.map((row: unknown[]) => row[0]), ['Seen', 'Unseen', '|Δ| (%)']);
+  assert.deepEqual(
+    byId.table2.rows.map((row: unknown[]) => row[0]),
+    ['Seen', 'Unseen', '|Δ| (%)'],
+  );
   assert.deepEqual(byId.table3.columns, ['Model', 'N_ref', 'Top-1 Acc', 'Top-2 Acc', 'Top-3 Acc']);
   assert.deepEqual(byId.table3.rows[0], ['Random', 0, 25, 50, 75]);
   assert.deepEqual(byId.table4.columns, ['', 'copy', 'Ours']);
@@ -65,10 +80,21 @@ test('eval: tables.md / tables.json / nref.png with every baseline, seen and uns
   const ours = r.models.find((m) => m.label === 'Ours')!;
   assert.deepEqual(r.models.find((m) => m.label === 'copy')!.top1, ours.top1, 'the same checkpoint twice scores the same');
   assert.deepEqual(r.sweep.nRef, [0, 1, 2, 3]);
-  assert.deepEqual(r.sweep.series.map((s) => s.model), ['Untrained VLM', 'copy', 'Ours']);
+  assert.deepEqual(
+    r.sweep.series.map((s) => s.model),
+    ['Untrained VLM', 'copy', 'Ours'],
+  );
   assert.equal(r.sweep.series[2].all[3], ours.top1.all, 'the sweep at N_ref 3 is the main number');
   const md = fs.readFileSync(path.join(out, 'tables.md'), 'utf8');
-  for (const s of ['**Table 1.**', '**Table 2.**', '**Table 3.**', '**Table 4.**', '| Random | 0 | 25.00 | 50.00 | 75.00 |', 'Tiny smoke-test preset']) assert.ok(md.includes(s), s);
+  for (const s of [
+    '**Table 1.**',
+    '**Table 2.**',
+    '**Table 3.**',
+    '**Table 4.**',
+    '| Random | 0 | 25.00 | 50.00 | 75.00 |',
+    'Tiny smoke-test preset',
+  ])
+    assert.ok(md.includes(s), s);
   assert.deepEqual(await pngSize(path.join(out, 'nref.png')), { width: 760, height: 420, format: 'png' });
   assert.deepEqual(await pngSize(path.join(out, 'nref-all.png')), { width: 680, height: 420, format: 'png' });
 });
@@ -80,17 +106,28 @@ test('eval scorer: the per-user history cache gives the Q of src/preference/eval
   try {
     await noLeak(async () => {
       const images = new ImageCache(4096, (x) => model.pixels(x));
-      const items = proto.users.flatMap((u) => u.queries.map((q) => ({ refs: u.history.map((h) => ({ prompt: h.prompt, liked: h.liked, disliked: h.disliked })), prompt: q.prompt, liked: q.liked, disliked: q.disliked })));
+      const items = proto.users.flatMap((u) =>
+        u.queries.map((q) => ({
+          refs: u.history.map((h) => ({ prompt: h.prompt, liked: h.liked, disliked: h.disliked })),
+          prompt: q.prompt,
+          liked: q.liked,
+          disliked: q.disliked,
+        })),
+      );
       const ref = await scorePairs(model, items, { images, batchSize: 4 });
       const mine: number[][] = [];
       for (const u of proto.users) {
         const targets = queryTargets(u);
         const s = await scoreAfterHistory(model, await historyRefs(images, u.history), images, targets);
         const at = new Map(targets.map((t, i) => [targetKey(t), 1 / (1 + Math.exp(-s[i]))]));
-        for (const q of u.queries) mine.push([at.get(targetKey({ prompt: q.prompt, image: q.liked }))!, at.get(targetKey({ prompt: q.prompt, image: q.disliked }))!]);
+        for (const q of u.queries)
+          mine.push([at.get(targetKey({ prompt: q.prompt, image: q.liked }))!, at.get(targetKey({ prompt: q.prompt, image: q.disliked }))!]);
       }
       mine.forEach(([l, d], i) => {
-        assert.ok(Math.abs(l - ref.liked[i]) < 1e-5 && Math.abs(d - ref.disliked[i]) < 1e-5, `item ${i}: ${l}, ${d} vs ${ref.liked[i]}, ${ref.disliked[i]}`);
+        assert.ok(
+          Math.abs(l - ref.liked[i]) < 1e-5 && Math.abs(d - ref.disliked[i]) < 1e-5,
+          `item ${i}: ${l}, ${d} vs ${ref.liked[i]}, ${ref.disliked[i]}`,
+        );
       });
       assert.equal(accuracyOf({ liked: mine.map((m) => m[0]), disliked: mine.map((m) => m[1]) }).accuracy, accuracyOf(ref).accuracy);
       images.dispose();
@@ -116,8 +153,16 @@ test('attention hook: recording a layer leaves the scores unchanged; its rows ar
       const recorded: tf.Tensor3D[] = [];
       const run = (layer: number, head: number | 'mean') =>
         tf.tidy(() => {
-          const { hidden } = model.backbone.forwardEmbeds(model.embed(seq, model.imageHidden(px), 2), { past: cache, recordAttention: { layer, head, sink: (p) => recorded.push(p) } });
-          return model.backbone.logitDiffAt(hidden, [seq.ids.length - 1, seq.ids.length - 1], model.layout.labelIds.like, model.layout.labelIds.dislike);
+          const { hidden } = model.backbone.forwardEmbeds(model.embed(seq, model.imageHidden(px), 2), {
+            past: cache,
+            recordAttention: { layer, head, sink: (p) => recorded.push(p) },
+          });
+          return model.backbone.logitDiffAt(
+            hidden,
+            [seq.ids.length - 1, seq.ids.length - 1],
+            model.layout.labelIds.like,
+            model.layout.labelIds.dislike,
+          );
         });
       const heads = model.backbone.config.text.numHeads;
       const outs = [run(1, 'mean'), run(0, 2), ...Array.from({ length: heads }, (_, h) => run(1, h))];
@@ -135,7 +180,17 @@ test('attention hook: recording a layer leaves the scores unchanged; its rows ar
           for (let k = cache.length + i + 1; k < lk; k++) assert.ok(row[k] < 1e-9, 'no attention to a later position');
           for (let k = 0; k < lk; k++) assert.ok(Math.abs(row[k] - perHead.reduce((s, h) => s + h[b][i][k], 0) / heads) < 1e-6);
         }
-      assert.throws(() => tf.tidy(() => model.backbone.forwardEmbeds(model.embed(seq, model.imageHidden(px), 2), { past: cache, recordAttention: { layer: 5, head: 0, sink: () => {} } }).hidden), /layer 5 is outside/);
+      assert.throws(
+        () =>
+          tf.tidy(
+            () =>
+              model.backbone.forwardEmbeds(model.embed(seq, model.imageHidden(px), 2), {
+                past: cache,
+                recordAttention: { layer: 5, head: 0, sink: () => {} },
+              }).hidden,
+          ),
+        /layer 5 is outside/,
+      );
       tf.dispose([plain, ...outs, ...recorded]);
       cache.dispose();
     });

@@ -9,20 +9,54 @@ import { generateCommand } from '../../src/commands/generate.js';
 import { tmpDir } from '../helpers.js';
 
 const CHROMIUM = process.env.RENO_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 test('report.html shows both images and a curve for each reward', { skip: !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}` }, async () => {
   const out = tmpDir();
   const weights = { imagereward: 1, aesthetic: 1, pickscore: 0.05, clip: 1, hpsv2: 0.5, personal: 0 };
-  const r = await generateCommand({ prompt: 'a lighthouse at dusk', preset: 'tiny', backend: 'wasm', quiet: true, out, steps: 4, overrides: { weights } });
+  const r = await generateCommand({
+    prompt: 'a lighthouse at dusk',
+    preset: 'tiny',
+    backend: 'wasm',
+    quiet: true,
+    out,
+    steps: 4,
+    overrides: { weights },
+  });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     await page.goto('file://' + path.join(r.dir, 'report.html'));
-    const imgs = await page.$$eval('img', (els) => els.map((e) => ({ src: e.getAttribute('src'), ok: (e as unknown as { complete: boolean; naturalWidth: number }).complete && (e as unknown as { naturalWidth: number }).naturalWidth > 0 })));
-    assert.deepEqual(imgs.map((i) => i.src), ['init.png', 'best.png']);
-    assert.ok(imgs.every((i) => i.ok), 'both images decoded in the browser');
-    const curves = await page.$$eval('svg polyline.series', (els) => els.map((e) => ({ name: e.getAttribute('data-name'), points: (e.getAttribute('points') ?? '').trim().split(/\s+/).length, box: (e as unknown as { getBBox(): { width: number } }).getBBox().width })));
+    const imgs = await page.$$eval('img', (els) =>
+      els.map((e) => ({
+        src: e.getAttribute('src'),
+        ok: (e as unknown as { complete: boolean; naturalWidth: number }).complete && (e as unknown as { naturalWidth: number }).naturalWidth > 0,
+      })),
+    );
+    assert.deepEqual(
+      imgs.map((i) => i.src),
+      ['init.png', 'best.png'],
+    );
+    assert.ok(
+      imgs.every((i) => i.ok),
+      'both images decoded in the browser',
+    );
+    const curves = await page.$$eval('svg polyline.series', (els) =>
+      els.map((e) => ({
+        name: e.getAttribute('data-name'),
+        points: (e.getAttribute('points') ?? '').trim().split(/\s+/).length,
+        box: (e as unknown as { getBBox(): { width: number } }).getBBox().width,
+      })),
+    );
     for (const name of Object.keys(weights).filter((k) => weights[k as keyof typeof weights] > 0)) {
       const c = curves.find((x) => x.name === name);
       assert.ok(c, `curve for ${name}`);

@@ -42,7 +42,14 @@ register(colourTarget('test_red', [1, 0, 0]), {
 });
 
 const OFF = { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0, hpsv2: 0, personal: 0 };
-const base = { prompt: 'a red fox', preset: 'tiny', backend: 'wasm', quiet: true, steps: 2, overrides: { weights: { ...OFF, test_red: 1 } } } as const;
+const base = {
+  prompt: 'a red fox',
+  preset: 'tiny',
+  backend: 'wasm',
+  quiet: true,
+  steps: 2,
+  overrides: { weights: { ...OFF, test_red: 1 } },
+} as const;
 
 /** Everything under dir, recursively (relative paths). */
 const tree = (dir: string): string[] => (fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive: true }) as string[]).sort() : []);
@@ -61,7 +68,8 @@ function mountTmpfs(t: TestContext, dir: string, options: string): boolean {
 }
 
 /** An fs error as Node raises it. */
-const fsError = (code: string, syscall: string, file: string) => Object.assign(new Error(`${code}: injected, ${syscall} '${file}'`), { code, syscall, path: file });
+const fsError = (code: string, syscall: string, file: string) =>
+  Object.assign(new Error(`${code}: injected, ${syscall} '${file}'`), { code, syscall, path: file });
 
 /** Run fn with one of the writers' fs calls replaced (the seam every writer in src/util/files.ts goes through). */
 async function withFs<K extends keyof typeof fsOps, T>(name: K, impl: (typeof fsOps)[K], fn: () => Promise<T>): Promise<T> {
@@ -75,7 +83,10 @@ async function withFs<K extends keyof typeof fsOps, T>(name: K, impl: (typeof fs
 }
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -83,7 +94,24 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
-const TINY = ['--preset', 'tiny', '--backend', 'wasm', '--prompt', 'a red fox', '--steps', '2', '--size', '32', '--weights.imagereward', '0', '--weights.clip', '0', '--weights.pickscore', '1'];
+const TINY = [
+  '--preset',
+  'tiny',
+  '--backend',
+  'wasm',
+  '--prompt',
+  'a red fox',
+  '--steps',
+  '2',
+  '--size',
+  '32',
+  '--weights.imagereward',
+  '0',
+  '--weights.clip',
+  '0',
+  '--weights.pickscore',
+  '1',
+];
 
 // ---- 1. --out that cannot be written -------------------------------------------------------------------------------
 
@@ -102,14 +130,20 @@ test('--out on a read-only file system: an OutputError naming the folder, nothin
   const ro = tmpDir();
   if (!mountTmpfs(t, ro, 'ro,size=64k')) return;
   const out = path.join(ro, 'outputs');
-  await assert.rejects(generateCommand({ ...base, out }), (e: Error) => e instanceof OutputError && e.exitCode === 1 && e.message.includes(ro) && /read-only/.test(e.message));
+  await assert.rejects(
+    generateCommand({ ...base, out }),
+    (e: Error) => e instanceof OutputError && e.exitCode === 1 && e.message.includes(ro) && /read-only/.test(e.message),
+  );
   assert.deepEqual(tree(ro), []);
 });
 
 test('--out on a full disk (a 16 KiB tmpfs): an OutputError naming the file, the half-made run folder removed', async (t) => {
   const full = tmpDir();
   if (!mountTmpfs(t, full, 'size=16k')) return;
-  await assert.rejects(generateCommand({ ...base, out: full }), (e: Error) => e instanceof OutputError && e.message.includes(full) && /no space left/.test(e.message));
+  await assert.rejects(
+    generateCommand({ ...base, out: full }),
+    (e: Error) => e instanceof OutputError && e.message.includes(full) && /no space left/.test(e.message),
+  );
   assert.deepEqual(tree(full), []);
 });
 
@@ -123,7 +157,11 @@ test('a failed write (injected ENOSPC in report.html) removes its temporary file
       write(file, String(data).slice(0, 100)); // the disk fills half-way through
       throw fsError('ENOSPC', 'write', String(file));
     }) as typeof fsOps.writeFileSync,
-    () => generateCommand({ ...base, out }).then(() => null, (e: unknown) => e),
+    () =>
+      generateCommand({ ...base, out }).then(
+        () => null,
+        (e: unknown) => e,
+      ),
   );
   assert.ok(err instanceof OutputError, String(err));
   assert.match(err.message, /report\.html: no space left on the device/);
@@ -139,7 +177,10 @@ test('writeFileAtomic: a failed write leaves neither the temporary file nor the 
     throw fsError('ENOSPC', 'write', String(f));
   }) as typeof fsOps.writeFileSync;
   try {
-    assert.throws(() => writeFileAtomic(file, 'hello world'), (e: Error) => e instanceof OutputError && e.message.includes(file));
+    assert.throws(
+      () => writeFileAtomic(file, 'hello world'),
+      (e: Error) => e instanceof OutputError && e.message.includes(file),
+    );
   } finally {
     fsOps.writeFileSync = write;
   }
@@ -153,7 +194,11 @@ test('an injected read-only folder (EROFS on mkdir): an OutputError naming the r
     ((p: fs.PathLike) => {
       throw fsError('EROFS', 'mkdir', String(p));
     }) as typeof fsOps.mkdirSync,
-    () => generateCommand({ ...base, out }).then(() => null, (e: unknown) => e),
+    () =>
+      generateCommand({ ...base, out }).then(
+        () => null,
+        (e: unknown) => e,
+      ),
   );
   assert.ok(err instanceof OutputError, String(err));
   assert.match(err.message, /outputs.*read-only file system/);
@@ -163,7 +208,10 @@ test('an injected read-only folder (EROFS on mkdir): an OutputError naming the r
 test('preference synth --out at a file: an OutputError naming the path, not a stack trace', async () => {
   const file = path.join(tmpDir(), 'not-a-folder');
   fs.writeFileSync(file, 'x');
-  await assert.rejects(preferenceSynth({ out: file, users: 2, pairsPerUser: 6, quiet: true }), (e: Error) => e instanceof OutputError && e.message.includes(file));
+  await assert.rejects(
+    preferenceSynth({ out: file, users: 2, pairsPerUser: 6, quiet: true }),
+    (e: Error) => e instanceof OutputError && e.message.includes(file),
+  );
   assert.equal(fs.readFileSync(file, 'utf8'), 'x');
 });
 
@@ -179,7 +227,10 @@ test('bad invocations leave the outputs root empty (generate and compare)', asyn
     ['--size 100x64', () => generateCommand({ ...base, out, size: '100x64' })],
     ['an unknown config key', () => generateCommand({ ...base, out, overrides: { ...base.overrides, bogus: 1 } })],
     ['a missing model', () => generateCommand({ ...base, preset: undefined, modelsDir: emptyModels, out })],
-    ['a missing history', () => generateCommand({ ...base, out, user: path.join(emptyModels, 'none.json'), overrides: { weights: { ...OFF, personal: 1 } } })],
+    [
+      'a missing history',
+      () => generateCommand({ ...base, out, user: path.join(emptyModels, 'none.json'), overrides: { weights: { ...OFF, personal: 1 } } }),
+    ],
     ['a bad history', () => generateCommand({ ...base, out, user: badHistory, overrides: { weights: { ...OFF, personal: 1 } } })],
     ['compare --size 100', () => compareCommand({ ...base, out, size: '100', rewards: ['test_red'] })],
     ['compare with a missing model', () => compareCommand({ ...base, preset: undefined, modelsDir: emptyModels, out, rewards: ['test_red'] })],
@@ -219,7 +270,11 @@ test('CLI: generate --json prints a summary: folder, best step, losses and every
   assert.match(r.stderr, /1\/2/); // progress still on stderr without --quiet
   const s = JSON.parse(r.stdout);
   assert.equal(path.dirname(s.folder), fs.realpathSync(out));
-  const metrics = fs.readFileSync(path.join(s.folder, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const metrics = fs
+    .readFileSync(path.join(s.folder, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const best = metrics.reduce((a, b) => (b.total < a.total ? b : a));
   assert.equal(s.best_step, best.step);
   assert.equal(s.best.step, best.step);

@@ -13,7 +13,28 @@ test('SIGINT mid-run leaves a loadable folder with the best image so far', async
   const out = tmpDir();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), 'generate', '--preset', 'tiny', '--backend', 'wasm', '--prompt', 'a red fox', '--steps', '500', '--out', out, '--weights.imagereward', '0', '--weights.clip', '0', '--weights.pickscore', '1'],
+    [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'src/cli/run.ts'),
+      'generate',
+      '--preset',
+      'tiny',
+      '--backend',
+      'wasm',
+      '--prompt',
+      'a red fox',
+      '--steps',
+      '500',
+      '--out',
+      out,
+      '--weights.imagereward',
+      '0',
+      '--weights.clip',
+      '0',
+      '--weights.pickscore',
+      '1',
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
@@ -34,22 +55,42 @@ test('SIGINT mid-run leaves a loadable folder with the best image so far', async
   for (const f of ['run.yaml', 'init.png', 'best.png', 'report.html', 'metrics.jsonl']) assert.ok(fs.existsSync(path.join(dir, f)), f);
   const n = metrics();
   assert.ok(n >= 3 && n < 500, `${n} steps`);
-  const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const best = lines.reduce((a, b) => (b.total < a.total ? b : a));
   assert.equal(JSON.parse(readPngText(fs.readFileSync(path.join(dir, 'best.png'))).reno).step, best.step);
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes('.tmp-')),
+    [],
+  );
 });
 
 test('SIGINT during a sweep: exit 130, finished cells kept, the interrupted cell not counted as done, a rerun resumes it', async () => {
   const d = tmpDir();
   const file = path.join(d, 'sweep.yaml');
   // cell 1 is short and finishes; cell 2 is long and is interrupted
-  fs.writeFileSync(file, 'base:\n  prompt: a red fox\n  weights: { imagereward: 0, clip: 0, aesthetic: 0, hpsv2: 0, pickscore: 1 }\ngrid:\n  steps: [2, 500]\n');
+  fs.writeFileSync(
+    file,
+    'base:\n  prompt: a red fox\n  weights: { imagereward: 0, clip: 0, aesthetic: 0, hpsv2: 0, pickscore: 1 }\ngrid:\n  steps: [2, 500]\n',
+  );
   const out = path.join(d, 'out');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), 'sweep', file, '--preset', 'tiny', '--backend', 'wasm', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), 'sweep', file, '--preset', 'tiny', '--backend', 'wasm', '--out', out],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.on('data', (x) => (stderr += x));
-  const cellDirs = () => (fs.existsSync(out) ? fs.readdirSync(out).filter((f) => /^cell-\d+-[0-9a-f]+$/.test(f)).sort() : []);
+  const cellDirs = () =>
+    fs.existsSync(out)
+      ? fs
+          .readdirSync(out)
+          .filter((f) => /^cell-\d+-[0-9a-f]+$/.test(f))
+          .sort()
+      : [];
   const lines = (dir: string) => {
     const f = path.join(out, dir, 'metrics.jsonl');
     return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).length : 0;
@@ -66,8 +107,14 @@ test('SIGINT during a sweep: exit 130, finished cells kept, the interrupted cell
   assert.ok(!fs.existsSync(path.join(second, 'done.json')), 'the interrupted cell is marked done');
   assert.ok(fs.existsSync(path.join(second, 'best.png')), 'the interrupted cell keeps its best image so far');
   assert.equal(fs.readFileSync(path.join(out, 'summary.csv'), 'utf8').trim().split('\n').length, 2);
-  assert.deepEqual(fs.readdirSync(out).filter((f) => f.endsWith('.claim')), []);
+  assert.deepEqual(
+    fs.readdirSync(out).filter((f) => f.endsWith('.claim')),
+    [],
+  );
   // a rerun skips the finished cell and redoes the interrupted one (planned only here: stopAfter 0)
   const again = await sweepCommand({ file, out, preset: 'tiny', backend: 'wasm', quiet: true, stopAfter: 0 });
-  assert.deepEqual(again.cells.map((c) => c.skipped), [true, false]);
+  assert.deepEqual(
+    again.cells.map((c) => c.skipped),
+    [true, false],
+  );
 });

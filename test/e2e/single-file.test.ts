@@ -19,7 +19,13 @@ import { writeSingleFile } from '../../scripts/tiny/sd-turbo.js';
 
 const TINY = path.join(ROOT, 'presets', 'tiny', 'stabilityai', 'sd-turbo');
 // SD 2.1 / SD-Turbo: 4 levels of 2 resnets, attention on the first three down levels (last three up), 23 text layers
-const SD2: SingleFileLayout = { unetLayersPerBlock: [2, 2, 2, 2], unetDownAttention: [true, true, true, false], unetUpAttention: [false, true, true, true], vaeLevels: 4, textLayers: 23 };
+const SD2: SingleFileLayout = {
+  unetLayersPerBlock: [2, 2, 2, 2],
+  unetDownAttention: [true, true, true, false],
+  unetUpAttention: [false, true, true, true],
+  vaeLevels: 4,
+  textLayers: 23,
+};
 
 test('key mapper: original SD 2.x names -> diffusers names, as diffusers converts them', () => {
   const one = (k: string) => {
@@ -33,7 +39,10 @@ test('key mapper: original SD 2.x names -> diffusers names, as diffusers convert
     ['model.diffusion_model.input_blocks.0.0.weight', 'unet:conv_in.weight'],
     ['model.diffusion_model.input_blocks.1.0.in_layers.0.weight', 'unet:down_blocks.0.resnets.0.norm1.weight'],
     ['model.diffusion_model.input_blocks.2.0.emb_layers.1.bias', 'unet:down_blocks.0.resnets.1.time_emb_proj.bias'],
-    ['model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight', 'unet:down_blocks.0.attentions.1.transformer_blocks.0.attn2.to_k.weight'],
+    [
+      'model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight',
+      'unet:down_blocks.0.attentions.1.transformer_blocks.0.attn2.to_k.weight',
+    ],
     ['model.diffusion_model.input_blocks.3.0.op.weight', 'unet:down_blocks.0.downsamplers.0.conv.weight'],
     ['model.diffusion_model.input_blocks.4.0.skip_connection.weight', 'unet:down_blocks.1.resnets.0.conv_shortcut.weight'],
     ['model.diffusion_model.input_blocks.11.0.out_layers.3.weight', 'unet:down_blocks.3.resnets.1.conv2.weight'],
@@ -43,7 +52,10 @@ test('key mapper: original SD 2.x names -> diffusers names, as diffusers convert
     ['model.diffusion_model.output_blocks.0.0.skip_connection.weight', 'unet:up_blocks.0.resnets.0.conv_shortcut.weight'],
     ['model.diffusion_model.output_blocks.2.1.conv.weight', 'unet:up_blocks.0.upsamplers.0.conv.weight'],
     ['model.diffusion_model.output_blocks.3.1.norm.weight', 'unet:up_blocks.1.attentions.0.norm.weight'],
-    ['model.diffusion_model.output_blocks.5.1.transformer_blocks.0.ff.net.0.proj.weight', 'unet:up_blocks.1.attentions.2.transformer_blocks.0.ff.net.0.proj.weight'],
+    [
+      'model.diffusion_model.output_blocks.5.1.transformer_blocks.0.ff.net.0.proj.weight',
+      'unet:up_blocks.1.attentions.2.transformer_blocks.0.ff.net.0.proj.weight',
+    ],
     ['model.diffusion_model.output_blocks.5.2.conv.bias', 'unet:up_blocks.1.upsamplers.0.conv.bias'],
     ['model.diffusion_model.output_blocks.11.1.proj_out.weight', 'unet:up_blocks.3.attentions.2.proj_out.weight'],
     ['model.diffusion_model.out.0.weight', 'unet:conv_norm_out.weight'],
@@ -75,17 +87,36 @@ test('key mapper: original SD 2.x names -> diffusers names, as diffusers convert
     ['q_proj', 'k_proj', 'v_proj'].map((q, i) => [`text_model.encoder.layers.5.self_attn.${q}.weight`, i]),
   );
   // known and unused: OpenCLIP-H's 24th layer (SD 2.x reads the penultimate one), the CLIP head, training buffers
-  for (const k of ['cond_stage_model.model.transformer.resblocks.23.mlp.c_fc.weight', 'cond_stage_model.model.text_projection', 'cond_stage_model.model.logit_scale', 'alphas_cumprod', 'model_ema.decay'])
+  for (const k of [
+    'cond_stage_model.model.transformer.resblocks.23.mlp.c_fc.weight',
+    'cond_stage_model.model.text_projection',
+    'cond_stage_model.model.logit_scale',
+    'alphas_cumprod',
+    'model_ema.decay',
+  ])
     assert.deepEqual(mapSingleFileKey(k, SD2), [], k);
   // not of this layout: named by the loader
-  for (const k of ['conditioner.embedders.0.transformer.text_model.x', 'model.diffusion_model.input_blocks.12.0.in_layers.0.weight', 'model.diffusion_model.outt.2.weight', 'first_stage_model.decoder.up.4.block.0.conv1.weight', 'cond_stage_model.transformer.text_model.x'])
+  for (const k of [
+    'conditioner.embedders.0.transformer.text_model.x',
+    'model.diffusion_model.input_blocks.12.0.in_layers.0.weight',
+    'model.diffusion_model.outt.2.weight',
+    'first_stage_model.decoder.up.4.block.0.conv1.weight',
+    'cond_stage_model.transformer.text_model.x',
+  ])
     assert.equal(mapSingleFileKey(k, SD2), null, k);
 });
 
 /** The tiny preset's three components, in the original layout (q/k/v packed, VAE attention as 1x1 convs). */
 function singleFileTensors(layout: SingleFileLayout, extra = true): Map<string, { shape: number[]; data: Float32Array }> {
-  const files: Record<Component, string> = { unet: 'unet/diffusion_pytorch_model.safetensors', vae: 'vae/diffusion_pytorch_model.safetensors', text_encoder: 'text_encoder/model.safetensors' };
-  const srcs = Object.fromEntries(COMPONENTS.map((c) => [c, openSafetensors(path.join(TINY, files[c]))])) as Record<Component, ReturnType<typeof openSafetensors>>;
+  const files: Record<Component, string> = {
+    unet: 'unet/diffusion_pytorch_model.safetensors',
+    vae: 'vae/diffusion_pytorch_model.safetensors',
+    text_encoder: 'text_encoder/model.safetensors',
+  };
+  const srcs = Object.fromEntries(COMPONENTS.map((c) => [c, openSafetensors(path.join(TINY, files[c]))])) as Record<
+    Component,
+    ReturnType<typeof openSafetensors>
+  >;
   const out = toSingleFile(srcs, layout, { rename: (c, k) => (c === 'vae' ? renameLegacyVaeKey(k) : k), skip: (k) => k.endsWith('position_ids') });
   for (const s of Object.values(srcs)) s.close();
   if (extra) {
@@ -100,7 +131,17 @@ function singleFileTensors(layout: SingleFileLayout, extra = true): Map<string, 
 
 const OFF = { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 0, hpsv2: 0, personal: 0 };
 const run = (out: string, modelFile?: string) =>
-  generateCommand({ prompt: 'a lighthouse', preset: 'tiny', backend: 'wasm', quiet: true, out, seed: 11, noOptimize: true, overrides: { weights: OFF }, ...(modelFile ? { modelFile } : {}) });
+  generateCommand({
+    prompt: 'a lighthouse',
+    preset: 'tiny',
+    backend: 'wasm',
+    quiet: true,
+    out,
+    seed: 11,
+    noOptimize: true,
+    overrides: { weights: OFF },
+    ...(modelFile ? { modelFile } : {}),
+  });
 
 test('the tiny preset as one single file (original layout) gives the same image as its folder; fp16 nearly so', async () => {
   const layout = singleFileLayout(TINY);
@@ -123,13 +164,26 @@ test('the tiny preset as one single file (original layout) gives the same image 
   const repo = path.join(models, 'stabilityai', 'sd-turbo');
   fs.cpSync(TINY, repo, { recursive: true });
   fs.copyFileSync(file, path.join(repo, 'sd_turbo.safetensors'));
-  const e = await generateCommand({ prompt: 'a lighthouse', modelsDir: models, modelFile: 'sd-turbo-file', backend: 'wasm', quiet: true, out, seed: 11, noOptimize: true, overrides: { weights: OFF } });
+  const e = await generateCommand({
+    prompt: 'a lighthouse',
+    modelsDir: models,
+    modelFile: 'sd-turbo-file',
+    backend: 'wasm',
+    quiet: true,
+    out,
+    seed: 11,
+    noOptimize: true,
+    overrides: { weights: OFF },
+  });
   assert.ok((await px(e.dir)).equals(await px(a.dir)), 'the registry entry sd-turbo-file loads the same weights');
   assert.equal(JSON.parse(readPngText(fs.readFileSync(path.join(e.dir, 'best.png'))).reno).model.file, 'sd_turbo.safetensors');
   // the file's weights are the ones used: a changed VAE output bias changes the image
   const changed = path.join(d, 'sd_tiny_changed.safetensors');
   const bias = tensors.get('first_stage_model.decoder.conv_out.bias')!;
-  writeSafetensors(changed, new Map([...tensors, ['first_stage_model.decoder.conv_out.bias', { shape: bias.shape, data: bias.data.map((v) => v + 0.5) }]]));
+  writeSafetensors(
+    changed,
+    new Map([...tensors, ['first_stage_model.decoder.conv_out.bias', { shape: bias.shape, data: bias.data.map((v) => v + 0.5) }]]),
+  );
   assert.ok(!(await px((await run(out, changed)).dir)).equals(await px(a.dir)), 'a changed single file changes the image');
   // fp16 weights: the same image within rounding
   const half = path.join(d, 'sd_tiny_fp16.safetensors');
@@ -181,7 +235,17 @@ test('sd-turbo-file: the single file written beside the tiny preset gives the fo
   writeSingleFile(repo); // what scripts/tiny/sd-turbo.ts would write: fp16, the original layout
   const out = tmpDir();
   const a = await run(out);
-  const b = await generateCommand({ prompt: 'a lighthouse', modelsDir: models, modelFile: 'sd-turbo-file', backend: 'wasm', quiet: true, out, seed: 11, noOptimize: true, overrides: { weights: OFF } });
+  const b = await generateCommand({
+    prompt: 'a lighthouse',
+    modelsDir: models,
+    modelFile: 'sd-turbo-file',
+    backend: 'wasm',
+    quiet: true,
+    out,
+    seed: 11,
+    noOptimize: true,
+    overrides: { weights: OFF },
+  });
   const px = (dir: string) => sharp(path.join(dir, 'best.png')).raw().toBuffer();
   assert.ok((await px(a.dir)).equals(await px(b.dir)));
   const lines: string[] = [];

@@ -16,11 +16,23 @@ import type { UiServer } from '../../src/ui/server.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 const CHROMIUM = process.env.RENO_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const NO_CHROMIUM = !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}`;
 const SHOTS = process.env.RENO_UI_SCREENSHOTS;
 
-function request(url: string, o: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+function request(
+  url: string,
+  o: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const r = http.request(url, { method: o.method ?? 'GET', headers: o.headers }, (res) => {
       let body = '';
@@ -43,7 +55,16 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 18
 
 async function start(dir: string, extra: Parameters<typeof startUi>[0] = {}): Promise<{ ui: UiServer; log: string[] }> {
   const log: string[] = [];
-  const ui = await startUi({ preset: 'tiny', backend: 'wasm', port: 0, history: path.join(dir, 'history.json'), outputs: path.join(dir, 'outputs'), log: (l) => log.push(l), stdout: () => {}, ...extra });
+  const ui = await startUi({
+    preset: 'tiny',
+    backend: 'wasm',
+    port: 0,
+    history: path.join(dir, 'history.json'),
+    outputs: path.join(dir, 'outputs'),
+    log: (l) => log.push(l),
+    stdout: () => {},
+    ...extra,
+  });
   return { ui, log };
 }
 
@@ -69,8 +90,10 @@ test('the token, the Origin and the Host are checked on every request', async ()
     assert.match(ui.url, new RegExp(`^http://127\\.0\\.0\\.1:${ui.port}/[\\w-]{20,}/$`));
     assert.equal((await request(ui.url + 'api/state')).status, 200);
     // without the token, or with a wrong one: 403, for the page, the API and the files
-    for (const p of ['/', '/api/state', '/api/runs', '/runs/x/best.png', `/${'x'.repeat(ui.token.length)}/api/state`]) assert.equal((await request(base + p)).status, 403, p);
-    const post = (headers: Record<string, string>) => request(ui.url + 'api/undo', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+    for (const p of ['/', '/api/state', '/api/runs', '/runs/x/best.png', `/${'x'.repeat(ui.token.length)}/api/state`])
+      assert.equal((await request(base + p)).status, 403, p);
+    const post = (headers: Record<string, string>) =>
+      request(ui.url + 'api/undo', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
     assert.equal((await request(base + '/api/undo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 403);
     // another page's request: its Origin, or Sec-Fetch-Site cross-site, is refused even with the token
     const cross = await post({ origin: 'http://evil.example' });
@@ -81,12 +104,19 @@ test('the token, the Origin and the Host are checked on every request', async ()
     // DNS rebinding: a name that is not this server
     assert.equal((await request(ui.url + 'api/state', { headers: { host: `evil.example:${ui.port}` } })).status, 403);
     // a form post (not JSON) cannot drive it
-    assert.equal((await request(ui.url + 'api/generate', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'prompt=x' })).status, 415);
+    assert.equal(
+      (await request(ui.url + 'api/generate', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'prompt=x' }))
+        .status,
+      415,
+    );
     // the same origin is fine
     assert.equal((await request(ui.url + 'api/state', { headers: { origin: base, 'sec-fetch-site': 'same-origin' } })).status, 200);
     // nothing outside the outputs root is served
     assert.equal((await request(ui.url + 'runs/..%2Fhistory.json')).status, 404);
-    assert.equal((await request(ui.url + 'api/pair', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"  "}' })).status, 400);
+    assert.equal(
+      (await request(ui.url + 'api/pair', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"  "}' })).status,
+      400,
+    );
   } finally {
     await ui.close();
   }
@@ -96,8 +126,28 @@ test('a port in use is a clear error (the command, and the CLI with exit 1)', as
   const dir = tmpDir('reno-ui');
   const { ui } = await start(dir);
   try {
-    await assert.rejects(start(dir, { port: ui.port }), (e: unknown) => e instanceof RenoError && new RegExp(`port ${ui.port} on 127\\.0\\.0\\.1 is already in use.*--port`).test(e.message));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), 'ui', '--preset', 'tiny', '--port', String(ui.port), '--history', path.join(dir, 'h.json'), '--outputs', path.join(dir, 'o')], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    await assert.rejects(
+      start(dir, { port: ui.port }),
+      (e: unknown) => e instanceof RenoError && new RegExp(`port ${ui.port} on 127\\.0\\.0\\.1 is already in use.*--port`).test(e.message),
+    );
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'src/cli/run.ts'),
+        'ui',
+        '--preset',
+        'tiny',
+        '--port',
+        String(ui.port),
+        '--history',
+        path.join(dir, 'h.json'),
+        '--outputs',
+        path.join(dir, 'o'),
+      ],
+      { cwd: ROOT, encoding: 'utf8', timeout: 120_000 },
+    );
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`^reno: port ${ui.port} on 127\\.0\\.0\\.1 is already in use`, 'm'));
     assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, 'no stack trace');
@@ -123,8 +173,20 @@ test('a history that is not valid JSON is shown on the page and never overwritte
     assert.match(await banner.innerText(), /history\.json: not valid JSON/);
     assert.match(await banner.innerText(), /does not overwrite it/);
     // a pair from the image folder (no model needed): asking for one works, choosing it is refused
-    const pair = JSON.parse((await request(ui.url + 'api/pair', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"x","source":"images"}' })).body);
-    const r = await request(ui.url + 'api/choice', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pair: pair.id, choice: 'left' }) });
+    const pair = JSON.parse(
+      (
+        await request(ui.url + 'api/pair', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"prompt":"x","source":"images"}',
+        })
+      ).body,
+    );
+    const r = await request(ui.url + 'api/choice', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pair: pair.id, choice: 'left' }),
+    });
     assert.equal(r.status, 409);
     assert.match(JSON.parse(r.body).error, /not valid JSON/);
     assert.equal((await request(ui.url + 'api/undo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 409);
@@ -182,7 +244,7 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     assert.deepEqual(fs.readFileSync(h.pairs[1].liked), rights[1]);
     assert.deepEqual(fs.readFileSync(h.pairs[1].disliked), lefts[1]);
     assert.ok(!lefts[0].equals(rights[0]), 'two seeds, two images');
-    assert.equal(fs.readdirSync(path.join(dir, 'images')).length, 4, 'the undone pair\'s copies are gone');
+    assert.equal(fs.readdirSync(path.join(dir, 'images')).length, 4, "the undone pair's copies are gone");
     for (const f of fs.readdirSync(dir)) assert.doesNotMatch(f, /\.tmp-/);
     await until('the next pair', () => page.locator('#rpair').isVisible()); // a pair is waiting: leave it
 
@@ -204,9 +266,16 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     await shot(page, 'ui-generate.png', true);
     const runs = fs.readdirSync(path.join(dir, 'outputs'));
     assert.equal(runs.length, 1);
-    for (const f of ['run.yaml', 'init.png', 'best.png', 'report.html', 'metrics.jsonl']) assert.ok(fs.existsSync(path.join(dir, 'outputs', runs[0], f)), f);
+    for (const f of ['run.yaml', 'init.png', 'best.png', 'report.html', 'metrics.jsonl'])
+      assert.ok(fs.existsSync(path.join(dir, 'outputs', runs[0], f)), f);
     // the best image shown is the run's best.png (the same pixels; the file adds text chunks)
-    assert.equal(fs.readFileSync(path.join(dir, 'outputs', runs[0], 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
+    assert.equal(
+      fs
+        .readFileSync(path.join(dir, 'outputs', runs[0], 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n').length,
+      3,
+    );
 
     // the gallery: the run's card, highlighted, with init and best, and its report.html opens with its images
     await page.click('#ggallery');
@@ -214,13 +283,15 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     await card.waitFor();
     assert.equal(await card.getAttribute('data-name'), runs[0]);
     assert.match(await card.innerText(), /a red fox in snow/);
-    await page.waitForFunction(`[...document.querySelectorAll('.gallery .card.hl img')].length === 2 && [...document.querySelectorAll('.gallery .card.hl img')].every((i) => i.naturalWidth > 0)`);
+    await page.waitForFunction(
+      `[...document.querySelectorAll('.gallery .card.hl img')].length === 2 && [...document.querySelectorAll('.gallery .card.hl img')].every((i) => i.naturalWidth > 0)`,
+    );
     await shot(page, 'ui-browse.png');
     const [report] = await Promise.all([page.context().waitForEvent('page'), card.locator('a').click()]);
     await report.waitForLoadState('load');
     assert.match(report.url(), new RegExp(`/${ui.token}/runs/${runs[0]}/report\\.html$`));
     const imgs = await report.$$eval('img', (els) => els.map((e) => (e as unknown as { naturalWidth: number }).naturalWidth));
-    assert.deepEqual(imgs, [64, 64], 'report.html\'s images load through the server');
+    assert.deepEqual(imgs, [64, 64], "report.html's images load through the server");
     await report.close();
     assert.deepEqual(errors, [], 'no script error on the page');
     assert.deepEqual(elsewhere, [], 'every request stays on this server, under the token');
@@ -230,48 +301,60 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
   }
 });
 
-test('one job at a time with a visible queue; Stop keeps the best image; a browser closed mid-run does not stop the run', { skip: NO_CHROMIUM }, async () => {
-  const dir = tmpDir('reno-ui');
-  const { ui, log } = await start(dir);
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  try {
-    await page.goto(ui.url);
-    await page.waitForSelector('body[data-ready][data-live]');
-    await page.click('nav button[data-tab=generate]');
-    await page.fill('#gsize', '64');
-    await page.fill('#gprompt', 'a long run');
-    await page.fill('#gsteps', '50');
-    await page.click('#gstart');
-    await page.waitForFunction(`/running/.test(document.getElementById('queue').innerText)`);
-    // a second request waits in the queue, shown on the page
-    const second = JSON.parse((await request(ui.url + 'api/generate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'the next one', steps: 3, size: '64' }) })).body);
-    await page.waitForFunction(`/queued generate: the next one/.test(document.getElementById('queue').innerText)`);
-    // Stop = Ctrl-C: after a step the run stops and its folder is complete, with the best image so far
-    await page.waitForSelector('body[data-steps]', { timeout: 180_000 });
-    await page.click('#gstop');
-    await page.waitForSelector('body[data-done]', { timeout: 180_000 });
-    assert.equal(await page.getAttribute('body', 'data-done'), 'stopped', log.join('\n'));
-    const first = ui.queue.list().find((j) => j.label === 'a long run')!;
-    assert.ok(first.dir);
-    for (const f of ['run.yaml', 'best.png', 'report.html']) assert.ok(fs.existsSync(path.join(first.dir!, f)), f);
-    assert.ok(fs.readFileSync(path.join(first.dir!, 'metrics.jsonl'), 'utf8').trim().split('\n').length < 50);
-    // the queued job starts; the browser goes away after its first step; the run still finishes
-    await until('the second job to run a step', () => (ui.queue.get(second.id)?.progress?.step ?? 0) >= 1);
-    await context.close();
-    // a page opened again follows the run (or shows it finished)
-    const again = await browser.newPage();
-    await again.goto(ui.url);
-    await again.waitForSelector('body[data-ready]');
-    assert.equal(await again.locator('#gtitle').innerText(), 'the next one');
-    await again.close();
-    await until('the second job to end', () => ['done', 'stopped', 'failed'].includes(ui.queue.get(second.id)!.state));
-    const j = ui.queue.get(second.id)!;
-    assert.equal(j.state, 'done', j.error ?? '');
-    assert.equal(j.progress?.step, 3);
-    for (const f of ['run.yaml', 'init.png', 'best.png', 'report.html']) assert.ok(fs.existsSync(path.join(j.dir!, f)), f);
-  } finally {
-    await context.close().catch(() => {});
-    await ui.close();
-  }
-});
+test(
+  'one job at a time with a visible queue; Stop keeps the best image; a browser closed mid-run does not stop the run',
+  { skip: NO_CHROMIUM },
+  async () => {
+    const dir = tmpDir('reno-ui');
+    const { ui, log } = await start(dir);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await page.goto(ui.url);
+      await page.waitForSelector('body[data-ready][data-live]');
+      await page.click('nav button[data-tab=generate]');
+      await page.fill('#gsize', '64');
+      await page.fill('#gprompt', 'a long run');
+      await page.fill('#gsteps', '50');
+      await page.click('#gstart');
+      await page.waitForFunction(`/running/.test(document.getElementById('queue').innerText)`);
+      // a second request waits in the queue, shown on the page
+      const second = JSON.parse(
+        (
+          await request(ui.url + 'api/generate', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ prompt: 'the next one', steps: 3, size: '64' }),
+          })
+        ).body,
+      );
+      await page.waitForFunction(`/queued generate: the next one/.test(document.getElementById('queue').innerText)`);
+      // Stop = Ctrl-C: after a step the run stops and its folder is complete, with the best image so far
+      await page.waitForSelector('body[data-steps]', { timeout: 180_000 });
+      await page.click('#gstop');
+      await page.waitForSelector('body[data-done]', { timeout: 180_000 });
+      assert.equal(await page.getAttribute('body', 'data-done'), 'stopped', log.join('\n'));
+      const first = ui.queue.list().find((j) => j.label === 'a long run')!;
+      assert.ok(first.dir);
+      for (const f of ['run.yaml', 'best.png', 'report.html']) assert.ok(fs.existsSync(path.join(first.dir!, f)), f);
+      assert.ok(fs.readFileSync(path.join(first.dir!, 'metrics.jsonl'), 'utf8').trim().split('\n').length < 50);
+      // the queued job starts; the browser goes away after its first step; the run still finishes
+      await until('the second job to run a step', () => (ui.queue.get(second.id)?.progress?.step ?? 0) >= 1);
+      await context.close();
+      // a page opened again follows the run (or shows it finished)
+      const again = await browser.newPage();
+      await again.goto(ui.url);
+      await again.waitForSelector('body[data-ready]');
+      assert.equal(await again.locator('#gtitle').innerText(), 'the next one');
+      await again.close();
+      await until('the second job to end', () => ['done', 'stopped', 'failed'].includes(ui.queue.get(second.id)!.state));
+      const j = ui.queue.get(second.id)!;
+      assert.equal(j.state, 'done', j.error ?? '');
+      assert.equal(j.progress?.step, 3);
+      for (const f of ['run.yaml', 'init.png', 'best.png', 'report.html']) assert.ok(fs.existsSync(path.join(j.dir!, f)), f);
+    } finally {
+      await context.close().catch(() => {});
+      await ui.close();
+    }
+  },
+);

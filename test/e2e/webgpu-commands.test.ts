@@ -27,11 +27,30 @@ test('generate with every reward on webgpu gives the losses it gives on wasm', {
   const out = tmpDir('reno-generate-webgpu');
   const totals: Record<string, number[][]> = {};
   for (const backend of ['wasm', 'webgpu']) {
-    const r = await generateCommand({ prompt: 'a lighthouse at dusk', preset: 'tiny', user: HISTORY, steps: 3, seed: 5, out, backend, quiet: true, overrides: ALL });
-    const lines = fs.readFileSync(path.join(r.dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const r = await generateCommand({
+      prompt: 'a lighthouse at dusk',
+      preset: 'tiny',
+      user: HISTORY,
+      steps: 3,
+      seed: 5,
+      out,
+      backend,
+      quiet: true,
+      overrides: ALL,
+    });
+    const lines = fs
+      .readFileSync(path.join(r.dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 3);
     assert.ok(Object.keys(lines[0].rewards).includes('personal'), `rewards: ${Object.keys(lines[0].rewards)}`);
-    totals[backend] = lines.map((m) => [m.total, ...Object.keys(m.rewards).sort().map((k) => m.rewards[k])]);
+    totals[backend] = lines.map((m) => [
+      m.total,
+      ...Object.keys(m.rewards)
+        .sort()
+        .map((k) => m.rewards[k]),
+    ]);
   }
   for (let i = 0; i < 3; i++) {
     totals.webgpu[i].forEach((v, j) => {
@@ -51,13 +70,34 @@ test('preference training on webgpu gives the losses it gives on wasm and writes
   const losses: Record<string, number[]> = {};
   for (const backend of ['wasm', 'webgpu']) {
     const out = path.join(root, backend);
-    const r = await preferenceTrain({ data, out, backbone, preset: 'tiny', nRef: 2, steps: 2, protoSteps: 2, batch: 2, saveEvery: 1, evalPairs: 0, seed: 0, backend, quiet: true, log: () => {} });
+    const r = await preferenceTrain({
+      data,
+      out,
+      backbone,
+      preset: 'tiny',
+      nRef: 2,
+      steps: 2,
+      protoSteps: 2,
+      batch: 2,
+      saveEvery: 1,
+      evalPairs: 0,
+      seed: 0,
+      backend,
+      quiet: true,
+      log: () => {},
+    });
     assert.deepEqual(r.state, { stage: 2, step: 2 });
     for (const f of ['model.safetensors', 'optimizer.safetensors', 'config.json']) assert.ok(fs.existsSync(path.join(out, f)), `${backend}: ${f}`);
-    const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     losses[backend] = lines.filter((m) => typeof m.loss === 'number').flatMap((m) => [m.loss, m.grad_norm]);
   }
   assert.equal(losses.webgpu.length, losses.wasm.length);
   assert.ok(losses.wasm.length >= 8, `${losses.wasm.length} values`);
-  losses.webgpu.forEach((v, i) => assert.ok(Math.abs(v - losses.wasm[i]) <= 1e-3 * Math.max(1, Math.abs(losses.wasm[i])), `value ${i}: webgpu ${v}, wasm ${losses.wasm[i]}`));
+  losses.webgpu.forEach((v, i) =>
+    assert.ok(Math.abs(v - losses.wasm[i]) <= 1e-3 * Math.max(1, Math.abs(losses.wasm[i])), `value ${i}: webgpu ${v}, wasm ${losses.wasm[i]}`),
+  );
 });

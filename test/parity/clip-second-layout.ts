@@ -23,8 +23,25 @@ export const CLIP2 = {
   model_type: 'clip',
   projection_dim: 12,
   logit_scale_init_value: 2.6592,
-  text_config: { hidden_size: 20, intermediate_size: 36, num_attention_heads: 4, num_hidden_layers: 3, max_position_embeddings: 12, vocab_size: 50, eos_token_id: 49, hidden_act: 'gelu' },
-  vision_config: { hidden_size: 24, intermediate_size: 40, num_attention_heads: 3, num_hidden_layers: 1, image_size: 20, patch_size: 5, hidden_act: 'quick_gelu' },
+  text_config: {
+    hidden_size: 20,
+    intermediate_size: 36,
+    num_attention_heads: 4,
+    num_hidden_layers: 3,
+    max_position_embeddings: 12,
+    vocab_size: 50,
+    eos_token_id: 49,
+    hidden_act: 'gelu',
+  },
+  vision_config: {
+    hidden_size: 24,
+    intermediate_size: 40,
+    num_attention_heads: 3,
+    num_hidden_layers: 1,
+    image_size: 20,
+    patch_size: 5,
+    hidden_act: 'quick_gelu',
+  },
 };
 const N_IMG = 3;
 const N_TXT = 2;
@@ -58,7 +75,11 @@ async function buildClip(root: string): Promise<void> {
   const s = CLIP2.vision_config.image_size;
   const pix = randn(N_IMG * 3 * s * s, 32);
   const m = loadClipModel(dir);
-  const out = m.forward(tf.tensor2d(ids, [N_TXT, LEN], 'int32'), tf.tensor2d(mask, [N_TXT, LEN], 'int32'), nhwcTensor({ shape: [N_IMG, 3, s, s], dtype: 'float32', data: pix }));
+  const out = m.forward(
+    tf.tensor2d(ids, [N_TXT, LEN], 'int32'),
+    tf.tensor2d(mask, [N_TXT, LEN], 'int32'),
+    nhwcTensor({ shape: [N_IMG, 3, s, s], dtype: 'float32', data: pix }),
+  );
   npyOut(dir, 'input_ids', [N_TXT, LEN], ids);
   npyOut(dir, 'attention_mask', [N_TXT, LEN], mask);
   npyOut(dir, 'pixel_values', [N_IMG, 3, s, s], pix);
@@ -90,7 +111,12 @@ function summary(dir: string, name: string, v: Float32Array, shape: number[]): v
   npyOut(dir, `${name}__rowsum`, [n, c, h], rows);
   npyOut(dir, `${name}__colsum`, [n, c, w], cols);
   npyOut(dir, `${name}__idx`, [idx.length], idx);
-  npyOut(dir, `${name}__vals`, [idx.length], Float32Array.from(idx, (i) => v[i]));
+  npyOut(
+    dir,
+    `${name}__vals`,
+    [idx.length],
+    Float32Array.from(idx, (i) => v[i]),
+  );
 }
 
 async function buildPreprocess(root: string): Promise<void> {
@@ -98,7 +124,8 @@ async function buildPreprocess(root: string): Promise<void> {
   const cot = randn(3 * CROP * CROP, 41);
   npyOut(dir, `cotangent_${CROP}`, [1, 3, CROP, CROP], cot);
   const cotT = nhwcTensor({ shape: [1, 3, CROP, CROP], dtype: 'float32', data: cot });
-  const vjp = async (fn: (x: tf.Tensor4D) => tf.Tensor4D, x: tf.Tensor4D, dy: tf.Tensor4D) => await nchwValues(tf.grad((xi: tf.Tensor) => fn(xi as tf.Tensor4D))(x, dy));
+  const vjp = async (fn: (x: tf.Tensor4D) => tf.Tensor4D, x: tf.Tensor4D, dy: tf.Tensor4D) =>
+    await nchwValues(tf.grad((xi: tf.Tensor) => fn(xi as tf.Tensor4D))(x, dy));
   // h80w48: resized to 53x32 (int(32*80/48)), crop top round(10.5) = 10; stored in full.
   // sq40: resized 40 -> 32; stored as summaries.
   const inputs: [string, number, number, boolean][] = [
@@ -126,7 +153,10 @@ async function buildPreprocess(root: string): Promise<void> {
   summary(dir, 'bilinear_40_to_28_vjp', await vjp((xi) => resizeBilinearAA(xi, 28, 28), sq, dy), [1, 3, 40, 40]);
   fs.writeFileSync(
     path.join(dir, 'manifest.json'),
-    JSON.stringify({ fixture: 'preprocess', checks: { cases: { h80w48: {}, sq40: {}, bilinear_40_to_28: { input_hw: [40, 40], output_hw: [28, 28] } } } }),
+    JSON.stringify({
+      fixture: 'preprocess',
+      checks: { cases: { h80w48: {}, sq40: {}, bilinear_40_to_28: { input_hw: [40, 40], output_hw: [28, 28] } } },
+    }),
   );
 }
 

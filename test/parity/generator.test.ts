@@ -17,7 +17,14 @@ for (const be of testBackends()) {
     const { code, result } = await parityCommand({ root: PARITY, backend: be, only: CASES, write: (l) => lines.push(l) });
     assert.equal(code, 0, lines.join('\n'));
     const names = result.checks.map((c) => c.name);
-    for (const n of ['unet/out_sample[0] (t=999)', 'unet/out_sample[1] (t=37)', 'vae/decoded', 'vae/enc_mean', 'pipeline_onestep/grad_noise', 'text_encoder/hidden_states'])
+    for (const n of [
+      'unet/out_sample[0] (t=999)',
+      'unet/out_sample[1] (t=37)',
+      'vae/decoded',
+      'vae/enc_mean',
+      'pipeline_onestep/grad_noise',
+      'text_encoder/hidden_states',
+    ])
       assert.ok(names.includes(n), `missing check ${n}`);
     assert.ok(result.checks.every((c) => c.relErr < (c.kind === 'gradient' ? 1e-3 : 1e-4)));
   });

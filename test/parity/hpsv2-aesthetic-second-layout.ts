@@ -95,7 +95,14 @@ function aesthetic(dir: string): void {
   const emb = tf.tidy(() => l2Normalize(tf.tensor2d(gaussian(B * d, 34), [B, d])));
   npyOut(dir, 'embeddings', [B, d], emb.dataSync() as Float32Array);
   npyOut(dir, 'score', [B, 1], head.forward(emb).dataSync() as Float32Array);
-  npyOut(dir, 'grad_embeddings', [B, d], tf.grad((x: tf.Tensor) => tf.sum(head.forward(x)))(emb).dataSync() as Float32Array);
+  npyOut(
+    dir,
+    'grad_embeddings',
+    [B, d],
+    tf
+      .grad((x: tf.Tensor) => tf.sum(head.forward(x)))(emb)
+      .dataSync() as Float32Array,
+  );
   head.dispose();
 }
 

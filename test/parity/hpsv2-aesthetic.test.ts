@@ -15,7 +15,18 @@ import { buildHpsv2AestheticSecondLayout } from './hpsv2-aesthetic-second-layout
 
 const cases = [openclipHpsv2Case, aestheticLaionCase];
 const only = ['openclip_hpsv2', 'aesthetic_laion'];
-const TENSORS = ['visual_ln_post', 'text_ln_final', 'image_features_raw', 'text_features_raw', 'image_features', 'text_features', 'logit_scale_exp', 'logits_per_image', 'hps_logits', 'grad_image_of_hps_pair_sum'];
+const TENSORS = [
+  'visual_ln_post',
+  'text_ln_final',
+  'image_features_raw',
+  'text_features_raw',
+  'image_features',
+  'text_features',
+  'logit_scale_exp',
+  'logits_per_image',
+  'hps_logits',
+  'grad_image_of_hps_pair_sum',
+];
 
 for (const be of testBackends()) {
   test(`openclip_hpsv2 (from .pt and .safetensors) and aesthetic_laion fixtures pass on ${be}`, async () => {
@@ -25,7 +36,8 @@ for (const be of testBackends()) {
     assert.equal(r.errors.length, 0, lines.join('\n'));
     assert.equal(r.failed.length, 0, lines.join('\n'));
     const names = r.checks.map((c) => c.name);
-    for (const g of ['pt', 'safetensors']) for (const t of TENSORS) assert.ok(names.includes(`openclip_hpsv2/${g}/${t}`), `missing openclip_hpsv2/${g}/${t}`);
+    for (const g of ['pt', 'safetensors'])
+      for (const t of TENSORS) assert.ok(names.includes(`openclip_hpsv2/${g}/${t}`), `missing openclip_hpsv2/${g}/${t}`);
     assert.ok(names.includes('aesthetic_laion/score') && names.includes('aesthetic_laion/grad_embeddings'));
     assert.equal(r.checks.length, 2 * TENSORS.length + 2, lines.join('\n'));
     for (const c of r.checks) assert.ok(c.relErr <= (c.kind === 'gradient' ? 1e-3 : 1e-4), `${c.name}: ${c.relErr}`);
@@ -54,7 +66,10 @@ test('openclip_hpsv2 and aesthetic_laion read every size from the fixture: a sec
     data[1] += 0.05 * Math.max(...data.map(Math.abs));
     writeNpy(file, ref.shape, data);
     const bad = await runParity(root, { backend: other, cases, write: () => {} });
-    assert.ok(bad.failed.some((c) => c.name === name), `corrupting ${f} did not fail ${name}`);
+    assert.ok(
+      bad.failed.some((c) => c.name === name),
+      `corrupting ${f} did not fail ${name}`,
+    );
     writeNpy(file, ref.shape, ref.data);
   }
   fs.rmSync(root, { recursive: true, force: true });

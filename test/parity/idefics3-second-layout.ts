@@ -59,9 +59,10 @@ function npyOut(dir: string, name: string, shape: number[], data: Float32Array |
 function rowIds(images: number, seqLen: number, seed: number, len: number): { ids: number[]; real: number } {
   const g = gaussian(64, seed);
   let k = 0;
-  const text = () => 3 + Math.floor(Math.abs(g[k++ % 64]) * 20) % 70;
+  const text = () => 3 + (Math.floor(Math.abs(g[k++ % 64]) * 20) % 70);
   const ids = [SPECIAL.bos, text()];
-  for (let i = 0; i < images; i++) ids.push(text(), SPECIAL.fake_image, SPECIAL.global_img, ...new Array<number>(seqLen).fill(SPECIAL.image), SPECIAL.fake_image);
+  for (let i = 0; i < images; i++)
+    ids.push(text(), SPECIAL.fake_image, SPECIAL.global_img, ...new Array<number>(seqLen).fill(SPECIAL.image), SPECIAL.fake_image);
   ids.push(text(), text(), text());
   const real = ids.length;
   while (ids.length < len) ids.push(SPECIAL.pad);
@@ -99,7 +100,9 @@ export async function buildIdefics3SecondLayout(root: string): Promise<void> {
   const embeds = m.inputsEmbeds(idsT, null, feats.imageHidden);
   const { hidden } = m.forwardEmbeds(embeds, { attentionMask: maskRows });
   const score = (h: tf.Tensor3D) => m.logitDiffAt(h, Array.from(last), SPECIAL.yes, SPECIAL.no);
-  const gradPixels = tf.grad((x: tf.Tensor) => tf.sum(score(m.forwardEmbeds(m.inputsEmbeds(idsT, x as tf.Tensor5D), { attentionMask: maskRows }).hidden)))(pixels);
+  const gradPixels = tf.grad((x: tf.Tensor) =>
+    tf.sum(score(m.forwardEmbeds(m.inputsEmbeds(idsT, x as tf.Tensor5D), { attentionMask: maskRows }).hidden)),
+  )(pixels);
   const gradEmbeds = tf.grad((e: tf.Tensor) => tf.sum(score(m.forwardEmbeds(e as tf.Tensor3D, { attentionMask: maskRows }).hidden)))(embeds);
   const d = config.text.hiddenSize;
   const v = config.text.vocabSize;
@@ -120,7 +123,11 @@ export async function buildIdefics3SecondLayout(root: string): Promise<void> {
   npyOut(dir, 'grad_inputs_embeds', [2, l, d], f32(gradEmbeds));
   fs.writeFileSync(
     path.join(dir, 'manifest.json'),
-    JSON.stringify({ fixture: 'idefics3', description: 'reno-made second layout (references by reno on cpu)', special_tokens: SPECIAL, image_seq_len: s }, null, 1),
+    JSON.stringify(
+      { fixture: 'idefics3', description: 'reno-made second layout (references by reno on cpu)', special_tokens: SPECIAL, image_seq_len: s },
+      null,
+      1,
+    ),
   );
   tf.dispose([pixels, idsT, feats.visionHidden, feats.imageHidden, embeds, hidden, gradPixels, gradEmbeds]);
   m.dispose();

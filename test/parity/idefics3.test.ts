@@ -31,7 +31,10 @@ for (const be of testBackends()) {
     assert.equal(r.failed.length, 0, lines.join('\n'));
     const names = r.checks.map((c) => c.name);
     for (const n of NAMES) assert.ok(names.includes(n), `missing check ${n}\n${lines.join('\n')}`);
-    assert.ok(names.some((n) => n.startsWith('idefics3/score (cache of')), 'missing the KV-cache score check');
+    assert.ok(
+      names.some((n) => n.startsWith('idefics3/score (cache of')),
+      'missing the KV-cache score check',
+    );
     assert.ok(!lines.some((l) => l.includes('not disposed')), lines.join('\n'));
   });
 }

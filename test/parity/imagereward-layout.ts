@@ -48,7 +48,11 @@ export const TEXT2 = {
   pad_token_id: 0,
 };
 
-const randn = (shape: number[], seed: number) => gaussian(shape.reduce((a, b) => a * b, 1), seed);
+const randn = (shape: number[], seed: number) =>
+  gaussian(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
 
 function npyOut(dir: string, name: string, shape: number[], data: Float32Array | Int32Array): void {
   fs.mkdirSync(path.join(dir, 'io'), { recursive: true });

@@ -24,8 +24,10 @@ for (const be of testBackends()) {
     assert.equal(r.errors.length, 0, log);
     assert.equal(r.failed.length, 0, log);
     const names = r.checks.map((c) => c.name);
-    for (const tag of ['pt', 'safetensors']) for (const o of OUTPUTS) assert.ok(names.includes(`imagereward/${o}/${tag}`), `missing imagereward/${o}/${tag}\n${log}`);
-    for (const n of ['blip_text/last_hidden_state', 'blip_text/pooler_output', 'blip_text_lm/logits', 'blip_text_lm/loss']) assert.ok(names.includes(n), `missing ${n}`);
+    for (const tag of ['pt', 'safetensors'])
+      for (const o of OUTPUTS) assert.ok(names.includes(`imagereward/${o}/${tag}`), `missing imagereward/${o}/${tag}\n${log}`);
+    for (const n of ['blip_text/last_hidden_state', 'blip_text/pooler_output', 'blip_text_lm/logits', 'blip_text_lm/loss'])
+      assert.ok(names.includes(n), `missing ${n}`);
     assert.equal(r.checks.length, 16, log);
     assert.ok(!/not disposed/.test(log), log);
   });

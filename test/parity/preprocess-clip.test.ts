@@ -23,7 +23,14 @@ for (const be of testBackends()) {
     assert.equal(r.failed.length, 0, lines.join('\n'));
     assert.equal(r.checks.length, 18 + 7, lines.join('\n'));
     const names = r.checks.map((c) => c.name);
-    for (const n of ['preprocess/sq512_output', 'preprocess/sq512_vjp sampled', 'preprocess/w96h64_vjp', 'preprocess/bilinear_512_to_448_vjp colsum', 'clip/logits_per_image', 'clip/vision_pooler_output'])
+    for (const n of [
+      'preprocess/sq512_output',
+      'preprocess/sq512_vjp sampled',
+      'preprocess/w96h64_vjp',
+      'preprocess/bilinear_512_to_448_vjp colsum',
+      'clip/logits_per_image',
+      'clip/vision_pooler_output',
+    ])
       assert.ok(names.includes(n), `missing check ${n}`);
     // the brief's tolerances: 2e-4 on preprocess outputs, 5e-4 on its VJPs, 1e-4 on the CLIP outputs
     for (const c of r.checks) {
@@ -54,7 +61,10 @@ test('clip and preprocess cases read every size from the fixture: a second layou
     data[1] += 0.05 * Math.max(...data.map(Math.abs));
     writeNpy(file, ref.shape, data);
     const bad = await runParity(root, { backend: other, cases, write: () => {} });
-    assert.ok(bad.failed.some((c) => c.name === name), `corrupting ${f} did not fail ${name}`);
+    assert.ok(
+      bad.failed.some((c) => c.name === name),
+      `corrupting ${f} did not fail ${name}`,
+    );
     writeNpy(file, ref.shape, ref.data);
   }
   fs.rmSync(root, { recursive: true, force: true });

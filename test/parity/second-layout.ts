@@ -20,7 +20,17 @@ import { writeNpy } from '../../src/weights/npy.js';
 import { randomStateDict } from '../../src/weights/random.js';
 import { writeSafetensors } from '../../src/weights/safetensors.js';
 
-const TE = { hidden_act: 'gelu', hidden_size: 24, intermediate_size: 40, num_attention_heads: 3, num_hidden_layers: 2, max_position_embeddings: 77, vocab_size: 96, layer_norm_eps: 1e-5, eos_token_id: 2 };
+const TE = {
+  hidden_act: 'gelu',
+  hidden_size: 24,
+  intermediate_size: 40,
+  num_attention_heads: 3,
+  num_hidden_layers: 2,
+  max_position_embeddings: 77,
+  vocab_size: 96,
+  layer_norm_eps: 1e-5,
+  eos_token_id: 2,
+};
 const UNET = {
   block_out_channels: [12, 24],
   attention_head_dim: [3, 2],
@@ -34,8 +44,25 @@ const UNET = {
   use_linear_projection: true,
   sample_size: 6,
 };
-const VAE = { block_out_channels: [8, 12], layers_per_block: 1, norm_num_groups: 4, latent_channels: 4, in_channels: 3, out_channels: 3, down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'] };
-const SCHED = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', num_train_timesteps: 1000, prediction_type: 'epsilon', timestep_spacing: 'trailing', steps_offset: 1 };
+const VAE = {
+  block_out_channels: [8, 12],
+  layers_per_block: 1,
+  norm_num_groups: 4,
+  latent_channels: 4,
+  in_channels: 3,
+  out_channels: 3,
+  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
+};
+const SCHED = {
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  num_train_timesteps: 1000,
+  prediction_type: 'epsilon',
+  timestep_spacing: 'trailing',
+  steps_offset: 1,
+};
 const LAT = { h: 6, w: 10 }; // non-square latents
 
 function save(dir: string, file: string, cfg: object, m: Module, seed: number): void {
@@ -49,7 +76,11 @@ function npyOut(dir: string, name: string, shape: number[], data: Float32Array |
   writeNpy(path.join(dir, 'io', `${name}.npy`), shape, data);
 }
 
-const randn = (shape: number[], seed: number) => gaussian(shape.reduce((a, b) => a * b, 1), seed);
+const randn = (shape: number[], seed: number) =>
+  gaussian(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
 
 export async function buildSecondLayout(root: string): Promise<void> {
   await useBackend('cpu', { quiet: true });

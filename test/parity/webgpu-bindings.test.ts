@@ -24,7 +24,7 @@ async function withLimit<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-test('setupWebgpu takes the adapter\'s binding limit', { skip }, () => {
+test("setupWebgpu takes the adapter's binding limit", { skip }, () => {
   const a = adapterSummary()!;
   assert.equal(bindingLimit(), Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize));
 });
@@ -38,7 +38,11 @@ test('a program that would bind a tensor over the limit throws a DeviceLimitErro
     assert.equal((await ok.data())[999], 3, 'under the limit: runs');
     assert.throws(
       () => tf.add(big, 1),
-      (e: Error) => e instanceof DeviceLimitError && /shape \[300000\]/.test(e.message) && /1\.1 MiB/.test(e.message) && /maxStorageBufferBindingSize of 1\.0 MiB/.test(e.message),
+      (e: Error) =>
+        e instanceof DeviceLimitError &&
+        /shape \[300000\]/.test(e.message) &&
+        /1\.1 MiB/.test(e.message) &&
+        /maxStorageBufferBindingSize of 1\.0 MiB/.test(e.message),
     );
     tf.dispose([small, big, ok]);
   });
@@ -57,7 +61,8 @@ test('an Embedding whose table is over the limit: the same rows as tf.gather und
     assert.equal(n, 0, 'looked up on the host: no program');
     assert.deepEqual(far.shape, [2, 3, d]);
     const got = await far.data();
-    for (let i = 0; i < idsArr.length; i++) assert.deepEqual([...got.subarray(i * d, i * d + d)], [...values.subarray(idsArr[i] * d, idsArr[i] * d + d)], `row ${i}`);
+    for (let i = 0; i < idsArr.length; i++)
+      assert.deepEqual([...got.subarray(i * d, i * d + d)], [...values.subarray(idsArr[i] * d, idsArr[i] * d + d)], `row ${i}`);
     assert.ok(hostValues(emb.weight.v), 'the table never went to the device');
     const bad = tf.tensor1d([700], 'int32');
     await withLimit(2 ** 20, async () => assert.throws(() => emb.forward(bad), /embedding id 700 outside the table's 700 rows/));
@@ -70,7 +75,10 @@ test('an Embedding whose table is over the limit: the same rows as tf.gather und
   assert.equal(hostValues(emb.weight.v), null, 'uploaded by the device gather');
   // now on the device and over a (lowered) limit: a clear error, not zeros
   await withLimit(2 ** 20, async () => {
-    assert.throws(() => emb.forward(ids), (e: Error) => e instanceof DeviceLimitError && /\[700,512\]/.test(e.message) && /already on the device/.test(e.message));
+    assert.throws(
+      () => emb.forward(ids),
+      (e: Error) => e instanceof DeviceLimitError && /\[700,512\]/.test(e.message) && /already on the device/.test(e.message),
+    );
   });
   tf.dispose([ids, near]);
   emb.dispose();

@@ -38,39 +38,43 @@ function run(f: typeof attention, c: Case, seed: number): tf.Tensor[] {
   });
 }
 
-test('flash attention matches the formula: values, q / k / v gradients, one program forward, fewer programs, no leaks', { skip, timeout: 600_000 }, async () => {
-  await useBackend('webgpu', { quiet: true });
-  const cases: Case[] = [
-    { b: 2, lq: 70, lk: 70, heads: 3, d: 8 }, // ragged query blocks (64 + 6) and key tiles (16 x 4 + 6)
-    { b: 1, lq: 130, lk: 77, heads: 2, d: 64, constantKV: true }, // the UNet's cross-attention: 77 text tokens
-    { b: 1, lq: 257, lk: 257, heads: 2, d: 80 }, // ViT-H/14's head width and tokens
-    { b: 1, lq: 1024, lk: 1024, heads: 1, d: 64 }, // the UNet's 32x32 self-attention, one head
-    { b: 1, lq: 5, lk: 3, heads: 4, d: 16 }, // fewer rows than a tile
-  ];
-  try {
-    for (const [i, c] of cases.entries()) {
-      assert.ok(flashFits(c.heads * c.d, c.heads, false), `${JSON.stringify(c)} takes the flash programs`);
-      await noLeak(async () => {
-        const ref = run(plainAttention, c, 10 * i + 1);
-        const { value: got, n } = countPrograms(() => run(attention, c, 10 * i + 1), 'renoFlash');
-        assert.equal(n, 1 + 1 + (c.constantKV ? 2 : 4), `${JSON.stringify(c)}: forward, and stats, dq${c.constantKV ? '' : ', dk, dv'}`);
-        for (const [j, t] of ref.entries()) {
-          const err = maxRelErr(await got[j].data(), await t.data());
-          assert.ok(err < (j === 0 ? 1e-5 : 1e-4), `${JSON.stringify(c)} ${['value', 'dq', 'dk', 'dv'][j]}: relative error ${err}`);
-        }
-        tf.dispose([...ref, ...got]);
-      });
+test(
+  'flash attention matches the formula: values, q / k / v gradients, one program forward, fewer programs, no leaks',
+  { skip, timeout: 600_000 },
+  async () => {
+    await useBackend('webgpu', { quiet: true });
+    const cases: Case[] = [
+      { b: 2, lq: 70, lk: 70, heads: 3, d: 8 }, // ragged query blocks (64 + 6) and key tiles (16 x 4 + 6)
+      { b: 1, lq: 130, lk: 77, heads: 2, d: 64, constantKV: true }, // the UNet's cross-attention: 77 text tokens
+      { b: 1, lq: 257, lk: 257, heads: 2, d: 80 }, // ViT-H/14's head width and tokens
+      { b: 1, lq: 1024, lk: 1024, heads: 1, d: 64 }, // the UNet's 32x32 self-attention, one head
+      { b: 1, lq: 5, lk: 3, heads: 4, d: 16 }, // fewer rows than a tile
+    ];
+    try {
+      for (const [i, c] of cases.entries()) {
+        assert.ok(flashFits(c.heads * c.d, c.heads, false), `${JSON.stringify(c)} takes the flash programs`);
+        await noLeak(async () => {
+          const ref = run(plainAttention, c, 10 * i + 1);
+          const { value: got, n } = countPrograms(() => run(attention, c, 10 * i + 1), 'renoFlash');
+          assert.equal(n, 1 + 1 + (c.constantKV ? 2 : 4), `${JSON.stringify(c)}: forward, and stats, dq${c.constantKV ? '' : ', dk, dv'}`);
+          for (const [j, t] of ref.entries()) {
+            const err = maxRelErr(await got[j].data(), await t.data());
+            assert.ok(err < (j === 0 ? 1e-5 : 1e-4), `${JSON.stringify(c)} ${['value', 'dq', 'dk', 'dv'][j]}: relative error ${err}`);
+          }
+          tf.dispose([...ref, ...got]);
+        });
+      }
+      // the whole pass in programs: flash against the chunked path
+      const c = cases[2];
+      const flash = countPrograms(() => tf.dispose(run(attention, c, 1))).n;
+      setFlashAttention(false);
+      const chunked = countPrograms(() => tf.dispose(run(attention, c, 1))).n;
+      assert.ok(flash < chunked / 2, `programs, forward + backward: flash ${flash}, chunked ${chunked}`);
+    } finally {
+      setFlashAttention(true);
     }
-    // the whole pass in programs: flash against the chunked path
-    const c = cases[2];
-    const flash = countPrograms(() => tf.dispose(run(attention, c, 1))).n;
-    setFlashAttention(false);
-    const chunked = countPrograms(() => tf.dispose(run(attention, c, 1))).n;
-    assert.ok(flash < chunked / 2, `programs, forward + backward: flash ${flash}, chunked ${chunked}`);
-  } finally {
-    setFlashAttention(true);
-  }
-});
+  },
+);
 
 test('a mask or a head over FLASH_MAX_HEAD takes the chunked path; RENO_WEBGPU_ATTENTION is flash or chunked', { skip }, async () => {
   await useBackend('webgpu', { quiet: true });

@@ -20,7 +20,6 @@ import { countPrograms, maxRelErr } from '../helpers.js';
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
 const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
 
-
 interface Case {
   name: string;
   shape: number[];
@@ -80,7 +79,10 @@ test('fused WebGPU norms match the composite: values, input gradients, fewer pro
       if (k.chunk) assert.ok(chunked, `${k.name}: meant to take the chunked path`);
       // forward: stats (+ finalize) + apply; forward + backward: that, the reduction (+ finalize) + apply, plus the loss's own ops
       assert.ok(got.fwdPrograms <= (chunked ? 3 : 2), `${k.name}: ${got.fwdPrograms} programs forward`);
-      assert.ok(got.fwdPrograms < ref.fwdPrograms && got.gradPrograms < ref.gradPrograms, `${k.name}: programs ${JSON.stringify([got.fwdPrograms, got.gradPrograms])} against ${JSON.stringify([ref.fwdPrograms, ref.gradPrograms])}`);
+      assert.ok(
+        got.fwdPrograms < ref.fwdPrograms && got.gradPrograms < ref.gradPrograms,
+        `${k.name}: programs ${JSON.stringify([got.fwdPrograms, got.gradPrograms])} against ${JSON.stringify([ref.fwdPrograms, ref.gradPrograms])}`,
+      );
       tf.dispose([x, dy, o.weight, o.bias].filter((t): t is tf.Tensor => t !== null));
     }
   } finally {
@@ -104,72 +106,95 @@ async function compareFused(fn: (xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[],
   try {
     const off = await run(false);
     const on = await run(true);
-    return { yErr: maxRelErr(on.y, off.y), gradErr: Math.max(...on.grads.map((g, i) => maxRelErr(g, off.grads[i]))), programs: [off.programs, on.programs] };
+    return {
+      yErr: maxRelErr(on.y, off.y),
+      gradErr: Math.max(...on.grads.map((g, i) => maxRelErr(g, off.grads[i]))),
+      programs: [off.programs, on.programs],
+    };
   } finally {
     setFusedKernels(true);
   }
 }
 
-test('linear and conv with the bias fused, and the linear gradient by transpose flag, match the op-by-op programs', { skip, timeout: 300_000 }, async () => {
-  await useBackend('webgpu', { quiet: true });
-  setWinograd(null); // the bias inside tfjs' fused conv is what this compares (Winograd: test/parity/webgpu-winograd.test.ts)
-  try {
-    const w = tf.randomNormal([24, 40], 0, 0.2, 'float32', 5) as tf.Tensor2D;
-    const b = tf.randomNormal([40], 0, 1, 'float32', 6);
-    const x = tf.randomNormal([33, 24], 0, 1, 'float32', 7);
-    const lin = await compareFused(([a]) => matMulWeight(a as tf.Tensor2D, w, b), [x], tf.randomNormal([33, 40], 0, 1, 'float32', 8));
-    assert.ok(lin.yErr < 1e-5 && lin.gradErr < 1e-5, `linear: ${JSON.stringify(lin)}`);
-    assert.ok(lin.programs[1] < lin.programs[0], `linear programs ${lin.programs}`);
-    const f = tf.randomNormal([3, 3, 8, 12], 0, 0.2, 'float32', 9) as tf.Tensor4D;
-    const cb = tf.randomNormal([12], 0, 1, 'float32', 10);
-    const img = tf.randomNormal([2, 9, 7, 8], 0, 1, 'float32', 11);
-    for (const stride of [1, 2]) {
-      const probe = conv2d(img as tf.Tensor4D, f, stride, 1, cb);
-      const dy = tf.randomNormal(probe.shape, 0, 1, 'float32', 12);
-      probe.dispose();
-      const conv = await compareFused(([a]) => conv2d(a as tf.Tensor4D, f, stride, 1, cb), [img], dy);
-      assert.ok(conv.yErr < 1e-5 && conv.gradErr < 1e-5, `conv stride ${stride}: ${JSON.stringify(conv)}`);
-      assert.ok(conv.programs[1] < conv.programs[0], `conv stride ${stride} programs ${conv.programs}`);
-      dy.dispose();
+test(
+  'linear and conv with the bias fused, and the linear gradient by transpose flag, match the op-by-op programs',
+  { skip, timeout: 300_000 },
+  async () => {
+    await useBackend('webgpu', { quiet: true });
+    setWinograd(null); // the bias inside tfjs' fused conv is what this compares (Winograd: test/parity/webgpu-winograd.test.ts)
+    try {
+      const w = tf.randomNormal([24, 40], 0, 0.2, 'float32', 5) as tf.Tensor2D;
+      const b = tf.randomNormal([40], 0, 1, 'float32', 6);
+      const x = tf.randomNormal([33, 24], 0, 1, 'float32', 7);
+      const lin = await compareFused(([a]) => matMulWeight(a as tf.Tensor2D, w, b), [x], tf.randomNormal([33, 40], 0, 1, 'float32', 8));
+      assert.ok(lin.yErr < 1e-5 && lin.gradErr < 1e-5, `linear: ${JSON.stringify(lin)}`);
+      assert.ok(lin.programs[1] < lin.programs[0], `linear programs ${lin.programs}`);
+      const f = tf.randomNormal([3, 3, 8, 12], 0, 0.2, 'float32', 9) as tf.Tensor4D;
+      const cb = tf.randomNormal([12], 0, 1, 'float32', 10);
+      const img = tf.randomNormal([2, 9, 7, 8], 0, 1, 'float32', 11);
+      for (const stride of [1, 2]) {
+        const probe = conv2d(img as tf.Tensor4D, f, stride, 1, cb);
+        const dy = tf.randomNormal(probe.shape, 0, 1, 'float32', 12);
+        probe.dispose();
+        const conv = await compareFused(([a]) => conv2d(a as tf.Tensor4D, f, stride, 1, cb), [img], dy);
+        assert.ok(conv.yErr < 1e-5 && conv.gradErr < 1e-5, `conv stride ${stride}: ${JSON.stringify(conv)}`);
+        assert.ok(conv.programs[1] < conv.programs[0], `conv stride ${stride} programs ${conv.programs}`);
+        dy.dispose();
+      }
+      tf.dispose([w, b, x, f, cb, img]);
+    } finally {
+      setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
     }
-    tf.dispose([w, b, x, f, cb, img]);
-  } finally {
-    setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
-  }
-});
+  },
+);
 
-test('attention with transpose flags matches the explicit transposes: a mask, several query chunks, every input gradient', { skip, timeout: 300_000 }, async () => {
-  await useBackend('webgpu', { quiet: true });
-  const [bsz, lq, lk, c, heads] = [2, 37, 29, 48, 3];
-  const q = tf.randomNormal([bsz, lq, c], 0, 1, 'float32', 13);
-  const k = tf.randomNormal([bsz, lk, c], 0, 1, 'float32', 14);
-  const v = tf.randomNormal([bsz, lk, c], 0, 1, 'float32', 15);
-  const padding = tf.tidy(() => keyPaddingMask(tf.tensor2d([Array.from({ length: lk }, (_, i) => (i < 20 ? 1 : 0)), Array.from({ length: lk }, () => 1)])));
-  // a mask per query row ([1, 1, Lq, Lk]) and one per batch item, head and row ([B, H, Lq, Lk])
-  const rows = tf.tidy(() => tf.mul(tf.cast(tf.greater(tf.randomUniform([1, 1, lq, lk], 0, 1, 'float32', 21), 0.7), 'float32'), -1e9));
-  const perHead = tf.randomNormal([bsz, heads, lq, lk], 0, 3, 'float32', 22);
-  const dy = tf.randomNormal([bsz, lq, c], 0, 1, 'float32', 16);
-  for (const [name, mask] of [['key padding', padding], ['per row', rows], ['per head', perHead], ['none', undefined]] as const) {
-    for (const chunk of [undefined, 10]) {
-      const r = await compareFused(([a, b2, d]) => chunkedAttention(a, b2, d, heads, { mask, chunk }), [q, k, v], dy);
-      assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-4, `${name} mask, chunk ${chunk}: ${JSON.stringify(r)}`);
-      assert.ok(r.programs[1] < r.programs[0], `${name} mask, chunk ${chunk}: programs ${r.programs}`);
+test(
+  'attention with transpose flags matches the explicit transposes: a mask, several query chunks, every input gradient',
+  { skip, timeout: 300_000 },
+  async () => {
+    await useBackend('webgpu', { quiet: true });
+    const [bsz, lq, lk, c, heads] = [2, 37, 29, 48, 3];
+    const q = tf.randomNormal([bsz, lq, c], 0, 1, 'float32', 13);
+    const k = tf.randomNormal([bsz, lk, c], 0, 1, 'float32', 14);
+    const v = tf.randomNormal([bsz, lk, c], 0, 1, 'float32', 15);
+    const padding = tf.tidy(() =>
+      keyPaddingMask(tf.tensor2d([Array.from({ length: lk }, (_, i) => (i < 20 ? 1 : 0)), Array.from({ length: lk }, () => 1)])),
+    );
+    // a mask per query row ([1, 1, Lq, Lk]) and one per batch item, head and row ([B, H, Lq, Lk])
+    const rows = tf.tidy(() => tf.mul(tf.cast(tf.greater(tf.randomUniform([1, 1, lq, lk], 0, 1, 'float32', 21), 0.7), 'float32'), -1e9));
+    const perHead = tf.randomNormal([bsz, heads, lq, lk], 0, 3, 'float32', 22);
+    const dy = tf.randomNormal([bsz, lq, c], 0, 1, 'float32', 16);
+    for (const [name, mask] of [
+      ['key padding', padding],
+      ['per row', rows],
+      ['per head', perHead],
+      ['none', undefined],
+    ] as const) {
+      for (const chunk of [undefined, 10]) {
+        const r = await compareFused(([a, b2, d]) => chunkedAttention(a, b2, d, heads, { mask, chunk }), [q, k, v], dy);
+        assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-4, `${name} mask, chunk ${chunk}: ${JSON.stringify(r)}`);
+        assert.ok(r.programs[1] < r.programs[0], `${name} mask, chunk ${chunk}: programs ${r.programs}`);
+      }
     }
-  }
-  // constant keys and values (the UNet's cross-attention in the ReNO loop): the gradient with respect to q only
-  for (const chunk of [undefined, 10]) {
-    const r = await compareFused(([a]) => chunkedAttention(a, k, v, heads, { mask: padding, chunk, constantKV: true }), [q], dy);
-    assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-4, `constant k, v, chunk ${chunk}: ${JSON.stringify(r)}`);
-    assert.ok(r.programs[1] < r.programs[0], `constant k, v, chunk ${chunk}: programs ${r.programs}`);
-  }
-  tf.dispose([q, k, v, padding, rows, perHead, dy]);
-});
+    // constant keys and values (the UNet's cross-attention in the ReNO loop): the gradient with respect to q only
+    for (const chunk of [undefined, 10]) {
+      const r = await compareFused(([a]) => chunkedAttention(a, k, v, heads, { mask: padding, chunk, constantKV: true }), [q], dy);
+      assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-4, `constant k, v, chunk ${chunk}: ${JSON.stringify(r)}`);
+      assert.ok(r.programs[1] < r.programs[0], `constant k, v, chunk ${chunk}: programs ${r.programs}`);
+    }
+    tf.dispose([q, k, v, padding, rows, perHead, dy]);
+  },
+);
 
 test('GELU, SiLU and QuickGELU as one program each way match the composites', { skip, timeout: 300_000 }, async () => {
   await useBackend('webgpu', { quiet: true });
   const x = tf.tidy(() => tf.mul(tf.randomNormal([7, 130], 0, 1, 'float32', 17), tf.linspace(0.1, 12, 130))); // tails to |x| ~ 40
   const dy = tf.randomNormal([7, 130], 0, 1, 'float32', 18);
-  for (const [name, act] of [['gelu', gelu], ['silu', silu], ['quick_gelu', quickGelu]] as const) {
+  for (const [name, act] of [
+    ['gelu', gelu],
+    ['silu', silu],
+    ['quick_gelu', quickGelu],
+  ] as const) {
     const r = await compareFused(([a]) => act(a), [x], dy);
     assert.ok(r.yErr < 1e-5 && r.gradErr < 1e-5, `${name}: ${JSON.stringify(r)}`);
     assert.ok(r.programs[1] < r.programs[0], `${name}: programs ${r.programs}`);

@@ -9,7 +9,19 @@ import { test } from 'node:test';
 import { useBackend } from '../../src/runtime/backend.js';
 import { attention, conv2d, matMulWeight } from '../../src/nn/ops.js';
 import { setFlashAttention } from '../../src/runtime/webgpu/flash.js';
-import { matMulTiled, MIN_TILES, parseTile, tilesFromEnv, setConvTile, setMatMulTile, setMinTiles, tiledConvFits, tiledConvShapeFits, tiledMatMulFits, TILES } from '../../src/runtime/webgpu/gemm.js';
+import {
+  matMulTiled,
+  MIN_TILES,
+  parseTile,
+  tilesFromEnv,
+  setConvTile,
+  setMatMulTile,
+  setMinTiles,
+  tiledConvFits,
+  tiledConvShapeFits,
+  tiledMatMulFits,
+  TILES,
+} from '../../src/runtime/webgpu/gemm.js';
 import { parseWinograd, setWinograd } from '../../src/runtime/webgpu/winograd.js';
 import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
@@ -113,7 +125,6 @@ test('RENO_WEBGPU_CONV takes tfjs or a listed tile and names the variable when i
   }
 });
 
-
 const MATMULS: { a: number[]; b: number[]; tA: boolean; tB: boolean; bias: boolean }[] = [
   { a: [70, 36], b: [36, 68], tA: false, tB: false, bias: true }, // ragged M, N; K = 36: two slices of 32, the second partly zero
   { a: [3, 40, 20], b: [3, 44, 20], tA: false, tB: true, bias: false }, // q k^T
@@ -123,89 +134,100 @@ const MATMULS: { a: number[]; b: number[]; tA: boolean; tB: boolean; bias: boole
   { a: [130, 64], b: [72, 64], tA: false, tB: true, bias: false }, // a Linear layer's input gradient: dy W^T
 ];
 
-test('the tiled matMul matches tfjs on webgpu: batches, transpose flags, a broadcast weight, bias, every tile', { skip, timeout: 300_000 }, async () => {
-  await useBackend('webgpu', { quiet: true });
-  setMinTiles(1);
-  try {
-    for (const c of MATMULS) {
-      const a = tf.randomNormal(c.a, 0, 1, 'float32', 1);
-      const b = tf.randomNormal(c.b, 0, 1, 'float32', 2);
-      const n = c.tB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
-      const bias = c.bias ? tf.randomNormal([n], 0, 1, 'float32', 3) : null;
-      setMatMulTile(null);
-      const ref = matMulTiled(a, b, c.tA, c.tB, bias);
-      const want = await ref.data();
-      for (const name of TILES) {
-        setMatMulTile(parseTile(name));
-        assert.ok(tiledMatMulFits(c.a, c.b, c.tA, c.tB), `${name} ${JSON.stringify(c)} should fit`);
-        const before = tf.memory().numTensors;
-        const got = countPrograms(() => matMulTiled(a, b, c.tA, c.tB, bias), 'renoGemm');
-        assert.equal(got.n, 1);
-        assert.deepEqual(got.value.shape, ref.shape);
-        const err = maxRelErr(await got.value.data(), want);
-        assert.ok(err < 1e-5, `${name} ${JSON.stringify(c)}: rel err ${err}`);
-        got.value.dispose();
-        assert.equal(tf.memory().numTensors, before);
+test(
+  'the tiled matMul matches tfjs on webgpu: batches, transpose flags, a broadcast weight, bias, every tile',
+  { skip, timeout: 300_000 },
+  async () => {
+    await useBackend('webgpu', { quiet: true });
+    setMinTiles(1);
+    try {
+      for (const c of MATMULS) {
+        const a = tf.randomNormal(c.a, 0, 1, 'float32', 1);
+        const b = tf.randomNormal(c.b, 0, 1, 'float32', 2);
+        const n = c.tB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
+        const bias = c.bias ? tf.randomNormal([n], 0, 1, 'float32', 3) : null;
+        setMatMulTile(null);
+        const ref = matMulTiled(a, b, c.tA, c.tB, bias);
+        const want = await ref.data();
+        for (const name of TILES) {
+          setMatMulTile(parseTile(name));
+          assert.ok(tiledMatMulFits(c.a, c.b, c.tA, c.tB), `${name} ${JSON.stringify(c)} should fit`);
+          const before = tf.memory().numTensors;
+          const got = countPrograms(() => matMulTiled(a, b, c.tA, c.tB, bias), 'renoGemm');
+          assert.equal(got.n, 1);
+          assert.deepEqual(got.value.shape, ref.shape);
+          const err = maxRelErr(await got.value.data(), want);
+          assert.ok(err < 1e-5, `${name} ${JSON.stringify(c)}: rel err ${err}`);
+          got.value.dispose();
+          assert.equal(tf.memory().numTensors, before);
+        }
+        tf.dispose([a, b, ref, ...(bias ? [bias] : [])]);
       }
-      tf.dispose([a, b, ref, ...(bias ? [bias] : [])]);
+      // more workgroups than one dispatch dimension allows (65535): tfjs folds the dispatch, spare workgroups store nothing
+      setMatMulTile(parseTile('64x64x16'));
+      const a = tf.randomNormal([70000, 4, 8], 0, 1, 'float32', 4);
+      const b = tf.randomNormal([70000, 8, 4], 0, 1, 'float32', 5);
+      const got = countPrograms(() => matMulTiled(a, b), 'renoGemm');
+      assert.equal(got.n, 1);
+      // tfjs' batched matMul puts the batch in dispatch dimension z and refuses 70000: products and a sum instead
+      const want = tf.tidy(() => tf.sum(tf.mul(a.expandDims(3), b.expandDims(1)), 2)); // [B, 4, 8, 1] x [B, 1, 8, 4]
+      assert.ok(maxRelErr(await got.value.data(), await want.data()) < 1e-5, '70000 batches');
+      tf.dispose([a, b, got.value, want]);
+      setMatMulTile(parseTile('64x64x16'));
+      assert.ok(!tiledMatMulFits([70, 35], [35, 68], false, false), 'K = 35 is not vec4-aligned');
+      assert.ok(!tiledMatMulFits([70, 36], [36, 66], false, false), 'N = 66 is not vec4-aligned');
+      assert.ok(!tiledMatMulFits([3, 70, 36], [2, 36, 68], false, false), 'batches 3 and 2');
+    } finally {
+      setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
+      setMinTiles(MIN_TILES);
     }
-    // more workgroups than one dispatch dimension allows (65535): tfjs folds the dispatch, spare workgroups store nothing
-    setMatMulTile(parseTile('64x64x16'));
-    const a = tf.randomNormal([70000, 4, 8], 0, 1, 'float32', 4);
-    const b = tf.randomNormal([70000, 8, 4], 0, 1, 'float32', 5);
-    const got = countPrograms(() => matMulTiled(a, b), 'renoGemm');
-    assert.equal(got.n, 1);
-    // tfjs' batched matMul puts the batch in dispatch dimension z and refuses 70000: products and a sum instead
-    const want = tf.tidy(() => tf.sum(tf.mul(a.expandDims(3), b.expandDims(1)), 2)); // [B, 4, 8, 1] x [B, 1, 8, 4]
-    assert.ok(maxRelErr(await got.value.data(), await want.data()) < 1e-5, '70000 batches');
-    tf.dispose([a, b, got.value, want]);
-    setMatMulTile(parseTile('64x64x16'));
-    assert.ok(!tiledMatMulFits([70, 35], [35, 68], false, false), 'K = 35 is not vec4-aligned');
-    assert.ok(!tiledMatMulFits([70, 36], [36, 66], false, false), 'N = 66 is not vec4-aligned');
-    assert.ok(!tiledMatMulFits([3, 70, 36], [2, 36, 68], false, false), 'batches 3 and 2');
-  } finally {
-    setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
-    setMinTiles(MIN_TILES);
-  }
-});
+  },
+);
 
-test('a Linear layer and the attention on the tiled matMul match tfjs on webgpu: values and input gradients', { skip, timeout: 300_000 }, async () => {
-  await useBackend('webgpu', { quiet: true });
-  setMinTiles(1);
-  setFlashAttention(false); // the chunked attention's products (flash attention has programs of its own)
-  try {
-    const x = tf.randomNormal([40, 64], 0, 1, 'float32', 1) as tf.Tensor2D;
-    const w = tf.randomNormal([64, 96], 0, 0.2, 'float32', 2) as tf.Tensor2D;
-    const bias = tf.randomNormal([96], 0, 1, 'float32', 3);
-    const q = tf.randomNormal([2, 48, 64], 0, 1, 'float32', 4);
-    const k = tf.randomNormal([2, 52, 64], 0, 1, 'float32', 5);
-    const v = tf.randomNormal([2, 52, 64], 0, 1, 'float32', 6);
-    const dyL = tf.randomNormal([40, 96], 0, 1, 'float32', 7);
-    const dyA = tf.randomNormal([2, 48, 64], 0, 1, 'float32', 8);
-    const run = async () => {
-      const lin = countPrograms(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(matMulWeight(t as tf.Tensor2D, w, bias), dyL)))(x), 'renoGemm');
-      const att = countPrograms(() => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(attention(a, b, c, 2), dyA)))([q, k, v]), 'renoGemm');
-      const y = tf.tidy(() => tf.concat([matMulWeight(x, w, bias).flatten(), attention(q, k, v, 2).flatten()]));
-      const out = { y: await y.data(), g: await Promise.all([lin.value, ...att.value].map((t) => t.data())), tiled: lin.n + att.n };
-      tf.dispose([y, lin.value, ...att.value]);
-      return out;
-    };
-    setMatMulTile(null);
-    const ref = await run();
-    assert.equal(ref.tiled, 0);
-    setMatMulTile(parseTile('64x64x16'));
-    const before = tf.memory().numTensors;
-    const got = await run();
-    assert.equal(tf.memory().numTensors, before);
-    // Linear: forward + input gradient; attention (64-wide heads split in 2 of 32): q k^T, p v forward and again in
-    // the recompute, dO v^T, dS k, dS^T q, p^T dO backward
-    assert.ok(got.tiled >= 8, `${got.tiled} tiled programs`);
-    assert.ok(maxRelErr(got.y, ref.y) < 1e-5, `values: ${maxRelErr(got.y, ref.y)}`);
-    got.g.forEach((g, i) => assert.ok(maxRelErr(g, ref.g[i]) < 1e-4, `gradient ${i}: ${maxRelErr(g, ref.g[i])}`));
-    tf.dispose([x, w, bias, q, k, v, dyL, dyA]);
-  } finally {
-    setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
-    setMinTiles(MIN_TILES);
-    setFlashAttention(true);
-  }
-});
+test(
+  'a Linear layer and the attention on the tiled matMul match tfjs on webgpu: values and input gradients',
+  { skip, timeout: 300_000 },
+  async () => {
+    await useBackend('webgpu', { quiet: true });
+    setMinTiles(1);
+    setFlashAttention(false); // the chunked attention's products (flash attention has programs of its own)
+    try {
+      const x = tf.randomNormal([40, 64], 0, 1, 'float32', 1) as tf.Tensor2D;
+      const w = tf.randomNormal([64, 96], 0, 0.2, 'float32', 2) as tf.Tensor2D;
+      const bias = tf.randomNormal([96], 0, 1, 'float32', 3);
+      const q = tf.randomNormal([2, 48, 64], 0, 1, 'float32', 4);
+      const k = tf.randomNormal([2, 52, 64], 0, 1, 'float32', 5);
+      const v = tf.randomNormal([2, 52, 64], 0, 1, 'float32', 6);
+      const dyL = tf.randomNormal([40, 96], 0, 1, 'float32', 7);
+      const dyA = tf.randomNormal([2, 48, 64], 0, 1, 'float32', 8);
+      const run = async () => {
+        const lin = countPrograms(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(matMulWeight(t as tf.Tensor2D, w, bias), dyL)))(x), 'renoGemm');
+        const att = countPrograms(
+          () => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(attention(a, b, c, 2), dyA)))([q, k, v]),
+          'renoGemm',
+        );
+        const y = tf.tidy(() => tf.concat([matMulWeight(x, w, bias).flatten(), attention(q, k, v, 2).flatten()]));
+        const out = { y: await y.data(), g: await Promise.all([lin.value, ...att.value].map((t) => t.data())), tiled: lin.n + att.n };
+        tf.dispose([y, lin.value, ...att.value]);
+        return out;
+      };
+      setMatMulTile(null);
+      const ref = await run();
+      assert.equal(ref.tiled, 0);
+      setMatMulTile(parseTile('64x64x16'));
+      const before = tf.memory().numTensors;
+      const got = await run();
+      assert.equal(tf.memory().numTensors, before);
+      // Linear: forward + input gradient; attention (64-wide heads split in 2 of 32): q k^T, p v forward and again in
+      // the recompute, dO v^T, dS k, dS^T q, p^T dO backward
+      assert.ok(got.tiled >= 8, `${got.tiled} tiled programs`);
+      assert.ok(maxRelErr(got.y, ref.y) < 1e-5, `values: ${maxRelErr(got.y, ref.y)}`);
+      got.g.forEach((g, i) => assert.ok(maxRelErr(g, ref.g[i]) < 1e-4, `gradient ${i}: ${maxRelErr(g, ref.g[i])}`));
+      tf.dispose([x, w, bias, q, k, v, dyL, dyA]);
+    } finally {
+      setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
+      setMinTiles(MIN_TILES);
+      setFlashAttention(true);
+    }
+  },
+);

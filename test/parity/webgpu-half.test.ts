@@ -28,7 +28,10 @@ test('float16 packing on webgpu: the same bits as the JavaScript conversion (or 
     const [g, j] = [(gpu[i >> 1] >>> ((i & 1) * 16)) & 0xffff, (js[i >> 1] >>> ((i & 1) * 16)) & 0xffff];
     if (g !== j) {
       off++;
-      assert.ok(Math.abs(g - j) === 1 && (g & 0x8000) === (j & 0x8000), `${vals[i]}: 0x${g.toString(16)} vs 0x${j.toString(16)} (${fromHalfBits(g)} vs ${fromHalfBits(j)})`);
+      assert.ok(
+        Math.abs(g - j) === 1 && (g & 0x8000) === (j & 0x8000),
+        `${vals[i]}: 0x${g.toString(16)} vs 0x${j.toString(16)} (${fromHalfBits(g)} vs ${fromHalfBits(j)})`,
+      );
     }
   }
   const back = unpackHalf(tf.tensor1d(js, 'int32'), [vals.length]);

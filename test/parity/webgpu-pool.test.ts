@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useBackend } from '../../src/runtime/backend.js';
 import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
-import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingState, poolState, resetPoolHigh } from '../../src/runtime/webgpu/pool.js';
+import {
+  boundPending,
+  boundPool,
+  DEFAULT_PENDING_MB,
+  DEFAULT_POOL_MB,
+  pendingState,
+  poolState,
+  resetPoolHigh,
+} from '../../src/runtime/webgpu/pool.js';
 import { noLeak } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
@@ -52,7 +60,7 @@ test('setupWebgpu bounds the pool (default budget); the same values under any bu
     assert.deepEqual(got, ref, 'the same sums with buffers destroyed and made again');
     assert.ok(st!.evicted > evictedBefore, 'buffers were destroyed to keep the budget');
     assert.ok(pooledBytes() <= 256 * 1024, `released bytes held: ${pooledBytes()}`);
-    assert.equal(st!.freeBytes, pooledBytes(), 'the pool\'s count matches tfjs\' memory()');
+    assert.equal(st!.freeBytes, pooledBytes(), "the pool's count matches tfjs' memory()");
     boundPool(0);
     assert.deepEqual(await noLeak(churn), ref, 'and with nothing kept');
     assert.equal(pooledBytes(), 0);
@@ -96,7 +104,10 @@ test('releases waiting for a submit: bounded by an early submit (same values, fe
     assert.deepEqual(early.values, waits.values);
     const MiB = 2 ** 20;
     // live at once: x, y and the op's temporaries (a few MiB); waiting: up to a batch of 15 programs' freed tensors
-    assert.ok(waits.high >= early.high + 4 * MiB, `held at once: ${(waits.high / MiB).toFixed(1)} MiB waiting for tfjs' submits, ${(early.high / MiB).toFixed(1)} MiB with early submits`);
+    assert.ok(
+      waits.high >= early.high + 4 * MiB,
+      `held at once: ${(waits.high / MiB).toFixed(1)} MiB waiting for tfjs' submits, ${(early.high / MiB).toFixed(1)} MiB with early submits`,
+    );
   } finally {
     boundPending(bound);
     boundPool(budget);

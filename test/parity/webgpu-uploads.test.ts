@@ -62,14 +62,19 @@ test('small uploads keep their values among queued kernels and create no staging
   for (const n of [SMALL_UPLOAD_BYTES / 4, SMALL_UPLOAD_BYTES / 4 + 1]) {
     const v = new Float32Array(n).map((_, i) => (i % 97) - 48);
     const s = await tf.sum(tf.tensor1d(v)).data();
-    assert.equal(s[0], v.reduce((a, c) => a + c, 0), `sum of ${n} uploaded values`);
+    assert.equal(
+      s[0],
+      v.reduce((a, c) => a + c, 0),
+      `sum of ${n} uploaded values`,
+    );
   }
   x.dispose();
 });
 
-test('RENO_WEBGPU_SUBMIT_BATCH: a whole number sets tfjs-webgpu\'s submit batch; anything else is a usage error naming it', async () => {
+test("RENO_WEBGPU_SUBMIT_BATCH: a whole number sets tfjs-webgpu's submit batch; anything else is a usage error naming it", async () => {
   const { webgpuFlagsFromEnv } = await import('../../src/runtime/webgpu/setup.js');
   assert.deepEqual(webgpuFlagsFromEnv({}), {});
   assert.deepEqual(webgpuFlagsFromEnv({ RENO_WEBGPU_SUBMIT_BATCH: '64' }), { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64 });
-  for (const bad of ['0', '-3', '2.5', 'many']) assert.throws(() => webgpuFlagsFromEnv({ RENO_WEBGPU_SUBMIT_BATCH: bad }), /RENO_WEBGPU_SUBMIT_BATCH.*"/);
+  for (const bad of ['0', '-3', '2.5', 'many'])
+    assert.throws(() => webgpuFlagsFromEnv({ RENO_WEBGPU_SUBMIT_BATCH: bad }), /RENO_WEBGPU_SUBMIT_BATCH.*"/);
 });

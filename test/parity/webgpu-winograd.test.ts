@@ -7,7 +7,14 @@ import { test } from 'node:test';
 import { useBackend } from '../../src/runtime/backend.js';
 import { conv2d } from '../../src/nn/ops.js';
 import { MIN_TILES, parseTile, setMatMulTile, setMinTiles } from '../../src/runtime/webgpu/gemm.js';
-import { MIN_WINOGRAD_TILES, parseWinograd, setWinograd, setWinogradMinTiles, winogradFits, winogradShapeFits } from '../../src/runtime/webgpu/winograd.js';
+import {
+  MIN_WINOGRAD_TILES,
+  parseWinograd,
+  setWinograd,
+  setWinogradMinTiles,
+  winogradFits,
+  winogradShapeFits,
+} from '../../src/runtime/webgpu/winograd.js';
 import { adapterSummary, setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { setBindingLimit } from '../../src/runtime/webgpu/bindings.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
@@ -22,57 +29,60 @@ const CASES: { x: [number, number, number, number]; cout: number; pad: number; b
   { x: [1, 16, 16, 32], cout: 32, pad: 1, bias: true },
 ];
 
-
-test('the Winograd conv matches tfjs on webgpu: values, input gradients, with and without the tiled matMul, no leaks', { skip, timeout: 300_000 }, async () => {
-  await useBackend('webgpu', { quiet: true });
-  setWinogradMinTiles(1); // the cases are small
-  try {
-    for (const c of CASES) {
-      const x = tf.randomNormal(c.x, 0, 1, 'float32', 1);
-      const w = tf.randomNormal([3, 3, c.x[3], c.cout], 0, 0.2, 'float32', 2);
-      const b = c.bias ? tf.randomNormal([c.cout], 0, 1, 'float32', 3) : null;
-      const [ho, wo] = [c.x[1] + 2 * c.pad - 2, c.x[2] + 2 * c.pad - 2];
-      const dy = tf.randomNormal([c.x[0], ho, wo, c.cout], 0, 1, 'float32', 4);
-      const run = async () => {
-        const before = tf.memory().numTensors;
-        const r = countPrograms(() => {
-          const y = conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, c.pad, b);
-          const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(conv2d(a as tf.Tensor4D, w as tf.Tensor4D, 1, c.pad, b), dy)))(x);
-          return [y, dx];
-        }, 'renoWinograd');
-        const out = { y: await r.value[0].data(), dx: await r.value[1].data(), shape: r.value[0].shape, n: r.n };
-        tf.dispose(r.value);
-        assert.equal(tf.memory().numTensors, before, `${JSON.stringify(c)}: tensors leaked`);
-        return out;
-      };
-      setWinograd(null);
-      const ref = await run();
-      assert.equal(ref.n, 0);
-      for (const m of [2, 4] as const) {
-        setWinograd(m);
-        assert.ok(winogradFits(c.x, [3, 3, c.x[3], c.cout], 1, c.pad));
-        for (const mm of ['tfjs', '64x64x16']) {
-          setMatMulTile(parseTile(mm));
-          setMinTiles(1);
-          const got = await run();
-          const name = `F(${m}) ${mm} ${JSON.stringify(c)}`;
-          assert.deepEqual(got.shape, ref.shape);
-          assert.equal(got.n, 9, `${name}: ${got.n} Winograd programs`); // 3 per conv: value, grad's forward, input gradient
-          // F(4x4)'s larger transform coefficients (+-2, +-8, 1/24) cost some float32 accuracy
-          const tol = m === 2 ? 1e-5 : 5e-5;
-          assert.ok(maxRelErr(got.y, ref.y) < tol, `${name}: value rel err ${maxRelErr(got.y, ref.y)}`);
-          assert.ok(maxRelErr(got.dx, ref.dx) < tol, `${name}: gradient rel err ${maxRelErr(got.dx, ref.dx)}`);
+test(
+  'the Winograd conv matches tfjs on webgpu: values, input gradients, with and without the tiled matMul, no leaks',
+  { skip, timeout: 300_000 },
+  async () => {
+    await useBackend('webgpu', { quiet: true });
+    setWinogradMinTiles(1); // the cases are small
+    try {
+      for (const c of CASES) {
+        const x = tf.randomNormal(c.x, 0, 1, 'float32', 1);
+        const w = tf.randomNormal([3, 3, c.x[3], c.cout], 0, 0.2, 'float32', 2);
+        const b = c.bias ? tf.randomNormal([c.cout], 0, 1, 'float32', 3) : null;
+        const [ho, wo] = [c.x[1] + 2 * c.pad - 2, c.x[2] + 2 * c.pad - 2];
+        const dy = tf.randomNormal([c.x[0], ho, wo, c.cout], 0, 1, 'float32', 4);
+        const run = async () => {
+          const before = tf.memory().numTensors;
+          const r = countPrograms(() => {
+            const y = conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, c.pad, b);
+            const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(conv2d(a as tf.Tensor4D, w as tf.Tensor4D, 1, c.pad, b), dy)))(x);
+            return [y, dx];
+          }, 'renoWinograd');
+          const out = { y: await r.value[0].data(), dx: await r.value[1].data(), shape: r.value[0].shape, n: r.n };
+          tf.dispose(r.value);
+          assert.equal(tf.memory().numTensors, before, `${JSON.stringify(c)}: tensors leaked`);
+          return out;
+        };
+        setWinograd(null);
+        const ref = await run();
+        assert.equal(ref.n, 0);
+        for (const m of [2, 4] as const) {
+          setWinograd(m);
+          assert.ok(winogradFits(c.x, [3, 3, c.x[3], c.cout], 1, c.pad));
+          for (const mm of ['tfjs', '64x64x16']) {
+            setMatMulTile(parseTile(mm));
+            setMinTiles(1);
+            const got = await run();
+            const name = `F(${m}) ${mm} ${JSON.stringify(c)}`;
+            assert.deepEqual(got.shape, ref.shape);
+            assert.equal(got.n, 9, `${name}: ${got.n} Winograd programs`); // 3 per conv: value, grad's forward, input gradient
+            // F(4x4)'s larger transform coefficients (+-2, +-8, 1/24) cost some float32 accuracy
+            const tol = m === 2 ? 1e-5 : 5e-5;
+            assert.ok(maxRelErr(got.y, ref.y) < tol, `${name}: value rel err ${maxRelErr(got.y, ref.y)}`);
+            assert.ok(maxRelErr(got.dx, ref.dx) < tol, `${name}: gradient rel err ${maxRelErr(got.dx, ref.dx)}`);
+          }
         }
+        tf.dispose([x, w, dy, ...(b ? [b] : [])]);
       }
-      tf.dispose([x, w, dy, ...(b ? [b] : [])]);
+    } finally {
+      setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
+      setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
+      setMinTiles(MIN_TILES);
+      setWinogradMinTiles(MIN_WINOGRAD_TILES);
     }
-  } finally {
-    setWinograd(parseWinograd(process.env.RENO_WEBGPU_WINOGRAD));
-    setMatMulTile(parseTile(process.env.RENO_WEBGPU_MATMUL, 'RENO_WEBGPU_MATMUL'));
-    setMinTiles(MIN_TILES);
-    setWinogradMinTiles(MIN_WINOGRAD_TILES);
-  }
-});
+  },
+);
 
 test('Winograd takes only 3x3 stride-1 convs with channels in fours whose transforms fit one binding (the rule on shapes: any backend)', () => {
   setWinograd(2);

@@ -31,7 +31,9 @@ test('self-attention over 4096 tokens on webgpu matches wasm', { skip, timeout: 
   const dy = tf.randomNormal([1, l, c], 0, 1, 'float32', 4);
   const f = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(chunkedAttention(a, b, d, heads), dy));
   const outGpu = await chunkedAttention(q, k, v, heads).data();
-  const gGpu = await tf.grad((a: tf.Tensor) => f(a, k, v))(q).data();
+  const gGpu = await tf
+    .grad((a: tf.Tensor) => f(a, k, v))(q)
+    .data();
   // move the inputs to wasm by value (reading a WebGPU tensor from another backend would need a synchronous read)
   const host = await Promise.all([q, k, v, dy].map((t) => t.data()));
   await useBackend('wasm', { quiet: true });
@@ -52,7 +54,10 @@ test('addN of more tensors than one program may bind sums them all on webgpu, an
     const s = tf.addN(xs);
     const after = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
     const v = await s.data();
-    assert.ok(v.every((x) => x === (n * (n + 1)) / 2), `n=${n}: ${v[0]} instead of ${(n * (n + 1)) / 2}`);
+    assert.ok(
+      v.every((x) => x === (n * (n + 1)) / 2),
+      `n=${n}: ${v[0]} instead of ${(n * (n + 1)) / 2}`,
+    );
     assert.equal(after.numTensors - before.numTensors, 1, `n=${n}: one tensor made`);
     tf.dispose([s, ...xs]);
   }

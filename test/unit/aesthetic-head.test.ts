@@ -19,7 +19,18 @@ test('the released head: keys layers.{0,2,4,6,7}, sizes 768-1024-128-64-16-1, st
   const src = openWeights(HEAD);
   try {
     assert.deepEqual(aestheticHeadSizes(src), [768, 1024, 128, 64, 16, 1]);
-    assert.deepEqual(src.keys().sort(), ['layers.0.bias', 'layers.0.weight', 'layers.2.bias', 'layers.2.weight', 'layers.4.bias', 'layers.4.weight', 'layers.6.bias', 'layers.6.weight', 'layers.7.bias', 'layers.7.weight']);
+    assert.deepEqual(src.keys().sort(), [
+      'layers.0.bias',
+      'layers.0.weight',
+      'layers.2.bias',
+      'layers.2.weight',
+      'layers.4.bias',
+      'layers.4.weight',
+      'layers.6.bias',
+      'layers.6.weight',
+      'layers.7.bias',
+      'layers.7.weight',
+    ]);
     assert.equal((src as TorchCheckpoint).tensorInfo('layers.0.weight')?.location, 'cuda:0');
   } finally {
     src.close();
@@ -52,7 +63,12 @@ test('the five Linears equal the collapsed map on the fixture embeddings, and th
   const { score, grad } = await noLeak(() =>
     tf.tidy(() => {
       const x = tf.tensor2d(Float32Array.from(emb.data), [n, 768]);
-      return { score: head.forward(x).dataSync(), grad: tf.grad((e: tf.Tensor) => tf.sum(head.forward(e)))(x).dataSync() };
+      return {
+        score: head.forward(x).dataSync(),
+        grad: tf
+          .grad((e: tf.Tensor) => tf.sum(head.forward(e)))(x)
+          .dataSync(),
+      };
     }),
   );
   assert.ok(maxRelErr(score, ref) < 1e-6, `score ${maxRelErr(score, ref)}`);
@@ -62,12 +78,29 @@ test('the five Linears equal the collapsed map on the fixture embeddings, and th
 
 test('a head whose layers do not chain, or with a key missing, is refused with the key named', () => {
   const t = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
-  const sizes = [[8, 4], [6, 8], [5, 6], [3, 5], [1, 3]];
-  const full = new Map(sizes.flatMap(([o, i], k) => [[`layers.${[0, 2, 4, 6, 7][k]}.weight`, t([o, i])], [`layers.${[0, 2, 4, 6, 7][k]}.bias`, t([o])]] as const));
+  const sizes = [
+    [8, 4],
+    [6, 8],
+    [5, 6],
+    [3, 5],
+    [1, 3],
+  ];
+  const full = new Map(
+    sizes.flatMap(
+      ([o, i], k) =>
+        [
+          [`layers.${[0, 2, 4, 6, 7][k]}.weight`, t([o, i])],
+          [`layers.${[0, 2, 4, 6, 7][k]}.bias`, t([o])],
+        ] as const,
+    ),
+  );
   assert.deepEqual(aestheticHeadSizes(new MemorySource(new Map(full), 'ok.pth')), [4, 8, 6, 5, 3, 1]);
   const broken = new Map(full);
   broken.set('layers.4.weight', t([5, 7]));
-  assert.throws(() => aestheticHeadSizes(new MemorySource(broken, 'broken.pth')), (e: Error) => e instanceof WeightsError && /layers\.4\.weight takes 7 inputs/.test(e.message));
+  assert.throws(
+    () => aestheticHeadSizes(new MemorySource(broken, 'broken.pth')),
+    (e: Error) => e instanceof WeightsError && /layers\.4\.weight takes 7 inputs/.test(e.message),
+  );
   const missing = new Map(full);
   missing.delete('layers.6.weight');
   assert.throws(() => aestheticHeadSizes(new MemorySource(missing, 'missing.pth')), /layers\.6\.weight is missing/);

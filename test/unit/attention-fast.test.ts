@@ -37,22 +37,36 @@ for (const [be, grouping] of [...testBackends().map((b) => [b, 'auto'] as const)
     assert.ok(maxRelErr(chunkedAttention(q, kc, vc, 2, { chunk: 8 }).dataSync(), plainAttention(q, kc, vc, 2).dataSync()) < 1e-5);
     // a mask made inside the differentiated function must survive until the backward pass
     const gm = tf.grad((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7, mask: causalMask(37) })))(q);
-    assert.ok(maxRelErr(gm.dataSync(), tf.grad((x: tf.Tensor) => tf.sum(plainAttention(x, k, v, 3, { mask: causalMask(37) })))(q).dataSync()) < 1e-4);
-    await noLeak(() => tf.grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7 })))([q]).forEach((t) => t.dispose()));
+    assert.ok(
+      maxRelErr(
+        gm.dataSync(),
+        tf
+          .grad((x: tf.Tensor) => tf.sum(plainAttention(x, k, v, 3, { mask: causalMask(37) })))(q)
+          .dataSync(),
+      ) < 1e-4,
+    );
+    await noLeak(() =>
+      tf
+        .grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k, v, 3, { chunk: 7 })))([q])
+        .forEach((t) => t.dispose()),
+    );
     // batch 1, one chunk: the slices that would take the whole tensor are skipped; same values, no leaks
     const [q1, k1, v1] = [q, k, v].map((t) => t.slice([1, 0, 0], [1, -1, -1]));
     const m1 = tf.add(causalMask(37), pad.slice([1, 0, 0, 0], [1, -1, -1, -1]));
     const g1 = tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sum(tf.square(chunkedAttention(x, y, z, 3, { mask: m1 }))))([q1, k1, v1]);
     const p1 = tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sum(tf.square(plainAttention(x, y, z, 3, { mask: m1 }))))([q1, k1, v1]);
     for (let i = 0; i < 3; i++) assert.ok(maxRelErr(g1[i].dataSync(), p1[i].dataSync()) < 1e-4, `batch 1 grad ${i}`);
-    await noLeak(() => tf.grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k1, v1, 3, { mask: m1 })))([q1]).forEach((t) => t.dispose()));
+    await noLeak(() =>
+      tf
+        .grads((x: tf.Tensor) => tf.sum(chunkedAttention(x, k1, v1, 3, { mask: m1 })))([q1])
+        .forEach((t) => t.dispose()),
+    );
     tf.dispose([q1, k1, v1, m1, ...g1, ...p1]);
     setHeadGrouping('auto');
   });
 }
 
 for (const be of testBackends()) {
-
   test(`frozen-weight matMul and stride-1 conv: same values and input gradients as tfjs (${be})`, async () => {
     await backend(be);
     const x = rnd([7, 5], 1);
@@ -61,15 +75,51 @@ for (const be of testBackends()) {
     const g1 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(matMulWeight(t as tf.Tensor2D, w as tf.Tensor2D), dy)))(x);
     const g2 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.matMul(t as tf.Tensor2D, w as tf.Tensor2D), dy)))(x);
     assert.ok(maxRelErr(g1.dataSync(), g2.dataSync()) < 1e-6);
-    for (const [k, pad] of [[3, 1], [1, 0], [3, 0], [5, 2]]) {
+    for (const [k, pad] of [
+      [3, 1],
+      [1, 0],
+      [3, 0],
+      [5, 2],
+    ]) {
       const xi = rnd([1, 6, 9, 4], 4) as tf.Tensor4D;
       const wi = rnd([k, k, 4, 5], 5) as tf.Tensor4D;
       const oa = conv2d(xi, wi, 1, pad);
-      const ob = tf.conv2d(xi, wi, 1, pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
+      const ob = tf.conv2d(
+        xi,
+        wi,
+        1,
+        pad === 0
+          ? 'valid'
+          : [
+              [0, 0],
+              [pad, pad],
+              [pad, pad],
+              [0, 0],
+            ],
+      );
       assert.ok(maxRelErr(oa.dataSync(), ob.dataSync()) < 1e-6);
       const wo = rnd(oa.shape, 6);
       const ga = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(conv2d(t as tf.Tensor4D, wi, 1, pad), wo)))(xi);
-      const gb = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(t as tf.Tensor4D, wi, 1, pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]]), wo)))(xi);
+      const gb = tf.grad((t: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            tf.conv2d(
+              t as tf.Tensor4D,
+              wi,
+              1,
+              pad === 0
+                ? 'valid'
+                : [
+                    [0, 0],
+                    [pad, pad],
+                    [pad, pad],
+                    [0, 0],
+                  ],
+            ),
+            wo,
+          ),
+        ),
+      )(xi);
       assert.ok(maxRelErr(ga.dataSync(), gb.dataSync()) < 1e-5, `conv k=${k} pad=${pad}`);
     }
     // a trainable filter still gets its own gradient (plain tf.conv2d path)

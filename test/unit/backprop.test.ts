@@ -33,7 +33,10 @@ function mixed(x: tf.Tensor, bias: tf.Tensor, unused: tf.Tensor): tf.Tensor {
   h = passAdd(h, tf.sub(scale(0.5)(h), bias));
   const r = h.reshape([2, 24]);
   const c = tf.concat([r, tf.square(r)], 1); // [2, 48]
-  const p = tf.pad(tf.slice(c, [0, 3], [2, 40]), [[1, 0], [0, 2]]);
+  const p = tf.pad(tf.slice(c, [0, 3], [2, 40]), [
+    [1, 0],
+    [0, 2],
+  ]);
   return tf.sum(tf.mul(p, tf.mean(p, 1, true)));
 }
 
@@ -54,7 +57,11 @@ for (const be of testBackends()) {
       }
     };
     const ref = run(false, false);
-    for (const [lean, shapeOnly] of [[true, true], [true, false], [false, true]]) {
+    for (const [lean, shapeOnly] of [
+      [true, true],
+      [true, false],
+      [false, true],
+    ]) {
       const got = await noLeak(async () => {
         const r = run(lean, shapeOnly);
         const out = { value: await r.value.data(), grads: await Promise.all(r.grads.slice(0, 2).map((g) => g.data())), third: r.grads[2] };
@@ -62,7 +69,8 @@ for (const be of testBackends()) {
         return out;
       });
       assert.ok(maxRelErr(got.value, await ref.value.data()) < 1e-6, 'value');
-      for (let i = 0; i < 2; i++) assert.ok(maxRelErr(got.grads[i], await ref.grads[i].data()) < 1e-5, `gradient ${i} (lean ${lean}, shape-only ${shapeOnly})`);
+      for (let i = 0; i < 2; i++)
+        assert.ok(maxRelErr(got.grads[i], await ref.grads[i].data()) < 1e-5, `gradient ${i} (lean ${lean}, shape-only ${shapeOnly})`);
       assert.equal(got.third, undefined, 'no gradient for an x the value does not depend on');
     }
     tf.dispose([ref.value, ...ref.grads.filter(Boolean)]);
@@ -113,11 +121,14 @@ for (const be of testBackends()) {
     const units = (t: tf.Tensor) => {
       let h = t;
       for (let i = 0; i < 8; i++) {
-        const next = checkpoint((a) => {
-          let u = a;
-          for (let j = 0; j < (i === 0 ? 6 : 1); j++) u = tf.tanh(u);
-          return u;
-        }, [h]);
+        const next = checkpoint(
+          (a) => {
+            let u = a;
+            for (let j = 0; j < (i === 0 ? 6 : 1); j++) u = tf.tanh(u);
+            return u;
+          },
+          [h],
+        );
         if (h !== t) h.dispose();
         h = next;
       }
@@ -134,7 +145,10 @@ for (const be of testBackends()) {
     const [leanUnits, tfjsUnits] = [await unitPeak(true), await unitPeak(false)];
     // measured: 12 x the input (18 x when saved tensors wait for the end of the pass; tfjs' own pass: 29 x)
     const ratio = (b: number) => (b / (big.size * 4)).toFixed(1);
-    assert.ok(leanUnits <= 14 * big.size * 4 && leanUnits < tfjsUnits, `checkpointed units: lean ${ratio(leanUnits)} x vs tfjs ${ratio(tfjsUnits)} x the input`);
+    assert.ok(
+      leanUnits <= 14 * big.size * 4 && leanUnits < tfjsUnits,
+      `checkpointed units: lean ${ratio(leanUnits)} x vs tfjs ${ratio(tfjsUnits)} x the input`,
+    );
 
     // isolatedGrads without the value: freed at once, the same gradient
     const a = isolatedGrads(chain, [big]);

@@ -14,7 +14,16 @@ import { writeSafetensors } from '../../src/weights/safetensors.js';
 import { MemorySource } from '../../src/weights/source.js';
 import { backend, maxRelErr, noLeak, tmpDir } from '../helpers.js';
 
-const CFG = { hidden_size: 8, encoder_hidden_size: 6, intermediate_size: 12, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 10, vocab_size: 11, is_decoder: true };
+const CFG = {
+  hidden_size: 8,
+  encoder_hidden_size: 6,
+  intermediate_size: 12,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  max_position_embeddings: 10,
+  vocab_size: 11,
+  is_decoder: true,
+};
 
 test('the LM decoder is the word-embedding matrix: no key of its own, the same tensor, logits = LN(act(dense h)) E^T + bias', async () => {
   await backend('cpu');
@@ -31,7 +40,9 @@ test('the LM decoder is the word-embedding matrix: no key of its own, the same t
   await noLeak(() => {
     const h = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 1);
     const logits = head.forward(h);
-    const manual = tf.tidy(() => tf.add(tf.einsum('blh,vh->blv', head.transform.forward(h), model.bert.embeddings.word_embeddings.weight.v), head.bias.v));
+    const manual = tf.tidy(() =>
+      tf.add(tf.einsum('blh,vh->blv', head.transform.forward(h), model.bert.embeddings.word_embeddings.weight.v), head.bias.v),
+    );
     assert.deepEqual(logits.shape, [2, 3, 11]);
     assert.ok(maxRelErr(logits.dataSync(), manual.dataSync()) < 1e-6);
     // changing the embedding changes the output layer too

@@ -25,8 +25,30 @@ function configOf(oc: { embed_dim: number; vision_cfg: Record<string, number>; t
   return {
     projectionDim: p,
     logitScaleInit: 2.6592,
-    text: { vocabSize: t.vocab_size, hiddenSize: t.width, intermediateSize: t.width * 4, numLayers: t.layers, numHeads: t.heads, maxPositions: t.context_length, hiddenAct: 'gelu', layerNormEps: 1e-5, eosTokenId: 2, projectionDim: p },
-    vision: { hiddenSize: v.width, intermediateSize: v.width * v.mlp_ratio, numLayers: v.layers, numHeads: v.width / v.head_width, imageSize: v.image_size, patchSize: v.patch_size, numChannels: 3, hiddenAct: 'gelu', layerNormEps: 1e-5, projectionDim: p },
+    text: {
+      vocabSize: t.vocab_size,
+      hiddenSize: t.width,
+      intermediateSize: t.width * 4,
+      numLayers: t.layers,
+      numHeads: t.heads,
+      maxPositions: t.context_length,
+      hiddenAct: 'gelu',
+      layerNormEps: 1e-5,
+      eosTokenId: 2,
+      projectionDim: p,
+    },
+    vision: {
+      hiddenSize: v.width,
+      intermediateSize: v.width * v.mlp_ratio,
+      numLayers: v.layers,
+      numHeads: v.width / v.head_width,
+      imageSize: v.image_size,
+      patchSize: v.patch_size,
+      numChannels: 3,
+      hiddenAct: 'gelu',
+      layerNormEps: 1e-5,
+      projectionDim: p,
+    },
   };
 }
 

@@ -47,7 +47,10 @@ test('the tiny folders satisfy the registry (reno models verify) and the aesthet
   const out = { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream;
   const res = await modelsVerify(['pickscore', 'clip'], { modelsDir: root, env: {}, out });
   assert.deepEqual(res.map((r) => r.name).sort(), ['clip', 'clip-h-tokenizer', 'pickscore'], lines.join(''));
-  assert.ok(res.every((r) => r.ok), lines.join(''));
+  assert.ok(
+    res.every((r) => r.ok),
+    lines.join(''),
+  );
   const aes = getModel('aesthetic');
   assert.deepEqual(missingFiles(path.join(root, aes.repo), aes.files), []);
   const vitL = loadClipModel(path.join(root, aes.repo));
@@ -98,7 +101,9 @@ for (const spec of [pickscoreReward, clipScoreReward] as RewardSpec[]) {
         const fd = (lp - lm) / (2 * h);
         const an = tf.sum(tf.mul(grad, u)).dataSync()[0];
         const rel = Math.abs(fd - an) / Math.abs(an);
-        t.diagnostic(`direction ${k < 3 ? k : 'grad'}: finite difference ${fd.toExponential(4)}, gradient ${an.toExponential(4)}, rel ${rel.toExponential(2)}`);
+        t.diagnostic(
+          `direction ${k < 3 ? k : 'grad'}: finite difference ${fd.toExponential(4)}, gradient ${an.toExponential(4)}, rel ${rel.toExponential(2)}`,
+        );
         assert.ok(rel < 1e-2, `${spec.name} direction ${k}: finite difference ${fd} vs gradient ${an} (rel ${rel})`);
       });
     }
@@ -142,7 +147,10 @@ for (const be of testBackends().filter((b) => b !== 'cpu')) {
     const ref = new Map<string, { loss: number; grad: Float32Array }>();
     for (const [name, { prepared }] of loaded) {
       const f = (x: tf.Tensor) => prepared.loss(new RewardInput(x as tf.Tensor4D));
-      ref.set(name, tf.tidy(() => ({ loss: f(image).dataSync()[0], grad: tf.grad(f)(image).dataSync() as Float32Array })));
+      ref.set(
+        name,
+        tf.tidy(() => ({ loss: f(image).dataSync()[0], grad: tf.grad(f)(image).dataSync() as Float32Array })),
+      );
     }
     await backend(be);
     try {

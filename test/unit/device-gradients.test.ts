@@ -47,7 +47,19 @@ for (const be of testBackends()) {
         const red = (t: tf.Tensor) => (mean ? tf.mean(t, c.axis, c.keepDims) : tf.sum(t, c.axis, c.keepDims));
         const outShape = red(x).shape;
         // a non-uniform outer weight, so each output's dy is distinct
-        const w = tf.tidy(() => tf.add(tf.range(0, outShape.reduce((p, d) => p * d, 1), 1, 'float32'), 1).reshape(outShape));
+        const w = tf.tidy(() =>
+          tf
+            .add(
+              tf.range(
+                0,
+                outShape.reduce((p, d) => p * d, 1),
+                1,
+                'float32',
+              ),
+              1,
+            )
+            .reshape(outShape),
+        );
         const loss = (t: tf.Tensor) => tf.sum(tf.mul(red(t), w));
         let g: tf.Tensor | null = null;
         const made = cpuMadeTensors(() => {
@@ -57,7 +69,8 @@ for (const be of testBackends()) {
         const want = expected(x, axes, mean, (await w.data()) as Float32Array);
         const label = `${mean ? 'mean' : 'sum'} axis ${JSON.stringify(c.axis)} keepDims ${c.keepDims}`;
         assert.equal(got.length, want.length, label);
-        for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * Math.max(1, Math.abs(want[i])), `${label}: [${i}] ${got[i]} vs ${want[i]}`);
+        for (let i = 0; i < want.length; i++)
+          assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * Math.max(1, Math.abs(want[i])), `${label}: [${i}] ${got[i]} vs ${want[i]}`);
         // only tf.grad's scalar seed dy = 1 and the Mean's divisor come from CPU values (tfjs-core's gradients add a
         // ones tensor of the input's size for each of the two reductions)
         assert.equal(made, mean ? 2 : 1, `${label}: tensors made from CPU values`);
@@ -65,7 +78,11 @@ for (const be of testBackends()) {
         w.dispose();
       }
     }
-    await noLeak(() => tf.grad((t: tf.Tensor) => tf.add(tf.sum(t), tf.sum(tf.mean(t, [1, 2], true))))(x).dispose());
+    await noLeak(() =>
+      tf
+        .grad((t: tf.Tensor) => tf.add(tf.sum(t), tf.sum(tf.mean(t, [1, 2], true))))(x)
+        .dispose(),
+    );
     x.dispose();
   });
 }

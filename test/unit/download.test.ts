@@ -102,7 +102,11 @@ before(async () => {
     const m = /^\/([^/]+)\/([^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(req.url ?? '');
     const fail = (status: number, code: string) => res.writeHead(status, { 'X-Error-Code': code }).end();
     if (!m) return fail(404, 'RepoNotFound');
-    const [repo, rev, file] = [`${decodeURIComponent(m[1])}/${decodeURIComponent(m[2])}`, decodeURIComponent(m[3]), m[4].split('/').map(decodeURIComponent).join('/')];
+    const [repo, rev, file] = [
+      `${decodeURIComponent(m[1])}/${decodeURIComponent(m[2])}`,
+      decodeURIComponent(m[3]),
+      m[4].split('/').map(decodeURIComponent).join('/'),
+    ];
     if (repo === 'org/gated' && req.headers.authorization !== 'Bearer hf_secret') return fail(401, 'GatedRepo');
     if (repo !== 'org/tiny' && repo !== 'org/gated') return fail(404, 'RepoNotFound');
     if (rev !== 'main' && rev !== COMMIT) return fail(404, 'RevisionNotFound');
@@ -193,7 +197,10 @@ test('a full download writes the exact huggingface_hub cache layout, and locateM
 test('an interrupted download leaves only .incomplete; the next run resumes with a Range request', async () => {
   const { env, repoDir } = setup();
   state.cutAfter = 100_000;
-  await assert.rejects(downloadModel(TINY, { env, quiet: true }), (e: Error) => e instanceof DownloadError && /broke off at .*run the same command again to resume/.test(e.message));
+  await assert.rejects(
+    downloadModel(TINY, { env, quiet: true }),
+    (e: Error) => e instanceof DownloadError && /broke off at .*run the same command again to resume/.test(e.message),
+  );
   const blobs = path.join(repoDir, 'blobs');
   assert.ok(!fs.existsSync(path.join(blobs, BIG_SHA)), 'no blob under the final name');
   assert.equal(fs.statSync(path.join(blobs, `${BIG_SHA}.incomplete`)).size, 100_000);
@@ -217,7 +224,10 @@ test('two downloads of one file at once: the second waits on the lock huggingfac
   await assert.rejects(downloadFile('org/tiny', 'main', 'model.safetensors', { env, quiet: true }), DownloadError);
   state.slow = true;
   const [a, b] = [sink(), sink()];
-  const [ra, rb] = await Promise.all([downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: a.stream }), downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: b.stream })]);
+  const [ra, rb] = await Promise.all([
+    downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: a.stream }),
+    downloadFile('org/tiny', 'main', 'model.safetensors', { env, stream: b.stream }),
+  ]);
   assert.ok(fs.readFileSync(path.join(repoDir, 'blobs', BIG_SHA)).equals(BIG));
   assert.ok(fs.readFileSync(ra.path).equals(BIG) && fs.readFileSync(rb.path).equals(BIG));
   assert.equal(ra.bytes + rb.bytes, BIG.length - 100_000, 'the rest was transferred once');
@@ -275,7 +285,12 @@ test('a server that answers 200 to a Range request: the download restarts from z
 test('a corrupted body (wrong sha256) is rejected and never renamed into place', async () => {
   const { env, repoDir } = setup();
   state.corrupt = true;
-  await assert.rejects(downloadModel(TINY, { env, quiet: true }), (e: Error) => e instanceof DownloadError && new RegExp(`model\\.safetensors from org/tiny: sha256 [0-9a-f]{64} does not match the expected ${BIG_SHA}`).test(e.message));
+  await assert.rejects(
+    downloadModel(TINY, { env, quiet: true }),
+    (e: Error) =>
+      e instanceof DownloadError &&
+      new RegExp(`model\\.safetensors from org/tiny: sha256 [0-9a-f]{64} does not match the expected ${BIG_SHA}`).test(e.message),
+  );
   const blobs = fs.readdirSync(path.join(repoDir, 'blobs'));
   assert.ok(!blobs.some((b) => b.startsWith(BIG_SHA)), blobs.join(','));
   assert.ok(!fs.existsSync(path.join(repoDir, 'snapshots', COMMIT, 'model.safetensors')));
@@ -283,7 +298,10 @@ test('a corrupted body (wrong sha256) is rejected and never renamed into place',
   // A pinned sha256 (registry) that the file does not match is rejected the same way.
   state.corrupt = false;
   const fresh = setup();
-  await assert.rejects(downloadFile('org/tiny', 'main', 'config.json', { env: fresh.env, quiet: true, sha256: { 'config.json': 'f'.repeat(64) } }), /config\.json from org\/tiny: sha256 .* does not match/);
+  await assert.rejects(
+    downloadFile('org/tiny', 'main', 'config.json', { env: fresh.env, quiet: true, sha256: { 'config.json': 'f'.repeat(64) } }),
+    /config\.json from org\/tiny: sha256 .* does not match/,
+  );
 });
 
 test('HF_TOKEN goes to the hub as a bearer header, never to the CDN; without it a gated repo says so', async () => {
@@ -292,16 +310,26 @@ test('HF_TOKEN goes to the hub as a bearer header, never to the CDN; without it 
   const hubReqs = state.seen.filter((s) => s.server === 'hub');
   assert.ok(hubReqs.length > 0 && hubReqs.every((s) => s.auth === 'Bearer hf_secret'));
   assert.ok(state.seen.filter((s) => s.server === 'cdn').every((s) => s.auth === undefined));
-  await assert.rejects(downloadFile('org/gated', 'main', 'config.json', { env, quiet: true }), (e: Error) => e instanceof DownloadError && e.status === 401 && /org\/gated refused .*set HF_TOKEN/.test(e.message));
+  await assert.rejects(
+    downloadFile('org/gated', 'main', 'config.json', { env, quiet: true }),
+    (e: Error) => e instanceof DownloadError && e.status === 401 && /org\/gated refused .*set HF_TOKEN/.test(e.message),
+  );
 });
 
 test('404 errors name the repo and the file; a missing commit header needs a commit revision', async () => {
   const { env } = setup();
-  await assert.rejects(downloadFile('org/tiny', 'main', 'missing.bin', { env, quiet: true }), (e: Error) => e instanceof DownloadError && e.status === 404 && e.message.startsWith('missing.bin in org/tiny at revision main not found (HTTP 404)'));
+  await assert.rejects(
+    downloadFile('org/tiny', 'main', 'missing.bin', { env, quiet: true }),
+    (e: Error) =>
+      e instanceof DownloadError && e.status === 404 && e.message.startsWith('missing.bin in org/tiny at revision main not found (HTTP 404)'),
+  );
   await assert.rejects(downloadFile('org/nothing', 'main', 'config.json', { env, quiet: true }), /repository org\/nothing not found/);
   await assert.rejects(downloadFile('org/tiny', 'v9', 'config.json', { env, quiet: true }), /revision v9 not found in org\/tiny/);
   state.noCommit = true;
-  await assert.rejects(downloadFile('org/tiny', 'main', 'config.json', { env, quiet: true }), /no X-Repo-Commit header .*"main" is not a commit hash/);
+  await assert.rejects(
+    downloadFile('org/tiny', 'main', 'config.json', { env, quiet: true }),
+    /no X-Repo-Commit header .*"main" is not a commit hash/,
+  );
   const r = await downloadFile('org/tiny', COMMIT, 'config.json', { env, quiet: true });
   assert.equal(r.commit, COMMIT);
 });

@@ -11,10 +11,25 @@ import { backend, maxRelErr, noLeak, testBackends } from '../helpers.js';
 
 test('float32 -> binary16 bits: exact values, rounding to nearest even, subnormals, overflow, NaN', () => {
   const cases: [number, number][] = [
-    [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [0.5, 0x3800], [65504, 0x7bff],
-    [65519, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00], [-Infinity, 0xfc00], [1 / 3, 0x3555],
-    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [1 + 2 ** -11 + 2 ** -20, 0x3c01], // ties to even, above a tie
-    [2 ** -24, 0x0001], [2 ** -25, 0x0000], [3 * 2 ** -26, 0x0001], [2 ** -14, 0x0400], [2 ** -14 - 2 ** -25, 0x0400], // subnormals
+    [0, 0x0000],
+    [-0, 0x8000],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [0.5, 0x3800],
+    [65504, 0x7bff],
+    [65519, 0x7bff],
+    [65520, 0x7c00],
+    [1e6, 0x7c00],
+    [-Infinity, 0xfc00],
+    [1 / 3, 0x3555],
+    [1 + 2 ** -11, 0x3c00],
+    [1 + 3 * 2 ** -11, 0x3c02],
+    [1 + 2 ** -11 + 2 ** -20, 0x3c01], // ties to even, above a tie
+    [2 ** -24, 0x0001],
+    [2 ** -25, 0x0000],
+    [3 * 2 ** -26, 0x0001],
+    [2 ** -14, 0x0400],
+    [2 ** -14 - 2 ** -25, 0x0400], // subnormals
   ];
   for (const [x, h] of cases) assert.equal(toHalfBits(x), h, `${x} -> 0x${toHalfBits(x).toString(16)}, expected 0x${h.toString(16)}`);
   assert.ok(Number.isNaN(fromHalfBits(toHalfBits(NaN))));

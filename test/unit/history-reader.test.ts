@@ -17,7 +17,12 @@ function setup(): { dir: string; file: string } {
 }
 
 const write = (file: string, v: unknown) => fs.writeFileSync(file, typeof v === 'string' ? v : JSON.stringify(v));
-const fails = (file: string, re: RegExp) => assert.throws(() => readHistory(file), (e: Error) => e instanceof DataError && re.test(e.message), String(re));
+const fails = (file: string, re: RegExp) =>
+  assert.throws(
+    () => readHistory(file),
+    (e: Error) => e instanceof DataError && re.test(e.message),
+    String(re),
+  );
 
 test('paths: relative to the file, absolute, file: URL; prompt may be empty or absent; "model" resolved', () => {
   const { dir, file } = setup();
@@ -35,12 +40,25 @@ test('paths: relative to the file, absolute, file: URL; prompt may be empty or a
   const h = readHistory(file);
   assert.equal(h.user, 'alice');
   assert.equal(h.model, path.join(dir, 'ckpt'));
-  assert.deepEqual(h.pairs.map((p) => [p.index, p.prompt]), [[0, 'a castle at dusk'], [1, ''], [2, '']]);
+  assert.deepEqual(
+    h.pairs.map((p) => [p.index, p.prompt]),
+    [
+      [0, 'a castle at dusk'],
+      [1, ''],
+      [2, ''],
+    ],
+  );
   assert.equal(h.pairs[0].liked, path.join(dir, 'img', 'a.png'));
   assert.equal(h.pairs[1].liked, abs);
   assert.equal(h.pairs[1].disliked, path.join(dir, 'img', 'd.png'));
-  assert.deepEqual(lastPairs(h, 2).map((p) => p.index), [1, 2]);
-  assert.deepEqual(lastPairs(h, 8).map((p) => p.index), [0, 1, 2]);
+  assert.deepEqual(
+    lastPairs(h, 2).map((p) => p.index),
+    [1, 2],
+  );
+  assert.deepEqual(
+    lastPairs(h, 8).map((p) => p.index),
+    [0, 1, 2],
+  );
   assert.throws(() => lastPairs(h, 0), DataError);
 });
 

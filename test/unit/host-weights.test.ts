@@ -78,11 +78,17 @@ test('RENO_HOST_WEIGHTS: auto means wasm only; on, off; anything else is a usage
     assert.equal(hostWeightsFromEnv('cpu'), false);
     process.env.RENO_HOST_WEIGHTS = 'on';
     assert.equal(hostWeightsFromEnv('cpu'), true);
-    assert.throws(() => hostWeightsFromEnv('webgpu'), (e: Error) => e instanceof UsageError && /for the CPU backends/.test(e.message));
+    assert.throws(
+      () => hostWeightsFromEnv('webgpu'),
+      (e: Error) => e instanceof UsageError && /for the CPU backends/.test(e.message),
+    );
     process.env.RENO_HOST_WEIGHTS = 'off';
     assert.equal(hostWeightsFromEnv('wasm'), false);
     process.env.RENO_HOST_WEIGHTS = 'yes';
-    assert.throws(() => hostWeightsFromEnv('wasm'), (e: Error) => e instanceof UsageError && /RENO_HOST_WEIGHTS must be auto, on or off, not "yes"/.test(e.message));
+    assert.throws(
+      () => hostWeightsFromEnv('wasm'),
+      (e: Error) => e instanceof UsageError && /RENO_HOST_WEIGHTS must be auto, on or off, not "yes"/.test(e.message),
+    );
   } finally {
     if (old === undefined) delete process.env.RENO_HOST_WEIGHTS;
     else process.env.RENO_HOST_WEIGHTS = old;

@@ -27,7 +27,15 @@ const PROMPT = 'a red fox in the snow, &amp; a tiny house';
 const VIT_L = {
   projection_dim: 24,
   text_config: { hidden_size: 16, intermediate_size: 32, num_attention_heads: 2, num_hidden_layers: 1, hidden_act: 'quick_gelu', vocab_size: 49408 },
-  vision_config: { hidden_size: 16, intermediate_size: 32, num_attention_heads: 2, num_hidden_layers: 2, hidden_act: 'quick_gelu', image_size: 224, patch_size: 32 },
+  vision_config: {
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_attention_heads: 2,
+    num_hidden_layers: 2,
+    hidden_act: 'quick_gelu',
+    image_size: 224,
+    patch_size: 32,
+  },
 };
 
 let root = '';
@@ -45,7 +53,8 @@ before(() => {
   root = tmpDir('reno-hps-rewards');
   dirs['clip-h-tokenizer'] = path.join(root, 'laion', 'CLIP-ViT-H-14-laion2B-s32B-b79K');
   fs.mkdirSync(dirs['clip-h-tokenizer'], { recursive: true });
-  for (const f of ['vocab.json', 'merges.txt', 'special_tokens_map.json']) fs.copyFileSync(path.join(ASSETS, 'clip_tokenizer_hf', f), path.join(dirs['clip-h-tokenizer'], f));
+  for (const f of ['vocab.json', 'merges.txt', 'special_tokens_map.json'])
+    fs.copyFileSync(path.join(ASSETS, 'clip_tokenizer_hf', f), path.join(dirs['clip-h-tokenizer'], f));
   // a tiny openai/clip-vit-large-patch14: image side only in the weights, plus text keys that must be skipped
   dirs.aesthetic = path.join(root, 'openai', 'clip-vit-large-patch14');
   fs.mkdirSync(dirs.aesthetic, { recursive: true });
@@ -62,7 +71,11 @@ before(() => {
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 /** An image [1, H, W, 3] in [0.1, 0.9], non-square so the crop matters. */
-const image = (h = 48, w = 64) => tf.tensor4d(gaussian(h * w * 3, 'img').map((v) => 0.5 + 0.4 * Math.tanh(v)), [1, h, w, 3]);
+const image = (h = 48, w = 64) =>
+  tf.tensor4d(
+    gaussian(h * w * 3, 'img').map((v) => 0.5 + 0.4 * Math.tanh(v)),
+    [1, h, w, 3],
+  );
 
 /** Central differences of f along `n` random pixel directions vs <grad f, d>; returns the worst relative error. */
 function finiteDifferences(f: (x: tf.Tensor4D) => tf.Scalar, x: tf.Tensor4D, n: number, eps: number): number {
@@ -182,16 +195,25 @@ test('hpsv2 and aesthetic share one 224 view of the image and both keep it alive
 test('load errors: missing checkpoint, the ViT-H-14 fallback on a tiny checkpoint, a head of the wrong width', async () => {
   await backend('cpu');
   const empty = tmpDir('reno-hps-empty');
-  await assert.rejects(hpsv2Reward.load(ctx({ hpsv2: empty })), (e: Error) => e instanceof WeightsError && /HPS_v2\.1_compressed\.pt not found/.test(e.message));
+  await assert.rejects(
+    hpsv2Reward.load(ctx({ hpsv2: empty })),
+    (e: Error) => e instanceof WeightsError && /HPS_v2\.1_compressed\.pt not found/.test(e.message),
+  );
   // without its open_clip_config.json the folder is read as ViT-H-14: the strict loader names the mismatches
   fs.copyFileSync(path.join(dirs.hpsv2, 'HPS_v2.1_compressed.pt'), path.join(empty, 'HPS_v2.1_compressed.pt'));
-  await assert.rejects(hpsv2Reward.load(ctx({ hpsv2: empty })), (e: Error) => e instanceof WeightsError && /visual\.conv1\.weight: expected \[1280, 3, 14, 14\]/.test(e.message));
+  await assert.rejects(
+    hpsv2Reward.load(ctx({ hpsv2: empty })),
+    (e: Error) => e instanceof WeightsError && /visual\.conv1\.weight: expected \[1280, 3, 14, 14\]/.test(e.message),
+  );
   fs.rmSync(empty, { recursive: true, force: true });
   const wide = tmpDir('reno-aes-wide');
   const { writeTinyAestheticHead } = await import('../../scripts/tiny/hpsv2-aesthetic.js');
   writeTinyAestheticHead(path.join(wide, 'sac+logos+ava1-l14-linearMSE.pth'), 768, 1);
   const before = tf.memory().numTensors;
-  await assert.rejects(aestheticReward.load(ctx({ 'aesthetic-head': wide })), (e: Error) => e instanceof ConfigError && /768-d embeddings but the CLIP model projects to 24/.test(e.message));
+  await assert.rejects(
+    aestheticReward.load(ctx({ 'aesthetic-head': wide })),
+    (e: Error) => e instanceof ConfigError && /768-d embeddings but the CLIP model projects to 24/.test(e.message),
+  );
   assert.equal(tf.memory().numTensors, before);
   fs.rmSync(wide, { recursive: true, force: true });
 });

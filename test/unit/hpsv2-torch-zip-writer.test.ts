@@ -86,7 +86,10 @@ test('the tiny preset: HPS_v2.1_compressed.pt loads strictly into open_clip with
   const head = openWeights(path.join(root, 'camenduru', 'improved-aesthetic-predictor', 'sac+logos+ava1-l14-linearMSE.pth'));
   assert.deepEqual(aestheticHeadSizes(head), [24, ...TINY_HEAD_HIDDEN, 1]);
   head.close();
-  const total = ['xswu/HPSv2/HPS_v2.1_compressed.pt', 'camenduru/improved-aesthetic-predictor/sac+logos+ava1-l14-linearMSE.pth'].reduce((a, f) => a + fs.statSync(path.join(root, f)).size, 0);
+  const total = ['xswu/HPSv2/HPS_v2.1_compressed.pt', 'camenduru/improved-aesthetic-predictor/sac+logos+ava1-l14-linearMSE.pth'].reduce(
+    (a, f) => a + fs.statSync(path.join(root, f)).size,
+    0,
+  );
   assert.ok(total < 2.5e6, `preset files take ${total} bytes`);
   fs.rmSync(root, { recursive: true, force: true });
 });

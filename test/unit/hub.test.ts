@@ -144,7 +144,10 @@ test('a missing model names every path searched and how to get it', () => {
   assert.ok(!msg.includes('--model-dir DIR'), 'only the generator is told about --model-dir');
   // The generator: --model-dir is searched alone, and named in the advice.
   const gm = path.join(d, 'nope');
-  assert.throws(() => requireModel(getModel('gen', REG), { modelDir: gm, env }), (e: Error) => e.message.includes(`--model-dir: ${gm} (no such folder)`) && e.message.includes('--model-dir DIR'));
+  assert.throws(
+    () => requireModel(getModel('gen', REG), { modelDir: gm, env }),
+    (e: Error) => e.message.includes(`--model-dir: ${gm} (no such folder)`) && e.message.includes('--model-dir DIR'),
+  );
 });
 
 test('an incomplete model lists its missing files; a complete copy elsewhere wins', () => {
@@ -156,7 +159,10 @@ test('an incomplete model lists its missing files; a complete copy elsewhere win
   const loc = locateModel(rew, { modelsDir: md, env });
   assert.equal(loc?.complete, false);
   assert.deepEqual(loc?.missing, ['model.safetensors', 'head.pt']);
-  assert.throws(() => requireModel(rew, { modelsDir: md, env }), (e: Error) => e instanceof ModelNotFoundError && /incomplete at .*missing model\.safetensors, head\.pt/.test(e.message));
+  assert.throws(
+    () => requireModel(rew, { modelsDir: md, env }),
+    (e: Error) => e instanceof ModelNotFoundError && /incomplete at .*missing model\.safetensors, head\.pt/.test(e.message),
+  );
   // A dangling snapshot symlink (blob deleted) is missing too.
   const snap = cacheRepo(env.HF_HUB_CACHE, 'org/rew', COMMIT, { 'config.json': '{}', 'model.safetensors': 'x', 'head.pt': 'y' });
   assert.equal(locateModel(rew, { modelsDir: md, env })?.dir, snap);
@@ -182,21 +188,33 @@ test('requireModelWithUses finds the model and its tokenizer, or names what is m
   const md = path.join(d, 'models');
   const env = { HF_HUB_CACHE: path.join(d, 'hub') };
   for (const f of ['config.json', 'model.safetensors', 'head.pt']) write(path.join(md, 'org', 'rew', f));
-  assert.throws(() => requireModelWithUses(getModel('rew', REG), { modelsDir: md, env }, REG), /rew uses "tok" as its tokenizer: model "tok" \(org\/tok/);
+  assert.throws(
+    () => requireModelWithUses(getModel('rew', REG), { modelsDir: md, env }, REG),
+    /rew uses "tok" as its tokenizer: model "tok" \(org\/tok/,
+  );
   write(path.join(md, 'org', 'tok', 'vocab.json'));
   const r = requireModelWithUses(getModel('rew', REG), { modelsDir: md, env }, REG);
   assert.equal(r.uses.tokenizer.dir, path.join(md, 'org', 'tok'));
-  assert.deepEqual(withUses(getModel('rew', REG), REG).map((e) => e.name), ['rew', 'tok']);
+  assert.deepEqual(
+    withUses(getModel('rew', REG), REG).map((e) => e.name),
+    ['rew', 'tok'],
+  );
 });
 
 test('the registry: validation errors name the key; the package registry loads and its uses resolve', () => {
   const base = 'models:\n  m:\n    repo: a/b\n    kind: reward\n    description: d\n    size: 1 B\n    files: [x]\n';
-  assert.throws(() => parseRegistry(`${base}    colour: red\n`, 'r.yaml'), (e: Error) => e instanceof ConfigError && /r\.yaml: model "m": unknown key "colour"/.test(e.message));
+  assert.throws(
+    () => parseRegistry(`${base}    colour: red\n`, 'r.yaml'),
+    (e: Error) => e instanceof ConfigError && /r\.yaml: model "m": unknown key "colour"/.test(e.message),
+  );
   assert.throws(() => parseRegistry(base.replace('kind: reward', 'kind: other'), 'r.yaml'), /"kind" must be one of/);
   assert.throws(() => parseRegistry(base.replace('repo: a/b', 'repo: ab'), 'r.yaml'), /"repo" must be ORG\/NAME/);
   assert.throws(() => parseRegistry(`${base}    uses: {tokenizer: zz}\n`, 'r.yaml'), /"uses.tokenizer" names unknown model "zz"/);
   assert.throws(() => parseRegistry(base.replace('files: [x]', 'files: [../x]'), 'r.yaml'), /"files" has a bad file path/);
-  assert.throws(() => getModel('nope', REG), (e: Error) => e instanceof UsageError && /known models: gen, tok, rew/.test(e.message));
+  assert.throws(
+    () => getModel('nope', REG),
+    (e: Error) => e instanceof UsageError && /known models: gen, tok, rew/.test(e.message),
+  );
   const reg = loadRegistry(path.join(ROOT, 'configs', 'models.yaml'));
   for (const name of ['sd-turbo', 'pickscore', 'clip', 'hpsv2', 'aesthetic', 'imagereward', 'smolvlm']) assert.ok(reg.models.has(name), name);
   assert.equal(getModel('sd-turbo', reg).kind, 'generator');
@@ -238,7 +256,13 @@ test('models verify parses safetensors headers, checks .pt zips and reports what
   write(path.join(md, 'org', 'tok', 'vocab.json'), '{}');
   const out = sink();
   let res = await modelsVerify(['rew'], { modelsDir: md, env, registry: REG, out: out.stream });
-  assert.deepEqual(res.map((r) => [r.name, r.ok]), [['rew', true], ['tok', true]]);
+  assert.deepEqual(
+    res.map((r) => [r.name, r.ok]),
+    [
+      ['rew', true],
+      ['tok', true],
+    ],
+  );
   write(path.join(md, 'org', 'rew', 'model.safetensors'), safetensors().subarray(0, 20));
   write(path.join(md, 'org', 'rew', 'head.pt'), Buffer.from('not a zip file'));
   write(path.join(md, 'org', 'rew', 'extra.json'), '{broken');

@@ -56,7 +56,11 @@ test('config: the 5.x rope_parameters and 4.x rope_theta forms give the same con
 test('vision position ids: a full grid is row-major 0..n^2-1; a partial grid is bucketised like transformers 5.x', () => {
   // full grids of the real and test models: 32 (SmolVLM-256M/500M), 27 (SmolVLM-2.2B / Idefics3), 4, 6, 8 (fixtures)
   for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 27, 32, 64])
-    assert.deepEqual(Array.from(visionPositionIds(n, n, n)), Array.from({ length: n * n }, (_, i) => i), `n=${n}`);
+    assert.deepEqual(
+      Array.from(visionPositionIds(n, n, n)),
+      Array.from({ length: n * n }, (_, i) => i),
+      `n=${n}`,
+    );
   // upstream computes i * fl32(1/n) in float32: for n = 25, 5 * fl32(1/25) = 0.19999999 < fl32(0.2), bucket 4
   assert.equal(visionPositionIds(25, 1, 25)[5], 4 * 25);
   // 2 x 3 patches in a 4 x 4 table: rows at fractions 0, .5 -> buckets 0, 2; columns 0, 1/3, 2/3 -> 0, 1, 2
@@ -80,7 +84,10 @@ test('patch embedding (patchify + matMul) equals a stride-p convolution', async 
 test('pixel shuffle follows transformers order on a hand-made 4x4 grid (scale 2)', async () => {
   await backend('cpu');
   // token (r, c) of the 4x4 grid carries the 2 channels [10 (4r + c), 10 (4r + c) + 1]
-  const x = tf.tensor3d(Array.from({ length: 32 }, (_, i) => 10 * Math.floor(i / 2) + (i % 2)), [1, 16, 2]);
+  const x = tf.tensor3d(
+    Array.from({ length: 32 }, (_, i) => 10 * Math.floor(i / 2) + (i % 2)),
+    [1, 16, 2],
+  );
   const y = pixelShuffle(x, 2);
   assert.deepEqual(y.shape, [1, 4, 8]);
   const v = Array.from(y.dataSync());
@@ -157,18 +164,51 @@ for (const be of testBackends()) {
       const ref = tf.slice(full.hidden, [0, cut, 0], [2, l - cut, d]);
       close(post.hidden.dataSync(), ref.dataSync(), 1e-5, `hidden after cut ${cut}`);
       // gradient of the score with respect to the suffix embeddings, cached vs uncached
-      const gCached = tf.grad((t: tf.Tensor) => tf.sum(m.logitDiffAt(m.forwardEmbeds(t as tf.Tensor3D, { attentionMask: mask.map((r) => r.slice(cut)), past: pre.cache }).hidden, last.map((p) => p - cut), 5, 6)))(tail);
-      const gFull = tf.grad((t: tf.Tensor) => tf.sum(m.logitDiffAt(m.forwardEmbeds(tf.concat([head, t], 1) as tf.Tensor3D, { attentionMask: mask }).hidden, last, 5, 6)))(tail);
+      const gCached = tf.grad((t: tf.Tensor) =>
+        tf.sum(
+          m.logitDiffAt(
+            m.forwardEmbeds(t as tf.Tensor3D, { attentionMask: mask.map((r) => r.slice(cut)), past: pre.cache }).hidden,
+            last.map((p) => p - cut),
+            5,
+            6,
+          ),
+        ),
+      )(tail);
+      const gFull = tf.grad((t: tf.Tensor) =>
+        tf.sum(m.logitDiffAt(m.forwardEmbeds(tf.concat([head, t], 1) as tf.Tensor3D, { attentionMask: mask }).hidden, last, 5, 6)),
+      )(tail);
       close(gCached.dataSync(), gFull.dataSync(), 1e-5, `suffix gradient after cut ${cut}`);
       tf.dispose([head, tail, pre.hidden, post.hidden, ref, gCached, gFull]);
       pre.cache!.dispose();
     }
     // chained caches (3 pieces) and a batch-1 cache serving 2 suffix rows
-    const p1 = m.forwardEmbeds(tf.slice(embeds, [0, 0, 0], [2, 3, d]) as tf.Tensor3D, { attentionMask: mask.map((r) => r.slice(0, 3)), returnCache: true });
-    const p2 = m.forwardEmbeds(tf.slice(embeds, [0, 3, 0], [2, 3, d]) as tf.Tensor3D, { attentionMask: mask.map((r) => r.slice(3, 6)), past: p1.cache, returnCache: true });
+    const p1 = m.forwardEmbeds(tf.slice(embeds, [0, 0, 0], [2, 3, d]) as tf.Tensor3D, {
+      attentionMask: mask.map((r) => r.slice(0, 3)),
+      returnCache: true,
+    });
+    const p2 = m.forwardEmbeds(tf.slice(embeds, [0, 3, 0], [2, 3, d]) as tf.Tensor3D, {
+      attentionMask: mask.map((r) => r.slice(3, 6)),
+      past: p1.cache,
+      returnCache: true,
+    });
     assert.equal(p2.cache!.length, 6);
-    const p3 = m.forwardEmbeds(tf.slice(embeds, [0, 6, 0], [2, l - 6, d]) as tf.Tensor3D, { attentionMask: mask.map((r) => r.slice(6)), past: p2.cache });
-    close(m.logitDiffAt(p3.hidden, last.map((p) => p - 6), 5, 6).dataSync(), fullScore.dataSync(), 1e-5, 'chained score');
+    const p3 = m.forwardEmbeds(tf.slice(embeds, [0, 6, 0], [2, l - 6, d]) as tf.Tensor3D, {
+      attentionMask: mask.map((r) => r.slice(6)),
+      past: p2.cache,
+    });
+    close(
+      m
+        .logitDiffAt(
+          p3.hidden,
+          last.map((p) => p - 6),
+          5,
+          6,
+        )
+        .dataSync(),
+      fullScore.dataSync(),
+      1e-5,
+      'chained score',
+    );
     const one = m.forwardEmbeds(tf.slice(embeds, [0, 0, 0], [1, 5, d]) as tf.Tensor3D, { returnCache: true });
     const row0 = tf.slice(embeds, [0, 5, 0], [1, l - 5, d]);
     const both = m.forwardEmbeds(tf.concat([row0, row0], 0) as tf.Tensor3D, { past: one.cache });

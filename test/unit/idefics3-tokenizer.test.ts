@@ -119,7 +119,8 @@ test('tiny SmolVLM folder: every file the smolvlm registry entry requires; token
   const m = loadIdefics3(dir);
   assert.equal(m.config.imageTokenId, tok.tokenId('<image>'));
   assert.equal(m.config.vision.imageSize, 64);
-  const prompt = 'User:<image>Score for this image?<end_of_utterance>\nAssistant: -<end_of_utterance>\nUser:<image>Score for this image?<end_of_utterance>\nAssistant: ';
+  const prompt =
+    'User:<image>Score for this image?<end_of_utterance>\nAssistant: -<end_of_utterance>\nUser:<image>Score for this image?<end_of_utterance>\nAssistant: ';
   const ids = tok.encode(expandImageTokens(prompt, m.config.imageSeqLen));
   const idsT = tf.tensor2d(ids, [1, ids.length], 'int32');
   const px = tf.randomUniform([1, 2, 64, 64, 3], -1, 1, 'float32', 4) as tf.Tensor5D;

@@ -59,7 +59,10 @@ test('tokens: [CLS] ... [SEP] then [PAD] to 35 (no [ENC] substitution), mask on 
   const got = Array.from(ids.dataSync());
   assert.deepEqual(got.slice(0, 7), [101, idOf('a'), idOf('cat'), idOf(','), idOf('sitting'), idOf('!'), 102]);
   assert.ok(got.slice(7).every((x) => x === 0));
-  assert.deepEqual(Array.from(mask.dataSync()), got.map((_, i) => (i < 7 ? 1 : 0)));
+  assert.deepEqual(
+    Array.from(mask.dataSync()),
+    got.map((_, i) => (i < 7 ? 1 : 0)),
+  );
   tf.dispose([ids, mask]);
 });
 
@@ -74,7 +77,10 @@ test('loss = 2 - score; score = (mlp(cls) - mean) / std of the model forward on 
   // the same numbers from the model's parts
   const { ids, mask } = reward.tokens(PROMPT);
   const text = reward.model.text(ids, mask);
-  const o = reward.model.forward(input.view('clip224', () => assert.fail('the view must be cached')), text);
+  const o = reward.model.forward(
+    input.view('clip224', () => assert.fail('the view must be cached')),
+    text,
+  );
   assert.deepEqual(o.imageEmbeds.shape, [1, 197, TINY_VIT.embedDim]);
   const raw = o.mlpRaw.dataSync()[0];
   assert.ok(Math.abs(score - (raw - IMAGE_REWARD_MEAN) / IMAGE_REWARD_STD) < 1e-6);
@@ -93,7 +99,9 @@ test('the reward gradient matches a central finite difference along random direc
   for (const seed of [11, 12, 13]) {
     const v = tf.randomNormal(img.shape, 0, 1, 'float32', seed);
     const eps = 3e-3; // O(eps^2) truncation; float32 rounding of the loss is ~1e-4 of the slope here
-    const [lp, lm] = tf.tidy(() => [loss(tf.add(img, tf.mul(v, eps)) as tf.Tensor4D), loss(tf.sub(img, tf.mul(v, eps)) as tf.Tensor4D)].map((t) => t.dataSync()[0]));
+    const [lp, lm] = tf.tidy(() =>
+      [loss(tf.add(img, tf.mul(v, eps)) as tf.Tensor4D), loss(tf.sub(img, tf.mul(v, eps)) as tf.Tensor4D)].map((t) => t.dataSync()[0]),
+    );
     const fd = (lp - lm) / (2 * eps);
     const an = tf.tidy(() => tf.sum(tf.mul(g, v)).dataSync()[0]);
     assert.ok(Math.abs(fd - an) <= 1e-2 * Math.abs(an) + 1e-4, `direction ${seed}: finite difference ${fd}, gradient ${an}`);

@@ -8,14 +8,16 @@ test('linear [out,in] -> [in,out]', () => {
 });
 
 test('conv2d [out,in,kh,kw] -> [kh,kw,in,out] puts each weight where tf.conv2d reads it', () => {
-  const out = 3, inp = 2, kh = 2, kw = 3;
+  const out = 3,
+    inp = 2,
+    kh = 2,
+    kw = 3;
   const src = Float32Array.from({ length: out * inp * kh * kw }, (_, i) => i);
   const dst = conv2dToTf(src, out, inp, kh, kw);
   for (let o = 0; o < out; o++)
     for (let i = 0; i < inp; i++)
       for (let y = 0; y < kh; y++)
-        for (let x = 0; x < kw; x++)
-          assert.equal(dst[((y * kw + x) * inp + i) * out + o], src[((o * inp + i) * kh + y) * kw + x]);
+        for (let x = 0; x < kw; x++) assert.equal(dst[((y * kw + x) * inp + i) * out + o], src[((o * inp + i) * kh + y) * kw + x]);
   assert.deepEqual([...conv2dFromTf(dst, out, inp, kh, kw)], [...src]);
 });
 
@@ -26,7 +28,10 @@ test('toTfLayout / fromTfLayout are inverses', () => {
 });
 
 test('NCHW <-> NHWC', () => {
-  const n = 2, c = 3, h = 2, w = 4;
+  const n = 2,
+    c = 3,
+    h = 2,
+    w = 4;
   const a = Float32Array.from({ length: n * c * h * w }, (_, i) => i);
   const b = nchwToNhwc(a, n, c, h, w);
   assert.equal(b[((1 * h + 1) * w + 2) * c + 2], a[((1 * c + 2) * h + 1) * w + 2]);

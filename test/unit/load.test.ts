@@ -18,12 +18,27 @@ class Tiny extends Module {
 }
 
 const src = (entries: Record<string, number[]>) =>
-  new MemorySource(new Map(Object.entries(entries).map(([k, s]) => [k, { shape: s, data: Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, (_, i) => i) }])), 'tiny.safetensors');
+  new MemorySource(
+    new Map(
+      Object.entries(entries).map(([k, s]) => [k, { shape: s, data: Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, (_, i) => i) }]),
+    ),
+    'tiny.safetensors',
+  );
 
-const GOOD = { 'proj.weight': [2, 3], 'proj.bias': [2], 'conv.weight': [4, 2, 3, 3], 'blocks.0.weight': [2, 2], 'blocks.2.weight': [5, 2], 'blocks.2.bias': [5] };
+const GOOD = {
+  'proj.weight': [2, 3],
+  'proj.bias': [2],
+  'conv.weight': [4, 2, 3, 3],
+  'blocks.0.weight': [2, 2],
+  'blocks.2.weight': [5, 2],
+  'blocks.2.bias': [5],
+};
 
 test('module names follow the checkpoint keys (arrays index as .0, .2; null entries hold no weights)', () => {
-  assert.deepEqual(new Tiny().namedParams().map(([n]) => n), Object.keys(GOOD));
+  assert.deepEqual(
+    new Tiny().namedParams().map(([n]) => n),
+    Object.keys(GOOD),
+  );
 });
 
 test('loading converts layouts: Linear [out,in] -> [in,out], Conv2d -> [kh,kw,in,out]', async () => {
@@ -57,7 +72,11 @@ test('prefix, rename, ignore and optional parameters', () => {
   const entries = Object.fromEntries(Object.entries(GOOD).map(([k, v]) => [`model.${k.replace('blocks.0', 'legacy0')}`, v]));
   entries['other.weight'] = [1];
   entries['model.buffer_ids'] = [3];
-  const plan = planLoad(new Tiny(), src(entries), { prefix: 'model.', rename: (k) => k.replace('legacy0', 'blocks.0'), ignore: (k) => k === 'buffer_ids' });
+  const plan = planLoad(new Tiny(), src(entries), {
+    prefix: 'model.',
+    rename: (k) => k.replace('legacy0', 'blocks.0'),
+    ignore: (k) => k === 'buffer_ids',
+  });
   assert.equal(plan.plan.size, 6);
   assert.deepEqual(plan.ignored, ['model.buffer_ids']);
 });
@@ -70,7 +89,10 @@ test('a real fixture loads strictly; a model folder without config.json is one c
   const d = tmpDir();
   fs.mkdirSync(path.join(d, 'unet'));
   fs.copyFileSync(path.join(PARITY, 'unet', 'diffusion_pytorch_model.safetensors'), path.join(d, 'unet', 'diffusion_pytorch_model.safetensors'));
-  assert.throws(() => loadUnet(path.join(d, 'unet')), (e: Error) => e instanceof ConfigError && /UNet config not found: .*unet\/config\.json/.test(e.message));
+  assert.throws(
+    () => loadUnet(path.join(d, 'unet')),
+    (e: Error) => e instanceof ConfigError && /UNet config not found: .*unet\/config\.json/.test(e.message),
+  );
   fs.copyFileSync(path.join(PARITY, 'unet', 'config.json'), path.join(d, 'unet', 'config.json'));
   fs.rmSync(path.join(d, 'unet', 'diffusion_pytorch_model.safetensors'));
   assert.throws(() => loadUnet(path.join(d, 'unet')), /no weights in .*unet \(looked for diffusion_pytorch_model\.safetensors/);

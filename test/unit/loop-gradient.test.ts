@@ -44,7 +44,10 @@ test('the loop gradient: reward by reward equals one tape over everything, with 
     });
     const err = maxRelErr(ours.value.v, ref.value);
     assert.ok(err < 1e-5, `z-gradient differs from the one-tape gradient by ${err}`);
-    assert.ok(ours.value.v.some((x) => x !== 0), 'the gradient is not all zeros');
+    assert.ok(
+      ours.value.v.some((x) => x !== 0),
+      'the gradient is not all zeros',
+    );
     // the losses are the unweighted ones, as the one-tape forward computes them
     const input = new RewardInput(gen.generate(z, cond));
     for (const [i, r] of active.entries()) {

@@ -44,7 +44,11 @@ for (const be of testBackends()) {
       tf.dispose([x, w, ours, ref, gOurs!, gRef!]);
     }
     const x = tf.randomNormal([2, 6, 8], 0, 1, 'float32', 9);
-    await noLeak(() => tf.grad((t: tf.Tensor) => tf.sum(tf.square(standardize(t, [2], 1e-5))))(x).dispose());
+    await noLeak(() =>
+      tf
+        .grad((t: tf.Tensor) => tf.sum(tf.square(standardize(t, [2], 1e-5))))(x)
+        .dispose(),
+    );
     x.dispose();
   });
 
@@ -84,7 +88,10 @@ for (const be of testBackends()) {
     /** the formula op by op, differentiated by tfjs */
     const reference = (t: tf.Tensor, o: NormOptions) => {
       const c = t.shape[t.rank - 1];
-      let y = o.groups === null ? composite(t, [t.rank - 1], o.eps) : composite(t.reshape([t.shape[0], -1, o.groups, c / o.groups]), [1, 3], o.eps).reshape(t.shape);
+      let y =
+        o.groups === null
+          ? composite(t, [t.rank - 1], o.eps)
+          : composite(t.reshape([t.shape[0], -1, o.groups, c / o.groups]), [1, 3], o.eps).reshape(t.shape);
       if (o.weight) y = tf.mul(y, o.weight);
       if (o.bias) y = tf.add(y, o.bias);
       return o.act === 'silu' ? silu(y) : y;

@@ -24,12 +24,29 @@ test('chunkInProj: rows [0, D), [D, 2D), [2D, 3D) of in_proj_weight are q, k, v;
   assert.deepEqual([...k], [9, 10, 11, 12, 13, 14, 15, 16, 17]);
   assert.deepEqual([...v], [18, 19, 20, 21, 22, 23, 24, 25, 26]);
   const [bq, bk, bv] = chunkInProj(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9), d);
-  assert.deepEqual([[...bq], [...bk], [...bv]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
+  assert.deepEqual(
+    [[...bq], [...bk], [...bv]],
+    [
+      [1, 2, 3],
+      [4, 5, 6],
+      [7, 8, 9],
+    ],
+  );
   assert.throws(() => chunkInProj(new Float32Array(10), d), /not 3 x/);
 });
 
 /** F.multi_head_attention_forward in float64 with q/k/v weights taken by chunkInProj (PyTorch [out, in] layout). */
-function mhaReference(x: Float32Array, l: number, d: number, heads: number, w: Float32Array, b: Float32Array, ow: Float32Array, ob: Float32Array, causal: boolean): Float64Array {
+function mhaReference(
+  x: Float32Array,
+  l: number,
+  d: number,
+  heads: number,
+  w: Float32Array,
+  b: Float32Array,
+  ow: Float32Array,
+  ob: Float32Array,
+  causal: boolean,
+): Float64Array {
   const [wq, wk, wv] = chunkInProj(w, d);
   const [bq, bk, bv] = chunkInProj(b, d);
   const lin = (wm: Float32Array, bm: Float32Array, src: ArrayLike<number>) => {
@@ -86,7 +103,12 @@ test('MultiheadAttention with the packed in_proj equals the chunked q/k/v comput
     const ref = mhaReference(x, l, d, heads, w, b, ow, ob, causal);
     const ours = await noLeak(() =>
       tf.tidy(() => {
-        const mask = causal ? tf.tensor(Float32Array.from({ length: l * l }, (_, i) => (i % l > Math.floor(i / l) ? -1e9 : 0)), [1, 1, l, l]) : undefined;
+        const mask = causal
+          ? tf.tensor(
+              Float32Array.from({ length: l * l }, (_, i) => (i % l > Math.floor(i / l) ? -1e9 : 0)),
+              [1, 1, l, l],
+            )
+          : undefined;
         return attn.forward(tf.tensor3d(x, [1, l, d]), mask).dataSync();
       }),
     );
@@ -120,7 +142,11 @@ test('openClipConfig rejects options reno does not implement, by name', () => {
     [{ ...bare, vision_cfg: { ...bare.vision_cfg, head_width: 7 } }, /head_width/],
     [{ embed_dim: 4, text_cfg: bare.text_cfg }, /vision_cfg/],
   ] as const;
-  for (const [json, re] of bad) assert.throws(() => openClipConfig(json as Record<string, unknown>, 'bad.json'), (e: Error) => e instanceof ConfigError && re.test(e.message) && /bad\.json/.test(e.message));
+  for (const [json, re] of bad)
+    assert.throws(
+      () => openClipConfig(json as Record<string, unknown>, 'bad.json'),
+      (e: Error) => e instanceof ConfigError && re.test(e.message) && /bad\.json/.test(e.message),
+    );
 });
 
 test('the shipped ViT-H-14 config gives HPSv2 checkpoint shapes (rewards.md 7) and 986.1 M parameters; a folder config overrides it', () => {
@@ -140,10 +166,10 @@ test('the shipped ViT-H-14 config gives HPSv2 checkpoint shapes (rewards.md 7) a
     'visual.transformer.resblocks.0.mlp.c_proj.weight': [1280, 5120],
     'visual.proj': [1280, 1024],
     'token_embedding.weight': [49408, 1024],
-    'positional_embedding': [77, 1024],
+    positional_embedding: [77, 1024],
     'transformer.resblocks.23.attn.out_proj.weight': [1024, 1024],
-    'text_projection': [1024, 1024],
-    'logit_scale': [],
+    text_projection: [1024, 1024],
+    logit_scale: [],
   };
   for (const [k, s] of Object.entries(expect)) assert.deepEqual(shapes.get(k), s, k);
   assert.ok(!shapes.has('visual.transformer.resblocks.32.ln_1.weight') && !shapes.has('transformer.resblocks.24.ln_1.weight'));
@@ -152,7 +178,13 @@ test('the shipped ViT-H-14 config gives HPSv2 checkpoint shapes (rewards.md 7) a
   // the fixture's key list is exactly the model's
   const manifest = JSON.parse(fs.readFileSync(path.join(PARITY, 'openclip_hpsv2', 'manifest.json'), 'utf8'));
   const tiny = new OpenClipModel(openClipConfig(manifest.config, 'manifest'));
-  assert.deepEqual(tiny.namedParams().map(([k]) => k).sort(), [...manifest.state_dict_keys].sort());
+  assert.deepEqual(
+    tiny
+      .namedParams()
+      .map(([k]) => k)
+      .sort(),
+    [...manifest.state_dict_keys].sort(),
+  );
   fs.copyFileSync(path.join(PARITY, 'openclip_hpsv2', 'open_clip_config.json'), path.join(dir, 'open_clip_config.json'));
   assert.equal(readOpenClipConfig(dir, 'ViT-H-14').embedDim, 16);
   fs.rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { adamStep, bestIndex, chiRegulariser, clipGradNorm, newOptimizerState, sgdStep } from '../../src/optimize/pieces.js';
 import { backend } from '../helpers.js';
 
-const close = (a: ArrayLike<number>, b: number[], tol = 1e-5) => b.forEach((v, i) => assert.ok(Math.abs(a[i] - v) <= tol * Math.max(1, Math.abs(v)), `${a[i]} vs ${v}`));
+const close = (a: ArrayLike<number>, b: number[], tol = 1e-5) =>
+  b.forEach((v, i) => assert.ok(Math.abs(a[i] - v) <= tol * Math.max(1, Math.abs(v)), `${a[i]} vs ${v}`));
 
 test('Nesterov SGD: two steps by hand (buf = g; z -= lr (g + m buf))', async () => {
   await backend();

@@ -37,9 +37,16 @@ const shipped = [...sources('src'), ...sources('rewards'), ...sources('generator
 
 test('every package the shipped code and its build import is a production or optional dependency', () => {
   const prod = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {})]);
-  const missing = shipped.flatMap((f) => imported(f).filter((n) => !prod.has(n)).map((n) => `${f}: ${n}`));
+  const missing = shipped.flatMap((f) =>
+    imported(f)
+      .filter((n) => !prod.has(n))
+      .map((n) => `${f}: ${n}`),
+  );
   assert.deepEqual(missing, []);
-  assert.ok(shipped.some((f) => imported(f).includes('esbuild')), 'the scan sees the build script import esbuild');
+  assert.ok(
+    shipped.some((f) => imported(f).includes('esbuild')),
+    'the scan sees the build script import esbuild',
+  );
 });
 
 test('the build and install steps need no dev dependency', () => {
@@ -59,7 +66,11 @@ test('tfjs: every package pinned to the patched version, no umbrella, webgpu opt
 
 test('only src/runtime/tf.ts imports the roots of tfjs-core and the cpu backend', () => {
   const all = [...shipped, ...sources('test'), ...sources('bench'), ...sources('scripts')];
-  const offenders = all.filter((f) => f !== path.join('src', 'runtime', 'tf.ts') && imported(f).some((n) => n === '@tensorflow/tfjs' || n === '@tensorflow/tfjs-core' || n === '@tensorflow/tfjs-backend-cpu'));
+  const offenders = all.filter(
+    (f) =>
+      f !== path.join('src', 'runtime', 'tf.ts') &&
+      imported(f).some((n) => n === '@tensorflow/tfjs' || n === '@tensorflow/tfjs-core' || n === '@tensorflow/tfjs-backend-cpu'),
+  );
   // subpath imports of a backend's internals (its buffer manager in a test) are allowed; roots are not
   const roots = offenders.filter((f) => /['"]@tensorflow\/(tfjs|tfjs-core|tfjs-backend-cpu)['"]/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
   assert.deepEqual(roots, []);

@@ -189,7 +189,10 @@ test('the mode: auto takes the VLM when a checkpoint is named or found, else the
   assert.match(c.reason, /no trained preference checkpoint/);
   assert.equal(choosePersonalModel({ locate, smokeTest: false, personal: { ...base, checkpoint: '/x/ckpt' } }, h).checkpoint, '/x/ckpt');
   assert.equal(choosePersonalModel({ locate, smokeTest: true, personal: { ...base, mode: 'embedding' } }, h).mode, 'embedding');
-  assert.throws(() => choosePersonalModel({ locate, smokeTest: false, personal: { ...base, mode: 'vlm' } }, h), /no preference model for the personal reward.*--preference-model/);
+  assert.throws(
+    () => choosePersonalModel({ locate, smokeTest: false, personal: { ...base, mode: 'vlm' } }, h),
+    /no preference model for the personal reward.*--preference-model/,
+  );
   // the models located follow the mode
   assert.deepEqual(personalReward.modelsFor!({ locate, smokeTest: false, personal: base }), ['pickscore', 'clip-h-tokenizer']);
   assert.deepEqual(personalReward.modelsFor!({ locate, smokeTest: false, personal: { ...base, tower: 'aesthetic' } }), ['aesthetic']);
@@ -240,7 +243,7 @@ test('with the pickscore reward in the same session the tower is one shared copy
   assert.equal(tf.memory().numTensors, start, 'the last release freed the weights');
 });
 
-test('upstream CLIP fixture (transformers CLIPModel): the tower\'s embeddings equal image_embeds, and centroid / nn scores on them equal the formulas on the upstream embeddings (1e-4)', () => {
+test("upstream CLIP fixture (transformers CLIPModel): the tower's embeddings equal image_embeds, and centroid / nn scores on them equal the formulas on the upstream embeddings (1e-4)", () => {
   const dir = path.join(PARITY, 'clip');
   const tower = loadEmbeddingTower('pickscore', (m) => {
     assert.equal(m, 'pickscore', 'image-only formulas load no tokenizer');

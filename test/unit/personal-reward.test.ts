@@ -33,7 +33,10 @@ function ctx(personal: Partial<NonNullable<RewardLoadContext['personal']>> = {},
 }
 
 function image(seed: number, size = 64): tf.Tensor4D {
-  return tf.tensor4d(gaussian(size * size * 3, `personal:${seed}`).map((x) => Math.min(1, Math.max(0, 0.5 + 0.25 * x))), [1, size, size, 3]);
+  return tf.tensor4d(
+    gaussian(size * size * 3, `personal:${seed}`).map((x) => Math.min(1, Math.max(0, 0.5 + 0.25 * x))),
+    [1, size, size, 3],
+  );
 }
 
 const value = (f: () => tf.Scalar) => tf.tidy(() => f().dataSync()[0]);
@@ -86,7 +89,8 @@ test('gradient with respect to the image matches central finite differences (lik
     const dir = tf.tensor4d(gaussian(x.size, `dir:${guidance}`), x.shape as [number, number, number, number]);
     const eps = 1e-3;
     // each call gets a fresh input made and freed inside one tidy, as in the loop's scope
-    const fd = (value(() => loss(tf.add(x, tf.mul(dir, eps)) as tf.Tensor4D)) - value(() => loss(tf.sub(x, tf.mul(dir, eps)) as tf.Tensor4D))) / (2 * eps);
+    const fd =
+      (value(() => loss(tf.add(x, tf.mul(dir, eps)) as tf.Tensor4D)) - value(() => loss(tf.sub(x, tf.mul(dir, eps)) as tf.Tensor4D))) / (2 * eps);
     const an = value(() => tf.sum(tf.mul(g, dir)) as tf.Scalar);
     t.diagnostic(`${guidance}: directional derivative ${an.toExponential(5)}, central differences ${fd.toExponential(5)}`);
     assert.ok(Math.abs(an) > 1e-3, `${guidance}: gradient too small to check (${an})`);
@@ -125,7 +129,10 @@ test('checkpoint: --preference-model, then history "model", then the preset in a
   const noModel = path.join(dir, 'plain.json');
   fs.writeFileSync(noModel, JSON.stringify({ user: 'x', pairs }));
   // --personal vlm with no checkpoint is refused (auto takes the embedding model there: personal-embedding tests)
-  await assert.rejects(personalReward.load(ctx({ historyFile: noModel, mode: 'vlm' }, false)), (e: Error) => e instanceof UsageError && /--preference-model/.test(e.message));
+  await assert.rejects(
+    personalReward.load(ctx({ historyFile: noModel, mode: 'vlm' }, false)),
+    (e: Error) => e instanceof UsageError && /--preference-model/.test(e.message),
+  );
   (await personalReward.load(ctx({ historyFile: noModel, checkpoint: ckpt }, false))).dispose();
   const withModel = path.join(dir, 'with-model.json');
   fs.writeFileSync(withModel, JSON.stringify({ user: 'x', model: path.relative(dir, ckpt), pairs }));
@@ -141,8 +148,14 @@ test('history problems name the pair and the field: a missing image, an image th
   const pairs = h.pairs.map((p) => ({ prompt: p.prompt, liked: p.liked, disliked: p.disliked }));
   const file = path.join(dir, 'history.json');
   fs.writeFileSync(file, JSON.stringify({ pairs: [...pairs.slice(0, -1), { ...pairs[pairs.length - 1], disliked: 'gone.png' }] }));
-  await assert.rejects(personalReward.load(ctx({ historyFile: file })), (e: Error) => e instanceof DataError && e.message.includes(`pairs[${pairs.length - 1}].disliked: image not found: ${path.join(dir, 'gone.png')}`));
+  await assert.rejects(
+    personalReward.load(ctx({ historyFile: file })),
+    (e: Error) => e instanceof DataError && e.message.includes(`pairs[${pairs.length - 1}].disliked: image not found: ${path.join(dir, 'gone.png')}`),
+  );
   fs.writeFileSync(path.join(dir, 'broken.png'), 'not an image');
   fs.writeFileSync(file, JSON.stringify({ pairs: [...pairs.slice(0, -1), { ...pairs[pairs.length - 1], liked: 'broken.png' }] }));
-  await assert.rejects(personalReward.load(ctx({ historyFile: file })), (e: Error) => e instanceof DataError && new RegExp(`pairs\\[${pairs.length - 1}\\]\\.liked: cannot read image`).test(e.message));
+  await assert.rejects(
+    personalReward.load(ctx({ historyFile: file })),
+    (e: Error) => e instanceof DataError && new RegExp(`pairs\\[${pairs.length - 1}\\]\\.liked: cannot read image`).test(e.message),
+  );
 });

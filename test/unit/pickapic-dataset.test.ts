@@ -45,7 +45,13 @@ async function fixtureRows() {
   const rows: { user: string; l0: number; l1: number; u0: string; u1: string }[] = [];
   for (const f of listParquetFiles(PICKAPIC)) {
     for await (const { row } of parquetRows(f, { columns: ['user_id', 'label_0', 'label_1', 'image_0_uid', 'image_1_uid'] })) {
-      rows.push({ user: String(row.user_id), l0: row.label_0 as number, l1: row.label_1 as number, u0: row.image_0_uid as string, u1: row.image_1_uid as string });
+      rows.push({
+        user: String(row.user_id),
+        l0: row.label_0 as number,
+        l1: row.label_1 as number,
+        u0: row.image_0_uid as string,
+        u1: row.image_1_uid as string,
+      });
     }
   }
   return rows;
@@ -60,8 +66,16 @@ function checkDisjoint(stats: PreferenceDatasetStats, pairs: PairLine[]) {
     const ps = byUser.get(u)!;
     assert.ok(ps.length > 0 && ps.every((p) => p.split === 'test'), `unseen user ${u} has only test pairs`);
   }
-  for (const u of stats.users.val) assert.ok(byUser.get(u)!.every((p) => p.split === 'val'), `val user ${u}`);
-  for (const u of stats.users.train) assert.ok(byUser.get(u)!.every((p) => p.split === 'train'), `train user ${u}`);
+  for (const u of stats.users.val)
+    assert.ok(
+      byUser.get(u)!.every((p) => p.split === 'val'),
+      `val user ${u}`,
+    );
+  for (const u of stats.users.train)
+    assert.ok(
+      byUser.get(u)!.every((p) => p.split === 'train'),
+      `train user ${u}`,
+    );
   for (const u of stats.users['test-seen']) {
     const ps = byUser.get(u)!;
     const train = ps.filter((p) => p.split === 'train');
@@ -122,7 +136,10 @@ test('fixture: exactly the expected users, no ties, pairs per user, disjoint spl
   assert.equal(stats.counts.test.unseen.images, images(pairs.filter((p) => p.split === 'test' && stats.users['test-unseen'].includes(p.user))));
   assert.equal(stats.counts.train.users, 17); // 16 train-only users + the seen one
   assert.match(log, /train: \d+ images and 17 users/);
-  assert.match(log, new RegExp(`test: ${stats.counts.test.seen.images} images from 1 seen users .* ${stats.counts.test.unseen.images} images from 1 unseen users`));
+  assert.match(
+    log,
+    new RegExp(`test: ${stats.counts.test.seen.images} images from 1 seen users .* ${stats.counts.test.unseen.images} images from 1 unseen users`),
+  );
   assert.match(log, /dropped: \d+ ties/);
 
   // Files: stats.json equals the returned stats, every image decodes, no temporary file left.
@@ -156,7 +173,10 @@ test('fixture: other split flags keep the definitions (several seen and unseen u
 
 /** A tiny shard with the Pick-a-Pic columns (optionally without some), user 1 liking `n` distinct images. */
 async function writeShard(file: string, o: { n: number; drop?: string[]; corruptRow?: number }) {
-  const jpg = async (v: number) => sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 40, b: 90 } } }).jpeg().toBuffer();
+  const jpg = async (v: number) =>
+    sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 40, b: 90 } } })
+      .jpeg()
+      .toBuffer();
   const rows = await Promise.all(
     Array.from({ length: o.n }, async (_, i) => ({
       user_id: 1n,
@@ -247,9 +267,23 @@ test('parquet reader: one batch per row group, only the asked-for columns are re
 });
 
 test('row rules and hold-out helpers', () => {
-  const row = (o: Record<string, unknown>) => ({ user_id: 5n, label_0: 1, label_1: 0, image_0_uid: 'a', image_1_uid: 'b', best_image_uid: 'a', ...o });
+  const row = (o: Record<string, unknown>) => ({
+    user_id: 5n,
+    label_0: 1,
+    label_1: 0,
+    image_0_uid: 'a',
+    image_1_uid: 'b',
+    best_image_uid: 'a',
+    ...o,
+  });
   assert.deepEqual(classifyRow(row({}), 'x'), { kind: 'pair', user: '5', liked: 'a', disliked: 'b', likedSide: 0 });
-  assert.deepEqual(classifyRow(row({ label_0: 0, label_1: 1, best_image_uid: 'b' }), 'x'), { kind: 'pair', user: '5', liked: 'b', disliked: 'a', likedSide: 1 });
+  assert.deepEqual(classifyRow(row({ label_0: 0, label_1: 1, best_image_uid: 'b' }), 'x'), {
+    kind: 'pair',
+    user: '5',
+    liked: 'b',
+    disliked: 'a',
+    likedSide: 1,
+  });
   assert.equal((classifyRow(row({ label_0: 0.5, label_1: 0.5, best_image_uid: '' }), 'x') as { reason: string }).reason, 'tie');
   assert.equal((classifyRow(row({ best_image_uid: 'b' }), 'x') as { reason: string }).reason, 'best_mismatch');
   assert.deepEqual(classifyRow(row({ best_image_uid: '' }), 'x').kind, 'pair'); // empty best: the labels decide
@@ -277,14 +311,27 @@ test('row rules and hold-out helpers', () => {
     ['p4', ['f', 'e']],
     ['p5', ['g', 'h']],
   ]);
-  assert.deepEqual(imageComponents(pairs).map((c) => c.sort()), [['p1', 'p2'], ['p3', 'p4'], ['p5']]);
+  assert.deepEqual(
+    imageComponents(pairs).map((c) => c.sort()),
+    [['p1', 'p2'], ['p3', 'p4'], ['p5']],
+  );
   for (let s = 0; s < 10; s++) {
     const h = holdOut(pairs, 0.9, `s${s}`)!;
     assert.ok(h.size >= 1 && h.size < 5);
     const test = new Set([...h].flatMap((k) => pairs.get(k)!));
     for (const [k, [a, b]] of pairs) if (!h.has(k)) assert.ok(!test.has(a) && !test.has(b));
   }
-  assert.equal(holdOut(new Map([['p1', ['a', 'b']], ['p2', ['a', 'c']]]), 0.5, 's'), null);
+  assert.equal(
+    holdOut(
+      new Map([
+        ['p1', ['a', 'b']],
+        ['p2', ['a', 'c']],
+      ]),
+      0.5,
+      's',
+    ),
+    null,
+  );
 
   // Split counts with the paper's defaults on the paper's scale: 2,412 users -> 89 val, 70 test (14 seen, 56 unseen).
   assert.deepEqual(splitCounts(2412, PAPER_SPLIT), { val: 89, seen: 14, unseen: 56 });

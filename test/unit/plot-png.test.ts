@@ -3,7 +3,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { heatmapPng, heatmapSvg, imageGrid, imageGridSvg, linePlotPng, linePlotSvg, nRefPlotSvg, scatterPng, scatterSvg, svgToPng, viridis } from '../../src/report/plot-png.js';
+import {
+  heatmapPng,
+  heatmapSvg,
+  imageGrid,
+  imageGridSvg,
+  linePlotPng,
+  linePlotSvg,
+  nRefPlotSvg,
+  scatterPng,
+  scatterSvg,
+  svgToPng,
+  viridis,
+} from '../../src/report/plot-png.js';
 
 async function decode(png: Buffer) {
   assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
@@ -26,10 +38,13 @@ test('text renders in SVG rasterised by sharp (a font is found)', async () => {
 });
 
 test('line plot: size, one group per series, dashed unseen lines, legend text drawn', async () => {
-  const sweep = { nRef: [1, 2, 4, 8], series: [
-    { model: 'Ours', all: [0.58, 0.59, 0.6, 0.62], seen: [0.57, 0.59, 0.6, 0.61], unseen: [0.56, 0.58, 0.61, 0.62] },
-    { model: 'ViPer', all: [0.5, 0.53, 0.55, 0.57], seen: [0.55, 0.56, 0.57, 0.58], unseen: [0.5, 0.52, 0.55, 0.57] },
-  ] };
+  const sweep = {
+    nRef: [1, 2, 4, 8],
+    series: [
+      { model: 'Ours', all: [0.58, 0.59, 0.6, 0.62], seen: [0.57, 0.59, 0.6, 0.61], unseen: [0.56, 0.58, 0.61, 0.62] },
+      { model: 'ViPer', all: [0.5, 0.53, 0.55, 0.57], seen: [0.55, 0.56, 0.57, 0.58], unseen: [0.5, 0.52, 0.55, 0.57] },
+    ],
+  };
   const svg = nRefPlotSvg(sweep);
   assert.equal(svg.match(/class="series"/g)?.length, 4);
   assert.equal(svg.match(/stroke-dasharray="6 4"/g)?.length, 2);
@@ -57,7 +72,11 @@ test('heat map: one rect per cell, colour bar, PNG colours follow the values', a
   const meta = await sharp(png).metadata();
   assert.equal(meta.format, 'png');
   // First cell (min) is dark purple, last cell (max) yellow: find them from the SVG geometry.
-  const rect = (k: number) => cells.match(/<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/g)![k].match(/[\d.]+/g)!.map(Number);
+  const rect = (k: number) =>
+    cells
+      .match(/<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/g)!
+      [k].match(/[\d.]+/g)!
+      .map(Number);
   const [x0, y0, w, h] = rect(0);
   const [x1, y1] = rect(59);
   const a = d.px(Math.floor(x0 + w / 2), Math.floor(y0 + h / 2));
@@ -80,9 +99,15 @@ test('scatter: one group per label with its points, legend', async () => {
 });
 
 test('image grid: layout, cells placed, labels drawn, blanks and ragged rows', async () => {
-  const solid = (r: number, g: number, b: number, w = 40, h = 40) => sharp({ create: { width: w, height: h, channels: 3, background: { r, g, b } } }).png().toBuffer();
+  const solid = (r: number, g: number, b: number, w = 40, h = 40) =>
+    sharp({ create: { width: w, height: h, channels: 3, background: { r, g, b } } })
+      .png()
+      .toBuffer();
   const cells = [
-    [{ png: await solid(255, 0, 0), label: 'red' }, { png: await solid(0, 0, 255, 80, 40), label: 'blue, wide' }],
+    [
+      { png: await solid(255, 0, 0), label: 'red' },
+      { png: await solid(0, 0, 255, 80, 40), label: 'blue, wide' },
+    ],
     [null, { png: await solid(0, 160, 0) }, { png: await solid(0, 0, 0) }],
   ];
   const o = { rowLabels: ['seed 0', 'seed 1'], colLabels: ['A', 'B', 'C'], title: 'compare', cellSize: 64 };

@@ -50,7 +50,10 @@ test('PNG text chunks round-trip (UTF-8) and the image decodes back', async () =
   const back = await readImage(f);
   assert.deepEqual(back.shape, [1, 1, 2, 3]);
   const v = back.dataSync();
-  assert.deepEqual([...v].map((x) => Math.round(x * 255)), [0, 128, 255, 255, 0, 64]);
+  assert.deepEqual(
+    [...v].map((x) => Math.round(x * 255)),
+    [0, 128, 255, 255, 0, 64],
+  );
   assert.deepEqual(readPngText(addPngText(png, { more: 'yes' })).more, 'yes');
   tf.dispose([img, back]);
 });
@@ -61,7 +64,8 @@ test('seeded noise is deterministic, standard normal, NCHW-ordered', async () =>
   const b = gaussian(20000, 1);
   assert.deepEqual(a, b);
   assert.notDeepEqual(gaussian(10, 2), gaussian(10, 1));
-  let m = 0, s = 0;
+  let m = 0,
+    s = 0;
   for (const x of a) m += x;
   m /= a.length;
   for (const x of a) s += (x - m) ** 2;

@@ -49,7 +49,11 @@ test('synth: deterministic for a seed; seen users have train/val/test, unseen us
   const meta = await sharp(ds.pairs[0].liked).metadata();
   assert.deepEqual([meta.width, meta.height, meta.format], [64, 64, 'png']);
   // prompts name the content; the labels follow the recorded utility more often than not
-  const lines = fs.readFileSync(path.join(a, 'pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = fs
+    .readFileSync(path.join(a, 'pairs.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   for (const l of lines) assert.match(l.prompt, new RegExp(`^(a|two|three) (${SHAPES.join('|')})s?$`));
   const world = JSON.parse(fs.readFileSync(path.join(a, 'world.json'), 'utf8'));
   assert.deepEqual(world.taste_features, [...TASTE_FEATURES]);
@@ -66,7 +70,13 @@ function dataset(lines: unknown[]): string {
   return dir;
 }
 
-const pair = (user: string, l: string, d: string, split: string, prompt = 'p') => ({ user, prompt, liked: `images/u/${l}.png`, disliked: `images/u/${d}.png`, split });
+const pair = (user: string, l: string, d: string, split: string, prompt = 'p') => ({
+  user,
+  prompt,
+  liked: `images/u/${l}.png`,
+  disliked: `images/u/${d}.png`,
+  split,
+});
 
 test('reader: every error names the file, the line and the field', () => {
   const ok = pair('u1', 'a', 'b', 'train');
@@ -82,11 +92,22 @@ test('reader: every error names the file, the line and the field', () => {
     [['[1, 2]'], /pairs\.jsonl:1: a pair must be a JSON object/],
     [[''], /no pairs/],
   ];
-  for (const [lines, re] of cases) assert.throws(() => readPreferenceDataset(dataset(lines)), (e: Error) => e instanceof DataError && re.test(e.message), String(re));
+  for (const [lines, re] of cases)
+    assert.throws(
+      () => readPreferenceDataset(dataset(lines)),
+      (e: Error) => e instanceof DataError && re.test(e.message),
+      String(re),
+    );
   assert.throws(() => readPreferenceDataset(tmpDir('reno-empty')), /cannot read pairs\.jsonl/);
   // blank lines are skipped (line numbers still count them); unknown keys are ignored; an empty prompt is allowed
   const ds = readPreferenceDataset(dataset([ok, '', { ...pair('u2', 'c', 'd', 'test', ''), meta: { x: 1 } }]));
-  assert.deepEqual(ds.pairs.map((p) => [p.line, p.user, p.prompt]), [[1, 'u1', 'p'], [3, 'u2', '']]);
+  assert.deepEqual(
+    ds.pairs.map((p) => [p.line, p.user, p.prompt]),
+    [
+      [1, 'u1', 'p'],
+      [3, 'u2', ''],
+    ],
+  );
 });
 
 test('reference pools and seeded sampling: never the target; train targets use train pairs; test targets their split too', () => {
@@ -124,7 +145,9 @@ test('image cache: decodes once, bounded, frees what it drops', async () => {
   const files = await Promise.all(
     [0, 1, 2].map(async (i) => {
       const f = path.join(dir, `${i}.png`);
-      await sharp(Buffer.alloc(4 * 4 * 3, 80 * i), { raw: { width: 4, height: 4, channels: 3 } }).png().toFile(f);
+      await sharp(Buffer.alloc(4 * 4 * 3, 80 * i), { raw: { width: 4, height: 4, channels: 3 } })
+        .png()
+        .toFile(f);
       return f;
     }),
   );

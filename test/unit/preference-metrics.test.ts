@@ -31,7 +31,15 @@ test('pairwise top-1: win 1, tie 0.5, loss 0', () => {
   assert.equal(pairCorrect(1, 3), 0);
   assert.equal(pairCorrect(2, 2), 0.5);
   // (3>1) 1 + (1<3) 0 + (2=2) 0.5 + (0.5>0.4) 1 = 2.5 of 4
-  close(pairwiseAccuracy([{ liked: 3, disliked: 1 }, { liked: 1, disliked: 3 }, { liked: 2, disliked: 2 }, { liked: 0.5, disliked: 0.4 }]), 0.625);
+  close(
+    pairwiseAccuracy([
+      { liked: 3, disliked: 1 },
+      { liked: 1, disliked: 3 },
+      { liked: 2, disliked: 2 },
+      { liked: 0.5, disliked: 0.4 },
+    ]),
+    0.625,
+  );
   assert.ok(Number.isNaN(pairwiseAccuracy([])));
   assert.throws(() => pairCorrect(NaN, 1), /not a finite score/);
 });
@@ -44,10 +52,18 @@ test('top-k with ties by expected rank: hand-computed sets', () => {
   assert.equal(topKHit(0.5, [0.7, 0.5, 0.5, 0.1], 4), 1);
   assert.equal(expectedRank(0.5, [0.7, 0.5, 0.5, 0.1]), 3);
   // all four equal: k / 4 (the Random row of Table 3)
-  closeAll([1, 2, 3, 4].map((k) => topKHit(1, [1, 1, 1], k)), [0.25, 0.5, 0.75, 1]);
+  closeAll(
+    [1, 2, 3, 4].map((k) => topKHit(1, [1, 1, 1], k)),
+    [0.25, 0.5, 0.75, 1],
+  );
   assert.equal(expectedRank(1, [1, 1, 1]), 2.5);
   // one disliked: top-1 is the pairwise value
-  for (const [l, d] of [[1, 0], [0, 1], [2, 2]]) assert.equal(topKHit(l, [d], 1), pairCorrect(l, d));
+  for (const [l, d] of [
+    [1, 0],
+    [0, 1],
+    [2, 2],
+  ])
+    assert.equal(topKHit(l, [d], 1), pairCorrect(l, d));
   // A: .9 vs [.1,.2,.3] -> rank 1: [1,1,1]
   // B: .5 vs [.7,.5,.5] -> rank on {2,3,4}: [0, 1/3, 2/3]
   // C: .2 vs [.5,.9,.3] -> rank 4: [0,0,0]
@@ -59,14 +75,17 @@ test('top-k with ties by expected rank: hand-computed sets', () => {
     { liked: 0.4, disliked: [0.4, 0.1, 0.6] },
   ];
   closeAll(topKAccuracy(sets), [1 / 4, (1 + 1 / 3 + 0 + 1 / 2) / 4, (1 + 2 / 3 + 0 + 1) / 4]);
-  closeAll(sets.map((s) => expectedRank(s.liked, s.disliked)), [1, 3, 4, 2.5]);
+  closeAll(
+    sets.map((s) => expectedRank(s.liked, s.disliked)),
+    [1, 3, 4, 2.5],
+  );
   assert.throws(() => topKHit(1, [0], 0), /positive integer/);
 });
 
 test('top-k equals the fraction of uniformly tie-broken orders (brute force over permutations)', () => {
   const perms = <T>(a: T[]): T[][] => (a.length <= 1 ? [a] : a.flatMap((x, i) => perms([...a.slice(0, i), ...a.slice(i + 1)]).map((p) => [x, ...p])));
   let seed = 3;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   for (let trial = 0; trial < 40; trial++) {
     const scores = Array.from({ length: 4 }, () => Math.floor(rnd() * 3)); // many ties
     // Orders consistent with the scores (descending) are equally likely under uniform tie breaking.
@@ -122,7 +141,10 @@ test('candidate sets: 1 liked + 3 disliked, seeded, order independent, never a l
   const b = candidateSets([...pairs].reverse(), { seed: 1 });
   assert.deepEqual(a, b);
   assert.deepEqual(a.skipped, ['u2']);
-  assert.deepEqual(a.sets.map((s) => s.user), ['u1', 'u10']); // natural id order
+  assert.deepEqual(
+    a.sets.map((s) => s.user),
+    ['u1', 'u10'],
+  ); // natural id order
   for (const s of a.sets) {
     assert.equal(s.disliked.length, 3);
     const own = pairs.find((p) => p.user === s.user && p.liked === s.liked.image && p.disliked === s.disliked[0].image);
@@ -195,12 +217,26 @@ test("tables in the paper's layout (markdown and JSON)", () => {
     ['Ours', 8, 37.47, 62.85, 84.74],
   ]);
   assert.match(tableMarkdown(t3), /\| Random \| 0 \| 25\.00 \| 50\.00 \| 75\.00 \|\n\| Ours \| 8 \| 37\.47 \| 62\.85 \| 84\.74 \|/);
-  const t1 = table1([{ model: 'Aes Score', nRef: 0, top1: 0.4996 }, { model: 'Ours', nRef: 8, top1: 0.6168 }]);
-  assert.deepEqual(t1.rows, [['N_ref', 0, 8], ['Top-1 acc (%)', 49.96, 61.68]]);
+  const t1 = table1([
+    { model: 'Aes Score', nRef: 0, top1: 0.4996 },
+    { model: 'Ours', nRef: 8, top1: 0.6168 },
+  ]);
+  assert.deepEqual(t1.rows, [
+    ['N_ref', 0, 8],
+    ['Top-1 acc (%)', 49.96, 61.68],
+  ]);
   assert.match(tableMarkdown(t1), /\| N_ref \| 0 \| 8 \|\n\| Top-1 acc \(%\) \| 49\.96 \| 61\.68 \|/);
   assert.deepEqual(table4([{ setting: 'Baseline', top1: 0.5739 }]).rows, [['Top-1 Acc (%)', 57.39]]);
-  const t5 = table5([{ prototypes: 5, top1: 0.6141 }, { prototypes: 10, top1: NaN }]);
+  const t5 = table5([
+    { prototypes: 5, top1: 0.6141 },
+    { prototypes: 10, top1: NaN },
+  ]);
   assert.deepEqual(t5.columns, ['Number of Prototypes', '5', '10']);
   assert.match(tableMarkdown(t5), /\| Top-1 Acc \(%\) \| 61\.41 \| – \|/);
-  assert.deepEqual(tableJson(t5), { id: 'table5', title: 'Ablation Study for Prototype Numbers.', columns: ['Number of Prototypes', '5', '10'], rows: [['Top-1 Acc (%)', 61.41, null]] });
+  assert.deepEqual(tableJson(t5), {
+    id: 'table5',
+    title: 'Ablation Study for Prototype Numbers.',
+    columns: ['Number of Prototypes', '5', '10'],
+    rows: [['Top-1 Acc (%)', 61.41, null]],
+  });
 });

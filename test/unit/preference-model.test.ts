@@ -19,7 +19,10 @@ const S = 16; // image tokens of the tiny backbone
 
 function image(seed: number): tf.Tensor4D {
   const g = gaussian(64 * 64 * 3, `img:${seed}`);
-  return tf.tensor4d(g.map((x) => 0.5 + 0.2 * x), [1, 64, 64, 3]);
+  return tf.tensor4d(
+    g.map((x) => 0.5 + 0.2 * x),
+    [1, 64, 64, 3],
+  );
 }
 
 function refs(m: PreferenceModel, n: number): RefPixels[] {
@@ -35,7 +38,10 @@ function model(c: Partial<PreferenceConfig> = {}, trainable = false): Preference
   const m = PreferenceModel.create(BACKBONE, { ...DEFAULT_PREFERENCE_CONFIG, nRef: 2, ...c }, { seed: 3, trainable });
   // give the adapters a non-zero B so they change the output
   for (const a of m.adapters) {
-    const b = tf.tensor2d(gaussian(a.b.size, `b:${a.key}`).map((x) => 0.2 * x), a.b.shape as [number, number]);
+    const b = tf.tensor2d(
+      gaussian(a.b.size, `b:${a.key}`).map((x) => 0.2 * x),
+      a.b.shape as [number, number],
+    );
     if (a.b instanceof tf.Variable) {
       a.b.assign(b);
       b.dispose();
@@ -58,7 +64,8 @@ test('token layout: BOS, then per entry User: <IMG> The prompt is <prompt>. Scor
   ]);
   const t = lay.target('two stars');
   // the pieces tokenized separately equal the tokenization of the whole string
-  const entry = (p: string, l: string) => `User:${imagePromptString(S)}The prompt is ${p}. Score for this image?<end_of_utterance>\nAssistant: ${l}<end_of_utterance>\n`;
+  const entry = (p: string, l: string) =>
+    `User:${imagePromptString(S)}The prompt is ${p}. Score for this image?<end_of_utterance>\nAssistant: ${l}<end_of_utterance>\n`;
   const enc = (s: string) => tok.encode(s, { addSpecialTokens: false });
   assert.deepEqual(h.ids, enc('<|im_start|>' + entry('a red circle', '+') + entry('a red circle', '-')));
   assert.deepEqual(t.ids, enc(`User:${imagePromptString(S)}The prompt is two stars. Score for this image?<end_of_utterance>\nAssistant:`));
@@ -68,7 +75,10 @@ test('token layout: BOS, then per entry User: <IMG> The prompt is <prompt>. Scor
   for (const s of h.imageStarts) assert.deepEqual(h.ids.slice(s, s + S), new Array(S).fill(img));
   assert.equal(h.ids.filter((x) => x === img).length, 2 * S);
   // labels: " +" then " -", each followed by <end_of_utterance> "\n"; the target ends with "Assistant:"
-  assert.deepEqual(h.labelPositions.map((p) => h.ids[p]), [lay.labelIds.like, lay.labelIds.dislike]);
+  assert.deepEqual(
+    h.labelPositions.map((p) => h.ids[p]),
+    [lay.labelIds.like, lay.labelIds.dislike],
+  );
   assert.deepEqual(lay.labelIds, { like: tok.tokenId('Ġ+'), dislike: tok.tokenId('Ġ-') });
   for (const p of h.labelPositions) assert.equal(h.ids[p + 1], tok.tokenId(IDEFICS3_TOKENS.endOfUtterance));
   assert.deepEqual(t.ids.slice(-2), enc('Assistant:'));
@@ -83,7 +93,7 @@ test('token layout: BOS, then per entry User: <IMG> The prompt is <prompt>. Scor
   assert.equal(lay.target(long).ids.length, t.ids.length - lay.promptIds('two stars').length + 100);
 });
 
-test('no-prompt layout is ViPer\'s template; an empty prompt uses it too; bad templates are refused', async () => {
+test("no-prompt layout is ViPer's template; an empty prompt uses it too; bad templates are refused", async () => {
   await backend('cpu');
   const tok = Idefics3Tokenizer.load(BACKBONE);
   const enc = (s: string) => tok.encode(s, { addSpecialTokens: false });
@@ -105,7 +115,10 @@ test('prototypes sit before the BOS: the cache holds Lp + history positions; cac
   const m = model();
   const r = refs(m, 2);
   const cand = [image(10), image(11)];
-  const px = tf.concat(cand.map((c) => m.pixels(c)), 0) as tf.Tensor4D;
+  const px = tf.concat(
+    cand.map((c) => m.pixels(c)),
+    0,
+  ) as tf.Tensor4D;
   const cache = m.encodeReferences(r);
   const hist = m.references(r);
   assert.equal(cache.length, 10 + hist.seq.ids.length);
@@ -113,10 +126,26 @@ test('prototypes sit before the BOS: the cache holds Lp + history positions; cac
   const cached = m.scoreTargets(cache, 'two stars', px).dataSync();
   for (let i = 0; i < 2; i++) {
     const uncached = tf.tidy(() => {
-      const rows = tf.concat(r.flatMap((x) => [x.liked, x.disliked]), 0) as tf.Tensor4D;
-      return m.fullLogitDiff(r.flatMap((x) => [{ prompt: x.prompt, label: 'like' as const }, { prompt: x.prompt, label: 'dislike' as const }]), 'two stars', m.imageHidden(rows), m.imageHidden(tf.slice(px, [i, 0, 0, 0], [1, -1, -1, -1]))).dataSync()[0];
+      const rows = tf.concat(
+        r.flatMap((x) => [x.liked, x.disliked]),
+        0,
+      ) as tf.Tensor4D;
+      return m
+        .fullLogitDiff(
+          r.flatMap((x) => [
+            { prompt: x.prompt, label: 'like' as const },
+            { prompt: x.prompt, label: 'dislike' as const },
+          ]),
+          'two stars',
+          m.imageHidden(rows),
+          m.imageHidden(tf.slice(px, [i, 0, 0, 0], [1, -1, -1, -1])),
+        )
+        .dataSync()[0];
     });
-    assert.ok(Math.abs(cached[i] - uncached) <= 1e-4 * Math.max(1, Math.abs(uncached)), `candidate ${i}: cached ${cached[i]} vs uncached ${uncached}`);
+    assert.ok(
+      Math.abs(cached[i] - uncached) <= 1e-4 * Math.max(1, Math.abs(uncached)),
+      `candidate ${i}: cached ${cached[i]} vs uncached ${uncached}`,
+    );
   }
   // the prototypes are attended to: changing them changes the score
   const before = m.scoreTargets(cache, 'two stars', px).dataSync()[0];
@@ -141,7 +170,10 @@ test('gradients through the cache: prototypes and LoRA get the same gradient cac
   const r = refs(m, 1);
   const c = image(20);
   const px = m.pixels(c);
-  const entries = [{ prompt: r[0].prompt, label: 'like' as const }, { prompt: r[0].prompt, label: 'dislike' as const }];
+  const entries = [
+    { prompt: r[0].prompt, label: 'like' as const },
+    { prompt: r[0].prompt, label: 'dislike' as const },
+  ];
   const vars = [m.prototypes as unknown as tf.Variable, m.adapters[0].b as unknown as tf.Variable];
   const viaCache = tf.variableGrads(() => tf.sum(m.scoreTargets(m.encodeReferences(r), 'a star', px)) as tf.Scalar, vars);
   const whole = tf.variableGrads(() => {
@@ -185,7 +217,10 @@ test('0 prototypes and no LoRA run; a checkpoint saves and loads the trained ten
   for (const [k, t] of a) assert.ok(maxRelErr(b.get(k)!.dataSync(), t.dataSync()) === 0, k);
   // a checkpoint on a backbone of another size is refused, naming the key
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, prototypes: 4 }));
-  assert.throws(() => loadPreferenceModel(dir, { backboneDir: BACKBONE }), (e: Error) => e instanceof WeightsError && /prototypes: expected \[4,32\], found \[10,32\]/.test(e.message));
+  assert.throws(
+    () => loadPreferenceModel(dir, { backboneDir: BACKBONE }),
+    (e: Error) => e instanceof WeightsError && /prototypes: expected \[4,32\], found \[10,32\]/.test(e.message),
+  );
   back.dispose();
   m.dispose();
 });

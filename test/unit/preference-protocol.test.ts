@@ -11,7 +11,15 @@ import { ablationTable, defaultSweep, parseModelArg, settingLabel } from '../../
 function dataset(): PreferenceDataset {
   const pairs: PreferencePair[] = [];
   const add = (user: string, split: PreferencePair['split'], k: number) =>
-    pairs.push({ index: pairs.length, line: pairs.length + 1, user, prompt: `p${k % 2}`, liked: `/d/${user}/${split}${k}L.png`, disliked: `/d/${user}/${split}${k}D.png`, split });
+    pairs.push({
+      index: pairs.length,
+      line: pairs.length + 1,
+      user,
+      prompt: `p${k % 2}`,
+      liked: `/d/${user}/${split}${k}L.png`,
+      disliked: `/d/${user}/${split}${k}D.png`,
+      split,
+    });
   for (const u of ['a', 'b']) {
     for (let k = 0; k < 5; k++) add(u, 'train', k);
     add(u, 'val', 0);
@@ -26,21 +34,41 @@ function dataset(): PreferenceDataset {
 test('protocol: seen users take history from train pairs and are scored on every test pair; unseen users split their test pairs', () => {
   const ds = dataset();
   const p = evalProtocol(ds, { maxNRef: 3, seed: 0 });
-  assert.deepEqual(p.users.map((u) => [u.user, u.group]), [['a', 'seen'], ['b', 'seen'], ['c', 'unseen']]);
+  assert.deepEqual(
+    p.users.map((u) => [u.user, u.group]),
+    [
+      ['a', 'seen'],
+      ['b', 'seen'],
+      ['c', 'unseen'],
+    ],
+  );
   for (const u of p.users.slice(0, 2)) {
     assert.equal(u.history.length, 3);
     assert.ok(u.history.every((h) => h.split === 'train' && h.user === u.user));
-    assert.deepEqual(u.queries.map((q) => q.index).sort((x, y) => x - y), ds.byUser.get(u.user)!.map((i) => ds.pairs[i]).filter((q) => q.split === 'test').map((q) => q.index));
+    assert.deepEqual(
+      u.queries.map((q) => q.index).sort((x, y) => x - y),
+      ds.byUser
+        .get(u.user)!
+        .map((i) => ds.pairs[i])
+        .filter((q) => q.split === 'test')
+        .map((q) => q.index),
+    );
   }
   const c = p.users[2];
   assert.equal(c.history.length, 3);
   assert.equal(c.queries.length, 3);
   const hist = new Set(c.history.map((h) => h.index));
-  assert.ok(c.queries.every((q) => !hist.has(q.index)), 'a history pair is never a query');
+  assert.ok(
+    c.queries.every((q) => !hist.has(q.index)),
+    'a history pair is never a query',
+  );
   // deterministic, and the N_ref = 1, 2 histories are prefixes of the N_ref = 3 one for the same queries
   assert.deepEqual(evalProtocol(ds, { maxNRef: 3, seed: 0 }), p);
   const other = evalProtocol(ds, { maxNRef: 3, seed: 1 });
-  assert.notDeepEqual(other.users[2].history.map((h) => h.index), c.history.map((h) => h.index));
+  assert.notDeepEqual(
+    other.users[2].history.map((h) => h.index),
+    c.history.map((h) => h.index),
+  );
   // an unseen user with no pair beyond the history is skipped
   const q = evalProtocol(ds, { maxNRef: 6, seed: 0 });
   assert.deepEqual(q.skipped, ['c']);
@@ -50,12 +78,28 @@ test('protocol: seen users take history from train pairs and are scored on every
 test('pickUsers: named users in order, two per taste group in turn, or seen / unseen alternating', () => {
   const mk = (user: string, group: 'seen' | 'unseen') => ({ user, group, history: [], queries: [] });
   const users = [mk('a', 'seen'), mk('b', 'seen'), mk('c', 'seen'), mk('d', 'unseen'), mk('e', 'unseen'), mk('f', 'seen')];
-  assert.deepEqual(pickUsers(users, 3).map((u) => u.user), ['a', 'd', 'b']);
-  assert.deepEqual(pickUsers(users, 9, { names: ['e', 'a'] }).map((u) => u.user), ['e', 'a']);
+  assert.deepEqual(
+    pickUsers(users, 3).map((u) => u.user),
+    ['a', 'd', 'b'],
+  );
+  assert.deepEqual(
+    pickUsers(users, 9, { names: ['e', 'a'] }).map((u) => u.user),
+    ['e', 'a'],
+  );
   assert.throws(() => pickUsers(users, 2, { names: ['zz'] }), /zz is not a test user/);
-  const groups = new Map([['a', 0], ['b', 1], ['c', 0], ['d', 1], ['e', 0], ['f', 1]]);
+  const groups = new Map([
+    ['a', 0],
+    ['b', 1],
+    ['c', 0],
+    ['d', 1],
+    ['e', 0],
+    ['f', 1],
+  ]);
   // group 0: a, c (seen), e (unseen) -> a, e, c; group 1: b, f (seen), d (unseen) -> b, d, f
-  assert.deepEqual(pickUsers(users, 5, { groups }).map((u) => u.user), ['a', 'e', 'b', 'd', 'c']);
+  assert.deepEqual(
+    pickUsers(users, 5, { groups }).map((u) => u.user),
+    ['a', 'e', 'b', 'd', 'c'],
+  );
 });
 
 test('eval glue: ablation labels from checkpoint settings, LABEL=DIR, the default N_ref sweep, the ablation table', () => {
@@ -70,7 +114,14 @@ test('eval glue: ablation labels from checkpoint settings, LABEL=DIR, the defaul
   assert.deepEqual(defaultSweep(8), [0, 1, 2, 4, 8]);
   assert.deepEqual(defaultSweep(0), [0]);
   const g = (all: number, seen: number, unseen: number) => ({ all, seen, unseen, gap: Math.abs(seen - unseen), n: { all: 4, seen: 2, unseen: 2 } });
-  const t = ablationTable([{ label: 'Baseline', top1: g(0.5, 0.25, 0.75) }, { label: 'Full', top1: g(0.625, 0.5, 0.75) }]);
+  const t = ablationTable([
+    { label: 'Baseline', top1: g(0.5, 0.25, 0.75) },
+    { label: 'Full', top1: g(0.625, 0.5, 0.75) },
+  ]);
   assert.deepEqual(t.columns, ['', 'Baseline', 'Full']);
-  assert.deepEqual(t.rows, [['Top-1 Acc (%)', 50, 62.5], ['Seen top-1 (%)', 25, 50], ['Unseen top-1 (%)', 75, 75]]);
+  assert.deepEqual(t.rows, [
+    ['Top-1 Acc (%)', 50, 62.5],
+    ['Seen top-1 (%)', 25, 50],
+    ['Unseen top-1 (%)', 75, 75],
+  ]);
 });

@@ -18,7 +18,11 @@ import { ROOT, backend, tmpDir } from '../helpers.js';
 
 const BACKBONE = path.join(ROOT, 'presets', 'tiny', 'HuggingFaceTB', 'SmolVLM-256M-Instruct');
 const metrics = (dir: string) =>
-  fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 test('learning: a short run on a taste world ranks held-out pairs clearly above chance; the untrained model does not', async (t) => {
   await backend('wasm');
@@ -27,7 +31,25 @@ test('learning: a short run on a taste world ranks held-out pairs clearly above 
   // everyone likes light backgrounds and large shapes (plus group and individual variation)
   await writeTasteWorld({ out: data, users: 40, pairsPerUser: 24, seed: 5, globalTaste: [0, 2, 0, 1], groupStd: 0.5, individualStd: 0.3 });
   const out = path.join(root, 'ckpt');
-  const r = await preferenceTrain({ data, out, backbone: BACKBONE, preset: 'tiny', nRef: 1, minRef: 1, noPrompt: true, trainVision: false, steps: 50, protoSteps: 0, batch: 16, lr: 3e-3, evalPairs: 0, seed: 0, backend: 'wasm', quiet: true, log: () => {} });
+  const r = await preferenceTrain({
+    data,
+    out,
+    backbone: BACKBONE,
+    preset: 'tiny',
+    nRef: 1,
+    minRef: 1,
+    noPrompt: true,
+    trainVision: false,
+    steps: 50,
+    protoSteps: 0,
+    batch: 16,
+    lr: 3e-3,
+    evalPairs: 0,
+    seed: 0,
+    backend: 'wasm',
+    quiet: true,
+    log: () => {},
+  });
   assert.deepEqual(r.state, { stage: 1, step: 50 });
   const ds = readPreferenceDataset(data);
   const trained = loadPreferenceModel(out, { backboneDir: BACKBONE });
@@ -55,7 +77,20 @@ test('resume: stopped after step 1, resumed with --resume, the run ends exactly 
   const root = tmpDir('reno-pref-resume');
   const data = path.join(root, 'world');
   await writeTasteWorld({ out: data, users: 3, pairsPerUser: 8, seed: 2 });
-  const base = { data, backbone: BACKBONE, preset: 'tiny', nRef: 2, steps: 2, protoSteps: 2, batch: 2, saveEvery: 1, evalPairs: 0, backend: 'wasm', quiet: true, log: () => {} } as const;
+  const base = {
+    data,
+    backbone: BACKBONE,
+    preset: 'tiny',
+    nRef: 2,
+    steps: 2,
+    protoSteps: 2,
+    batch: 2,
+    saveEvery: 1,
+    evalPairs: 0,
+    backend: 'wasm',
+    quiet: true,
+    log: () => {},
+  } as const;
   const full = path.join(root, 'full');
   await preferenceTrain({ ...base, out: full });
   const parts = path.join(root, 'parts');
@@ -64,13 +99,17 @@ test('resume: stopped after step 1, resumed with --resume, the run ends exactly 
   assert.equal(stopped.stopped, true);
   assert.deepEqual(stopped.state, { stage: 1, step: 1 });
   await assert.rejects(preferenceTrain({ ...base, out: parts }), (e: Error) => e instanceof UsageError && /--resume/.test(e.message));
-  await assert.rejects(preferenceTrain({ ...base, out: parts, resume: true, lr: 1 }), (e: Error) => e instanceof UsageError && /"lr" cannot change/.test(e.message));
+  await assert.rejects(
+    preferenceTrain({ ...base, out: parts, resume: true, lr: 1 }),
+    (e: Error) => e instanceof UsageError && /"lr" cannot change/.test(e.message),
+  );
   let calls2 = 0;
   const mid = await preferenceTrain({ data, out: parts, resume: true, backend: 'wasm', quiet: true, log: () => {}, shouldStop: () => ++calls2 > 2 });
   assert.deepEqual(mid.state, { stage: 2, step: 1 }); // stopped inside stage 2
   const done = await preferenceTrain({ data, out: parts, resume: true, backbone: BACKBONE, backend: 'wasm', quiet: true, log: () => {} });
   assert.deepEqual(done.state, { stage: 2, step: 2 });
-  for (const f of ['model.safetensors', 'optimizer.safetensors']) assert.ok(fs.readFileSync(path.join(full, f)).equals(fs.readFileSync(path.join(parts, f))), `${f} differs`);
+  for (const f of ['model.safetensors', 'optimizer.safetensors'])
+    assert.ok(fs.readFileSync(path.join(full, f)).equals(fs.readFileSync(path.join(parts, f))), `${f} differs`);
   const strip = (ms: Record<string, unknown>[]) => ms.map(({ seconds: _s, ...rest }) => rest);
   assert.deepEqual(strip(metrics(parts)), strip(metrics(full)));
   await assert.rejects(preferenceTrain({ data, out: path.join(root, 'none'), resume: true, backbone: BACKBONE, quiet: true }), /no checkpoint/);
@@ -82,7 +121,23 @@ test('ablations: --no-prompt --no-aux-loss --prototypes 0 (ViPer*) train and are
   const data = path.join(root, 'world');
   await writeTasteWorld({ out: data, users: 3, pairsPerUser: 8, seed: 3 });
   const out = path.join(root, 'viper');
-  const r = await preferenceTrain({ data, out, backbone: BACKBONE, preset: 'tiny', noPrompt: true, noAuxLoss: true, prototypes: 0, nRef: 2, steps: 1, protoSteps: 5, batch: 2, evalPairs: 4, backend: 'wasm', quiet: true, log: () => {} });
+  const r = await preferenceTrain({
+    data,
+    out,
+    backbone: BACKBONE,
+    preset: 'tiny',
+    noPrompt: true,
+    noAuxLoss: true,
+    prototypes: 0,
+    nRef: 2,
+    steps: 1,
+    protoSteps: 5,
+    batch: 2,
+    evalPairs: 4,
+    backend: 'wasm',
+    quiet: true,
+    log: () => {},
+  });
   assert.deepEqual(r.state, { stage: 1, step: 1 }); // no prototypes: no stage 2
   assert.ok(r.eval && r.eval.test.n > 0 && r.eval.test_unseen.n > 0);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
@@ -105,7 +160,20 @@ test('training leaves no tensors behind (per-sample loss parts are freed)', asyn
   const data = path.join(root, 'world');
   await writeTasteWorld({ out: data, users: 3, pairsPerUser: 8, seed: 4 });
   const run = (out: string, steps: number) =>
-    preferenceTrain({ data, out: path.join(root, out), backbone: BACKBONE, preset: 'tiny', nRef: 1, steps, protoSteps: 0, batch: 3, evalPairs: 0, backend: 'wasm', quiet: true, log: () => {} });
+    preferenceTrain({
+      data,
+      out: path.join(root, out),
+      backbone: BACKBONE,
+      preset: 'tiny',
+      nRef: 1,
+      steps,
+      protoSteps: 0,
+      batch: 3,
+      evalPairs: 0,
+      backend: 'wasm',
+      quiet: true,
+      log: () => {},
+    });
   await run('warm', 1); // first use of the backend and kernels
   const before = tf.memory().numTensors;
   await run('counted', 2);

@@ -37,7 +37,14 @@ test('no file of src, generators or bench lists three or more reward names in on
 });
 
 test('a reward added to the registry has its label where plots look it up', () => {
-  const spec: RewardSpec = { name: 'test_added', label: 'Added Score', description: 'test', offset: 0, models: [], load: async () => Promise.reject(new Error('not loaded')) };
+  const spec: RewardSpec = {
+    name: 'test_added',
+    label: 'Added Score',
+    description: 'test',
+    offset: 0,
+    models: [],
+    load: async () => Promise.reject(new Error('not loaded')),
+  };
   REWARDS.push(spec);
   try {
     assert.equal(rewardLabel('test_added'), 'Added Score');

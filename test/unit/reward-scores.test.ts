@@ -22,7 +22,10 @@ const HISTORY = path.join(ROOT, 'examples', 'history.json');
 const NAMES = ['imagereward', 'aesthetic', 'pickscore', 'clip', 'hpsv2', 'personal'];
 
 function image(seed: number, size = 64): tf.Tensor4D {
-  return tf.tensor4d(gaussian(size * size * 3, `scores:${seed}`).map((x) => Math.min(1, Math.max(0, 0.5 + 0.25 * x))), [1, size, size, 3]);
+  return tf.tensor4d(
+    gaussian(size * size * 3, `scores:${seed}`).map((x) => Math.min(1, Math.max(0, 0.5 + 0.25 * x))),
+    [1, size, size, 3],
+  );
 }
 const read = (t: tf.Scalar) => {
   const v = t.dataSync()[0];
@@ -44,7 +47,10 @@ test("scoreFromLoss turns every tiny reward's loss into its score (personal with
         const score = read(p.score(input));
         p.dispose();
         const back = scoreFromLoss(name, loss, r);
-        assert.ok(Math.abs(back - score) <= 1e-4 * (1 + Math.abs(score)), `${name} (${guidance}): loss ${loss} reads back as ${back}, score() is ${score}`);
+        assert.ok(
+          Math.abs(back - score) <= 1e-4 * (1 + Math.abs(score)),
+          `${name} (${guidance}): loss ${loss} reads back as ${back}, score() is ${score}`,
+        );
       }
     } finally {
       input.dispose();
@@ -84,7 +90,9 @@ test("the same image's CLIP value: the progress line and `reno score`'s table pr
   const session = await openSession({ places: modelPlaces({ preset: 'tiny' }), generator: 'sd-turbo', rewards: ['clip'], backend: 'wasm' });
   const c = collector();
   try {
-    const config = resolveConfig({ overrides: { prompt: 'a red fox', optimize: false, weights: { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 1 } } });
+    const config = resolveConfig({
+      overrides: { prompt: 'a red fox', optimize: false, weights: { imagereward: 0, aesthetic: 0, pickscore: 0, clip: 1 } },
+    });
     const dir = path.join(tmpDir(), 'run');
     const out = await runGeneration(session, config, ['clip'], dir, { stream: c.stream, label: 'run' });
     assert.equal(out.result.records.length, 1);
@@ -180,13 +188,23 @@ test('on a narrow terminal the bar keeps every reward: a status wider than the t
   bar.stop();
   c.stream.write('reno: the next line\n'); // what the command prints after the bar must not overwrite the statuses
   const shown = screen(c.text(), 80);
-  for (const s of [status, status2]) assert.ok(shown.some((l) => l.includes(s)), `the terminal does not show the whole status:\n${shown.join('\n')}`);
-  assert.ok(shown.some((l) => l.startsWith('reno: the next line')), shown.join('\n'));
+  for (const s of [status, status2])
+    assert.ok(
+      shown.some((l) => l.includes(s)),
+      `the terminal does not show the whole status:\n${shown.join('\n')}`,
+    );
+  assert.ok(
+    shown.some((l) => l.startsWith('reno: the next line')),
+    shown.join('\n'),
+  );
   // a short status stays on the bar's own line
   const d = collector();
   Object.assign(d.stream, { isTTY: true, columns: 200 });
   const wide = progress({ total: 30, label: 'run', stream: d.stream });
   wide.update(1, status);
   wide.stop();
-  assert.ok(screen(d.text(), 200).some((l) => l.includes('1/30 ' + status)), screen(d.text(), 200).join('\n'));
+  assert.ok(
+    screen(d.text(), 200).some((l) => l.includes('1/30 ' + status)),
+    screen(d.text(), 200).join('\n'),
+  );
 });

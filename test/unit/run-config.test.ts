@@ -21,7 +21,10 @@ test('defaults, then a config file, then overrides (weights merge key by key)', 
 });
 
 test('unknown keys, wrong types and negative counts are rejected naming the key', () => {
-  assert.throws(() => validatePartial({ stepz: 3 }, 'f.yaml'), (e: Error) => e instanceof ConfigError && /f\.yaml: unknown key "stepz"/.test(e.message));
+  assert.throws(
+    () => validatePartial({ stepz: 3 }, 'f.yaml'),
+    (e: Error) => e instanceof ConfigError && /f\.yaml: unknown key "stepz"/.test(e.message),
+  );
   assert.throws(() => validatePartial({ steps: -1 }, 'cli'), /"steps" must be an integer >= 1/);
   assert.throws(() => validatePartial({ steps: 2.5 }, 'cli'), /"steps" must be an integer/);
   assert.throws(() => validatePartial({ lr: 'fast' }, 'cli'), /"lr" must be a number/);

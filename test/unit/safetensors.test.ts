@@ -45,7 +45,11 @@ test('widens F16 and BF16 to float32', () => {
   const b = Buffer.alloc(4);
   b.writeUInt16LE(0x3f80, 0); // bf16 1.0
   b.writeUInt16LE(0xc040, 2); // bf16 -3.0
-  rawFile(file, { h: { dtype: 'F16', shape: [4], data_offsets: [0, 8] }, b: { dtype: 'BF16', shape: [2], data_offsets: [8, 12] } }, Buffer.concat([h, b]));
+  rawFile(
+    file,
+    { h: { dtype: 'F16', shape: [4], data_offsets: [0, 8] }, b: { dtype: 'BF16', shape: [2], data_offsets: [8, 12] } },
+    Buffer.concat([h, b]),
+  );
   const f = new SafetensorsFile(file);
   const hv = f.read('h');
   assert.equal(hv[0], 1);
@@ -80,7 +84,10 @@ test('bad files give one clear error each', () => {
 
   const truncated = path.join(d, 'truncated.safetensors');
   fs.writeFileSync(truncated, bytes.subarray(0, bytes.length - 4));
-  assert.throws(() => new SafetensorsFile(truncated), (e: Error) => e instanceof WeightsError && /tensor w: .*truncated/.test(e.message));
+  assert.throws(
+    () => new SafetensorsFile(truncated),
+    (e: Error) => e instanceof WeightsError && /tensor w: .*truncated/.test(e.message),
+  );
 
   const tiny = path.join(d, 'tiny.safetensors');
   fs.writeFileSync(tiny, Buffer.from([1, 2, 3]));

@@ -102,7 +102,22 @@ test('--weight-dtype fp16 reaches the run without being written into the environ
   let code: number;
   try {
     // (stdout is the test runner's channel here: the run folder's path it prints passes through as a diagnostic)
-    code = await main(['generate', '--preset', 'tiny', '--backend', 'cpu', '--weight-dtype', 'fp16', '--prompt', 'x', '--steps', '1', '--quiet', '--out', out]);
+    code = await main([
+      'generate',
+      '--preset',
+      'tiny',
+      '--backend',
+      'cpu',
+      '--weight-dtype',
+      'fp16',
+      '--prompt',
+      'x',
+      '--steps',
+      '1',
+      '--quiet',
+      '--out',
+      out,
+    ]);
   } finally {
     installSettings(null);
   }

@@ -59,7 +59,12 @@ test('open_clip untruncated lengths', () => {
 test('the reference-specific rows: entities, mojibake (prompt 21), quotes, special literals, width', () => {
   const row = (tok: ClipTokenizer, text: string, opts: ClipTokenizeOptions) => {
     const { ids, mask } = tok.tokenize([text], opts);
-    return Array.from(ids.slice(0, mask.reduce((a, b) => a + b, 0)));
+    return Array.from(
+      ids.slice(
+        0,
+        mask.reduce((a, b) => a + b, 0),
+      ),
+    );
   };
   // prompt 21: ftfy repairs the mojibake in open_clip and in transformers 4.x slow; transformers 5 keeps the bytes.
   assert.deepEqual(row(hf, prompts[21], CLIP_MODES.openClip), [49406, 617, 3252, 11878, 3459, 39694, 263, 3391, 2702, 1535, 6028, 264, 49407]);
@@ -93,7 +98,10 @@ test('truncation keeps eos at position 76 in every mode', () => {
     assert.equal(out.ids[0], 49406);
     assert.equal(out.ids[76], 49407);
     assert.notEqual(out.ids[75], 49407);
-    assert.equal(out.mask.slice(0, 77).reduce((a, b) => a + b, 0), 77);
+    assert.equal(
+      out.mask.slice(0, 77).reduce((a, b) => a + b, 0),
+      77,
+    );
     assert.ok(out.untruncated[0] > 77);
     const short = [49406, ...hf.encode('short', opts), 49407];
     assert.deepEqual(Array.from(out.ids.slice(77, 77 + short.length)), short);
@@ -131,18 +139,36 @@ test('open_clip clean vs hf clean on special-token literals', () => {
 
 test('file errors name the file', () => {
   const d = tmpDir('reno-clip-tok');
-  assert.throws(() => ClipTokenizer.fromFolder(d), (e: Error) => e instanceof ConfigError && e.message.includes(path.join(d, 'vocab.json')));
-  assert.throws(() => ClipTokenizer.fromOpenClipBpe(path.join(d, 'nope.txt.gz')), (e: Error) => e instanceof ConfigError && e.message.includes('nope.txt.gz'));
+  assert.throws(
+    () => ClipTokenizer.fromFolder(d),
+    (e: Error) => e instanceof ConfigError && e.message.includes(path.join(d, 'vocab.json')),
+  );
+  assert.throws(
+    () => ClipTokenizer.fromOpenClipBpe(path.join(d, 'nope.txt.gz')),
+    (e: Error) => e instanceof ConfigError && e.message.includes('nope.txt.gz'),
+  );
   fs.writeFileSync(path.join(d, 'vocab.json'), '{"a": 0');
-  assert.throws(() => ClipTokenizer.fromFolder(d), (e: Error) => e instanceof ConfigError && e.message.includes('vocab.json'));
+  assert.throws(
+    () => ClipTokenizer.fromFolder(d),
+    (e: Error) => e instanceof ConfigError && e.message.includes('vocab.json'),
+  );
   fs.copyFileSync(path.join(HF_DIR, 'vocab.json'), path.join(d, 'vocab.json'));
   fs.writeFileSync(path.join(d, 'merges.txt'), '#version: 0.2\ni n\nbroken line here\n');
-  assert.throws(() => ClipTokenizer.fromFolder(d), (e: Error) => e instanceof ConfigError && /merges\.txt:3/.test(e.message));
+  assert.throws(
+    () => ClipTokenizer.fromFolder(d),
+    (e: Error) => e instanceof ConfigError && /merges\.txt:3/.test(e.message),
+  );
   fs.writeFileSync(path.join(d, 'merges.txt'), '#version: 0.2\ni n\n');
   fs.writeFileSync(path.join(d, 'special_tokens_map.json'), '{"bos_token": "<bos>"}');
-  assert.throws(() => ClipTokenizer.fromFolder(d), (e: Error) => e instanceof ConfigError && e.message.includes('<bos>') && e.message.includes('vocab.json'));
+  assert.throws(
+    () => ClipTokenizer.fromFolder(d),
+    (e: Error) => e instanceof ConfigError && e.message.includes('<bos>') && e.message.includes('vocab.json'),
+  );
   fs.writeFileSync(path.join(d, 'bad.gz'), 'not gzip');
-  assert.throws(() => ClipTokenizer.fromOpenClipBpe(path.join(d, 'bad.gz')), (e: Error) => e instanceof ConfigError && e.message.includes('bad.gz'));
+  assert.throws(
+    () => ClipTokenizer.fromOpenClipBpe(path.join(d, 'bad.gz')),
+    (e: Error) => e instanceof ConfigError && e.message.includes('bad.gz'),
+  );
 });
 
 test('parity case tokenizer_clip: every reference exact', async () => {

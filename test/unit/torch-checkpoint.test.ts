@@ -19,9 +19,15 @@ class Pk {
     this.parts.push(Buffer.from([code]), ...payload);
     return this;
   }
-  proto(n: number) { return this.op(0x80, Buffer.from([n])); }
-  mark() { return this.op(0x28); }
-  stop() { return this.op(0x2e); }
+  proto(n: number) {
+    return this.op(0x80, Buffer.from([n]));
+  }
+  mark() {
+    return this.op(0x28);
+  }
+  stop() {
+    return this.op(0x2e);
+  }
   str(s: string) {
     const b = Buffer.from(s, 'utf8');
     if (b.length < 256) return this.op(0x8c, Buffer.from([b.length]), b); // SHORT_BINUNICODE
@@ -48,9 +54,15 @@ class Pk {
     for (const i of ints) this.int(i);
     return this.op(0x74); // TUPLE
   }
-  emptyDict() { return this.op(0x7d); }
-  ordered() { return this.global('collections', 'OrderedDict').op(0x29).op(0x52); } // OrderedDict()
-  setitem() { return this.op(0x73); }
+  emptyDict() {
+    return this.op(0x7d);
+  }
+  ordered() {
+    return this.global('collections', 'OrderedDict').op(0x29).op(0x52);
+  } // OrderedDict()
+  setitem() {
+    return this.op(0x73);
+  }
   /** torch/_utils.py _rebuild_tensor_v2(persistent storage, offset, size, stride, False, OrderedDict()). */
   tensor(storageType: string, key: string, numel: number, offset: number, shape: number[], stride: number[], location = 'cpu') {
     this.global('torch._utils', '_rebuild_tensor_v2').mark();
@@ -58,11 +70,19 @@ class Pk {
   }
   /** The items of _rebuild_tensor_v2's argument tuple (no MARK/TUPLE around them). */
   tensorArgs(storageType: string, key: string, numel: number, offset: number, shape: number[], stride: number[], location = 'cpu') {
-    this.mark().str('storage').global(storageType === 'UntypedStorage' ? 'torch.storage' : 'torch', storageType);
+    this.mark()
+      .str('storage')
+      .global(storageType === 'UntypedStorage' ? 'torch.storage' : 'torch', storageType);
     this.str(key).str(location).int(numel).op(0x74).op(0x51); // TUPLE, BINPERSID
-    return this.int(offset).tuple(...shape).tuple(...stride).op(0x89).ordered(); // NEWFALSE, backward hooks
+    return this.int(offset)
+      .tuple(...shape)
+      .tuple(...stride)
+      .op(0x89)
+      .ordered(); // NEWFALSE, backward hooks
   }
-  bytes(): Buffer { return Buffer.concat(this.parts); }
+  bytes(): Buffer {
+    return Buffer.concat(this.parts);
+  }
 }
 
 const f32 = (...v: number[]) => new Uint8Array(Float32Array.from(v).buffer);
@@ -126,11 +146,16 @@ describe('torch.save checkpoints: fixtures', () => {
       assert.equal(pt.root, 'archive');
       const shapes = Object.fromEntries(pt.keys().map((k) => [k, pt.info(k)?.shape]));
       assert.deepEqual(shapes, {
-        'layers.0.weight': [1024, 768], 'layers.0.bias': [1024],
-        'layers.2.weight': [128, 1024], 'layers.2.bias': [128],
-        'layers.4.weight': [64, 128], 'layers.4.bias': [64],
-        'layers.6.weight': [16, 64], 'layers.6.bias': [16],
-        'layers.7.weight': [1, 16], 'layers.7.bias': [1],
+        'layers.0.weight': [1024, 768],
+        'layers.0.bias': [1024],
+        'layers.2.weight': [128, 1024],
+        'layers.2.bias': [128],
+        'layers.4.weight': [64, 128],
+        'layers.4.bias': [64],
+        'layers.6.weight': [16, 64],
+        'layers.6.bias': [16],
+        'layers.7.weight': [1, 16],
+        'layers.7.bias': [1],
       });
       assert.equal(pt.tensorInfo('layers.0.weight')?.location, 'cuda:0');
       // Reference numbers: python3 zipfile.ZipFile(file).read('archive/data/<key>') + struct.unpack('<f', ...), with the
@@ -167,7 +192,10 @@ describe('torch.save checkpoints: fixtures', () => {
 describe('torch.save checkpoints: strided views, dtypes, layouts', () => {
   // One float storage 0..5 and views on it: torch.arange(6.).view(2, 3) and friends.
   function viewsPickle(stackGlobal: boolean): Buffer {
-    const p = new Pk(stackGlobal).proto(stackGlobal ? 4 : 2).ordered().mark();
+    const p = new Pk(stackGlobal)
+      .proto(stackGlobal ? 4 : 2)
+      .ordered()
+      .mark();
     p.str('full').tensor('FloatStorage', '0', 6, 0, [2, 3], [3, 1]);
     p.str('transposed').tensor('FloatStorage', '0', 6, 0, [3, 2], [1, 3]); // .t()
     p.str('column').tensor('FloatStorage', '0', 6, 1, [2], [3]); // [:, 1]
@@ -224,7 +252,14 @@ describe('torch.save checkpoints: strided views, dtypes, layouts', () => {
   it('reads parameters, tensor subclasses (_rebuild_from_type_v2) and _rebuild_tensor_v3 over an untyped storage', () => {
     const p = new Pk().proto(2).ordered().mark();
     // torch/_utils.py _rebuild_parameter(data, requires_grad, backward_hooks)
-    p.str('param').global('torch._utils', '_rebuild_parameter').mark().tensor('FloatStorage', '0', 4, 2, [2], [1]).op(0x88).ordered().op(0x74).op(0x52);
+    p.str('param')
+      .global('torch._utils', '_rebuild_parameter')
+      .mark()
+      .tensor('FloatStorage', '0', 4, 2, [2], [1])
+      .op(0x88)
+      .ordered()
+      .op(0x74)
+      .op(0x52);
     // torch/_tensor.py _rebuild_from_type_v2(func, new_type, args, state)
     p.str('sub').global('torch._tensor', '_rebuild_from_type_v2').mark().global('torch._utils', '_rebuild_tensor_v2');
     p.global('torch.nn.parameter', 'Parameter').mark().tensorArgs('FloatStorage', '0', 4, 0, [2, 2], [1, 2]).op(0x74).emptyDict().op(0x74).op(0x52);
@@ -301,7 +336,15 @@ describe('torch.save checkpoints: refusals', () => {
   });
 
   it('refuses other dangerous globals, also after legitimate tensors', () => {
-    for (const [m, n] of [['posix', 'system'], ['subprocess', 'Popen'], ['__builtin__', 'exec'], ['torch', 'load'], ['torch', 'constructor'], ['builtins', 'getattr'], ['__torch__', 'Model']]) {
+    for (const [m, n] of [
+      ['posix', 'system'],
+      ['subprocess', 'Popen'],
+      ['__builtin__', 'exec'],
+      ['torch', 'load'],
+      ['torch', 'constructor'],
+      ['builtins', 'getattr'],
+      ['__torch__', 'Model'],
+    ]) {
       const dir = tmpDir('reno-torch');
       const p = new Pk().proto(2).ordered().mark().str('w').tensor('FloatStorage', '0', 1, 0, [1], [1]);
       p.str('x').global(m, n).str('id').op(0x85).op(0x52).op(0x75).stop();
@@ -340,20 +383,33 @@ describe('torch.save checkpoints: refusals', () => {
     writeTorchZip(pkl, 'pkl', viewsPrefix());
     rejects(() => openTorchCheckpoint(pkl), /pickle: .*(truncated|MARK|underflow)/, pkl);
     const small = path.join(dir, 'small.pt'); // a storage with fewer bytes than its view needs
-    writeTorchZip(small, 'small', new Pk().proto(2).ordered().mark().str('w').tensor('FloatStorage', '0', 6, 0, [6], [1]).op(0x75).stop().bytes(), { '0': f32(1, 2) });
+    writeTorchZip(small, 'small', new Pk().proto(2).ordered().mark().str('w').tensor('FloatStorage', '0', 6, 0, [6], [1]).op(0x75).stop().bytes(), {
+      '0': f32(1, 2),
+    });
     rejects(() => openTorchCheckpoint(small), /tensor w: view ends at byte 24 .* 8 bytes/, small);
     const missing = path.join(dir, 'missing.pt');
-    writeTorchZip(missing, 'missing', new Pk().proto(2).ordered().mark().str('w').tensor('FloatStorage', '7', 1, 0, [1], [1]).op(0x75).stop().bytes());
+    writeTorchZip(
+      missing,
+      'missing',
+      new Pk().proto(2).ordered().mark().str('w').tensor('FloatStorage', '7', 1, 0, [1], [1]).op(0x75).stop().bytes(),
+    );
     rejects(() => openTorchCheckpoint(missing), /storage missing\/data\/7 is missing/, missing);
   });
 
   it('a ZIP without data.pkl, a TorchScript archive and a legacy (pre-1.6) file are refused clearly', () => {
     const dir = tmpDir('reno-torch');
     const none = path.join(dir, 'none.pt');
-    writeZip(none, [['archive/version', Buffer.from('3\n')], ['archive/data/0', f32(1)]]);
+    writeZip(none, [
+      ['archive/version', Buffer.from('3\n')],
+      ['archive/data/0', f32(1)],
+    ]);
     rejects(() => openTorchCheckpoint(none), /no <root>\/data\.pkl/, none);
     const jit = path.join(dir, 'jit.pt');
-    writeZip(jit, [['jit/data.pkl', new Pk().proto(2).emptyDict().stop().bytes()], ['jit/constants.pkl', Buffer.from([0x80, 2, 0x29, 0x2e])], ['jit/code/__torch__.py', Buffer.from('')]]);
+    writeZip(jit, [
+      ['jit/data.pkl', new Pk().proto(2).emptyDict().stop().bytes()],
+      ['jit/constants.pkl', Buffer.from([0x80, 2, 0x29, 0x2e])],
+      ['jit/code/__torch__.py', Buffer.from('')],
+    ]);
     rejects(() => openTorchCheckpoint(jit), /TorchScript/, jit);
     const legacy = path.join(dir, 'legacy.pt');
     fs.writeFileSync(legacy, Buffer.concat([new Pk().proto(2).int(1).stop().bytes(), Buffer.alloc(64)]));

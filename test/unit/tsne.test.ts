@@ -11,10 +11,11 @@ function clusters(k: number, per: number, dim: number, sep: number, seed: string
   const centres = Array.from({ length: k }, () => Array.from({ length: dim }, () => sep * randn()));
   const x: number[][] = [];
   const labels: number[] = [];
-  for (let c = 0; c < k; c++) for (let i = 0; i < per; i++) {
-    x.push(centres[c].map((m) => m + randn()));
-    labels.push(c);
-  }
+  for (let c = 0; c < k; c++)
+    for (let i = 0; i < per; i++) {
+      x.push(centres[c].map((m) => m + randn()));
+      labels.push(c);
+    }
   return { x, labels };
 }
 
@@ -34,10 +35,11 @@ test('perplexity search: each row has the asked-for perplexity and sums to 1', (
   }
   const P = jointP(x, 10);
   let total = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    total += P[i * n + j];
-    assert.equal(P[i * n + j], P[j * n + i]);
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      total += P[i * n + j];
+      assert.equal(P[i * n + j], P[j * n + i]);
+    }
   assert.ok(Math.abs(total - 1) < 1e-6);
 });
 

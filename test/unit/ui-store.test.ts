@@ -30,13 +30,26 @@ test('history store: append, a failed write changes nothing, undo back to an emp
     return orig(from, to);
   }) as typeof fsOps.renameSync;
   try {
-    assert.throws(() => s.append('a dog', IMG('pair2-liked.png'), IMG('pair2-disliked.png')), (e: unknown) => e instanceof OutputError && e.message.includes(file) && /no space left/.test(e.message));
+    assert.throws(
+      () => s.append('a dog', IMG('pair2-liked.png'), IMG('pair2-disliked.png')),
+      (e: unknown) => e instanceof OutputError && e.message.includes(file) && /no space left/.test(e.message),
+    );
   } finally {
     fsOps.renameSync = orig;
   }
   assert.equal(fs.readFileSync(file, 'utf8'), before);
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
-  assert.deepEqual(fs.readdirSync(path.join(dir, 'images')).sort(), h.pairs.flatMap((p) => [p.disliked, p.liked]).map((f) => path.basename(f)).sort(), 'the failed choice\'s copies are removed');
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes('.tmp-')),
+    [],
+  );
+  assert.deepEqual(
+    fs.readdirSync(path.join(dir, 'images')).sort(),
+    h.pairs
+      .flatMap((p) => [p.disliked, p.liked])
+      .map((f) => path.basename(f))
+      .sort(),
+    "the failed choice's copies are removed",
+  );
   assert.equal(s.undo().pairs, 0);
   assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), { user: 'alice', pairs: [] });
   assert.deepEqual(s.state(), { file, pairs: 0, error: null }, 'an emptied history is a valid start');
@@ -54,14 +67,35 @@ test('Browse lists run, compare and sweep folders, newest first, and skips anyth
     for (const [f, v] of Object.entries(files)) fs.writeFileSync(path.join(root, name, f), v);
     fs.utimesSync(path.join(root, name), t, t);
   };
-  const metrics = [{ step: 0, total: 5, rewards: { clip: 5 }, best: true }, { step: 1, total: 4, rewards: { clip: 4 }, best: true }, { step: 2, total: 4.5, rewards: { clip: 4.5 }, best: false }];
-  mk('run-a', { 'run.yaml': 'prompt: a fox\nseed: 7\nsteps: 5\noptimize: true\n', 'init.png': 'x', 'best.png': 'x', 'report.html': 'x', 'metrics.jsonl': metrics.map((m) => JSON.stringify(m)).join('\n') + '\n{"step":3,' }, 1000);
+  const metrics = [
+    { step: 0, total: 5, rewards: { clip: 5 }, best: true },
+    { step: 1, total: 4, rewards: { clip: 4 }, best: true },
+    { step: 2, total: 4.5, rewards: { clip: 4.5 }, best: false },
+  ];
+  mk(
+    'run-a',
+    {
+      'run.yaml': 'prompt: a fox\nseed: 7\nsteps: 5\noptimize: true\n',
+      'init.png': 'x',
+      'best.png': 'x',
+      'report.html': 'x',
+      'metrics.jsonl': metrics.map((m) => JSON.stringify(m)).join('\n') + '\n{"step":3,',
+    },
+    1000,
+  );
   mk('cmp', { 'compare.json': JSON.stringify({ prompt: 'a cat' }), 'grid.png': 'x', 'report.html': 'x' }, 2000);
   mk('swp', { 'summary.csv': 'a', 'grid.png': 'x', 'report.html': 'x' }, 3000);
   mk('half-run', { 'run.yaml': 'prompt: x\n' }, 4000);
   fs.writeFileSync(path.join(root, 'notes.txt'), 'x');
   const runs = listRuns(root);
-  assert.deepEqual(runs.map((r) => [r.kind, r.name]), [['sweep', 'swp'], ['compare', 'cmp'], ['run', 'run-a']]);
+  assert.deepEqual(
+    runs.map((r) => [r.kind, r.name]),
+    [
+      ['sweep', 'swp'],
+      ['compare', 'cmp'],
+      ['run', 'run-a'],
+    ],
+  );
   const r = runs[2];
   assert.equal(r.prompt, 'a fox');
   assert.equal(r.seed, 7);

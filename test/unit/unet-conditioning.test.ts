@@ -28,7 +28,12 @@ for (const be of testBackends()) {
         const { value, grad } = tf.valueAndGrad(f)(x);
         return [value, grad];
       });
-    for (const [ctx, t] of [[ctxA, 999], [ctxB, 999], [ctxB, 500], [ctxA, 999]] as const) {
+    for (const [ctx, t] of [
+      [ctxA, 999],
+      [ctxB, 999],
+      [ctxB, 500],
+      [ctxA, 999],
+    ] as const) {
       const [vPlain, gPlain] = gradOf(ctx, t, false);
       const [vConst, gConst] = gradOf(ctx, t, true);
       assert.ok(maxRelErr(await vConst.data(), await vPlain.data()) < 1e-5, `value, t ${t}`);
@@ -37,7 +42,9 @@ for (const be of testBackends()) {
     }
     // the same timestep and context again: nothing derived from them is computed, so fewer kernels run
     const calls = (constant: boolean) => {
-      const r = engineCalls('runKernel', () => tf.tidy(() => tf.grad((q: tf.Tensor) => tf.sum(unet.forward(q as tf.Tensor4D, [999], ctxA, { constantConditioning: constant })))(x)));
+      const r = engineCalls('runKernel', () =>
+        tf.tidy(() => tf.grad((q: tf.Tensor) => tf.sum(unet.forward(q as tf.Tensor4D, [999], ctxA, { constantConditioning: constant })))(x)),
+      );
       r.value.dispose();
       return r.calls;
     };

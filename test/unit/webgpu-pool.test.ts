@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BufferManager } from '@tensorflow/tfjs-backend-webgpu/dist/buffer_manager.js';
 import { UsageError } from '../../src/errors.js';
-import { boundPending, boundPool, DEFAULT_PENDING_MB, DEFAULT_POOL_MB, pendingBoundFromEnv, poolBudgetFromEnv } from '../../src/runtime/webgpu/pool.js';
+import {
+  boundPending,
+  boundPool,
+  DEFAULT_PENDING_MB,
+  DEFAULT_POOL_MB,
+  pendingBoundFromEnv,
+  poolBudgetFromEnv,
+} from '../../src/runtime/webgpu/pool.js';
 
 interface FakeBuffer {
   id: number;
@@ -19,7 +26,15 @@ function fakeManager() {
   const made: FakeBuffer[] = [];
   const device = {
     createBuffer({ size, usage }: { size: number; usage: number }): FakeBuffer {
-      const b: FakeBuffer = { id: made.length, size, usage, destroyed: false, destroy() { this.destroyed = true; } };
+      const b: FakeBuffer = {
+        id: made.length,
+        size,
+        usage,
+        destroyed: false,
+        destroy() {
+          this.destroyed = true;
+        },
+      };
       made.push(b);
       return b;
     },
@@ -39,8 +54,16 @@ function fakeManager() {
 /** The manager's counters against the buffers themselves. */
 function checkCounters(bm: ReturnType<typeof fakeManager>['bm'], made: FakeBuffer[], held: FakeBuffer[]) {
   const alive = made.filter((b) => !b.destroyed);
-  assert.equal(bm.numBytesAllocated, alive.reduce((s, b) => s + b.size, 0), 'numBytesAllocated = bytes of buffers not destroyed');
-  assert.equal(bm.numBytesUsed, held.reduce((s, b) => s + b.size, 0), 'numBytesUsed = bytes handed out');
+  assert.equal(
+    bm.numBytesAllocated,
+    alive.reduce((s, b) => s + b.size, 0),
+    'numBytesAllocated = bytes of buffers not destroyed',
+  );
+  assert.equal(
+    bm.numBytesUsed,
+    held.reduce((s, b) => s + b.size, 0),
+    'numBytesUsed = bytes handed out',
+  );
   assert.equal(bm.getNumUsedBuffers(), held.length);
   assert.equal(bm.getNumFreeBuffers(), alive.length - held.length);
 }
@@ -56,7 +79,10 @@ test('released buffers stay within the budget, least recently released destroyed
   assert.equal(st.freeBytes, 1000);
   assert.equal(made.filter((b) => b.destroyed).length, 0);
   bm.releaseBuffer(held.pop()!);
-  assert.deepEqual(made.filter((b) => b.destroyed).map((b) => b.size), [100, 200, 300]);
+  assert.deepEqual(
+    made.filter((b) => b.destroyed).map((b) => b.size),
+    [100, 200, 300],
+  );
   assert.equal(st.freeBytes, 400 + 500);
   assert.equal(st.evicted, 3);
   checkCounters(bm, made, held);
@@ -112,16 +138,23 @@ test('a reused buffer leaves the eviction order: it is not destroyed while hande
   checkCounters(bm2, made2, [x]);
 });
 
-test('a new budget applies at once; budget 0 keeps nothing; Infinity keeps everything (tfjs\' pool); dispose clears it', () => {
+test("a new budget applies at once; budget 0 keeps nothing; Infinity keeps everything (tfjs' pool); dispose clears it", () => {
   const { bm, made, backend } = fakeManager();
   const st = boundPool(Infinity, backend)!;
   const bufs = Array.from({ length: 10 }, (_, i) => bm.acquireBuffer(100 + i, 1));
   for (const b of bufs) bm.releaseBuffer(b);
   assert.equal(made.filter((b) => b.destroyed).length, 0);
-  assert.equal(st.freeBytes, bufs.reduce((s, b) => s + b.size, 0));
+  assert.equal(
+    st.freeBytes,
+    bufs.reduce((s, b) => s + b.size, 0),
+  );
   assert.equal(boundPool(250, backend), st, 'the same state, a new budget');
   assert.ok(st.freeBytes <= 250);
-  assert.deepEqual(made.filter((b) => !b.destroyed).map((b) => b.size), [108, 109], 'the two most recent kept');
+  assert.deepEqual(
+    made.filter((b) => !b.destroyed).map((b) => b.size),
+    [108, 109],
+    'the two most recent kept',
+  );
   boundPool(0, backend);
   assert.equal(st.freeBytes, 0);
   const x = bm.acquireBuffer(7, 1);
@@ -152,7 +185,9 @@ function fakeBackend() {
       else this.tensorMap.delete(id);
       return true;
     },
-    endComputePassEncoder() { log.push('end'); },
+    endComputePassEncoder() {
+      log.push('end');
+    },
     submitQueue() {
       log.push(`submit ${this.tensorDataPendingDisposal.length}`);
       for (const id of this.tensorDataPendingDisposal) this.tensorMap.delete(id);
@@ -199,7 +234,10 @@ test('RENO_WEBGPU_PENDING_MB: default, a number of MiB, off, bad values', () => 
   assert.equal(pendingBoundFromEnv({}), DEFAULT_PENDING_MB * 2 ** 20);
   assert.equal(pendingBoundFromEnv({ RENO_WEBGPU_PENDING_MB: '32' }), 32 * 2 ** 20);
   assert.equal(pendingBoundFromEnv({ RENO_WEBGPU_PENDING_MB: 'off' }), Infinity);
-  assert.throws(() => pendingBoundFromEnv({ RENO_WEBGPU_PENDING_MB: 'x' }), (e: Error) => e instanceof UsageError && e.message.includes('RENO_WEBGPU_PENDING_MB'));
+  assert.throws(
+    () => pendingBoundFromEnv({ RENO_WEBGPU_PENDING_MB: 'x' }),
+    (e: Error) => e instanceof UsageError && e.message.includes('RENO_WEBGPU_PENDING_MB'),
+  );
 });
 
 test('RENO_WEBGPU_POOL_MB: default, a number of MiB, off, and bad values as usage errors', () => {
@@ -209,6 +247,9 @@ test('RENO_WEBGPU_POOL_MB: default, a number of MiB, off, and bad values as usag
   assert.equal(poolBudgetFromEnv({ RENO_WEBGPU_POOL_MB: '0' }), 0);
   assert.equal(poolBudgetFromEnv({ RENO_WEBGPU_POOL_MB: 'off' }), Infinity);
   for (const bad of ['-1', 'lots', '1e999x']) {
-    assert.throws(() => poolBudgetFromEnv({ RENO_WEBGPU_POOL_MB: bad }), (e: Error) => e instanceof UsageError && e.message.includes('RENO_WEBGPU_POOL_MB') && e.message.includes(bad));
+    assert.throws(
+      () => poolBudgetFromEnv({ RENO_WEBGPU_POOL_MB: bad }),
+      (e: Error) => e instanceof UsageError && e.message.includes('RENO_WEBGPU_POOL_MB') && e.message.includes(bad),
+    );
   }
 });

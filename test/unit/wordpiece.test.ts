@@ -92,7 +92,12 @@ test('the imagereward fixture ids have the layout tokenize() produces', () => {
   const texts: string[] = [];
   for (let r = 0; r < rows; r++) {
     const row = Array.from(ref.data.slice(r * len, (r + 1) * len));
-    texts.push(row.slice(1, row.indexOf(102)).map((id) => `w${id}`).join(' '));
+    texts.push(
+      row
+        .slice(1, row.indexOf(102))
+        .map((id) => `w${id}`)
+        .join(' '),
+    );
   }
   const out = tok.tokenize(texts, { ...IMAGE_REWARD_TEXT, maxLength: len });
   assert.deepEqual(Array.from(out.ids), Array.from(ref.data));
@@ -101,7 +106,13 @@ test('the imagereward fixture ids have the layout tokenize() produces', () => {
 
 test('vocab errors name the file', () => {
   const missing = path.join(tmpDir('reno-wordpiece'), 'vocab.txt');
-  assert.throws(() => WordPieceTokenizer.fromVocabFile(missing), (e: Error) => e instanceof ConfigError && e.message.includes(missing));
+  assert.throws(
+    () => WordPieceTokenizer.fromVocabFile(missing),
+    (e: Error) => e instanceof ConfigError && e.message.includes(missing),
+  );
   const noCls = vocabFile(['[PAD]', '[UNK]', '[SEP]']);
-  assert.throws(() => WordPieceTokenizer.fromVocabFile(noCls), (e: Error) => e instanceof ConfigError && e.message.includes(noCls) && e.message.includes('[CLS]'));
+  assert.throws(
+    () => WordPieceTokenizer.fromVocabFile(noCls),
+    (e: Error) => e instanceof ConfigError && e.message.includes(noCls) && e.message.includes('[CLS]'),
+  );
 });

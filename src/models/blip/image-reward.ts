@@ -46,7 +46,9 @@ export function mlpLayersFromWeights(source: TensorSource, prefix = 'mlp.layers.
   if (layers.length === 0) throw new ConfigError(`${source.path}: no ${prefix}N.weight keys (not an ImageReward checkpoint?)`);
   for (let i = 1; i < layers.length; i++)
     if (layers[i].inDim !== layers[i - 1].outDim)
-      throw new ConfigError(`${source.path}: ${prefix}${layers[i].index} takes ${layers[i].inDim} inputs but ${prefix}${layers[i - 1].index} gives ${layers[i - 1].outDim}`);
+      throw new ConfigError(
+        `${source.path}: ${prefix}${layers[i].index} takes ${layers[i].inDim} inputs but ${prefix}${layers[i - 1].index} gives ${layers[i - 1].outDim}`,
+      );
   if (layers.at(-1)!.outDim !== 1) throw new ConfigError(`${source.path}: the last MLP layer must output 1 value, not ${layers.at(-1)!.outDim}`);
   return layers;
 }
@@ -60,7 +62,8 @@ export function imageRewardConfig(source: TensorSource, medJson: Json, medSrc: s
   const text = medConfig(medJson, medSrc, v.embedDim);
   if (!text.crossAttention) throw new ConfigError(`${medSrc}: ImageReward's text encoder needs "add_cross_attention": true`);
   const mlp = mlpLayersFromWeights(source);
-  if (mlp[0].inDim !== text.hiddenSize) throw new ConfigError(`${source.path}: the MLP takes ${mlp[0].inDim} features, the text encoder gives ${text.hiddenSize}`);
+  if (mlp[0].inDim !== text.hiddenSize)
+    throw new ConfigError(`${source.path}: the MLP takes ${mlp[0].inDim} features, the text encoder gives ${text.hiddenSize}`);
   return { vision: v, text, mlp };
 }
 

@@ -72,7 +72,12 @@ export function clipConfig(json: Json, src: string): ClipConfig {
   const projectionDim = f.int('projection_dim', 512);
   const text = clipTextConfig(f.sub('text_config'));
   const vision = clipVisionConfig(f.sub('vision_config'));
-  return { text: { ...text, projectionDim }, vision: { ...vision, projectionDim }, projectionDim, logitScaleInit: f.num('logit_scale_init_value', 2.6592) };
+  return {
+    text: { ...text, projectionDim },
+    vision: { ...vision, projectionDim },
+    projectionDim,
+    logitScaleInit: f.num('logit_scale_init_value', 2.6592),
+  };
 }
 
 /** CLIPTextModel's own config.json (the SD-Turbo text encoder). */

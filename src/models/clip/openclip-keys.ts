@@ -57,7 +57,8 @@ export function openClipAsHf(src: TensorSource): TensorSource {
     const m = map.get(name);
     const i = m && src.info(m.from);
     if (!m || !i) return undefined;
-    const shape = m.op.kind === 'chunk' ? [i.shape[0] / m.op.of, ...i.shape.slice(1)] : m.op.kind === 'transpose' ? [i.shape[1], i.shape[0]] : i.shape;
+    const shape =
+      m.op.kind === 'chunk' ? [i.shape[0] / m.op.of, ...i.shape.slice(1)] : m.op.kind === 'transpose' ? [i.shape[1], i.shape[0]] : i.shape;
     return { name, dtype: i.dtype, shape };
   };
   return {

@@ -69,8 +69,7 @@ export function idefics3VisionConfig(f: Fields): Idefics3VisionConfig {
   };
   if (c.hiddenSize % c.numHeads !== 0)
     throw new ConfigError(`${f.src}: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numHeads}`);
-  if (c.imageSize % c.patchSize !== 0)
-    throw new ConfigError(`${f.src}: image_size ${c.imageSize} is not a multiple of patch_size ${c.patchSize}`);
+  if (c.imageSize % c.patchSize !== 0) throw new ConfigError(`${f.src}: image_size ${c.imageSize} is not a multiple of patch_size ${c.patchSize}`);
   return c;
 }
 
@@ -90,8 +89,7 @@ export function llamaConfig(f: Fields): LlamaConfig {
   const hiddenSize = f.int('hidden_size', 4096);
   const numHeads = f.int('num_attention_heads', 32);
   const rope = ropeOf(f);
-  if (rope.type !== 'default')
-    throw new ConfigError(`${f.src}: rope type "${rope.type}" is not supported (only "default" rotary embeddings are)`);
+  if (rope.type !== 'default') throw new ConfigError(`${f.src}: rope type "${rope.type}" is not supported (only "default" rotary embeddings are)`);
   const optInt = (k: string) => (f.has(k) ? f.int(k) : null);
   const c: LlamaConfig = {
     vocabSize: f.int('vocab_size', 32000),
@@ -130,8 +128,7 @@ export function idefics3Config(json: Json, src: string): Idefics3Config {
   const text = llamaConfig(tc);
   const scaleFactor = f.int('scale_factor', 2);
   const side = vision.imageSize / vision.patchSize;
-  if (side % scaleFactor !== 0)
-    throw new ConfigError(`${src}: ${side} patches per side are not a multiple of scale_factor ${scaleFactor}`);
+  if (side % scaleFactor !== 0) throw new ConfigError(`${src}: ${side} patches per side are not a multiple of scale_factor ${scaleFactor}`);
   // The top-level flag wins (Idefics3Config's own default is False); a 4.x file may keep it in text_config only.
   const tie = f.has('tie_word_embeddings') ? f.bool('tie_word_embeddings') : tc.bool('tie_word_embeddings', false);
   return {

@@ -100,10 +100,15 @@ export function mergeImageFeatures(
   return tf.tidy(() => {
     const [b, l, d] = tokenEmbeds.shape;
     const rows = imageRuns(ids, b, l, imageTokenId);
-    const nTokens = rows.flat().filter((r) => r.image).reduce((n, r) => n + r.len, 0);
+    const nTokens = rows
+      .flat()
+      .filter((r) => r.image)
+      .reduce((n, r) => n + r.len, 0);
     const nFeatures = imageFeatures ? imageFeatures.shape[0] * imageFeatures.shape[1] : 0;
     if (nTokens !== nFeatures)
-      throw new DataError(`image features and image tokens do not match: ${nTokens} image tokens (id ${imageTokenId}) in the text, ${nFeatures} image feature rows`);
+      throw new DataError(
+        `image features and image tokens do not match: ${nTokens} image tokens (id ${imageTokenId}) in the text, ${nFeatures} image feature rows`,
+      );
     if (nTokens === 0) return tokenEmbeds.clone();
     const flat = imageFeatures!.reshape([nFeatures, d]); // [nImages, S, D] -> [nImages*S, D]
     const merged = rows.map((runs, i) => {

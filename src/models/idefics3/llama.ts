@@ -84,8 +84,7 @@ export function causalBias(keyMask: ArrayLike<number>[], lq: number, past: numbe
   const lk = past + lq;
   const m = new Float32Array(b * lq * lk);
   for (let i = 0; i < b; i++)
-    for (let q = 0; q < lq; q++)
-      for (let k = 0; k < lk; k++) if (k > past + q || !keyMask[i][k]) m[(i * lq + q) * lk + k] = -1e9;
+    for (let q = 0; q < lq; q++) for (let k = 0; k < lk; k++) if (k > past + q || !keyMask[i][k]) m[(i * lq + q) * lk + k] = -1e9;
   return tf.tensor4d(m, [b, 1, lq, lk]);
 }
 
@@ -145,7 +144,14 @@ export class LlamaAttention extends Module {
    * Returns the output and this layer's full keys/values (past + new). `record` hands this layer's attention
    * probabilities to a sink (AttentionRecord; its `layer` is not read here).
    */
-  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor, past?: LayerKv, record?: AttentionRecord): { out: tf.Tensor3D; kv: LayerKv } {
+  forward(
+    x: tf.Tensor3D,
+    cos: tf.Tensor,
+    sin: tf.Tensor,
+    bias: tf.Tensor,
+    past?: LayerKv,
+    record?: AttentionRecord,
+  ): { out: tf.Tensor3D; kv: LayerKv } {
     return tf.tidy(() => {
       const { numHeads: h, numKvHeads: hkv, headDim: d } = this.c;
       const [b, l] = x.shape;
@@ -200,7 +206,14 @@ export class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = new LlamaRmsNorm(c.hiddenSize, c.rmsNormEps);
   }
 
-  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor, past?: LayerKv, record?: AttentionRecord): { out: tf.Tensor3D; kv: LayerKv } {
+  forward(
+    x: tf.Tensor3D,
+    cos: tf.Tensor,
+    sin: tf.Tensor,
+    bias: tf.Tensor,
+    past?: LayerKv,
+    record?: AttentionRecord,
+  ): { out: tf.Tensor3D; kv: LayerKv } {
     return tf.tidy(() => {
       const a = this.self_attn.forward(this.input_layernorm.forward(x) as tf.Tensor3D, cos, sin, bias, past, record);
       const h = tf.add(x, a.out);
@@ -274,8 +287,10 @@ export class LlamaModel extends Module {
     const keyMask = mask.map((row, i) => [...(pastMask[i] ?? []), ...Array.from(row)]);
     const rec = opts.recordAttention;
     if (rec) {
-      if (!(Number.isInteger(rec.layer) && rec.layer >= 0 && rec.layer < c.numLayers)) throw new UsageError(`recordAttention: layer ${rec.layer} is outside 0..${c.numLayers - 1}`);
-      if (rec.head !== 'mean' && !(Number.isInteger(rec.head) && rec.head >= 0 && rec.head < c.numHeads)) throw new UsageError(`recordAttention: head ${rec.head} is outside 0..${c.numHeads - 1}`);
+      if (!(Number.isInteger(rec.layer) && rec.layer >= 0 && rec.layer < c.numLayers))
+        throw new UsageError(`recordAttention: layer ${rec.layer} is outside 0..${c.numLayers - 1}`);
+      if (rec.head !== 'mean' && !(Number.isInteger(rec.head) && rec.head >= 0 && rec.head < c.numHeads))
+        throw new UsageError(`recordAttention: head ${rec.head} is outside 0..${c.numHeads - 1}`);
     }
     const out = tf.tidy(() => {
       const { cos, sin } = rotaryTables(c.headDim, c.ropeTheta, pastLen, l);

@@ -158,7 +158,8 @@ export class Idefics3ForConditionalGeneration extends Module {
     const [b, l, d] = embeds.shape;
     const mask = opts.attentionMask ? hostRows(opts.attentionMask) : Array.from({ length: b }, () => new Array<number>(l).fill(1));
     const text = this.model.text_model;
-    if (!opts.prefixEmbeds) return text.forward(embeds, { mask, past: opts.past, returnCache: opts.returnCache, recordAttention: opts.recordAttention });
+    if (!opts.prefixEmbeds)
+      return text.forward(embeds, { mask, past: opts.past, returnCache: opts.returnCache, recordAttention: opts.recordAttention });
     if (opts.past) throw new UsageError('prefixEmbeds start a sequence: they cannot follow a cache');
     const pre = opts.prefixEmbeds;
     const lp = pre.shape[pre.rank - 2];

@@ -79,7 +79,9 @@ function rejectUnsupported(f: Fields, defaults: Record<string, unknown>): void {
   for (const [key, dflt] of Object.entries(defaults)) {
     const v = f.obj[key];
     if (v === undefined || v === null || v === dflt) continue;
-    throw new ConfigError(`${f.src}: "${key}": ${JSON.stringify(v)} is not supported (reno ports open_clip's plain CLIP: ${key} = ${JSON.stringify(dflt)})`);
+    throw new ConfigError(
+      `${f.src}: "${key}": ${JSON.stringify(v)} is not supported (reno ports open_clip's plain CLIP: ${key} = ${JSON.stringify(dflt)})`,
+    );
   }
 }
 

@@ -56,7 +56,8 @@ export class OpenClipTextTower extends Module {
     const c = this.textConfig;
     if (l > c.contextLength) throw new Error(`open_clip text tower: ${l} tokens exceed context_length ${c.contextLength}`);
     const values = ids.dataSync();
-    for (const v of values) if (v < 0 || v >= c.vocabSize) throw new Error(`open_clip text tower: token id ${v} outside the vocabulary [0, ${c.vocabSize})`);
+    for (const v of values)
+      if (v < 0 || v >= c.vocabSize) throw new Error(`open_clip text tower: token id ${v} outside the vocabulary [0, ${c.vocabSize})`);
     const pool = argmaxPositions(values as Int32Array, n, l);
     return tf.tidy(() => {
       const pos = tf.slice(this.positional_embedding.v, [0, 0], [l, c.width]); // [L, W]
@@ -64,7 +65,13 @@ export class OpenClipTextTower extends Module {
       const mask = causalMask(l); // [1, 1, L, L]
       const tokens = this.ln_final.forward(this.transformer.forward(x, mask)) as tf.Tensor3D;
       const flat = tokens.reshape([n * l, c.width]); // [N, L, W] -> [N*L, W]
-      const pooled = tf.gather(flat, tf.tensor1d(pool.map((p, i) => i * l + p), 'int32')); // [N, W]
+      const pooled = tf.gather(
+        flat,
+        tf.tensor1d(
+          pool.map((p, i) => i * l + p),
+          'int32',
+        ),
+      ); // [N, W]
       const features = tf.matMul(pooled as tf.Tensor2D, this.text_projection.v as tf.Tensor2D) as tf.Tensor2D; // [N, W] @ [W, E] -> [N, E]
       return { tokens, features };
     });

@@ -52,7 +52,10 @@ export interface SchedulerConfig {
 
 function unsupported(f: Fields, key: string, allowed: unknown[]): void {
   const v = f.obj[key] ?? null;
-  if (!allowed.some((a) => a === v)) throw new ConfigError(`${f.src}: "${key}" = ${JSON.stringify(v)} is not supported (reno supports ${allowed.map((a) => JSON.stringify(a)).join(', ')})`);
+  if (!allowed.some((a) => a === v))
+    throw new ConfigError(
+      `${f.src}: "${key}" = ${JSON.stringify(v)} is not supported (reno supports ${allowed.map((a) => JSON.stringify(a)).join(', ')})`,
+    );
 }
 
 export function unetConfig(json: Json, src: string): UNetConfig {
@@ -61,8 +64,10 @@ export function unetConfig(json: Json, src: string): UNetConfig {
   const n = blockOut.length;
   const down = f.strs('down_block_types');
   const up = f.strs('up_block_types');
-  if (down.length !== n || up.length !== n) throw new ConfigError(`${src}: down_block_types and up_block_types need ${n} entries (one per block_out_channels)`);
-  for (const t of down) if (t !== 'CrossAttnDownBlock2D' && t !== 'DownBlock2D') throw new ConfigError(`${src}: down block type ${t} is not supported`);
+  if (down.length !== n || up.length !== n)
+    throw new ConfigError(`${src}: down_block_types and up_block_types need ${n} entries (one per block_out_channels)`);
+  for (const t of down)
+    if (t !== 'CrossAttnDownBlock2D' && t !== 'DownBlock2D') throw new ConfigError(`${src}: down block type ${t} is not supported`);
   for (const t of up) if (t !== 'CrossAttnUpBlock2D' && t !== 'UpBlock2D') throw new ConfigError(`${src}: up block type ${t} is not supported`);
   unsupported(f, 'mid_block_type', ['UNetMidBlock2DCrossAttn', null]);
   unsupported(f, 'act_fn', ['silu', null]);
@@ -100,14 +105,16 @@ export function unetConfig(json: Json, src: string): UNetConfig {
     sampleSize: f.int('sample_size', 64),
   };
   for (let i = 0; i < n; i++)
-    if (blockOut[i] % heads[i] !== 0) throw new ConfigError(`${src}: block_out_channels[${i}] = ${blockOut[i]} is not divisible by ${heads[i]} heads`);
+    if (blockOut[i] % heads[i] !== 0)
+      throw new ConfigError(`${src}: block_out_channels[${i}] = ${blockOut[i]} is not divisible by ${heads[i]} heads`);
   return cfg;
 }
 
 export function vaeConfig(json: Json, src: string): VaeConfig {
   const f = new Fields(json, src);
   unsupported(f, 'act_fn', ['silu', null]);
-  for (const t of f.strs('down_block_types', [])) if (t !== 'DownEncoderBlock2D') throw new ConfigError(`${src}: down block type ${t} is not supported`);
+  for (const t of f.strs('down_block_types', []))
+    if (t !== 'DownEncoderBlock2D') throw new ConfigError(`${src}: down block type ${t} is not supported`);
   for (const t of f.strs('up_block_types', [])) if (t !== 'UpDecoderBlock2D') throw new ConfigError(`${src}: up block type ${t} is not supported`);
   return {
     inChannels: f.int('in_channels', 3),

@@ -40,7 +40,9 @@ export class ResnetBlock2D extends Module {
       let h: tf.Tensor4D;
       if (proj && temb && this.conditioning?.isConstant(temb)) {
         // a constant: with one batch item folded into conv1's bias (one program fewer), else added as a whole
-        const [c] = this.conditioning.of(this, () => [temb.shape[0] === 1 ? this.conv1.biasPlus(timeProjection(temb).reshape([-1])) : timeProjection(temb)]);
+        const [c] = this.conditioning.of(this, () => [
+          temb.shape[0] === 1 ? this.conv1.biasPlus(timeProjection(temb).reshape([-1])) : timeProjection(temb),
+        ]);
         h = temb.shape[0] === 1 ? this.conv1.forward(a, c) : tf.add(this.conv1.forward(a), c);
       } else {
         h = this.conv1.forward(a);
@@ -66,7 +68,15 @@ export class Downsample2D extends Module {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       // diffusers pads right and bottom by one when padding == 0 (downsampling.py Downsample2D.forward)
-      const xin = this.padding === 0 ? tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]]) : x;
+      const xin =
+        this.padding === 0
+          ? tf.pad(x, [
+              [0, 0],
+              [0, 1],
+              [0, 1],
+              [0, 0],
+            ])
+          : x;
       return this.conv.forward(xin);
     });
   }

@@ -58,7 +58,10 @@ export class DownBlock extends Module {
     const n = c.layersPerBlock[i];
     this.resnets = Array.from({ length: n }, (_, j) => new ResnetBlock2D(j === 0 ? inC : outC, outC, c.normGroups, c.normEps, c.timeEmbedDim));
     this.attentions = cross
-      ? Array.from({ length: n }, () => new Transformer2DModel(outC, c.heads[i], c.crossAttentionDim[i], c.transformerLayers[i], c.normGroups, c.useLinearProjection))
+      ? Array.from(
+          { length: n },
+          () => new Transformer2DModel(outC, c.heads[i], c.crossAttentionDim[i], c.transformerLayers[i], c.normGroups, c.useLinearProjection),
+        )
       : [];
     this.downsamplers = i < c.blockOutChannels.length - 1 ? [new Downsample2D(outC, c.downsamplePadding)] : [];
   }
@@ -69,10 +72,13 @@ export class DownBlock extends Module {
     let h = x;
     this.resnets.forEach((resnet, j) => {
       // one checkpointed unit per (resnet, transformer) layer
-      h = checkpoint((x, t, c) => {
-        const r = resnet.forward(x as tf.Tensor4D, t as tf.Tensor2D);
-        return this.attentions.length ? this.attentions[j].forward(r, c) : r;
-      }, [h, temb, ctx]);
+      h = checkpoint(
+        (x, t, c) => {
+          const r = resnet.forward(x as tf.Tensor4D, t as tf.Tensor2D);
+          return this.attentions.length ? this.attentions[j].forward(r, c) : r;
+        },
+        [h, temb, ctx],
+      );
       skips.push(h);
     });
     if (this.downsamplers.length) {
@@ -99,7 +105,10 @@ export class UpBlock extends Module {
       return new ResnetBlock2D(resIn + skipC, outC, c.normGroups, c.normEps, c.timeEmbedDim);
     });
     this.attentions = cross
-      ? Array.from({ length: n }, () => new Transformer2DModel(outC, c.heads[rev], c.crossAttentionDim[rev], c.transformerLayers[rev], c.normGroups, c.useLinearProjection))
+      ? Array.from(
+          { length: n },
+          () => new Transformer2DModel(outC, c.heads[rev], c.crossAttentionDim[rev], c.transformerLayers[rev], c.normGroups, c.useLinearProjection),
+        )
       : [];
     this.upsamplers = i < c.blockOutChannels.length - 1 ? [new Upsample2D(outC)] : [];
   }
@@ -109,10 +118,13 @@ export class UpBlock extends Module {
     let h = x;
     this.resnets.forEach((resnet, j) => {
       const skip = skips[skips.length - 1 - j];
-      const next = checkpoint((x, sk, t, c) => {
-        const r = resnet.forward(tf.concat([x, sk], 3) as tf.Tensor4D, t as tf.Tensor2D); // channels: [h, skip]
-        return this.attentions.length ? this.attentions[j].forward(r, c) : r;
-      }, [h, skip, temb, ctx]);
+      const next = checkpoint(
+        (x, sk, t, c) => {
+          const r = resnet.forward(tf.concat([x, sk], 3) as tf.Tensor4D, t as tf.Tensor2D); // channels: [h, skip]
+          return this.attentions.length ? this.attentions[j].forward(r, c) : r;
+        },
+        [h, skip, temb, ctx],
+      );
       if (h !== x) h.dispose();
       h = next;
     });
@@ -133,14 +145,19 @@ export class MidBlock extends Module {
     const last = c.blockOutChannels.length - 1;
     const ch = c.blockOutChannels[last];
     this.resnets = [0, 1].map(() => new ResnetBlock2D(ch, ch, c.normGroups, c.normEps, c.timeEmbedDim));
-    this.attentions = [new Transformer2DModel(ch, c.heads[last], c.crossAttentionDim[last], c.transformerLayers[last], c.normGroups, c.useLinearProjection)];
+    this.attentions = [
+      new Transformer2DModel(ch, c.heads[last], c.crossAttentionDim[last], c.transformerLayers[last], c.normGroups, c.useLinearProjection),
+    ];
   }
 
   forward(x: tf.Tensor4D, temb: tf.Tensor2D, ctx: tf.Tensor): tf.Tensor4D {
-    return checkpoint((xx, t, c) => {
-      const h = this.attentions[0].forward(this.resnets[0].forward(xx as tf.Tensor4D, t as tf.Tensor2D), c);
-      return this.resnets[1].forward(h, t as tf.Tensor2D);
-    }, [x, temb, ctx]);
+    return checkpoint(
+      (xx, t, c) => {
+        const h = this.attentions[0].forward(this.resnets[0].forward(xx as tf.Tensor4D, t as tf.Tensor2D), c);
+        return this.resnets[1].forward(h, t as tf.Tensor2D);
+      },
+      [x, temb, ctx],
+    );
   }
 }
 
@@ -188,7 +205,10 @@ export class UNet2DConditionModel extends Module {
     return tf.tidy(() => {
       const b = sample.shape[0];
       const ts = timesteps.length === 1 && b > 1 ? new Array(b).fill(timesteps[0]) : timesteps;
-      const embed = () => this.time_embedding.forward(tf.tensor2d(timestepEmbedding(ts, c.blockOutChannels[0], c.flipSinToCos, c.freqShift), [b, c.blockOutChannels[0]]));
+      const embed = () =>
+        this.time_embedding.forward(
+          tf.tensor2d(timestepEmbedding(ts, c.blockOutChannels[0], c.flipSinToCos, c.freqShift), [b, c.blockOutChannels[0]]),
+        );
       const { temb, ctx: context } = opts.constantConditioning ? this.conditioning.begin(ts.join(','), ctx, embed) : { temb: embed(), ctx };
       let h = this.conv_in.forward(sample);
       const skips: tf.Tensor4D[] = [h];

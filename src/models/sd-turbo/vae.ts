@@ -22,15 +22,18 @@ export class VaeMidBlock extends Module {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    return checkpoint((xx) => {
-      let h = this.resnets[0].forward(xx as tf.Tensor4D);
-      if (this.attentions.length) {
-        const [b, hh, w, c] = h.shape;
-        const seq = h.reshape([b, hh * w, c]); // [B, H, W, C] -> [B, HW, C]
-        h = tf.add(h, this.attentions[0].forward(seq).reshape([b, hh, w, c])); // residual, rescale 1
-      }
-      return this.resnets[1].forward(h);
-    }, [x]);
+    return checkpoint(
+      (xx) => {
+        let h = this.resnets[0].forward(xx as tf.Tensor4D);
+        if (this.attentions.length) {
+          const [b, hh, w, c] = h.shape;
+          const seq = h.reshape([b, hh * w, c]); // [B, H, W, C] -> [B, HW, C]
+          h = tf.add(h, this.attentions[0].forward(seq).reshape([b, hh, w, c])); // residual, rescale 1
+        }
+        return this.resnets[1].forward(h);
+      },
+      [x],
+    );
   }
 }
 
@@ -81,7 +84,9 @@ export class Encoder extends Module {
     super();
     const ch = c.blockOutChannels;
     this.conv_in = new Conv2d(c.inChannels, ch[0], 3, 1, 1);
-    this.down_blocks = ch.map((outC, i) => new DownEncoderBlock(i === 0 ? ch[0] : ch[i - 1], outC, c.layersPerBlock, c.normGroups, i < ch.length - 1));
+    this.down_blocks = ch.map(
+      (outC, i) => new DownEncoderBlock(i === 0 ? ch[0] : ch[i - 1], outC, c.layersPerBlock, c.normGroups, i < ch.length - 1),
+    );
     this.mid_block = new VaeMidBlock(ch[ch.length - 1], c.normGroups, c.midBlockAddAttention);
     this.conv_norm_out = new GroupNorm(c.normGroups, ch[ch.length - 1], EPS);
     this.conv_out = new Conv2d(ch[ch.length - 1], 2 * c.latentChannels, 3, 1, 1); // double_z: mean and logvar
@@ -108,7 +113,9 @@ export class Decoder extends Module {
     const rev = [...c.blockOutChannels].reverse();
     this.conv_in = new Conv2d(c.latentChannels, rev[0], 3, 1, 1);
     this.mid_block = new VaeMidBlock(rev[0], c.normGroups, c.midBlockAddAttention);
-    this.up_blocks = rev.map((outC, i) => new UpDecoderBlock(i === 0 ? rev[0] : rev[i - 1], outC, c.layersPerBlock + 1, c.normGroups, i < rev.length - 1));
+    this.up_blocks = rev.map(
+      (outC, i) => new UpDecoderBlock(i === 0 ? rev[0] : rev[i - 1], outC, c.layersPerBlock + 1, c.normGroups, i < rev.length - 1),
+    );
     this.conv_norm_out = new GroupNorm(c.normGroups, rev[rev.length - 1], EPS);
     this.conv_out = new Conv2d(rev[rev.length - 1], c.outChannels, 3, 1, 1);
   }

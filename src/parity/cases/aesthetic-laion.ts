@@ -16,7 +16,10 @@ const HEAD = /\.(pth|pt|bin|safetensors)$/i;
 
 /** The head file for a case folder: one in the folder itself, else the shared assets folder next to the root. */
 export function aestheticHeadFile(dir: string, root: string): string {
-  const own = fs.readdirSync(dir).filter((f) => HEAD.test(f) && fs.statSync(path.join(dir, f)).isFile()).sort();
+  const own = fs
+    .readdirSync(dir)
+    .filter((f) => HEAD.test(f) && fs.statSync(path.join(dir, f)).isFile())
+    .sort();
   if (own.length > 1) throw new DataError(`${dir}: several head files (${own.join(', ')}); keep one`);
   if (own.length === 1) return path.join(dir, own[0]);
   let name = AESTHETIC_HEAD_FILE;
@@ -40,8 +43,8 @@ export const aestheticLaionCase: ParityCase = {
       const score = head.forward(emb);
       const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(head.forward(x)))(emb));
       const checks = [
-        check('aesthetic_laion/score', (await values(score)), npy(dir, 'score').data, 'output', ctx),
-        check('aesthetic_laion/grad_embeddings', (await values(grad)), npy(dir, 'grad_embeddings').data, 'gradient', ctx),
+        check('aesthetic_laion/score', await values(score), npy(dir, 'score').data, 'output', ctx),
+        check('aesthetic_laion/grad_embeddings', await values(grad), npy(dir, 'grad_embeddings').data, 'gradient', ctx),
       ];
       tf.dispose([emb, score, grad]);
       return checks;

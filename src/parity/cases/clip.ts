@@ -32,8 +32,20 @@ export const clipCase: ParityCase = {
       return tf.concat([unit(img), unit(txt)], 0);
     });
     const ref = new Float32Array([...npy(dir, 'image_embeds').data, ...npy(dir, 'text_embeds').data]);
-    checks.push(check('clip/get_image_features+get_text_features (normalised)', (await values(feats)), ref, 'output', ctx));
-    tf.dispose([ids, mask, pixels, feats, out.text.lastHiddenState, out.text.pooled, out.vision.lastHiddenState, out.vision.pooled, out.textEmbeds, out.imageEmbeds, out.logitsPerImage]);
+    checks.push(check('clip/get_image_features+get_text_features (normalised)', await values(feats), ref, 'output', ctx));
+    tf.dispose([
+      ids,
+      mask,
+      pixels,
+      feats,
+      out.text.lastHiddenState,
+      out.text.pooled,
+      out.vision.lastHiddenState,
+      out.vision.pooled,
+      out.textEmbeds,
+      out.imageEmbeds,
+      out.logitsPerImage,
+    ]);
     m.dispose();
     return checks;
   },

@@ -24,7 +24,16 @@ function maskedRows(values: ArrayLike<number>, mask: ArrayLike<number>, width: n
 }
 
 /** sum_b (logit[yes] - logit[no]) at each row's last real token, for the given pixels and ids. */
-function scoreSum(m: Idefics3ForConditionalGeneration, ids: tf.Tensor2D, mask: number[][], last: number[], yes: number, no: number, real: number[], idsHost: ArrayLike<number>) {
+function scoreSum(
+  m: Idefics3ForConditionalGeneration,
+  ids: tf.Tensor2D,
+  mask: number[][],
+  last: number[],
+  yes: number,
+  no: number,
+  real: number[],
+  idsHost: ArrayLike<number>,
+) {
   return (pixels: tf.Tensor5D) => {
     const embeds = m.inputsEmbeds(ids, pixels, undefined, { real, ids: idsHost });
     const { hidden } = m.forwardEmbeds(embeds, { attentionMask: mask });
@@ -69,7 +78,12 @@ export const idefics3Case: ParityCase = {
     const tailE = tf.slice(embeds, [0, cut, 0], [b, l - cut, -1]) as tf.Tensor3D;
     const pre = m.forwardEmbeds(headE, { attentionMask: mask.map((r) => r.slice(0, cut)), returnCache: true });
     const post = m.forwardEmbeds(tailE, { attentionMask: mask.map((r) => r.slice(cut)), past: pre.cache });
-    const cachedScore = m.logitDiffAt(post.hidden, last.map((p) => p - cut), yes, no);
+    const cachedScore = m.logitDiffAt(
+      post.hidden,
+      last.map((p) => p - cut),
+      yes,
+      no,
+    );
 
     const gradPixels = tf.grad((x: tf.Tensor) => scoreSum(m, ids, mask, last, yes, no, real, idsNpy.data)(x as tf.Tensor5D))(pixels);
     const gradEmbeds = tf.grad((e: tf.Tensor) => {
@@ -78,15 +92,21 @@ export const idefics3Case: ParityCase = {
     })(embeds);
 
     const checks: Check[] = [
-      check('idefics3/vision_last_hidden_state', (await values(feats.visionHidden)), npy(dir, 'vision_last_hidden_state').data, 'output', ctx),
-      check('idefics3/image_hidden_states', (await values(feats.imageHidden)), npy(dir, 'image_hidden_states').data, 'output', ctx),
-      check('idefics3/inputs_embeds', (await values(embeds)), npy(dir, 'inputs_embeds').data, 'output', ctx),
-      check('idefics3/logits (attention_mask 1)', maskedRows((await values(logits)), maskFlat, v), maskedRows(npy(dir, 'logits').data, maskFlat, v), 'output', ctx),
-      check('idefics3/last_logits', (await values(lastLogits)), npy(dir, 'last_logits').data, 'output', ctx),
-      check('idefics3/score', (await values(score)), npy(dir, 'score').data, 'output', ctx),
-      check(`idefics3/score (cache of ${cut} positions)`, (await values(cachedScore)), npy(dir, 'score').data, 'output', ctx),
-      check('idefics3/grad_pixel_values', nhwcToNchw((await values(gradPixels)), b * n, h, w, c), npy(dir, 'grad_pixel_values').data, 'gradient', ctx),
-      check('idefics3/grad_inputs_embeds', (await values(gradEmbeds)), npy(dir, 'grad_inputs_embeds').data, 'gradient', ctx),
+      check('idefics3/vision_last_hidden_state', await values(feats.visionHidden), npy(dir, 'vision_last_hidden_state').data, 'output', ctx),
+      check('idefics3/image_hidden_states', await values(feats.imageHidden), npy(dir, 'image_hidden_states').data, 'output', ctx),
+      check('idefics3/inputs_embeds', await values(embeds), npy(dir, 'inputs_embeds').data, 'output', ctx),
+      check(
+        'idefics3/logits (attention_mask 1)',
+        maskedRows(await values(logits), maskFlat, v),
+        maskedRows(npy(dir, 'logits').data, maskFlat, v),
+        'output',
+        ctx,
+      ),
+      check('idefics3/last_logits', await values(lastLogits), npy(dir, 'last_logits').data, 'output', ctx),
+      check('idefics3/score', await values(score), npy(dir, 'score').data, 'output', ctx),
+      check(`idefics3/score (cache of ${cut} positions)`, await values(cachedScore), npy(dir, 'score').data, 'output', ctx),
+      check('idefics3/grad_pixel_values', nhwcToNchw(await values(gradPixels), b * n, h, w, c), npy(dir, 'grad_pixel_values').data, 'gradient', ctx),
+      check('idefics3/grad_inputs_embeds', await values(gradEmbeds), npy(dir, 'grad_inputs_embeds').data, 'gradient', ctx),
     ];
     pre.cache?.dispose();
     tf.dispose([ids, pixels, feats.visionHidden, feats.imageHidden, embeds, hidden, logits, lastLogits, score]);

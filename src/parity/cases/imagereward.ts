@@ -24,7 +24,10 @@ export const imagerewardCase: ParityCase = {
     const manifest = fs.existsSync(manifestFile) ? readJsonFile(manifestFile) : {};
     const vitJson = (manifest.config as Json | undefined)?.vit as Json | undefined;
     const vision = vitJson ? blipVitConfig(vitJson, `${manifestFile} config.vit`) : undefined;
-    const files = fs.readdirSync(dir).filter((f) => WEIGHT_EXT.test(f)).sort();
+    const files = fs
+      .readdirSync(dir)
+      .filter((f) => WEIGHT_EXT.test(f))
+      .sort();
     if (files.length === 0) throw new Error(`no ImageReward weights in ${dir}`);
     const image = nhwcTensor(npy(dir, 'image'));
     const ids = tensorOf(npy(dir, 'input_ids'), 'int32') as tf.Tensor2D;
@@ -42,7 +45,8 @@ export const imagerewardCase: ParityCase = {
         ['mlp_raw', o.mlpRaw],
         ['score', o.score],
       ];
-      for (const [name, t] of out) if (has(dir, name)) checks.push(check(`imagereward/${name}/${tag}`, (await values(t)), npy(dir, name).data, 'output', ctx));
+      for (const [name, t] of out)
+        if (has(dir, name)) checks.push(check(`imagereward/${name}/${tag}`, await values(t), npy(dir, name).data, 'output', ctx));
       tf.dispose(out.map(([, t]) => t));
       if (has(dir, 'grad_image')) {
         // d sum(score) / d image, the ReFL-style reward gradient (score_gard), NHWC -> NCHW to compare
@@ -67,8 +71,11 @@ export const blipTextCase: ParityCase = {
     const mask = tensorOf(npy(dir, 'attention_mask'), 'int32');
     const enc = has(dir, 'encoder_hidden_states') ? tensorOf(npy(dir, 'encoder_hidden_states')) : undefined;
     const o = model.forward(ids, { attentionMask: mask, encoderHiddenStates: enc });
-    const checks: Check[] = [check('blip_text/last_hidden_state', (await values(o.lastHiddenState)), npy(dir, 'last_hidden_state').data, 'output', ctx)];
-    if (o.pooled && has(dir, 'pooler_output')) checks.push(check('blip_text/pooler_output', (await values(o.pooled)), npy(dir, 'pooler_output').data, 'output', ctx));
+    const checks: Check[] = [
+      check('blip_text/last_hidden_state', await values(o.lastHiddenState), npy(dir, 'last_hidden_state').data, 'output', ctx),
+    ];
+    if (o.pooled && has(dir, 'pooler_output'))
+      checks.push(check('blip_text/pooler_output', await values(o.pooled), npy(dir, 'pooler_output').data, 'output', ctx));
     tf.dispose([ids, mask, o.lastHiddenState, ...(enc ? [enc] : []), ...(o.pooled ? [o.pooled] : [])]);
     model.dispose();
     return checks;
@@ -85,8 +92,8 @@ export const blipTextLmCase: ParityCase = {
     const enc = has(dir, 'encoder_hidden_states') ? tensorOf(npy(dir, 'encoder_hidden_states')) : undefined;
     const labels = has(dir, 'labels') ? npy(dir, 'labels').data : undefined;
     const o = model.forward(ids, { attentionMask: mask, encoderHiddenStates: enc, labels });
-    const checks: Check[] = [check('blip_text_lm/logits', (await values(o.logits)), npy(dir, 'logits').data, 'output', ctx)];
-    if (o.loss && has(dir, 'loss')) checks.push(check('blip_text_lm/loss', (await values(o.loss)), npy(dir, 'loss').data, 'output', ctx));
+    const checks: Check[] = [check('blip_text_lm/logits', await values(o.logits), npy(dir, 'logits').data, 'output', ctx)];
+    if (o.loss && has(dir, 'loss')) checks.push(check('blip_text_lm/loss', await values(o.loss), npy(dir, 'loss').data, 'output', ctx));
     tf.dispose([ids, mask, o.logits, ...(enc ? [enc] : []), ...(o.loss ? [o.loss] : [])]);
     model.dispose();
     return checks;

@@ -16,7 +16,10 @@ const WEIGHTS = /\.(pt|pth|bin|safetensors)$/i;
 
 /** The weights files of the case folder, with the group name each one's checks get (its extension). */
 export function openClipWeightFiles(dir: string): { group: string; file: string }[] {
-  const files = fs.readdirSync(dir).filter((f) => WEIGHTS.test(f) && fs.statSync(path.join(dir, f)).isFile()).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => WEIGHTS.test(f) && fs.statSync(path.join(dir, f)).isFile())
+    .sort();
   if (files.length === 0) throw new DataError(`${dir}: no weights file (*.pt, *.pth, *.bin or *.safetensors)`);
   const ext = (f: string) => path.extname(f).slice(1).toLowerCase();
   // one group per extension; two files with the same extension are told apart by their full names
@@ -49,15 +52,15 @@ async function runOne(m: OpenClipModel, dir: string, group: string, ctx: ParityC
   // d/d(image) of the HPS pair sum; the text side is constant (ReNO computes it once per prompt)
   const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => hpsPairSum(l2Normalize(m.encodeImage(x as tf.Tensor4D)), out.text))(image));
   const checks: Check[] = [
-    check(name('visual_ln_post'), (await values(vis.tokens)), npy(dir, 'visual_ln_post').data, 'output', ctx),
-    check(name('text_ln_final'), (await values(txt.tokens)), npy(dir, 'text_ln_final').data, 'output', ctx),
-    check(name('image_features_raw'), (await values(vis.features)), npy(dir, 'image_features_raw').data, 'output', ctx),
-    check(name('text_features_raw'), (await values(txt.features)), npy(dir, 'text_features_raw').data, 'output', ctx),
-    check(name('image_features'), (await values(out.img)), npy(dir, 'image_features').data, 'output', ctx),
-    check(name('text_features'), (await values(out.text)), npy(dir, 'text_features').data, 'output', ctx),
-    check(name('logit_scale_exp'), (await values(out.scale)), npy(dir, 'logit_scale_exp').data, 'output', ctx),
-    check(name('logits_per_image'), (await values(out.logits)), npy(dir, 'logits_per_image').data, 'output', ctx),
-    check(name('hps_logits'), (await values(out.hps)), npy(dir, 'hps_logits').data, 'output', ctx),
+    check(name('visual_ln_post'), await values(vis.tokens), npy(dir, 'visual_ln_post').data, 'output', ctx),
+    check(name('text_ln_final'), await values(txt.tokens), npy(dir, 'text_ln_final').data, 'output', ctx),
+    check(name('image_features_raw'), await values(vis.features), npy(dir, 'image_features_raw').data, 'output', ctx),
+    check(name('text_features_raw'), await values(txt.features), npy(dir, 'text_features_raw').data, 'output', ctx),
+    check(name('image_features'), await values(out.img), npy(dir, 'image_features').data, 'output', ctx),
+    check(name('text_features'), await values(out.text), npy(dir, 'text_features').data, 'output', ctx),
+    check(name('logit_scale_exp'), await values(out.scale), npy(dir, 'logit_scale_exp').data, 'output', ctx),
+    check(name('logits_per_image'), await values(out.logits), npy(dir, 'logits_per_image').data, 'output', ctx),
+    check(name('hps_logits'), await values(out.hps), npy(dir, 'hps_logits').data, 'output', ctx),
     check(name('grad_image_of_hps_pair_sum'), await nchwValues(grad), npy(dir, 'grad_image_of_hps_pair_sum').data, 'gradient', ctx),
   ];
   tf.dispose([image, ids, vis.tokens, vis.features, txt.tokens, txt.features, out.img, out.text, out.scale, out.hps, out.logits, grad]);
@@ -73,7 +76,7 @@ export const openclipHpsv2Case: ParityCase = {
     for (const { group, file } of openClipWeightFiles(dir)) {
       const { model } = loadOpenClip(file, config);
       try {
-        checks.push(...await runOne(model, dir, group, ctx));
+        checks.push(...(await runOne(model, dir, group, ctx)));
       } finally {
         model.dispose();
       }

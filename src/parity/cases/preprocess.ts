@@ -34,7 +34,11 @@ export function readFixtureNpy(dir: string, name: string): NpyArray {
   const fortran = /'fortran_order':\s*True/.test(header);
   if (!f16 && !fortran) return npy(dir, name);
   const shapeStr = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '';
-  const shape = shapeStr.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = shapeStr
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const n = shape.reduce((a, b) => a * b, 1);
   const body = buf.buffer.slice(buf.byteOffset + start + hlen, buf.byteOffset + buf.length);
   let data: Float32Array;
@@ -97,7 +101,11 @@ function compare(dir: string, name: string, ours: Float32Array, shape: number[],
 }
 
 /** Output and VJP of `fn` at the NCHW input, for an NCHW cotangent. */
-async function outputAndVjp(fn: (x: tf.Tensor4D) => tf.Tensor4D, x: tf.Tensor4D, cot: tf.Tensor4D): Promise<{ out: Float32Array; outShape: number[]; vjp: Float32Array }> {
+async function outputAndVjp(
+  fn: (x: tf.Tensor4D) => tf.Tensor4D,
+  x: tf.Tensor4D,
+  cot: tf.Tensor4D,
+): Promise<{ out: Float32Array; outShape: number[]; vjp: Float32Array }> {
   const y = fn(x);
   const g = tf.grad((xi: tf.Tensor) => fn(xi as tf.Tensor4D))(x, cot);
   const [n, h, w, c] = y.shape;

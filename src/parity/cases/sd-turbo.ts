@@ -16,12 +16,12 @@ export const textEncoderCase: ParityCase = {
     const ids = tensorOf(npy(dir, 'input_ids'), 'int32') as tf.Tensor2D;
     const out = m.forward(ids, undefined, true);
     const checks: Check[] = [
-      check('text_encoder/last_hidden_state', (await values(out.lastHiddenState)), npy(dir, 'last_hidden_state').data, 'output', ctx),
-      check('text_encoder/pooler_output', (await values(out.pooled)), npy(dir, 'pooler_output').data, 'output', ctx),
+      check('text_encoder/last_hidden_state', await values(out.lastHiddenState), npy(dir, 'last_hidden_state').data, 'output', ctx),
+      check('text_encoder/pooler_output', await values(out.pooled), npy(dir, 'pooler_output').data, 'output', ctx),
     ];
     if (fs.existsSync(path.join(dir, 'io', 'hidden_states.npy'))) {
       const hs = tf.stack(out.hiddenStates!);
-      checks.push(check('text_encoder/hidden_states', (await values(hs)), npy(dir, 'hidden_states').data, 'output', ctx));
+      checks.push(check('text_encoder/hidden_states', await values(hs), npy(dir, 'hidden_states').data, 'output', ctx));
       hs.dispose();
     }
     tf.dispose([ids, out.lastHiddenState, out.pooled, ...(out.hiddenStates ?? [])]);
@@ -44,7 +44,15 @@ export const unetCase: ParityCase = {
     const checks: Check[] = [check('unet/out_sample', all, ref.data, 'output', ctx)];
     // one line per batch item, each with its own timestep
     for (let b = 0; b < ref.shape[0] && ref.shape[0] > 1; b++)
-      checks.push(check(`unet/out_sample[${b}] (t=${ts[b] ?? ts[0]})`, all.subarray(b * per, (b + 1) * per), ref.data.subarray(b * per, (b + 1) * per), 'output', ctx));
+      checks.push(
+        check(
+          `unet/out_sample[${b}] (t=${ts[b] ?? ts[0]})`,
+          all.subarray(b * per, (b + 1) * per),
+          ref.data.subarray(b * per, (b + 1) * per),
+          'output',
+          ctx,
+        ),
+      );
     tf.dispose([sample, ctxT, out]);
     m.dispose();
     return checks;
@@ -102,13 +110,13 @@ export const pipelineOnestepCase: ParityCase = {
     // the gradient is taken by tf.grad through the same chain: d sum(image^2) / d noise
     const grad = tf.tidy(() => tf.grad((z: tf.Tensor) => tf.sum(tf.square(chain(z as tf.Tensor4D).image)))(noise));
     const checks: Check[] = [
-      check('pipeline_onestep/text_emb', (await values(text.lastHiddenState)), npy(dir, 'text_emb').data, 'output', ctx),
+      check('pipeline_onestep/text_emb', await values(text.lastHiddenState), npy(dir, 'text_emb').data, 'output', ctx),
       check('pipeline_onestep/latents', await nchwValues(out.latents), npy(dir, 'latents').data, 'output', ctx),
       check('pipeline_onestep/unet_in', await nchwValues(out.unetIn), npy(dir, 'unet_in').data, 'output', ctx),
       check('pipeline_onestep/eps', await nchwValues(out.eps), npy(dir, 'eps').data, 'output', ctx),
       check('pipeline_onestep/x0', await nchwValues(out.x0), npy(dir, 'x0').data, 'output', ctx),
       check('pipeline_onestep/image', await nchwValues(out.image), npy(dir, 'image').data, 'output', ctx),
-      check('pipeline_onestep/loss', (await values(loss)), npy(dir, 'loss').data, 'output', ctx),
+      check('pipeline_onestep/loss', await values(loss), npy(dir, 'loss').data, 'output', ctx),
       check('pipeline_onestep/grad_noise', await nchwValues(grad), npy(dir, 'grad_noise').data, 'gradient', ctx),
     ];
     tf.dispose([ids, text.lastHiddenState, text.pooled, noise, out.latents, out.unetIn, out.eps, out.x0, out.image, loss, grad]);

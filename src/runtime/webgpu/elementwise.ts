@@ -68,7 +68,12 @@ class ElementwiseProgram extends RenoProgram {
 
 export const ELEMENTWISE = 'RenoElementwise';
 registerWebgpuKernel<{ op: ElementwiseOp; a: number }>(ELEMENTWISE, (inputs, backend, { op, a }) =>
-  backend.runWebGPUProgram(new ElementwiseProgram(inputs.x.shape, op), OPS[op].inputs.map((n) => inputs[n]), 'float32', [float(a)]),
+  backend.runWebGPUProgram(
+    new ElementwiseProgram(inputs.x.shape, op),
+    OPS[op].inputs.map((n) => inputs[n]),
+    'float32',
+    [float(a)],
+  ),
 );
 
 /**

@@ -271,10 +271,16 @@ registerWebgpuKernel<FlashAttrs>(FLASH, (inputs, backend, { kind, heads, scale }
   const out = kind === 'stats' ? [b, heads, lq, 2] : kind === 'dk' || kind === 'dv' ? [b, lk, c] : [b, lq, c];
   const names = INPUTS[kind];
   const program = new FlashProgram(kind, d, names, out, b * heads * Math.ceil(rows / R));
-  return backend.runWebGPUProgram(program, names.map((n) => inputs[n] as TensorInfo), 'float32', [int(b), int(heads), int(lq), int(lk), int(c), float(scale)]);
+  return backend.runWebGPUProgram(
+    program,
+    names.map((n) => inputs[n] as TensorInfo),
+    'float32',
+    [int(b), int(heads), int(lq), int(lk), int(c), float(scale)],
+  );
 });
 
-const run = (kind: Kind, inputs: Record<string, tf.Tensor>, heads: number, scale: number) => callKernel<tf.Tensor>(FLASH, inputs, { kind, heads, scale });
+const run = (kind: Kind, inputs: Record<string, tf.Tensor>, heads: number, scale: number) =>
+  callKernel<tf.Tensor>(FLASH, inputs, { kind, heads, scale });
 
 let flashOn = true;
 

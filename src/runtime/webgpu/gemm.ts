@@ -21,7 +21,6 @@ import { readSetting, type Env, type Tile } from '../settings.js';
 export { parseTile, TILES, type Tile } from '../settings.js';
 const THREADS = 256;
 
-
 let convTile: Tile | null = null;
 let matMulTile: Tile | null = null;
 
@@ -113,7 +112,8 @@ class TiledGemmProgram extends RenoProgram {
       key: `renoGemm_${a}_${b}_${t.bm}x${t.bn}x${t.bk}_${bias}`,
       inputs: bias ? ['A', 'B', 'bias'] : ['A', 'B'],
       outputShape: outShape,
-      uniforms: 'stride : i32, padT : i32, padL : i32, tilesM : i32, tilesN : i32, M : i32, N : i32, K : i32, strideA : i32, strideB : i32, batches : i32,',
+      uniforms:
+        'stride : i32, padT : i32, padL : i32, tilesM : i32, tilesN : i32, M : i32, N : i32, K : i32, strideA : i32, strideB : i32, batches : i32,',
       workgroupSize: THREADS,
       workgroups,
     });
@@ -135,10 +135,13 @@ class TiledGemmProgram extends RenoProgram {
       each(4, (q) => `        ${tileVar}[(${k} + ${q}) * ${width4} + (${row}) / 4][(${row}) % 4] = ${reg}[${q}];`);
     const aSetup =
       this.a === 'conv'
-        ? each(LA, (r) => `    let m_${r} = m0 + (t + ${r * THREADS}) / ${K4};
+        ? each(
+            LA,
+            (r) => `    let m_${r} = m0 + (t + ${r * THREADS}) / ${K4};
     let ab_${r} = select(-1, m_${r} / (Wo * Ho), m_${r} < uniforms.M); // image, or -1 past the last pixel
     let ay_${r} = ((m_${r} / Wo) % Ho) * uniforms.stride - uniforms.padT;
-    let ax_${r} = (m_${r} % Wo) * uniforms.stride - uniforms.padL;`)
+    let ax_${r} = (m_${r} % Wo) * uniforms.stride - uniforms.padL;`,
+          )
         : '';
     const aLoad = (r: number) => {
       const e = `t + ${r * THREADS}`;
@@ -164,7 +167,9 @@ class TiledGemmProgram extends RenoProgram {
         }`;
     };
     const aStore = (r: number) =>
-      this.a === 'cols' ? `        As[t + ${r * THREADS}] = ra_${r};` : storeT('As', bm / 4, `(t + ${r * THREADS}) / ${K4}`, `((t + ${r * THREADS}) % ${K4}) * 4`, `ra_${r}`);
+      this.a === 'cols'
+        ? `        As[t + ${r * THREADS}] = ra_${r};`
+        : storeT('As', bm / 4, `(t + ${r * THREADS}) / ${K4}`, `((t + ${r * THREADS}) % ${K4}) * 4`, `ra_${r}`);
     const bLoad = (r: number) => {
       const e = `t + ${r * THREADS}`;
       if (this.b === 'rows')
@@ -180,7 +185,9 @@ class TiledGemmProgram extends RenoProgram {
         }`;
     };
     const bStore = (r: number) =>
-      this.b === 'rows' ? `        Bs[t + ${r * THREADS}] = rb_${r};` : storeT('Bs', bn / 4, `(t + ${r * THREADS}) / ${K4}`, `((t + ${r * THREADS}) % ${K4}) * 4`, `rb_${r}`);
+      this.b === 'rows'
+        ? `        Bs[t + ${r * THREADS}] = rb_${r};`
+        : storeT('Bs', bn / 4, `(t + ${r * THREADS}) / ${K4}`, `((t + ${r * THREADS}) % ${K4}) * 4`, `rb_${r}`);
     return `
   var<workgroup> As : array<vec4<f32>, ${(bk * bm) / 4}>; // [BK][BM / 4]
   var<workgroup> Bs : array<vec4<f32>, ${(bk * bn) / 4}>; // [BK][BN / 4]
@@ -215,28 +222,39 @@ ${each(LB, bStore)}
       }
       if (kt < nK) {
         let k0 = kt * ${bk};
-        ${this.a === 'conv' ? `let tap = k0 / Cin; // filter tap (ky, kx) and input channels [ci0, ci0 + BK) of the slice
+        ${
+          this.a === 'conv'
+            ? `let tap = k0 / Cin; // filter tap (ky, kx) and input channels [ci0, ci0 + BK) of the slice
         let ky = tap / KW;
         let kx = tap % KW;
-        let ci = (k0 % Cin) / 4 + t % ${K4};` : ''}
+        let ci = (k0 % Cin) / 4 + t % ${K4};`
+            : ''
+        }
 ${each(LA, aLoad)}
 ${each(LB, bLoad)}
       }
       if (kt > 0) {
         for (var k = 0; k < ${bk}; k++) {
 ${each(CN, (j) => `          let b_${j} = Bs[k * ${bn / 4} + ${j * 16} + col];`)}
-${each(TM / 4, (i4) => `          let a_${i4} = As[k * ${bm / 4} + row + ${i4}];
-${each2(4, CN, (q, j) => `          acc_${i4 * 4 + q}_${j} = fma(vec4<f32>(a_${i4}[${q}]), b_${j}, acc_${i4 * 4 + q}_${j});`)}`)}
+${each(
+  TM / 4,
+  (i4) => `          let a_${i4} = As[k * ${bm / 4} + row + ${i4}];
+${each2(4, CN, (q, j) => `          acc_${i4 * 4 + q}_${j} = fma(vec4<f32>(a_${i4}[${q}]), b_${j}, acc_${i4 * 4 + q}_${j});`)}`,
+)}
         }
       }
     }
-${each2(TM, CN, (i, j) => `    {
+${each2(
+  TM,
+  CN,
+  (i, j) => `    {
       let m = m0 + row * 4 + ${i};
       let n = n0 + ${j * 16} + col;
       if (valid && m < uniforms.M && n < N4) {
         result[(batch * uniforms.M + m) * N4 + n] = acc_${i}_${j}${this.bias ? ' + bias[n]' : ''};
       }
-    }`)}
+    }`,
+)}
   }`;
   }
 }
@@ -267,7 +285,12 @@ registerWebgpuKernel<{ transA: boolean; transB: boolean }>(TILED_MATMUL, (inputs
   const u: Uniform[] = [1, 0, 0, tilesM, tilesN, m, n, k, m * k, strideB, batch].map(int);
   const outShape = a.shape.length === 3 ? [batch, m, n] : [m, n];
   const ins: TensorInfo[] = bias ? [a, b, bias] : [a, b];
-  return backend.runWebGPUProgram(new TiledGemmProgram(outShape, t, transA ? 'cols' : 'rows', transB ? 'cols' : 'rows', !!bias, batch * tilesM * tilesN), ins, 'float32', u);
+  return backend.runWebGPUProgram(
+    new TiledGemmProgram(outShape, t, transA ? 'cols' : 'rows', transB ? 'cols' : 'rows', !!bias, batch * tilesM * tilesN),
+    ins,
+    'float32',
+    u,
+  );
 });
 
 /**

@@ -42,7 +42,15 @@ type Act = 'none' | 'silu';
  * The geometry uniforms every program here declares, in this order (sizes go in uniforms: ./webgpu-program.ts).
  */
 const GEOMETRY_UNIFORMS = 'B : i32, N : i32, G : i32, Cg : i32, K : i32, nPer : i32, eps : f32,';
-const geometryData = (g: NormGeometry, nPer: number, K: number, eps: number): Uniform[] => [int(g.B), int(g.N), int(g.G), int(g.Cg), int(K), int(nPer), float(eps)];
+const geometryData = (g: NormGeometry, nPer: number, K: number, eps: number): Uniform[] => [
+  int(g.B),
+  int(g.N),
+  int(g.G),
+  int(g.Cg),
+  int(K),
+  int(nPer),
+  float(eps),
+];
 
 /** The activation applied after the affine transform, and its derivative factor (WGSL, on `a`). */
 const ACT_FORWARD: Record<Act, string> = { none: 'a', silu: 'a / (1.0 + exp(-a))' };
@@ -83,7 +91,14 @@ class StatsProgram extends RenoProgram {
     private readonly final: boolean,
     wgSize: number,
   ) {
-    super({ key: `renoNormStats_${final}_${wgSize}`, inputs: ['x'], outputShape: [workgroups, final ? 2 : 3], uniforms: GEOMETRY_UNIFORMS, workgroupSize: wgSize, workgroups });
+    super({
+      key: `renoNormStats_${final}_${wgSize}`,
+      inputs: ['x'],
+      outputShape: [workgroups, final ? 2 : 3],
+      uniforms: GEOMETRY_UNIFORMS,
+      workgroupSize: wgSize,
+      workgroups,
+    });
   }
   getUserCode(): string {
     const W = this.workgroupSize[0];
@@ -178,7 +193,14 @@ class FinalizeProgram extends RenoProgram {
     groups: number,
     private readonly kind: 'stats' | 'sums',
   ) {
-    super({ key: `renoNormFinalize_${kind}`, inputs: ['p'], outputShape: [groups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: 64, workgroups: Math.ceil(groups / 64) });
+    super({
+      key: `renoNormFinalize_${kind}`,
+      inputs: ['p'],
+      outputShape: [groups, 2],
+      uniforms: GEOMETRY_UNIFORMS,
+      workgroupSize: 64,
+      workgroups: Math.ceil(groups / 64),
+    });
   }
   getUserCode(): string {
     return `
@@ -226,7 +248,14 @@ class GradReduceProgram extends RenoProgram {
     private readonly act: Act,
     wgSize: number,
   ) {
-    super({ key: `renoNormGradReduce_${act}_${wgSize}`, inputs: ['x', 'st', 'w', 'bias', 'dy'], outputShape: [workgroups, 2], uniforms: GEOMETRY_UNIFORMS, workgroupSize: wgSize, workgroups });
+    super({
+      key: `renoNormGradReduce_${act}_${wgSize}`,
+      inputs: ['x', 'st', 'w', 'bias', 'dy'],
+      outputShape: [workgroups, 2],
+      uniforms: GEOMETRY_UNIFORMS,
+      workgroupSize: wgSize,
+      workgroups,
+    });
   }
   getUserCode(): string {
     const W = this.workgroupSize[0];

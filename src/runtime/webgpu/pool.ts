@@ -59,7 +59,6 @@ export function pendingBoundFromEnv(env: Env): number {
   return readSetting('webgpuPendingBytes', env);
 }
 
-
 const key = (size: number, usage: number) => `${size}_${usage}`;
 
 /** Each bounded manager's free buffers, least recently released first (a Set keeps insertion order). */
@@ -204,7 +203,8 @@ export interface PendingState {
  */
 export function boundPending(maxPendingBytes: number, backend: unknown = tf.backend()): PendingState | null {
   const be = backend as PendingBackend | null;
-  if (!be || !Array.isArray(be.tensorDataPendingDisposal) || typeof be.submitQueue !== 'function' || typeof be.disposeData !== 'function') return null;
+  if (!be || !Array.isArray(be.tensorDataPendingDisposal) || typeof be.submitQueue !== 'function' || typeof be.disposeData !== 'function')
+    return null;
   if (be.__renoPending) {
     be.__renoPending.maxPendingBytes = maxPendingBytes;
     return be.__renoPending;

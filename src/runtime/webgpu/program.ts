@@ -47,7 +47,10 @@ export abstract class RenoProgram {
 }
 
 /** Registers `name` for the webgpu backend. */
-export function registerWebgpuKernel<A>(name: string, fn: (inputs: Record<string, TensorInfo>, backend: WebgpuBackend, attrs: A) => TensorInfo | TensorInfo[]): void {
+export function registerWebgpuKernel<A>(
+  name: string,
+  fn: (inputs: Record<string, TensorInfo>, backend: WebgpuBackend, attrs: A) => TensorInfo | TensorInfo[],
+): void {
   tf.registerKernel({
     kernelName: name,
     backendName: 'webgpu',

@@ -61,7 +61,10 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
   const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { ok: false, why: 'no WebGPU adapter (no Vulkan/Metal/D3D12 device; on Linux without a GPU install Mesa 25 lavapipe)' };
   const info = adapter.info ?? {};
-  const software = adapter.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
+  const software =
+    adapter.isFallbackAdapter === true ||
+    info.architecture === 'software' ||
+    /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
   summary = {
     vendor: info.vendor ?? '',
     architecture: info.architecture ?? '',
@@ -71,7 +74,8 @@ export async function setupWebgpu(opts: { allowSoftware: boolean }): Promise<{ o
     maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
     maxBufferSize: adapter.limits.maxBufferSize,
   };
-  if (software && !opts.allowSoftware) return { ok: false, why: `only a software adapter (${describeAdapter()}); ask for --backend webgpu to use it` };
+  if (software && !opts.allowSoftware)
+    return { ok: false, why: `only a software adapter (${describeAdapter()}); ask for --backend webgpu to use it` };
   // keep every attention block well under one binding (4 bytes per float, a 4x margin for the softmax temporaries)
   setMaxBlockElems(Math.max(1 << 16, Math.floor(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize) / 16)));
   setBindingLimit(Math.min(summary.maxStorageBufferBindingSize, summary.maxBufferSize));

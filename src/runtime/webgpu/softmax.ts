@@ -32,7 +32,14 @@ class ScaledSoftmaxProgram extends RenoProgram {
     rows: number,
     private readonly masked: boolean,
   ) {
-    super({ key: `renoScaledSoftmax_${masked}`, inputs: masked ? ['s', 'm'] : ['s'], outputShape: shape, uniforms: ROW_UNIFORMS, workgroupSize: WG, workgroups: rows });
+    super({
+      key: `renoScaledSoftmax_${masked}`,
+      inputs: masked ? ['s', 'm'] : ['s'],
+      outputShape: shape,
+      uniforms: ROW_UNIFORMS,
+      workgroupSize: WG,
+      workgroups: rows,
+    });
   }
   getUserCode(): string {
     const v = this.masked ? 's[base + j] * uniforms.scale + m[mbase + j]' : 's[base + j] * uniforms.scale';

@@ -116,7 +116,9 @@ export function winogradShapeFits(xShape: number[], wShape: number[], stride: nu
 function apply(mat: number[][], input: (s: number) => string, out: (i: number) => string, zero: string): string {
   return mat
     .map((row, i) => {
-      const terms = row.flatMap((c, s) => (c === 0 ? [] : [c === 1 ? input(s) : c === -1 ? `-${input(s)}` : `${Number.isInteger(c) ? c.toFixed(1) : c} * ${input(s)}`]));
+      const terms = row.flatMap((c, s) =>
+        c === 0 ? [] : [c === 1 ? input(s) : c === -1 ? `-${input(s)}` : `${Number.isInteger(c) ? c.toFixed(1) : c} * ${input(s)}`],
+      );
       return `    let ${out(i)} = ${terms.length ? terms.join(' + ').replace(/\+ -/g, '- ') : zero};`;
     })
     .join('\n');
@@ -130,8 +132,22 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 function sandwich(mat: number[][], get: (r: number, s: number) => string, out: string, zero: string): string {
   const [n, k] = [mat.length, mat[0].length];
   return [
-    ...range(k).map((s) => apply(mat, (r) => get(r, s), (i) => `${out}t${i}_${s}`, zero)),
-    ...range(n).map((i) => apply(mat, (s) => `${out}t${i}_${s}`, (j) => `${out}${i}_${j}`, zero)),
+    ...range(k).map((s) =>
+      apply(
+        mat,
+        (r) => get(r, s),
+        (i) => `${out}t${i}_${s}`,
+        zero,
+      ),
+    ),
+    ...range(n).map((i) =>
+      apply(
+        mat,
+        (s) => `${out}t${i}_${s}`,
+        (j) => `${out}${i}_${j}`,
+        zero,
+      ),
+    ),
   ].join('\n');
 }
 
@@ -152,7 +168,14 @@ class InputTransformProgram extends RenoProgram {
     private readonly m: M,
     work: number,
   ) {
-    super({ key: `renoWinogradInput_${m}`, inputs: ['x'], outputShape: outShape, uniforms: 'pad : i32, tw : i32, th : i32, work : i32,', workgroupSize: THREADS, workgroups: Math.ceil(work / THREADS) });
+    super({
+      key: `renoWinogradInput_${m}`,
+      inputs: ['x'],
+      outputShape: outShape,
+      uniforms: 'pad : i32, tw : i32, th : i32, work : i32,',
+      workgroupSize: THREADS,
+      workgroups: Math.ceil(work / THREADS),
+    });
   }
   getUserCode(): string {
     const { BT } = MATRICES[this.m];
@@ -196,12 +219,19 @@ class FilterTransformProgram extends RenoProgram {
     private readonly m: M,
     private readonly flip: boolean,
   ) {
-    super({ key: `renoWinogradFilter_${m}_${flip}`, inputs: ['w'], outputShape: outShape, workgroupSize: THREADS, workgroups: Math.ceil((outShape[1] * outShape[2]) / THREADS) });
+    super({
+      key: `renoWinogradFilter_${m}_${flip}`,
+      inputs: ['w'],
+      outputShape: outShape,
+      workgroupSize: THREADS,
+      workgroups: Math.ceil((outShape[1] * outShape[2]) / THREADS),
+    });
   }
   getUserCode(): string {
     const { G } = MATRICES[this.m];
     const a = this.m + 2;
-    const g = (ky: number, kx: number) => (this.flip ? `w[((${2 - ky} * 3 + ${2 - kx}) * CI + k) * CO + c]` : `w[((${ky} * 3 + ${kx}) * CI + c) * CO + k]`);
+    const g = (ky: number, kx: number) =>
+      this.flip ? `w[((${2 - ky} * 3 + ${2 - kx}) * CI + k) * CO + c]` : `w[((${ky} * 3 + ${kx}) * CI + c) * CO + k]`;
     return `
   fn main(index : i32) {
     if (index >= uniforms.size / ${a * a}) { return; }
@@ -229,7 +259,14 @@ class OutputTransformProgram extends RenoProgram {
     private readonly bias: boolean,
     work: number,
   ) {
-    super({ key: `renoWinogradOutput_${m}_${bias}`, inputs: bias ? ['m', 'bias'] : ['m'], outputShape: outShape, uniforms: 'tw : i32, th : i32, work : i32,', workgroupSize: THREADS, workgroups: Math.ceil(work / THREADS) });
+    super({
+      key: `renoWinogradOutput_${m}_${bias}`,
+      inputs: bias ? ['m', 'bias'] : ['m'],
+      outputShape: outShape,
+      uniforms: 'tw : i32, th : i32, work : i32,',
+      workgroupSize: THREADS,
+      workgroups: Math.ceil(work / THREADS),
+    });
     this.variableComponents = bias ? [4, 4] : [4];
   }
   getUserCode(): string {
@@ -270,7 +307,12 @@ registerWebgpuKernel<{ pad: number; m: M }>(INPUT, ({ x }, backend, { pad, m }) 
   const [b, h, w, c] = x.shape;
   const [th, tw] = [Math.ceil((h + 2 * pad - 2) / m), Math.ceil((w + 2 * pad - 2) / m)];
   const t = b * th * tw;
-  return backend.runWebGPUProgram(new InputTransformProgram([(m + 2) ** 2, t, c], m, (t * c) / 4), [x], 'float32', [int(pad), int(tw), int(th), int((t * c) / 4)]);
+  return backend.runWebGPUProgram(new InputTransformProgram([(m + 2) ** 2, t, c], m, (t * c) / 4), [x], 'float32', [
+    int(pad),
+    int(tw),
+    int(th),
+    int((t * c) / 4),
+  ]);
 });
 registerWebgpuKernel<{ flip: boolean; m: M }>(FILTER, ({ w }, backend, { flip, m }) => {
   const [, , ci, co] = w.shape;
@@ -280,7 +322,11 @@ registerWebgpuKernel<{ outShape: number[]; m: M }>(OUTPUT, ({ m: mm, bias }, bac
   const [b, ho, wo, k] = outShape;
   const [th, tw] = [Math.ceil(ho / m), Math.ceil(wo / m)];
   const work = (b * th * tw * k) / 4;
-  return backend.runWebGPUProgram(new OutputTransformProgram(outShape, m, !!bias, work), bias ? [mm, bias] : [mm], 'float32', [int(tw), int(th), int(work)]);
+  return backend.runWebGPUProgram(new OutputTransformProgram(outShape, m, !!bias, work), bias ? [mm, bias] : [mm], 'float32', [
+    int(tw),
+    int(th),
+    int(work),
+  ]);
 });
 
 /**
