@@ -16,7 +16,7 @@ import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 if (!REWARDS.some((r) => r.name === 'personal')) REWARDS.push(personalReward); // as in personal-generate.test.ts
 

@@ -12,7 +12,7 @@ import { bindingLimit, hostValues, setBindingLimit } from '../../src/runtime/web
 import { countPrograms, noLeak } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 async function withLimit<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
   setBindingLimit(bytes);

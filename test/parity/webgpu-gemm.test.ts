@@ -27,7 +27,7 @@ import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 interface Case {
   x: [number, number, number, number];

@@ -13,7 +13,7 @@ import { describeAdapter, setupWebgpu } from '../../src/runtime/webgpu/setup.js'
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 test('float16 packing on webgpu: the same bits as the JavaScript conversion (or the next half), exact unpacking', { skip }, async () => {
   await useBackend('webgpu', { quiet: true });

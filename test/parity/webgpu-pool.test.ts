@@ -20,7 +20,7 @@ import {
 import { noLeak } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 /** Tensors of 40 sizes (4 KiB to 160 KiB), each through a few ops; the sums. */
 async function churn(): Promise<number[]> {

@@ -11,7 +11,7 @@ import { SMALL_UPLOAD_BYTES } from '../../src/runtime/webgpu/uploads.js';
 import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 /** Counts GPUDevice.createBuffer calls while fn runs. */
 async function createdBuffers(fn: () => Promise<void>): Promise<number> {

@@ -20,7 +20,7 @@ import { setBindingLimit } from '../../src/runtime/webgpu/bindings.js';
 import { countPrograms, maxRelErr } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 const CASES: { x: [number, number, number, number]; cout: number; pad: number; bias: boolean }[] = [
   { x: [1, 9, 11, 8], cout: 12, pad: 1, bias: true }, // odd output: the last tile row and column half outside

@@ -12,7 +12,7 @@ import { setupWebgpu } from '../../src/runtime/webgpu/setup.js';
 import { maxRelErr, PARITY } from '../helpers.js';
 
 const probe = await setupWebgpu({ allowSoftware: true }).catch((e: Error) => ({ ok: false, why: e.message }));
-const skip = probe.ok ? false : `no WebGPU adapter: ${probe.why}`;
+const skip = probe.ok ? false : `WebGPU unavailable: ${probe.why}`;
 
 test('every parity case passes on webgpu (tolerance 1e-3)', { skip, timeout: 900_000 }, async () => {
   const lines: string[] = [];
