@@ -1,5 +1,5 @@
-// `reno ui`'s side of history.json (design.md "history.json"): append a choice, undo the last one, count the pairs.
-// Every change rewrites the whole file atomically (src/run/files.ts writeFileAtomic), so a crash never leaves a
+// `reno ui`'s side of history.json (README "history.json"): append a choice, undo the last one, count the pairs.
+// Every change rewrites the whole file atomically (src/util/files.ts writeFileAtomic), so a crash never leaves a
 // broken history.json; the two images of a choice are copied next to it (images/) first, so the file never names an
 // image that is not there. A file that exists and is not a valid history is reported and never overwritten.
 import * as crypto from 'node:crypto';

@@ -1,5 +1,5 @@
 // The Browse page's data: every folder under the outputs root that is a run folder (run.yaml, best.png, report.html;
-// design.md "A run folder"), a compare folder (compare.json, grid.png) or a sweep folder (summary.csv, grid.png),
+// README "A run folder"), a compare folder (compare.json, grid.png) or a sweep folder (summary.csv, grid.png),
 // newest first. Each names the files the page links to (relative to the outputs root); nothing here writes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';

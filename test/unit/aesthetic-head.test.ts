@@ -1,5 +1,5 @@
 // The LAION aesthetic head read from the released sac+logos+ava1-l14-linearMSE.pth (a torch zip whose storages say
-// cuda:0): its sizes from the checkpoint, the float64 collapse to one affine map against rewards.md 6.3 (computed
+// cuda:0): its sizes from the checkpoint, the float64 collapse to one affine map against the upstream figures (computed
 // there from the same file), and the five-layer forward against that collapse.
 import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';

@@ -149,7 +149,7 @@ test('openClipConfig rejects options reno does not implement, by name', () => {
     );
 });
 
-test('the shipped ViT-H-14 config gives HPSv2 checkpoint shapes (rewards.md 7) and 986.1 M parameters; a folder config overrides it', () => {
+test('the shipped ViT-H-14 config gives HPSv2 checkpoint shapes and 986.1 M parameters; a folder config overrides it', () => {
   const dir = tmpDir('reno-openclip-cfg');
   const c = readOpenClipConfig(dir, 'ViT-H-14');
   assert.equal(c.vision.heads, 16); // 1280 / 80
