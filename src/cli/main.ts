@@ -32,6 +32,15 @@ const modelFlags = (y: Argv) =>
     .option('models-dir', { type: 'string', describe: 'a folder searched as DIR/ORG/NAME for every model' })
     .option('preset', { type: 'string', choices: ['tiny'], describe: 'use the committed tiny random models (smoke test)' });
 
+/** What every model-using command takes from the shared flags (--model-dir, --models-dir, --preset, --backend, --quiet). */
+const sharedFlags = (a: { modelDir?: unknown; modelsDir?: unknown; preset?: unknown; backend?: unknown; quiet?: unknown }) => ({
+  modelDir: a.modelDir as string | undefined,
+  modelsDir: a.modelsDir as string | undefined,
+  preset: a.preset as string | undefined,
+  backend: a.backend as string | undefined,
+  quiet: a.quiet as boolean | undefined,
+});
+
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const cli = yargs(argv)
@@ -81,12 +90,8 @@ export async function main(argv: string[]): Promise<number> {
           size: a.size,
           config: a.config,
           overrides: configOverrides(a),
-          modelDir: a.modelDir,
-          modelsDir: a.modelsDir,
-          preset: a.preset,
+          ...sharedFlags(a),
           out: a.out,
-          backend: a.backend as string | undefined,
-          quiet: a.quiet as boolean | undefined,
           json: a.json,
         });
         // the folder is complete either way; the exit code tells a script that the run did not finish
@@ -125,12 +130,8 @@ export async function main(argv: string[]): Promise<number> {
           size: a.size,
           config: a.config,
           overrides: configOverrides(a),
-          modelDir: a.modelDir,
-          modelsDir: a.modelsDir,
-          preset: a.preset,
+          ...sharedFlags(a),
           out: a.out,
-          backend: a.backend as string | undefined,
-          quiet: a.quiet as boolean | undefined,
         });
       },
     )
@@ -149,11 +150,7 @@ export async function main(argv: string[]): Promise<number> {
         await sweepCommand({
           file: a.file,
           out: a.out,
-          modelDir: a.modelDir,
-          modelsDir: a.modelsDir,
-          preset: a.preset,
-          backend: a.backend as string | undefined,
-          quiet: a.quiet as boolean | undefined,
+          ...sharedFlags(a),
           queue: a.queue,
           detach: a.detach,
           collect: a.collect,
@@ -189,11 +186,7 @@ export async function main(argv: string[]): Promise<number> {
           concurrency: a.concurrency as number | undefined,
           lockDuration: a.lockDuration as number | undefined,
           stalledInterval: a.stalledInterval as number | undefined,
-          modelDir: a.modelDir,
-          modelsDir: a.modelsDir,
-          preset: a.preset,
-          backend: a.backend as string | undefined,
-          quiet: a.quiet as boolean | undefined,
+          ...sharedFlags(a),
         });
       },
     )
@@ -275,11 +268,7 @@ export async function main(argv: string[]): Promise<number> {
           nRef: a.nRef as number | undefined,
           personal: a.personal as 'auto' | 'vlm' | 'embedding' | undefined,
           json: a.json,
-          modelDir: a.modelDir,
-          modelsDir: a.modelsDir,
-          preset: a.preset,
-          backend: a.backend as string | undefined,
-          quiet: a.quiet as boolean | undefined,
+          ...sharedFlags(a),
         });
       },
     )
