@@ -82,6 +82,17 @@ async function shot(page: Page, name: string, fullPage = false): Promise<void> {
   await page.screenshot({ path: path.join(SHOTS, name), fullPage });
 }
 
+/** The part of the page's DOM the waits read (this project's TypeScript has no DOM library). The waits are functions,
+ * not strings: a string predicate is evaluated with eval, which the page's CSP refuses once polling starts. */
+interface PageElement {
+  naturalWidth: number;
+  innerText: string;
+}
+interface PageDoc {
+  getElementById(id: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement>;
+}
+
 test('the token, the Origin and the Host are checked on every request', async () => {
   const dir = tmpDir('reno-ui');
   const { ui } = await start(dir);
@@ -222,7 +233,9 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     const keys = ['ArrowLeft', 'ArrowRight', 'ArrowLeft'];
     for (let i = 0; i < keys.length; i++) {
       await page.locator('#rpair').waitFor({ state: 'visible', timeout: 120_000 });
-      await page.waitForFunction(`['rleft', 'rright'].every((id) => document.getElementById(id).naturalWidth > 0)`);
+      await page.waitForFunction(() =>
+        ['rleft', 'rright'].every((id) => (globalThis as unknown as { document: PageDoc }).document.getElementById(id)!.naturalWidth > 0),
+      );
       const srcs = await page.$$eval('#rleft, #rright', (els) => els.map((e) => (e as unknown as { src: string }).src));
       lefts.push(Buffer.from(await (await page.request.get(srcs[0])).body()));
       rights.push(Buffer.from(await (await page.request.get(srcs[1])).body()));
@@ -261,7 +274,7 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     assert.ok(Number(await page.getAttribute('body', 'data-steps')) >= 3, 'a step event for every step');
     assert.match(await page.locator('#gstep').innerText(), /^step 3\/3 · loss \d/);
     assert.match(await page.locator('#grewards').innerText(), /clip/);
-    await page.waitForFunction(`document.getElementById('gbest').naturalWidth === 64`);
+    await page.waitForFunction(() => (globalThis as unknown as { document: PageDoc }).document.getElementById('gbest')!.naturalWidth === 64);
     assert.match(await page.locator('#gbestcap').innerText(), /best so far: step \d/);
     await shot(page, 'ui-generate.png', true);
     const runs = fs.readdirSync(path.join(dir, 'outputs'));
@@ -283,9 +296,10 @@ test('rate three pairs with the keyboard, undo one; generate with live progress;
     await card.waitFor();
     assert.equal(await card.getAttribute('data-name'), runs[0]);
     assert.match(await card.innerText(), /a red fox in snow/);
-    await page.waitForFunction(
-      `[...document.querySelectorAll('.gallery .card.hl img')].length === 2 && [...document.querySelectorAll('.gallery .card.hl img')].every((i) => i.naturalWidth > 0)`,
-    );
+    await page.waitForFunction(() => {
+      const imgs = [...(globalThis as unknown as { document: PageDoc }).document.querySelectorAll('.gallery .card.hl img')];
+      return imgs.length === 2 && imgs.every((i) => i.naturalWidth > 0);
+    });
     await shot(page, 'ui-browse.png');
     const [report] = await Promise.all([page.context().waitForEvent('page'), card.locator('a').click()]);
     await report.waitForLoadState('load');
@@ -317,7 +331,7 @@ test(
       await page.fill('#gprompt', 'a long run');
       await page.fill('#gsteps', '50');
       await page.click('#gstart');
-      await page.waitForFunction(`/running/.test(document.getElementById('queue').innerText)`);
+      await page.waitForFunction(() => /running/.test((globalThis as unknown as { document: PageDoc }).document.getElementById('queue')!.innerText));
       // a second request waits in the queue, shown on the page
       const second = JSON.parse(
         (
@@ -328,7 +342,9 @@ test(
           })
         ).body,
       );
-      await page.waitForFunction(`/queued generate: the next one/.test(document.getElementById('queue').innerText)`);
+      await page.waitForFunction(() =>
+        /queued generate: the next one/.test((globalThis as unknown as { document: PageDoc }).document.getElementById('queue')!.innerText),
+      );
       // Stop = Ctrl-C: after a step the run stops and its folder is complete, with the best image so far
       await page.waitForSelector('body[data-steps]', { timeout: 180_000 });
       await page.click('#gstop');
