@@ -21,7 +21,7 @@ import type { RefPixels } from '../preference/model.js';
 import { historyRefs, targetAttention, type EvalUser } from '../preference/protocol.js';
 import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { UsageError } from '../errors.js';
-import { heatmapPng, imageGrid } from '../report/plot-png.js';
+import { heatmapPng, imageGrid } from '../report/charts.js';
 import { makeDirs, writeFileAtomic } from '../util/files.js';
 import { progress } from '../util/progress.js';
 

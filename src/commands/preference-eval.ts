@@ -58,7 +58,7 @@ import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, 
 import { readImage } from '../image/png.js';
 import { useBackend } from '../runtime/backend.js';
 import { UsageError } from '../errors.js';
-import { PALETTE, linePlotSvg, svgToPng, type LineSeries } from '../report/plot-png.js';
+import { PALETTE, lineChartSvg, svgToPng, type LineSeries } from '../report/charts.js';
 import { progress, type Progress } from '../util/progress.js';
 import { makeDirs, writeFileAtomic } from '../util/files.js';
 import { PERSONAL, rewardContext } from '../run/session.js';
@@ -316,7 +316,7 @@ export const REWARD_LABELS: Record<string, string> = Object.fromEntries(REWARDS.
 const UNTRAINED_LABEL = 'Untrained VLM';
 
 /** Accuracy (%) against N_ref (Figs. 5 and 7): per model seen solid and unseen dashed (or all), a grey chance line. */
-export function nRefPlot(sweep: NRefSweep, groups: 'seen-unseen' | 'all'): string {
+export function nRefPlot(sweep: NRefSweep, groups: 'seen-unseen' | 'all'): Promise<string> {
   const pct = (v: number[]) => v.map((x) => 100 * x);
   const series: LineSeries[] = sweep.series.flatMap((s, i) => {
     const color = PALETTE[i % PALETTE.length];
@@ -330,9 +330,11 @@ export function nRefPlot(sweep: NRefSweep, groups: 'seen-unseen' | 'all'): strin
   const values = series.flatMap((s) => s.values).filter(Number.isFinite);
   const lo = Math.max(0, Math.floor((Math.min(...values) - 3) / 5) * 5);
   const hi = Math.min(100, Math.ceil((Math.max(...values) + 3) / 5) * 5);
-  return linePlotSvg({
+  return lineChartSvg({
     title: groups === 'all' ? 'Top-1 accuracy on all test users vs N_ref' : 'Top-1 accuracy on seen (solid) and unseen (dashed) users vs N_ref',
     x: sweep.nRef,
+    xTicks: sweep.nRef,
+    points: true,
     series,
     xLabel: 'N_ref (reference pairs in the history)',
     yLabel: 'Top-1 pairwise accuracy (%)',
@@ -525,8 +527,8 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   const files = ['tables.md', 'tables.json', 'nref.png', 'nref-all.png'].map((f) => path.join(out, f));
   writeFileAtomic(files[0], md);
   writeFileAtomic(files[1], JSON.stringify(json, null, 2) + '\n');
-  writeFileAtomic(files[2], await svgToPng(nRefPlot(sweep, 'seen-unseen')));
-  writeFileAtomic(files[3], await svgToPng(nRefPlot(sweep, 'all')));
+  writeFileAtomic(files[2], await svgToPng(await nRefPlot(sweep, 'seen-unseen')));
+  writeFileAtomic(files[3], await svgToPng(await nRefPlot(sweep, 'all')));
   print(o.json ? JSON.stringify(json, null, 2) : md);
   if (!o.quiet && !o.json) log(`reno: wrote ${files.join(', ')}`);
   return { out, protocol, models, sweep, tables, files, seconds: (Date.now() - t0) / 1000 };

@@ -16,7 +16,7 @@ import { featuresAfterHistory, historyRefs, type EvalUser } from '../preference/
 import { chooseUsers, withCheckpoint } from './preference-common.js';
 import { nearestNeighbourAgreement, tsne } from '../preference/tsne.js';
 import { UsageError } from '../errors.js';
-import { PALETTE, scatterPng } from '../report/plot-png.js';
+import { PALETTE, scatterPng } from '../report/charts.js';
 import { makeDirs, writeFileAtomic } from '../util/files.js';
 import { progress } from '../util/progress.js';
 

@@ -1,9 +1,14 @@
 // report.html of a run folder: the initial and best images side by side, the weighted loss and one score curve per
-// reward as inline SVG (drawn by src/report/svg.ts), the per-step table and the resolved configuration. Per reward it
+// reward as inline SVG (src/report/charts.ts), the per-step table and the resolved configuration. Per reward it
 // shows scores (higher is better, as `reno score` prints them); the weighted sum the loop minimises is labelled a loss.
 import YAML from 'yaml';
 import type { StepRecord } from '../optimize/loop.js';
-import { escapeXml, lineChart } from './svg.js';
+import { lineChartSvg } from './charts.js';
+
+/** Text for HTML / XML content and attribute values. */
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
 
 export interface RunReportData {
   title: string;
@@ -24,23 +29,33 @@ export function page(title: string, body: string): string {
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeXml(title)}</title><style>${PAGE_STYLE}</style></head>\n<body>\n${body}\n</body></html>\n`;
 }
 
-export function runReport(d: RunReportData): string {
+export async function runReport(d: RunReportData): Promise<string> {
   const names = Object.keys(d.records[0]?.rewards ?? {});
-  const charts = [
-    lineChart([{ name: 'weighted reward loss', values: d.records.map((r) => r.total) }], {
-      title: 'weighted reward loss (lower is better)',
-      xLabel: 'step',
-      yLabel: 'loss',
-    }),
-    ...names.map((n) =>
-      lineChart([{ name: n, values: d.records.map((r) => r.scores[n]) }], {
-        title: `${n} score (weight ${d.weights[n] ?? 0}; higher is better)`,
-        xLabel: 'step',
-        yLabel: 'score',
-      }),
+  const steps = d.records.map((r) => r.step);
+  const chart = (title: string, name: string, values: number[], yLabel: string) =>
+    lineChartSvg({ title, series: [{ name, values }], x: steps, xLabel: 'step', yLabel, legend: 'bottom' });
+  const charts = await Promise.all([
+    chart(
+      'weighted reward loss (lower is better)',
+      'weighted reward loss',
+      d.records.map((r) => r.total),
+      'loss',
     ),
-    lineChart([{ name: '||z||', values: d.records.map((r) => r.norm) }], { title: 'noise norm', xLabel: 'step', yLabel: '||z||' }),
-  ];
+    ...names.map((n) =>
+      chart(
+        `${n} score (weight ${d.weights[n] ?? 0}; higher is better)`,
+        n,
+        d.records.map((r) => r.scores[n]),
+        'score',
+      ),
+    ),
+    chart(
+      'noise norm',
+      '||z||',
+      d.records.map((r) => r.norm),
+      '||z||',
+    ),
+  ]);
   const head = ['step', ...names.map((n) => `${n} score`), 'loss (weighted)', 'reg', '||z||', 'grad norm', 's'];
   const rows = d.records.map(
     (r) =>

@@ -88,7 +88,15 @@ export class RunWriter {
     const images = [];
     if (res.init) images.push({ src: 'init.png', caption: `initial (step 0), loss ${res.init.record.total.toFixed(4)}` });
     if (res.best) images.push({ src: 'best.png', caption: `best (step ${res.best.record.step}), loss ${res.best.record.total.toFixed(4)}` });
-    const html = runReport({ title: 'reno run', prompt: this.meta.prompt, images, records: res.records, weights: this.meta.weights, config, notes });
+    const html = await runReport({
+      title: 'reno run',
+      prompt: this.meta.prompt,
+      images,
+      records: res.records,
+      weights: this.meta.weights,
+      config,
+      notes,
+    });
     writeFileAtomic(this.file('report.html'), html);
   }
 }

@@ -50,10 +50,11 @@ test('report.html shows both images and a curve for each reward', { skip: !fs.ex
       imgs.every((i) => i.ok),
       'both images decoded in the browser',
     );
-    const curves = await page.$$eval('svg polyline.series', (els) =>
+    // vega's SVG: a line mark's path is labelled with its series' name; one M/L vertex per step
+    const curves = await page.$$eval('svg path[aria-roledescription="line mark"]', (els) =>
       els.map((e) => ({
-        name: e.getAttribute('data-name'),
-        points: (e.getAttribute('points') ?? '').trim().split(/\s+/).length,
+        name: e.getAttribute('aria-label'),
+        points: (e.getAttribute('d') ?? '').split(/[ML]/).filter(Boolean).length,
         box: (e as unknown as { getBBox(): { width: number } }).getBBox().width,
       })),
     );

@@ -76,6 +76,16 @@ test('only src/runtime/tf.ts imports the roots of tfjs-core and the cpu backend'
   assert.deepEqual(roots, []);
 });
 
+test('only src/report imports the chart libraries (vega, vega-lite)', () => {
+  const all = [...shipped, ...sources('bench'), ...sources('scripts')];
+  const users = all.filter((f) => imported(f).some((n) => n === 'vega' || n === 'vega-lite'));
+  assert.ok(users.length > 0, 'the scan sees the charts import vega');
+  assert.deepEqual(
+    users.filter((f) => !f.startsWith(path.join('src', 'report') + path.sep)),
+    [],
+  );
+});
+
 test('the installed tfjs packages are the patched version; another version is an InstallError naming it', () => {
   const found = installedTfjsVersions();
   assert.equal(found['@tensorflow/tfjs-core'], TFJS_VERSION);

@@ -111,7 +111,7 @@ test("the same image's CLIP value: the progress line and `reno score`'s table pr
     assert.equal(Math.sign(Number(m[1])), Math.sign(printed), `progress ${m[1]} vs score ${printed}`);
     assert.ok(Math.abs(Number(m[1]) - printed) < 0.01 * (1 + Math.abs(printed)), `progress ${m[1]} vs score ${printed}`);
     // the report's per-reward chart names the quantity it plots
-    const html = runReport({ title: 't', prompt: 'p', images: [], records: out.result.records, weights: { clip: 1 }, config: {}, notes: [] });
+    const html = await runReport({ title: 't', prompt: 'p', images: [], records: out.result.records, weights: { clip: 1 }, config: {}, notes: [] });
     assert.match(html, /clip score \(weight 1; higher is better\)/);
     assert.match(html, /weighted reward loss \(lower is better\)/);
     assert.doesNotMatch(html, /<h2>Rewards per step<\/h2>/);
