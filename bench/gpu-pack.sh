@@ -2,7 +2,9 @@
 # Builds .gpu-pack/ (git-ignored): everything bench/gpu.sh needs on a bare GPU machine with no network, no Node.js
 # and no npm packages, within the 64 MiB that travels with the working tree:
 #   node.xz                     this machine's Node binary (xz -9e: about 24 MB)
-#   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out): the
+#   *.mjs.xz                    the CLI and the benchmarks bundled by esbuild into single files (sharp left out; the
+#                               charts' vega and vega-lite stay in: about 0.24 MB of reno.mjs.xz; 62 MiB travel, 63.7 with
+#                               GPU_PACK_ALL=1; over 64, alias vega and vega-lite to a stub as sharp is): the
 #                               default stages' (reno-step, gemm, dispatches); GPU_PACK_ALL=1 adds generator, rewards,
 #                               profile-kernels and overhead (about 1.8 MB more: the pack is near the 64 MiB limit)
 #   tfjs-extras.cjs.xz          tfjs-core's gradients and chained ops (dist/vendor/, built by scripts/build.mjs; src/runtime/tf.ts
