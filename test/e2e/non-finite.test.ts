@@ -2,7 +2,6 @@
 // best FINITE image is kept (never a non-finite step), the reason is printed, and the command fails.
 import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -13,7 +12,7 @@ import { RunStopped } from '../../src/errors.js';
 import { readImage, readPngText } from '../../src/image/png.js';
 import { runReno } from '../../src/optimize/loop.js';
 import { seededNoise } from '../../src/optimize/noise.js';
-import { backend, ROOT, tmpDir } from '../helpers.js';
+import { backend, cli, ROOT, tmpDir } from '../helpers.js';
 import { colourTarget, nanGradAt, register } from './fake-rewards.js';
 
 register(colourTarget('test_red', [1, 0, 0]), nanGradAt('test_nangrad', 2));
@@ -38,18 +37,6 @@ async function assertFinitePng(file: string): Promise<void> {
     v.some((x) => x > 0.02),
     `${file} is all black`,
   );
-}
-
-function cli(args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  let stdout = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  child.stdout.on('data', (d) => (stdout += d));
-  return new Promise((r) => child.on('exit', (code) => r({ code, stderr, stdout })));
 }
 
 test('reno generate --lr 1e38: the noise overflows, the run stops with the reason, keeps the finite step 0 and exits 1', async () => {

@@ -1,26 +1,12 @@
 // report.html opened in headless Chromium (Debian's chromium through playwright-core): both images load and every
 // reward has a drawn curve. Skipped with a message when no Chromium is installed (CI installs it).
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { generateCommand } from '../../src/commands/generate.js';
-import { tmpDir } from '../helpers.js';
+import { launchChromium, NO_CHROMIUM, tmpDir } from '../helpers.js';
 
-const CHROMIUM = process.env.RENO_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-test('report.html shows both images and a curve for each reward', { skip: !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}` }, async () => {
+test('report.html shows both images and a curve for each reward', { skip: NO_CHROMIUM }, async () => {
   const out = tmpDir();
   const weights = { imagereward: 1, aesthetic: 1, pickscore: 0.05, clip: 1, hpsv2: 0.5, personal: 0 };
   const r = await generateCommand({
@@ -32,7 +18,7 @@ test('report.html shows both images and a curve for each reward', { skip: !fs.ex
     steps: 4,
     overrides: { weights },
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     await page.goto('file://' + path.join(r.dir, 'report.html'));

@@ -3,7 +3,7 @@
 // stdout (the folder, or --json), the resolved size in run.yaml and the smoke-test mark in the PNGs.
 import * as tf from '../../src/runtime/tf.js';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -15,7 +15,7 @@ import { preferenceSynth } from '../../src/commands/preference.js';
 import { DataError, OutputError, RenoError } from '../../src/errors.js';
 import { readPngText } from '../../src/image/png.js';
 import { fsOps, writeFileAtomic } from '../../src/util/files.js';
-import { ROOT, tmpDir } from '../helpers.js';
+import { cli, tmpDir } from '../helpers.js';
 import { colourTarget, register } from './fake-rewards.js';
 
 /** A test reward that throws a typed error (as a failing model would) at a chosen evaluation. */
@@ -80,18 +80,6 @@ async function withFs<K extends keyof typeof fsOps, T>(name: K, impl: (typeof fs
   } finally {
     fsOps[name] = orig;
   }
-}
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
 const TINY = [

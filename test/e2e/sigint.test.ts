@@ -1,42 +1,34 @@
 // A real Ctrl-C: `reno generate` in a child process gets SIGINT mid-run, finishes the current step, writes a valid
 // run folder (best image so far, report, metrics) and exits with 130.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { readPngText } from '../../src/image/png.js';
 import { sweepCommand } from '../../src/commands/sweep.js';
-import { ROOT, tmpDir } from '../helpers.js';
+import { spawnCli, tmpDir } from '../helpers.js';
 
 test('SIGINT mid-run leaves a loadable folder with the best image so far', async () => {
   const out = tmpDir();
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(ROOT, 'src/cli/run.ts'),
-      'generate',
-      '--preset',
-      'tiny',
-      '--backend',
-      'wasm',
-      '--prompt',
-      'a red fox',
-      '--steps',
-      '500',
-      '--out',
-      out,
-      '--weights.imagereward',
-      '0',
-      '--weights.clip',
-      '0',
-      '--weights.pickscore',
-      '1',
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnCli([
+    'generate',
+    '--preset',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--prompt',
+    'a red fox',
+    '--steps',
+    '500',
+    '--out',
+    out,
+    '--weights.imagereward',
+    '0',
+    '--weights.clip',
+    '0',
+    '--weights.pickscore',
+    '1',
+  ]);
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const metrics = () => {
@@ -77,11 +69,7 @@ test('SIGINT during a sweep: exit 130, finished cells kept, the interrupted cell
     'base:\n  prompt: a red fox\n  weights: { imagereward: 0, clip: 0, aesthetic: 0, hpsv2: 0, pickscore: 1 }\ngrid:\n  steps: [2, 500]\n',
   );
   const out = path.join(d, 'out');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), 'sweep', file, '--preset', 'tiny', '--backend', 'wasm', '--out', out],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnCli(['sweep', file, '--preset', 'tiny', '--backend', 'wasm', '--out', out]);
   let stderr = '';
   child.stderr.on('data', (x) => (stderr += x));
   const cellDirs = () =>

@@ -8,25 +8,13 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startUi } from '../../src/commands/ui.js';
 import { readHistory } from '../../src/data/history.js';
 import { RenoError } from '../../src/errors.js';
 import type { UiServer } from '../../src/ui/server.js';
-import { ROOT, tmpDir } from '../helpers.js';
+import { launchChromium, NO_CHROMIUM, ROOT, tmpDir } from '../helpers.js';
 
-const CHROMIUM = process.env.RENO_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const NO_CHROMIUM = !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}`;
 const SHOTS = process.env.RENO_UI_SCREENSHOTS;
 
 function request(
@@ -70,7 +58,7 @@ async function start(dir: string, extra: Parameters<typeof startUi>[0] = {}): Pr
 
 let browser: Browser;
 before(async () => {
-  if (!NO_CHROMIUM) browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  if (!NO_CHROMIUM) browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
