@@ -5,6 +5,7 @@
 //   - cross-origin requests are refused (Origin must be this server; Sec-Fetch-Site same-origin or none), and
 //     POST bodies must be JSON (a cross-site form cannot send one without a refused preflight).
 // Jobs (a generation, a pair to rate) run one at a time through src/ui/jobs.ts; progress goes out as server-sent events.
+// The pairs to rate are made in src/ui/pairs.ts, the HTTP helpers are src/ui/http.ts.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -15,7 +16,9 @@ import { generateCommand, generateConfig, type GenerateOptions } from '../comman
 import { resolveConfig } from '../config/run-config.js';
 import { RenoError } from '../errors.js';
 import { HistoryStore } from './history-store.js';
+import { HttpError, inside, num, readJson, send, sendJson } from './http.js';
 import { JobQueue, type Job } from './jobs.js';
+import { pairMaker } from './pairs.js';
 import { listRuns } from './runs.js';
 import { uiPage } from './page.js';
 
@@ -46,13 +49,6 @@ export interface UiServer {
   close(): Promise<void>;
 }
 
-interface Pair {
-  id: string;
-  prompt: string;
-  left: string;
-  right: string;
-}
-
 const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.jpg': 'image/jpeg',
@@ -66,77 +62,10 @@ const TYPES: Record<string, string> = {
   '.jsonl': 'application/jsonl',
   '.svg': 'image/svg+xml',
 };
-const IMAGE_EXT = /\.(png|jpe?g|webp)$/i;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function send(res: http.ServerResponse, status: number, body: string | Buffer, type = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, {
-    'content-type': type,
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
-    'x-frame-options': 'DENY',
-  });
-  res.end(body);
-}
-
-function sendJson(res: http.ServerResponse, status: number, v: unknown): void {
-  send(res, status, JSON.stringify(v), 'application/json');
-}
-
-async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send the body as application/json');
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > 1 << 20) throw new HttpError(413, 'request body too large');
-    chunks.push(c as Buffer);
-  }
-  try {
-    const v = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch (e) {
-    throw new HttpError(400, `the body is not a JSON object (${(e as Error).message})`);
-  }
-}
-
-/** A file under `root` named by a URL path, or null when it would leave `root`. */
-function inside(root: string, rel: string): string | null {
-  let dec: string;
-  try {
-    dec = decodeURIComponent(rel);
-  } catch {
-    return null;
-  }
-  if (dec.includes('\0')) return null;
-  const full = path.resolve(root, dec);
-  return full === root || full.startsWith(root + path.sep) ? full : null;
-}
-
-function num(v: unknown, what: string, o: { integer?: boolean; min?: number } = {}): number | undefined {
-  if (v === undefined || v === null || v === '') return undefined;
-  const x = typeof v === 'number' ? v : Number(v);
-  if (!Number.isFinite(x) || (o.integer && !Number.isInteger(x)) || (o.min !== undefined && x < o.min))
-    throw new HttpError(
-      400,
-      `${what} must be ${o.integer ? 'an integer' : 'a number'}${o.min !== undefined ? ` >= ${o.min}` : ''}, found ${JSON.stringify(v)}`,
-    );
-  return x;
 }
 
 export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
@@ -150,11 +79,11 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     for (const c of clients) c.write(msg);
   };
   const queue = new JobQueue(broadcast, o.log);
-  const pairs = new Map<string, Pair>();
   const defaults = resolveConfig({ overrides: { prompt: 'x' } });
   const rewardNames = Object.keys(defaults.weights);
   let promptIndex = 0;
   const models = { preset: o.preset, modelDir: o.modelDir, modelsDir: o.modelsDir, backend: o.backend };
+  const { pairs, newPair, pairView } = pairMaker({ outputs, images: o.images, scratch, models, rewardNames, queue });
 
   const state = () => ({
     history: history.state(),
@@ -165,80 +94,6 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     sources: ['generate', 'runs', ...(o.images ? ['images'] : [])],
     prompts: o.prompts?.length ?? 0,
   });
-
-  // ---- pairs to rate -------------------------------------------------------------------------------------------
-  async function generatedPair(prompt: string, job: Job): Promise<Pair> {
-    const seed = crypto.randomInt(0, 2 ** 31 - 1);
-    const zero = Object.fromEntries(rewardNames.map((n) => [n, 0]));
-    const images: string[] = [];
-    for (const s of [seed, seed + 1]) {
-      if (job.stopRequested) throw new RenoError('stopped before the pair was ready');
-      // a one-shot image (no reward loaded): the fastest image the current backend makes
-      const r = await generateCommand({
-        prompt,
-        seed: s,
-        noOptimize: true,
-        overrides: { weights: zero },
-        ...models,
-        out: path.join(scratch, 'runs'),
-        quiet: true,
-        log: () => {},
-        stdout: () => {},
-      });
-      images.push(path.join(r.dir, 'best.png'));
-    }
-    return { id: crypto.randomBytes(6).toString('hex'), prompt, left: images[0], right: images[1] };
-  }
-
-  function pairFromRuns(): Pair {
-    const runs = listRuns(outputs).filter((r) => r.kind === 'run' && r.images.length === 2);
-    if (!runs.length) throw new HttpError(409, `no finished run under ${outputs} to take a pair from: generate one first, or choose "generate"`);
-    const r = runs[crypto.randomInt(runs.length)];
-    const [a, b] = crypto.randomInt(2) ? [r.images[0], r.images[1]] : [r.images[1], r.images[0]];
-    return { id: crypto.randomBytes(6).toString('hex'), prompt: r.prompt, left: path.join(outputs, a), right: path.join(outputs, b) };
-  }
-
-  function pairFromImages(prompt: string): Pair {
-    const dir = path.resolve(o.images!);
-    let files: string[] = [];
-    try {
-      files = fs
-        .readdirSync(dir)
-        .filter((f) => IMAGE_EXT.test(f))
-        .sort();
-    } catch (e) {
-      throw new HttpError(409, `cannot read the image folder ${dir}: ${(e as Error).message}`);
-    }
-    if (files.length < 2) throw new HttpError(409, `the image folder ${dir} holds ${files.length} image(s): a pair needs two`);
-    const i = crypto.randomInt(files.length);
-    let j = crypto.randomInt(files.length - 1);
-    if (j >= i) j++;
-    return { id: crypto.randomBytes(6).toString('hex'), prompt, left: path.join(dir, files[i]), right: path.join(dir, files[j]) };
-  }
-
-  async function newPair(body: Record<string, unknown>): Promise<Pair> {
-    const source = String(body.source ?? 'generate');
-    const prompt = typeof body.prompt === 'string' ? body.prompt.trim() : '';
-    let pair: Pair;
-    if (source === 'runs') pair = pairFromRuns();
-    else {
-      if (!prompt) throw new HttpError(400, 'the prompt is empty: type what the two images should show');
-      if (source === 'images') {
-        if (!o.images) throw new HttpError(400, 'no image folder: start reno ui with --images DIR');
-        pair = pairFromImages(prompt);
-      } else if (source === 'generate') {
-        const { ended } = queue.add('pair', prompt, (job) => generatedPair(prompt, job));
-        const job = await ended;
-        if (job.state !== 'done') throw new HttpError(job.state === 'failed' ? 500 : 409, job.error ?? `the pair was ${job.state}`);
-        pair = job.result as Pair;
-      } else throw new HttpError(400, `unknown source "${source}" (known: generate, runs${o.images ? ', images' : ''})`);
-    }
-    pairs.set(pair.id, pair);
-    if (pairs.size > 100) pairs.delete(pairs.keys().next().value!); // pairs shown and never answered
-    return pair;
-  }
-
-  const pairView = (p: Pair) => ({ id: p.id, prompt: p.prompt, left: `pairs/${p.id}/left`, right: `pairs/${p.id}/right` });
 
   // ---- generation ----------------------------------------------------------------------------------------------
   function generateOptions(body: Record<string, unknown>): GenerateOptions {
