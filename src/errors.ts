@@ -39,6 +39,13 @@ export class InstallError extends RenoError {}
 /** A file or folder reno must write and cannot: --out at a file, a read-only file system, a full disk. */
 export class OutputError extends RenoError {}
 
+/**
+ * A wasm kernel that made no progress for RENO_WASM_WATCHDOG seconds (src/runtime/watchdog.ts): the message names the
+ * kernel, its input's shape and the stage. The main thread is blocked inside the kernel then, so the watchdog's
+ * thread prints it (`reno: <message>`) and ends the process.
+ */
+export class StallError extends RenoError {}
+
 /** A run stopped on purpose (SIGINT) or because the objective became non-finite. */
 export class RunStopped extends RenoError {}
 

@@ -185,6 +185,9 @@ export function conv2d(x: tf.Tensor4D, weight: Weight, stride: number, pad: numb
               : tf.conv2d(x4, w, stride, padding(pad)),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => {
+          // a host weight (wasm) is flipped in JS, not by tfjs' Reverse and Transpose kernels
+          const host = stride === 1 && kh === kw && weight instanceof Param ? weight.flippedHost() : null;
+          if (host) return tf.conv2d(dy as tf.Tensor4D, host, 1, padding(kh - 1 - pad));
           const w = weightOf(weight) as tf.Tensor4D;
           // tfjs' own gradient of a strided conv (Conv2DBackpropInput); its fused conv's gradient would also compute
           // the filter's and the bias' gradients, needed or not

@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import { UsageError } from '../errors.js';
 import { BACKENDS, setting, type BackendName } from './settings.js';
 import { setHalfWeights, setHostWeights } from './weight-storage.js';
-import { installWasmThreadShim, wasmThreads } from './wasm-threads.js';
+import { installWasmThreadShim, unrefWasmWorkers, wasmThreads } from './wasm-threads.js';
+import { startKernelWatchdog } from './watchdog.js';
 import { describeAdapter, setupWebgpu } from './webgpu/setup.js';
 
 export { BACKENDS, type BackendName } from './settings.js';
@@ -56,12 +57,20 @@ async function tryWasm(): Promise<boolean> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   shareWasmIdentity();
   const n = wasmThreads();
-  if (n <= 1) return tf.setBackend('wasm');
+  if (n <= 1) {
+    const ok = await tf.setBackend('wasm');
+    if (ok) startKernelWatchdog('wasm');
+    return ok;
+  }
   wasm.setThreadsCount(n);
   const restore = installWasmThreadShim(n);
   try {
     const ok = await tf.setBackend('wasm');
-    if (ok) wasmThreadCount = wasm.getThreadsCount();
+    if (ok) {
+      wasmThreadCount = wasm.getThreadsCount();
+      unrefWasmWorkers();
+      startKernelWatchdog('wasm');
+    }
     return ok;
   } finally {
     restore();

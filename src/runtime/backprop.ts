@@ -10,6 +10,7 @@
 // same gradient functions, in the same order).
 import * as tf from './tf.js';
 import { setting } from './settings.js';
+import { watchStage } from './watchdog.js';
 
 interface TapeNode {
   id: number;
@@ -65,6 +66,21 @@ export function leanGradients(
   allowNoGradients = false,
   keepValue = true,
 ): { value: tf.Tensor; grads: tf.Tensor[] } {
+  const outer = watchStage('forward pass of a gradient');
+  try {
+    return leanGradientsIn(f, xs, dy, allowNoGradients, keepValue);
+  } finally {
+    watchStage(outer);
+  }
+}
+
+function leanGradientsIn(
+  f: () => tf.Tensor,
+  xs: tf.Tensor[],
+  dy: tf.Tensor | null | undefined,
+  allowNoGradients: boolean,
+  keepValue: boolean,
+): { value: tf.Tensor; grads: tf.Tensor[] } {
   const engine = tf.engine() as unknown as EngineInternals;
   if (xs.length === 0) throw new Error('gradients() received an empty list of xs.');
   if (dy != null && dy.dtype !== 'float32') throw new Error(`dy must have 'float32' dtype, but has '${dy.dtype}'`);
@@ -81,6 +97,7 @@ export function leanGradients(
       'Cannot compute gradient of y=f(x) with respect to x. Make sure that the f you passed encloses all operations that lead from x to y.',
     );
   }
+  watchStage('backward pass');
   return engine.tidy('backward', () => {
     const xIds = new Set(xs.map((x) => x.id));
     const seed = dy ?? tf.ones(y.shape);

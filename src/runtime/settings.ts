@@ -22,6 +22,9 @@ export const TILES: readonly string[] = ['64x64x16', '64x64x32', '128x64x16', '1
 export type WinogradM = 2 | 4;
 export const DEFAULT_POOL_MB = 1024;
 export const DEFAULT_PENDING_MB = 128;
+/** RENO_WASM_WATCHDOG's default: seconds one wasm kernel may run (the slowest seen, a 512 px VAE convolution's
+ * gradient on one thread, takes a few seconds). */
+export const DEFAULT_WATCHDOG_S = 300;
 
 /** A tile setting's value: 'tfjs' (or unset) for tfjs' own program, or one of TILES. A bad value names the variable. */
 export function parseTile(raw: string | undefined, variable = 'RENO_WEBGPU_CONV'): Tile | null {
@@ -78,6 +81,8 @@ export interface Settings {
   hostWeights: 'auto' | 'on' | 'off';
   /** wasm threads; null: the CLI's request (one per core), else 1 */
   wasmThreads: number | null;
+  /** seconds one wasm kernel may run before the watchdog stops the process; null: no watchdog */
+  wasmWatchdog: number | null;
   checkpoint: boolean;
   leanBackprop: boolean;
   shapeOnlySaves: boolean;
@@ -141,6 +146,18 @@ export const SETTINGS: { [K in keyof Settings]: Spec<K> } = {
       if (raw === undefined || raw === '') return null;
       const n = Number(raw);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`RENO_WASM_THREADS must be a whole number >= 1 (got "${raw}")`);
+      return n;
+    },
+  },
+  wasmWatchdog: {
+    variable: 'RENO_WASM_WATCHDOG',
+    values: 'seconds > 0, off',
+    default: String(DEFAULT_WATCHDOG_S),
+    parse: (raw) => {
+      if (raw === undefined || raw === '') return DEFAULT_WATCHDOG_S;
+      if (raw === 'off') return null;
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n <= 0) throw new UsageError(`RENO_WASM_WATCHDOG must be a number of seconds > 0, or "off" (got "${raw}")`);
       return n;
     },
   },

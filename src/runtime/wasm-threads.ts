@@ -5,7 +5,10 @@
 // file, and the Node modules that rollup renamed in the factory's source are defined for it), and (2) reports at
 // least 2 x N logical cores so that XNNPACK creates N threads. It depends on tfjs-backend-wasm 4.22's internals:
 // the test suite checks it (test/unit/wasm-threads.test.ts) and RENO_WASM_THREADS=1 turns it off.
-// The pthread workers keep the event loop alive: a process that uses them must end with process.exit (the CLI does).
+// Emscripten refs a pthread's worker while the thread runs, and XNNPACK's pool threads run (waiting for work) until
+// the module ends: a process that used them never ended by itself (a benchmark's child process printed its rows and
+// then slept forever, and its parent with it). unrefWasmWorkers lets them go: the process ends when its own work is
+// done, the workers with it (a kernel runs synchronously on the main thread, so no pool work is ever cut short).
 import * as tf from './tf.js';
 import { setting } from './settings.js';
 import * as fs from 'node:fs';
@@ -25,6 +28,20 @@ export function requestWasmThreads(n: number): void {
 export function wasmThreads(): number {
   const n = setting('wasmThreads') ?? requested;
   return process.platform === 'linux' || process.platform === 'darwin' ? Math.max(1, n) : 1;
+}
+
+interface PThreadWorker {
+  unref(): void;
+}
+
+/** Let the wasm module's pthread workers (running or idle) stop keeping the event loop alive; returns how many. */
+export function unrefWasmWorkers(): number {
+  const wasm = (tf.backend() as unknown as { wasm?: { PThread?: { runningWorkers: PThreadWorker[]; unusedWorkers: PThreadWorker[] } } }).wasm;
+  const pt = wasm?.PThread;
+  if (!pt) return 0;
+  const all = [...pt.runningWorkers, ...pt.unusedWorkers];
+  for (const w of all) w.unref();
+  return all.length;
 }
 
 /** Install the shim for N threads; returns the function that removes it. */

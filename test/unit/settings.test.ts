@@ -43,6 +43,7 @@ test('the defaults, and each bad value a usage error naming the variable and the
     RENO_WEIGHT_DTYPE: 'bf16',
     RENO_HOST_WEIGHTS: 'yes',
     RENO_WASM_THREADS: 'many',
+    RENO_WASM_WATCHDOG: '0',
     RENO_CHECKPOINT: 'no',
     RENO_LEAN_BACKPROP: 'false',
     RENO_SHAPE_ONLY_SAVES: '0',
@@ -66,6 +67,9 @@ test('the defaults, and each bad value a usage error naming the variable and the
   assert.equal(readSettings({ RENO_CHECKPOINT: 'off', RENO_WEBGPU_POOL_MB: 'off', RENO_WASM_THREADS: '3' }).checkpoint, false);
   assert.equal(readSetting('webgpuPoolBytes', { RENO_WEBGPU_POOL_MB: 'off' }), Infinity);
   assert.equal(readSetting('wasmThreads', { RENO_WASM_THREADS: '3' }), 3);
+  assert.equal(readSetting('wasmWatchdog', {}), 300);
+  assert.equal(readSetting('wasmWatchdog', { RENO_WASM_WATCHDOG: 'off' }), null);
+  assert.equal(readSetting('wasmWatchdog', { RENO_WASM_WATCHDOG: '2.5' }), 2.5);
 });
 
 test('flags override their variable; installed settings are what setting() gives, and uninstalling reads the environment again', () => {
