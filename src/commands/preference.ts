@@ -30,6 +30,14 @@ export async function preferenceSynth(o: PreferenceSynthOptions): Promise<SynthR
     log(
       `reno: wrote ${r.pairs} pairs (${r.images} images) of ${r.users.seen} seen + ${r.users.unseen} unseen users to ${r.dir}; oracle test accuracy: ${or}`,
     );
+    const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : 'n/a');
+    for (const who of ['unseen', 'seen'] as const) {
+      const c = r.ceilings[who];
+      log(
+        `reno: ceilings on ${who} users' test pairs (${c.n}): population taste ${pct(c.population)}, group oracle ${pct(c.group)}, Bayes ${pct(c.bayes)} (expected ${pct(c.bayes_expected)})`,
+      );
+    }
+    log(`reno: ceilings written to ${path.join(r.dir, 'ceilings.json')}`);
   }
   return r;
 }
@@ -57,6 +65,8 @@ export interface PreferenceTrainOptions {
   loraTargets?: string[];
   loraMlp?: boolean;
   trainVision?: boolean;
+  /** Train the language model in full (decoder layers, final norm, lm_head) instead of only its LoRA adapters. */
+  trainText?: boolean;
   steps?: number;
   protoSteps?: number;
   batch?: number;
@@ -66,6 +76,10 @@ export interface PreferenceTrainOptions {
   maxGradNorm?: number;
   baseLoss?: BaseLoss;
   noAuxLoss?: boolean;
+  /** Weight of the history loss (each reference pair's first label predicted from the entries before it); 0: off. */
+  historyLoss?: number;
+  /** Target pairs per sample scored after one history (default 1). */
+  targets?: number;
   seed?: number;
   saveEvery?: number;
   evalEvery?: number;
@@ -84,6 +98,7 @@ export const TRAIN_DEFAULTS = {
     nRef: 8,
     minRef: undefined,
     trainVision: true,
+    trainText: false,
     loraRank: 8,
     loraAlpha: 8,
     steps: 5000,
@@ -92,6 +107,8 @@ export const TRAIN_DEFAULTS = {
     lr: 1e-5,
     weightDecay: 1e-2,
     maxGradNorm: 1,
+    historyLoss: 0,
+    targets: 1,
     evalPairs: 500,
     saveEvery: 100,
   },
@@ -100,6 +117,7 @@ export const TRAIN_DEFAULTS = {
     nRef: 3,
     minRef: 1,
     trainVision: true,
+    trainText: false,
     loraRank: 8,
     loraAlpha: 16,
     steps: 100,
@@ -108,6 +126,8 @@ export const TRAIN_DEFAULTS = {
     lr: 3e-3,
     weightDecay: 1e-2,
     maxGradNorm: 1,
+    historyLoss: 0,
+    targets: 1,
     evalPairs: 100,
     saveEvery: 25,
   },
@@ -154,6 +174,7 @@ export function trainSettings(o: PreferenceTrainOptions): { config: PreferenceCo
     prototypes: o.prototypes ?? d.prototypes,
     lora: rank > 0 ? { rank, alpha: o.loraAlpha ?? d.loraAlpha, targets } : null,
     trainVision: o.trainVision ?? d.trainVision,
+    trainText: o.trainText ?? d.trainText,
     usePrompt: !o.noPrompt,
     nRef: o.nRef ?? d.nRef,
     template: DEFAULT_TEMPLATE,
@@ -169,6 +190,8 @@ export function trainSettings(o: PreferenceTrainOptions): { config: PreferenceCo
     maxGradNorm: o.maxGradNorm ?? d.maxGradNorm,
     baseLoss: o.baseLoss ?? 'vocab',
     aux: !o.noAuxLoss,
+    historyLoss: o.historyLoss ?? d.historyLoss,
+    targets: o.targets ?? d.targets,
     seed: o.seed ?? 0,
     saveEvery: o.saveEvery ?? d.saveEvery,
     evalEvery: o.evalEvery ?? 0,
@@ -207,6 +230,7 @@ const SAVED: Record<string, (cfg: Saved, t: Saved) => unknown> = {
   loraTargets: (c) => savedLora(c)?.targets,
   loraMlp: (c) => MLP_TARGETS.every((t) => (savedLora(c)?.targets ?? []).includes(t)),
   trainVision: (c) => c.train_vision,
+  trainText: (c) => c.train_text ?? false,
   minRef: (_, t) => t.minRef,
   batch: (_, t) => t.batch,
   lr: (_, t) => t.lr,
@@ -215,6 +239,8 @@ const SAVED: Record<string, (cfg: Saved, t: Saved) => unknown> = {
   maxGradNorm: (_, t) => t.maxGradNorm,
   baseLoss: (_, t) => t.baseLoss,
   noAuxLoss: (_, t) => !t.aux,
+  historyLoss: (_, t) => t.historyLoss ?? 0,
+  targets: (_, t) => t.targets ?? 1,
   seed: (_, t) => t.seed,
 };
 
