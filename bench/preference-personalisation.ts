@@ -8,7 +8,8 @@
 //   3. `reno preference eval` (N_ref sweep 0, 1, 2, 4, 8 and the swapped-history control, no reward baselines);
 //   4. the summary on unseen and on seen users: top-1 with the user's own history (at the checkpoint's n_ref), with
 //      N_ref 0, with a swapped history (a user of the other taste group), and the three ceilings; then the goal:
-//      unseen own history >= 72 %, >= 10 points above N_ref 0 and above the swapped history, the sweep rising.
+//      unseen own history >= 72 %, >= 10 points above N_ref 0 and above the swapped history, the sweep rising (at
+//      least 5 points from N_ref 0 to 8, no step down by more than 2).
 //   npx tsx bench/preference-personalisation.ts [--seed 1] [--out DIR] [--backend wasm]
 // Everything (world, checkpoint, eval/tables.md, eval/tables.json, summary.json) stays in --out (default a new
 // temporary folder).
@@ -90,7 +91,8 @@ const own = main.top1.unseen;
 const zero = at(0, 'unseen') ?? NaN;
 const sw = swapped?.top1.unseen ?? NaN;
 const sweep = nRef.map((n) => at(n, 'unseen') ?? NaN);
-const rising = sweep[sweep.length - 1] > sweep[0] && sweep.every((v, i) => i === 0 || v >= sweep[i - 1] - 0.02);
+// rising: at least 5 points from N_ref 0 to the longest history, and no step down by more than 2 points
+const rising = sweep[sweep.length - 1] - sweep[0] >= 0.05 && sweep.every((v, i) => i === 0 || v >= sweep[i - 1] - 0.02);
 const goals = {
   own_at_least_72: own >= 0.72,
   own_10_above_nref0: own - zero >= 0.1,

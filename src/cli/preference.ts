@@ -51,13 +51,19 @@ export function preferenceCommands(y: Argv): Argv {
           .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 }))
           .option('pairs-per-user', numberFlag('pairs-per-user', 'pairs per user', { integer: true, min: 1 }))
           .option('groups', numberFlag('groups', 'shared taste groups', { integer: true, min: 1 }))
-          .option('unseen', numberFlag('unseen', 'share of users kept unseen (test only)', { integer: false, min: 0 })),
+          .option('unseen', numberFlag('unseen', 'share of users kept unseen (test only)', { integer: false, min: 0 }))
+          .option('world', {
+            type: 'string',
+            choices: ['default', 'personalisation'],
+            describe: 'personalisation: two taste groups that disagree (light vs dark backgrounds), 100 users x 30 pairs (the benchmark world)',
+          }),
       async (a) => {
         await preferenceSynth({
+          world: a.world as 'default' | 'personalisation' | undefined,
           out: a.out,
-          users: a.users,
+          ...(a.users !== undefined ? { users: a.users } : {}),
           seed: a.seed,
-          pairsPerUser: a.pairsPerUser,
+          ...(a.pairsPerUser !== undefined ? { pairsPerUser: a.pairsPerUser } : {}),
           groups: a.groups,
           unseen: a.unseen,
           quiet: a.quiet as boolean | undefined,

@@ -13,16 +13,22 @@ import { DEFAULT_TEMPLATE } from '../preference/sequence.js';
 import type { BaseLoss } from '../preference/losses.js';
 import { ATTENTION_TARGETS, MLP_TARGETS } from '../preference/lora.js';
 import { PreferenceModel, type PreferenceConfig } from '../preference/model.js';
-import { writeTasteWorld, type SynthOptions, type SynthResult } from '../preference/synth.js';
+import { personalisationWorld, writeTasteWorld, type SynthOptions, type SynthResult } from '../preference/synth.js';
 import { trainPreference, type TrainResult, type TrainSettings } from '../preference/train.js';
 import { modelPlaces } from './common.js';
 
-export type PreferenceSynthOptions = SynthOptions & { quiet?: boolean; log?: (line: string) => void };
+export type PreferenceSynthOptions = SynthOptions & {
+  /** personalisation: PERSONALISATION_WORLD (./synth.ts) under the options given (default: the options alone). */
+  world?: 'default' | 'personalisation';
+  quiet?: boolean;
+  log?: (line: string) => void;
+};
 
 export async function preferenceSynth(o: PreferenceSynthOptions): Promise<SynthResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   if (fs.existsSync(path.join(o.out, 'pairs.jsonl'))) throw new UsageError(`${o.out} already holds a dataset (pairs.jsonl): choose another --out`);
-  const r = await writeTasteWorld(o);
+  const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as SynthOptions;
+  const r = await writeTasteWorld(o.world === 'personalisation' ? { ...personalisationWorld(), ...given } : o);
   if (!o.quiet) {
     const or = Object.entries(r.oracle)
       .map(([k, v]) => `${k} ${v.toFixed(3)}`)
