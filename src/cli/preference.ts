@@ -125,6 +125,7 @@ export function preferenceCommands(y: Argv): Argv {
           noAuxLoss: a.auxLoss === false ? true : undefined,
           historyLoss: a.historyLoss,
           targets: a.targets,
+          copyShare: a.copyShare as number | undefined,
           loraRank: a.loraRank,
           loraAlpha: a.loraAlpha,
           loraTargets: list(a.loraTargets),

@@ -86,6 +86,8 @@ export interface PreferenceTrainOptions {
   historyLoss?: number;
   /** Target pairs per sample scored after one history (default 1). */
   targets?: number;
+  /** Share of samples whose target is one of their references (a curriculum; default 0). */
+  copyShare?: number;
   seed?: number;
   saveEvery?: number;
   evalEvery?: number;
@@ -115,27 +117,29 @@ export const TRAIN_DEFAULTS = {
     maxGradNorm: 1,
     historyLoss: 0,
     targets: 1,
+    copyShare: 0,
     evalPairs: 500,
     saveEvery: 100,
   },
   tiny: {
     prototypes: 10,
-    nRef: 3,
+    nRef: 8,
     minRef: 1,
-    trainVision: true,
-    trainText: false,
-    loraRank: 8,
+    trainVision: false,
+    trainText: true,
+    loraRank: 0,
     loraAlpha: 16,
-    steps: 100,
+    steps: 1500,
     protoSteps: 20,
-    batch: 16,
+    batch: 4,
     lr: 3e-3,
     weightDecay: 1e-2,
     maxGradNorm: 1,
-    historyLoss: 0,
+    historyLoss: 1,
     targets: 1,
+    copyShare: 1,
     evalPairs: 100,
-    saveEvery: 25,
+    saveEvery: 250,
   },
 } as const;
 
@@ -198,6 +202,7 @@ export function trainSettings(o: PreferenceTrainOptions): { config: PreferenceCo
     aux: !o.noAuxLoss,
     historyLoss: o.historyLoss ?? d.historyLoss,
     targets: o.targets ?? d.targets,
+    copyShare: o.copyShare ?? d.copyShare,
     seed: o.seed ?? 0,
     saveEvery: o.saveEvery ?? d.saveEvery,
     evalEvery: o.evalEvery ?? 0,
@@ -247,6 +252,7 @@ const SAVED: Record<string, (cfg: Saved, t: Saved) => unknown> = {
   noAuxLoss: (_, t) => !t.aux,
   historyLoss: (_, t) => t.historyLoss ?? 0,
   targets: (_, t) => t.targets ?? 1,
+  copyShare: (_, t) => t.copyShare ?? 0,
   seed: (_, t) => t.seed,
 };
 

@@ -68,6 +68,13 @@ export interface TrainSettings {
    * among the references, scored after the same history (encoded once), so a history trains several targets.
    */
   targets?: number;
+  /**
+   * Share of samples (0 .. 1, default 0) at the start of stage 1 whose target pair is one of their own references
+   * (same images, same labels), falling linearly to 0 at the end of stage 1: a curriculum where the answer is first
+   * in the history verbatim, so reading it (binding each label to its image) is rewarded before similar images have
+   * to be generalised to.
+   */
+  copyShare?: number;
   seed: number;
   saveEvery: number;
   /** Evaluate on val every this many steps (0: only at the end). */
@@ -138,6 +145,11 @@ async function drawSample(
     const pool = referencePool(ds, target).filter((p) => !used.has(p.index));
     for (const p of shuffle(pool, rng).slice(0, (set.targets ?? 1) - 1))
       more.push({ prompt: p.prompt, liked: await images.get(p.liked), disliked: await images.get(p.disliked) });
+  }
+  const copy = st.stage === 1 ? (set.copyShare ?? 0) * Math.max(0, 1 - st.step / Math.max(1, set.stage1Steps)) : 0;
+  if (copy > 0 && picked.length && rng() < copy) {
+    const c = picked[Math.floor(rng() * picked.length)];
+    return { target: c, refs, liked: await images.get(c.liked), disliked: await images.get(c.disliked), more };
   }
   return { target, refs, liked: await images.get(target.liked), disliked: await images.get(target.disliked), more };
 }
