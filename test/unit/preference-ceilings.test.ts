@@ -2,13 +2,14 @@
 // the group oracle and the Bayes decision, computed from the world's truth, printed by `reno preference synth` and
 // written to ceilings.json. Checked on worlds whose answers are known.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { readPreferenceDataset } from '../../src/preference/data.js';
-import { fitPopulationTaste, tasteFeatures } from '../../src/preference/synth.js';
+import { PERSONALISATION_WORLD, fitPopulationTaste, tasteFeatures } from '../../src/preference/synth.js';
 import { preferenceSynth } from '../../src/commands/preference.js';
-import { tmpDir } from '../helpers.js';
+import { ROOT, tmpDir } from '../helpers.js';
 
 test('ceilings: fitPopulationTaste recovers the taste that generated the probabilities', () => {
   const w = [0.5, -2, 1, 0.25];
@@ -88,4 +89,37 @@ test('ceilings: a world with one shared taste and no groups: population taste = 
     assert.equal(c.population, c.group, `${who}: the fitted single taste is the shared one`);
     assert.equal(c.group, c.bayes);
   }
+});
+
+test('reno preference synth --world personalisation: the two opposed groups, the options given on top, the ceilings printed', () => {
+  const out = path.join(tmpDir('reno-ceilings-cli'), 'w');
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'src/cli/run.ts'),
+      'preference',
+      'synth',
+      '--world',
+      'personalisation',
+      '--users',
+      '6',
+      '--pairs-per-user',
+      '6',
+      '--seed',
+      '2',
+      '--out',
+      out,
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const world = JSON.parse(fs.readFileSync(path.join(out, 'world.json'), 'utf8'));
+  assert.deepEqual(world.weights.groups, PERSONALISATION_WORLD.groupTastes);
+  assert.deepEqual(world.weights.global, PERSONALISATION_WORLD.globalTaste);
+  assert.equal(world.users, 6);
+  assert.equal(world.pairs_per_user, 6);
+  assert.match(r.stderr, /ceilings on unseen users' test pairs \(\d+\): population taste [\d.]+ %, group oracle [\d.]+ %, Bayes [\d.]+ %/);
+  assert.ok(fs.existsSync(path.join(out, 'ceilings.json')));
 });
