@@ -51,13 +51,19 @@ export function preferenceCommands(y: Argv): Argv {
           .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 }))
           .option('pairs-per-user', numberFlag('pairs-per-user', 'pairs per user', { integer: true, min: 1 }))
           .option('groups', numberFlag('groups', 'shared taste groups', { integer: true, min: 1 }))
-          .option('unseen', numberFlag('unseen', 'share of users kept unseen (test only)', { integer: false, min: 0 })),
+          .option('unseen', numberFlag('unseen', 'share of users kept unseen (test only)', { integer: false, min: 0 }))
+          .option('world', {
+            type: 'string',
+            choices: ['default', 'personalisation'],
+            describe: 'personalisation: two taste groups that disagree (light vs dark backgrounds), 100 users x 30 pairs (the benchmark world)',
+          }),
       async (a) => {
         await preferenceSynth({
+          world: a.world as 'default' | 'personalisation' | undefined,
           out: a.out,
-          users: a.users,
+          ...(a.users !== undefined ? { users: a.users } : {}),
           seed: a.seed,
-          pairsPerUser: a.pairsPerUser,
+          ...(a.pairsPerUser !== undefined ? { pairsPerUser: a.pairsPerUser } : {}),
           groups: a.groups,
           unseen: a.unseen,
           quiet: a.quiet as boolean | undefined,
@@ -80,11 +86,21 @@ export function preferenceCommands(y: Argv): Argv {
           .option('n-ref', numberFlag('n-ref', 'reference pairs per sample', { integer: true, min: 0 }))
           .option('prompt', { type: 'boolean', describe: '--no-prompt: entries without the prompt (ViPer*)' })
           .option('aux-loss', { type: 'boolean', describe: '--no-aux-loss: L_base only (no L+ / L-)' })
+          .option('targets', numberFlag('targets', 'target pairs per sample scored after one history (default 1)', { integer: true, min: 1 }))
+          .option(
+            'history-loss',
+            numberFlag(
+              'history-loss',
+              "weight of the history loss (each reference pair's first label predicted from the entries before it; 0: off)",
+              { integer: false, min: 0 },
+            ),
+          )
           .option('lora-rank', numberFlag('lora-rank', 'LoRA rank', { integer: true, min: 1 }))
           .option('lora-alpha', numberFlag('lora-alpha', 'LoRA alpha (scale alpha/rank)', { integer: false, min: 0, exclusiveMin: true }))
           .option('lora-targets', { type: 'string', describe: 'comma-separated (default q_proj,k_proj,v_proj,o_proj)' })
           .option('lora-mlp', { type: 'boolean', describe: 'also put LoRA on the MLP projections' })
           .option('train-vision', { type: 'boolean', describe: 'also train the vision tower (--no-train-vision freezes it)' })
+          .option('train-text', { type: 'boolean', describe: 'train the language model in full, not only LoRA (--no-train-text: LoRA only)' })
           .option('steps', numberFlag('steps', 'stage 1 optimiser steps', { integer: true, min: 0 }))
           .option('proto-steps', numberFlag('proto-steps', 'stage 2 (prototypes only) steps', { integer: true, min: 0 }))
           .option('batch', numberFlag('batch', 'effective batch (gradient accumulation)', { integer: true, min: 1 }))
@@ -107,11 +123,15 @@ export function preferenceCommands(y: Argv): Argv {
           nRef: a.nRef,
           noPrompt: a.prompt === false ? true : undefined,
           noAuxLoss: a.auxLoss === false ? true : undefined,
+          historyLoss: a.historyLoss,
+          targets: a.targets,
+          copyShare: a.copyShare as number | undefined,
           loraRank: a.loraRank,
           loraAlpha: a.loraAlpha,
           loraTargets: list(a.loraTargets),
           loraMlp: a.loraMlp,
           trainVision: a.trainVision,
+          trainText: a.trainText,
           steps: a.steps,
           protoSteps: a.protoSteps,
           batch: a.batch,
@@ -185,6 +205,11 @@ export function preferenceCommands(y: Argv): Argv {
             type: 'string',
             describe: "N_ref values of the sweep, comma-separated (default 0,1,2,4,.. up to the checkpoint's n_ref)",
           })
+          .option('controls', {
+            type: 'string',
+            describe:
+              'controls on the main checkpoint, comma-separated: swap (a row with each user scored after another taste group\'s history); "none" for none (default swap)',
+          })
           .option('out', { type: 'string', describe: 'output folder (default <first checkpoint>/eval)' })
           .option('backbone', { type: 'string', describe: 'the SmolVLM folder (default: the one each checkpoint recorded)' })
           .option(
@@ -196,7 +221,9 @@ export function preferenceCommands(y: Argv): Argv {
           .option('seed', numberFlag('seed', 'random seed', { integer: true, min: 0, default: 0 })),
       async (a) => {
         const b = list(a.baselines);
+        const c = list(a.controls);
         await preferenceEval({
+          controls: c && c.length === 1 && c[0] === 'none' ? [] : c,
           model: a.model as string[],
           data: a.data,
           json: a.json,

@@ -54,7 +54,18 @@ import {
   needsText,
   type Formula,
 } from '../../rewards/personal-embedding.js';
-import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey, type EvalProtocol, type Target } from '../preference/protocol.js';
+import {
+  evalProtocol,
+  historyRefs,
+  queryTargets,
+  scoreAfterHistory,
+  swapPartners,
+  targetKey,
+  worldGroups,
+  type EvalProtocol,
+  type EvalUser,
+  type Target,
+} from '../preference/protocol.js';
 import { readImage } from '../image/png.js';
 import { useBackend } from '../runtime/backend.js';
 import { UsageError } from '../errors.js';
@@ -94,6 +105,12 @@ export interface PreferenceEvalOptions {
   preset?: string;
   modelsDir?: string;
   seed?: number;
+  /**
+   * Controls run on the main checkpoint (default ['swap']): 'swap' adds the row "<model>, swapped history", each
+   * user's queries scored after another user's history (of another taste group in a synthetic world;
+   * protocol.ts swapPartners) at the main N_ref: a model that reads the history falls there. [] for none.
+   */
+  controls?: string[];
   /** Candidate sets per user (default: one per distinct liked query image). */
   setsPerUser?: number;
   backend?: string;
@@ -107,7 +124,7 @@ export interface PreferenceEvalOptions {
 /** One evaluated model or baseline. */
 export interface ModelEval {
   label: string;
-  kind: 'checkpoint' | 'untrained' | 'reward' | 'embedding';
+  kind: 'checkpoint' | 'untrained' | 'reward' | 'embedding' | 'swapped';
   /** Checkpoint folder or reward name. */
   source: string;
   /** The N_ref of the main numbers (0 for rewards). */
@@ -203,6 +220,33 @@ async function scoreModel(
         targets.forEach((t, i) => m.set(`${u.user}\u0000${targetKey(t)}`, s[i]));
         bar.update(tick(), `${label} ${u.user} N_ref ${n}`);
       }
+    }
+  } finally {
+    images.dispose();
+  }
+  return out;
+}
+
+/** Scores of every user's query images after the first n pairs of their swap partner's history. */
+async function scoreSwapped(
+  model: PreferenceModel,
+  proto: EvalProtocol,
+  partners: Map<string, EvalUser>,
+  n: number,
+  bar: Progress,
+  tick: () => number,
+  label: string,
+): Promise<Map<string, number>> {
+  const images = new ImageCache(4096, (x) => model.pixels(x));
+  const out = new Map<string, number>();
+  try {
+    for (const u of proto.users) {
+      const p = partners.get(u.user);
+      if (!p) continue;
+      const targets = queryTargets(u);
+      const s = await scoreAfterHistory(model, await historyRefs(images, p.history.slice(0, n)), images, targets);
+      targets.forEach((t, i) => out.set(`${u.user}\u0000${targetKey(t)}`, s[i]));
+      bar.update(tick(), `${label} ${u.user} swapped with ${p.user}`);
     }
   } finally {
     images.dispose();
@@ -366,6 +410,8 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   const ns = [...new Set(o.nRef ?? defaultSweep(mainN))].sort((a, b) => a - b);
   for (const n of ns) if (!(Number.isInteger(n) && n >= 0)) throw new UsageError(`--n-ref values must be integers >= 0, found ${n}`);
   const evalNs = [...new Set([...ns, mainN])].sort((a, b) => a - b);
+  const controls = o.controls ?? ['swap'];
+  for (const c of controls) if (c !== 'swap') throw new UsageError(`unknown --controls value "${c}" (known: swap)`);
   const seed = o.seed ?? 0;
   const places = modelPlaces({ modelsDir: o.modelsDir, preset: o.preset });
   // baselines: an explicit list must load; the default list skips rewards whose models are not found
@@ -403,8 +449,11 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
   const vlms = [...ckpts.slice(1), ckpts[0]]; // ablations first, the main model last (the paper's column order)
   const untrained = wanted.includes(UNTRAINED);
   const embeddingTower = o.embeddingTower ?? DEFAULT_TOWER;
+  const partners = controls.includes('swap') ? swapPartners(proto.users, worldGroups(ds.dir)) : new Map<string, EvalUser>();
   const units =
-    (vlms.length + (untrained ? 1 : 0) + (formulas.length ? 1 : 0)) * proto.users.length * evalNs.length + rewards.length * allTargets.length;
+    (vlms.length + (untrained ? 1 : 0) + (formulas.length ? 1 : 0)) * proto.users.length * evalNs.length +
+    rewards.length * allTargets.length +
+    partners.size;
   let done = 0;
   const bar = progress({ total: units, label: 'eval', quiet: o.quiet || o.json, stream: o.stream });
   const models: ModelEval[] = [];
@@ -417,14 +466,17 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     nRef: number,
     score: (user: string, t: Target) => number,
     sweep?: ModelEval['sweep'],
+    only?: Set<string>,
   ) => {
+    // `only`: the users scored (the swap control leaves out users with no partner)
+    const p = only ? { ...proto, users: proto.users.filter((u) => only.has(u.user)) } : proto;
     const m: ModelEval = {
       label,
       kind,
       source,
       nRef,
-      top1: groupedPairwise(pairsOf(proto, score)),
-      topK: groupedTopK(setsOf(proto, sets, score)),
+      top1: groupedPairwise(pairsOf(p, score)),
+      topK: groupedTopK(setsOf(p, only ? sets.filter((x) => only.has(x.user)) : sets, score)),
       sweep,
     };
     labels.add(label);
@@ -475,6 +527,11 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
       const m = loadPreferenceModel(c.dir, { backboneDir: o.backbone && path.resolve(o.backbone) });
       try {
         await runVlm(label, 'checkpoint', c.dir, m);
+        if (isMain && partners.size) {
+          const sw = await scoreSwapped(m, proto, partners, mainN, bar, () => ++done, label);
+          const swLabel = unique(`${label}, swapped history`, c.dir);
+          evalScores(swLabel, 'swapped', c.dir, mainN, (user, t) => sw.get(`${user}\u0000${targetKey(t)}`)!, undefined, new Set(partners.keys()));
+        }
       } finally {
         m.dispose();
       }
@@ -510,7 +567,10 @@ export async function preferenceEval(o: PreferenceEvalOptions): Promise<Preferen
     `Test users: ${protocol.users.seen} seen (${protocol.queries.seen} query pairs), ${protocol.users.unseen} unseen (${protocol.queries.unseen} query pairs)` +
       `${protocol.skipped.length ? `; skipped (too few test pairs): ${protocol.skipped.join(', ')}` : ''}. ` +
       `Checkpoints${formulas.length ? ' and the embedding model' : ''} at N_ref = ${mainN}; rewards zero-shot (N_ref 0); ${sets.length} candidate sets of 1 liked + 3 disliked. ` +
-      `Seen users' histories are their train pairs, unseen users' are their own first test pairs (see src/preference/protocol.ts).`,
+      `Seen users' histories are their train pairs, unseen users' are their own first test pairs (see src/preference/protocol.ts).` +
+      (partners.size
+        ? ` "Swapped history": each user's queries scored after the history of another user of the same kind${worldGroups(ds.dir) ? ' and of another taste group' : ''} (${partners.size} users).`
+        : ''),
     ...(places.smokeTest ? ['', '_Tiny smoke-test preset: the general rewards and the backbone have random weights._'] : []),
     '',
   ];

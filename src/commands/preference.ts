@@ -13,16 +13,22 @@ import { DEFAULT_TEMPLATE } from '../preference/sequence.js';
 import type { BaseLoss } from '../preference/losses.js';
 import { ATTENTION_TARGETS, MLP_TARGETS } from '../preference/lora.js';
 import { PreferenceModel, type PreferenceConfig } from '../preference/model.js';
-import { writeTasteWorld, type SynthOptions, type SynthResult } from '../preference/synth.js';
+import { personalisationWorld, writeTasteWorld, type SynthOptions, type SynthResult } from '../preference/synth.js';
 import { trainPreference, type TrainResult, type TrainSettings } from '../preference/train.js';
 import { modelPlaces } from './common.js';
 
-export type PreferenceSynthOptions = SynthOptions & { quiet?: boolean; log?: (line: string) => void };
+export type PreferenceSynthOptions = SynthOptions & {
+  /** personalisation: PERSONALISATION_WORLD (./synth.ts) under the options given (default: the options alone). */
+  world?: 'default' | 'personalisation';
+  quiet?: boolean;
+  log?: (line: string) => void;
+};
 
 export async function preferenceSynth(o: PreferenceSynthOptions): Promise<SynthResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   if (fs.existsSync(path.join(o.out, 'pairs.jsonl'))) throw new UsageError(`${o.out} already holds a dataset (pairs.jsonl): choose another --out`);
-  const r = await writeTasteWorld(o);
+  const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as SynthOptions;
+  const r = await writeTasteWorld(o.world === 'personalisation' ? { ...personalisationWorld(), ...given } : o);
   if (!o.quiet) {
     const or = Object.entries(r.oracle)
       .map(([k, v]) => `${k} ${v.toFixed(3)}`)
@@ -30,6 +36,14 @@ export async function preferenceSynth(o: PreferenceSynthOptions): Promise<SynthR
     log(
       `reno: wrote ${r.pairs} pairs (${r.images} images) of ${r.users.seen} seen + ${r.users.unseen} unseen users to ${r.dir}; oracle test accuracy: ${or}`,
     );
+    const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : 'n/a');
+    for (const who of ['unseen', 'seen'] as const) {
+      const c = r.ceilings[who];
+      log(
+        `reno: ceilings on ${who} users' test pairs (${c.n}): population taste ${pct(c.population)}, group oracle ${pct(c.group)}, Bayes ${pct(c.bayes)} (expected ${pct(c.bayes_expected)})`,
+      );
+    }
+    log(`reno: ceilings written to ${path.join(r.dir, 'ceilings.json')}`);
   }
   return r;
 }
@@ -57,6 +71,8 @@ export interface PreferenceTrainOptions {
   loraTargets?: string[];
   loraMlp?: boolean;
   trainVision?: boolean;
+  /** Train the language model in full (decoder layers, final norm, lm_head) instead of only its LoRA adapters. */
+  trainText?: boolean;
   steps?: number;
   protoSteps?: number;
   batch?: number;
@@ -66,6 +82,12 @@ export interface PreferenceTrainOptions {
   maxGradNorm?: number;
   baseLoss?: BaseLoss;
   noAuxLoss?: boolean;
+  /** Weight of the history loss (each reference pair's first label predicted from the entries before it); 0: off. */
+  historyLoss?: number;
+  /** Target pairs per sample scored after one history (default 1). */
+  targets?: number;
+  /** Share of samples whose target is one of their references (a curriculum; default 0). */
+  copyShare?: number;
   seed?: number;
   saveEvery?: number;
   evalEvery?: number;
@@ -84,6 +106,7 @@ export const TRAIN_DEFAULTS = {
     nRef: 8,
     minRef: undefined,
     trainVision: true,
+    trainText: false,
     loraRank: 8,
     loraAlpha: 8,
     steps: 5000,
@@ -92,6 +115,9 @@ export const TRAIN_DEFAULTS = {
     lr: 1e-5,
     weightDecay: 1e-2,
     maxGradNorm: 1,
+    historyLoss: 0,
+    targets: 1,
+    copyShare: 0,
     evalPairs: 500,
     saveEvery: 100,
   },
@@ -100,6 +126,7 @@ export const TRAIN_DEFAULTS = {
     nRef: 3,
     minRef: 1,
     trainVision: true,
+    trainText: false,
     loraRank: 8,
     loraAlpha: 16,
     steps: 100,
@@ -108,6 +135,9 @@ export const TRAIN_DEFAULTS = {
     lr: 3e-3,
     weightDecay: 1e-2,
     maxGradNorm: 1,
+    historyLoss: 0,
+    targets: 1,
+    copyShare: 0,
     evalPairs: 100,
     saveEvery: 25,
   },
@@ -154,6 +184,7 @@ export function trainSettings(o: PreferenceTrainOptions): { config: PreferenceCo
     prototypes: o.prototypes ?? d.prototypes,
     lora: rank > 0 ? { rank, alpha: o.loraAlpha ?? d.loraAlpha, targets } : null,
     trainVision: o.trainVision ?? d.trainVision,
+    trainText: o.trainText ?? d.trainText,
     usePrompt: !o.noPrompt,
     nRef: o.nRef ?? d.nRef,
     template: DEFAULT_TEMPLATE,
@@ -169,6 +200,9 @@ export function trainSettings(o: PreferenceTrainOptions): { config: PreferenceCo
     maxGradNorm: o.maxGradNorm ?? d.maxGradNorm,
     baseLoss: o.baseLoss ?? 'vocab',
     aux: !o.noAuxLoss,
+    historyLoss: o.historyLoss ?? d.historyLoss,
+    targets: o.targets ?? d.targets,
+    copyShare: o.copyShare ?? d.copyShare,
     seed: o.seed ?? 0,
     saveEvery: o.saveEvery ?? d.saveEvery,
     evalEvery: o.evalEvery ?? 0,
@@ -207,6 +241,7 @@ const SAVED: Record<string, (cfg: Saved, t: Saved) => unknown> = {
   loraTargets: (c) => savedLora(c)?.targets,
   loraMlp: (c) => MLP_TARGETS.every((t) => (savedLora(c)?.targets ?? []).includes(t)),
   trainVision: (c) => c.train_vision,
+  trainText: (c) => c.train_text ?? false,
   minRef: (_, t) => t.minRef,
   batch: (_, t) => t.batch,
   lr: (_, t) => t.lr,
@@ -215,6 +250,9 @@ const SAVED: Record<string, (cfg: Saved, t: Saved) => unknown> = {
   maxGradNorm: (_, t) => t.maxGradNorm,
   baseLoss: (_, t) => t.baseLoss,
   noAuxLoss: (_, t) => !t.aux,
+  historyLoss: (_, t) => t.historyLoss ?? 0,
+  targets: (_, t) => t.targets ?? 1,
+  copyShare: (_, t) => t.copyShare ?? 0,
   seed: (_, t) => t.seed,
 };
 

@@ -7,6 +7,7 @@
 //                          model.text_model.layers.N.self_attn.q_proj.lora_A.weight  [r, in]   (PEFT names)
 //                          model.text_model.layers.N.self_attn.q_proj.lora_B.weight  [out, r]
 //                          model.vision_model.* / model.connector.*                  (with --train-vision)
+//                          model.text_model.layers.* / .norm / lm_head.weight          (with --train-text)
 //   optimizer.safetensors  AdamW moments exp_avg.<key> / exp_avg_sq.<key> (tfjs layout) and the step (metadata)
 // The three files carry the same "stage" and "step" in their metadata, so a resume can tell a torn save.
 import * as tf from '../runtime/tf.js';
@@ -19,7 +20,7 @@ import { fromTfLayout, toTfLayout } from '../weights/layout.js';
 import { SafetensorsFile, writeSafetensors } from '../weights/safetensors.js';
 import type { TensorSource } from '../weights/source.js';
 import { DEFAULT_TEMPLATE, type PreferenceTemplate } from './sequence.js';
-import { checkLoraOptions, visionParams } from './lora.js';
+import { checkLoraOptions, textParams, visionParams } from './lora.js';
 import { PreferenceModel, type PreferenceConfig } from './model.js';
 
 export const CHECKPOINT_FORMAT = 'reno-preference';
@@ -37,6 +38,7 @@ function layoutOf(model: PreferenceModel): Map<string, 'none' | 'linear' | 'conv
   const m = new Map<string, 'none' | 'linear' | 'conv2d'>();
   for (const k of model.trainedTensors().keys()) m.set(k, k.includes('.lora_') ? 'linear' : 'none');
   if (model.config.trainVision) for (const [k, p] of visionParams(model.backbone)) m.set(k, p.layout);
+  if (model.config.trainText) for (const [k, p] of textParams(model.backbone)) m.set(k, p.layout);
   return m;
 }
 
@@ -64,6 +66,7 @@ export function preferenceConfigJson(model: PreferenceModel, training: Record<st
     prototypes: c.prototypes,
     lora: c.lora,
     train_vision: c.trainVision,
+    train_text: c.trainText,
     use_prompt: c.usePrompt,
     n_ref: c.nRef,
     template: model.layout.describe(),
@@ -120,6 +123,7 @@ export function readPreferenceConfig(dir: string): { config: PreferenceConfig; j
     prototypes: f.int('prototypes'),
     lora,
     trainVision: f.bool('train_vision', false),
+    trainText: f.bool('train_text', false),
     usePrompt: f.bool('use_prompt', true),
     nRef: f.int('n_ref'),
     template,
@@ -167,6 +171,7 @@ export function setTrainedTensors(model: PreferenceModel, values: Map<string, tf
     a.b = put(a.b, get(a.bKey)) as tf.Tensor2D;
   }
   if (model.config.trainVision) for (const [k, p] of visionParams(model.backbone)) p.value = put(p.v, get(k));
+  if (model.config.trainText) for (const [k, p] of textParams(model.backbone)) p.value = put(p.v, get(k));
 }
 
 /** The checkpoint's metadata stage/step (model.safetensors). */

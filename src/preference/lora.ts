@@ -5,7 +5,8 @@
 // QLoRA (a 4-bit base, as the paper trains IDEFICS2-8B) is not available in TensorFlow.js: the base stays float32.
 // Saved under PEFT's key names without the "base_model.model." prefix, in PyTorch layout:
 //   model.text_model.layers.0.self_attn.q_proj.lora_A.weight [r, in], ...lora_B.weight [out, r].
-// Also here: making the vision tower (and connector) trainable in full, for --train-vision.
+// Also here: making the vision tower (and connector) trainable in full, for --train-vision, and the language model
+// (decoder layers, final norm, lm_head), for --train-text.
 import * as tf from '../runtime/tf.js';
 import seedrandom from 'seedrandom';
 import { ConfigError } from '../errors.js';
@@ -113,6 +114,13 @@ export function attachLora(m: Idefics3ForConditionalGeneration, o: LoraOptions, 
 export function visionParams(m: Idefics3ForConditionalGeneration): [string, Param][] {
   const vision = m.model.vision_model.namedParams('model.vision_model.').filter(([k]) => !k.includes('position_embedding'));
   return [...vision, ...m.model.connector.namedParams('model.connector.')];
+}
+
+/** Parameters of the language model that --train-text trains in full: every decoder layer, the final norm and
+ * lm_head (the token embeddings stay frozen: their gather has no gradient on wasm). */
+export function textParams(m: Idefics3ForConditionalGeneration): [string, Param][] {
+  const text = m.model.text_model.namedParams('model.text_model.').filter(([k]) => !k.includes('embed_tokens'));
+  return [...text, ...m.lm_head.namedParams('lm_head.')];
 }
 
 /** Turn the given parameters into trainable tf.Variables (or back into plain tensors) in place. */

@@ -16,7 +16,7 @@ import { Idefics3Tokenizer } from '../models/idefics3/tokenizer.js';
 import { gaussian } from '../util/random.js';
 import { resizeBilinearAA } from '../image/preprocess.js';
 import { DEFAULT_TEMPLATE, SequenceLayout, type EntryRef, type PreferenceTemplate, type TokenSequence } from './sequence.js';
-import { DEFAULT_LORA, attachLora, setTrainable, visionParams, type LoraAdapter, type LoraOptions } from './lora.js';
+import { DEFAULT_LORA, attachLora, setTrainable, textParams, visionParams, type LoraAdapter, type LoraOptions } from './lora.js';
 
 export interface PreferenceConfig {
   /** L_p, the number of prototypes (paper default 10; 0 = none). */
@@ -25,6 +25,8 @@ export interface PreferenceConfig {
   lora: LoraOptions | null;
   /** Vision tower and connector trained in full (position embeddings excepted). */
   trainVision: boolean;
+  /** The language model trained in full (decoder layers, final norm, lm_head; token embeddings excepted). */
+  trainText: boolean;
   /** false: entries carry no prompt (ViPer*, "<image>Score for this image?"). */
   usePrompt: boolean;
   /** Reference pairs per history (paper 8). */
@@ -45,6 +47,7 @@ export const DEFAULT_PREFERENCE_CONFIG: PreferenceConfig = {
   prototypes: 10,
   lora: DEFAULT_LORA,
   trainVision: false,
+  trainText: false,
   usePrompt: true,
   nRef: 8,
   template: DEFAULT_TEMPLATE,
@@ -124,6 +127,8 @@ export class PreferenceModel {
       // a trained vision tower is part of the checkpoint's tensors (read and replaced as tensors): kept on the backend
       if (config.trainVision) for (const [, p] of visionParams(backbone)) p.pin();
       if (trainable && config.trainVision) setTrainable(visionParams(backbone), true);
+      if (config.trainText) for (const [, p] of textParams(backbone)) p.pin();
+      if (trainable && config.trainText) setTrainable(textParams(backbone), true);
       return new PreferenceModel(backbone, tokenizer, config, backboneDir, prototypes, adapters, readImageNormalisation(backboneDir));
     } catch (e) {
       backbone.dispose();
@@ -192,6 +197,39 @@ export class PreferenceModel {
     }
   }
 
+  /**
+   * encodeReferences that also reads M+ - M- [2N] at the position before each reference label (the ":" that ends
+   * the entry, where the label is predicted from the entries before it): training's history loss. Empty: null.
+   */
+  encodeReferencesScored(refs: RefPixels[]): { cache: KvCache; labelDiff: tf.Tensor1D | null } {
+    const { seq, pixels } = this.references(refs);
+    const feats = pixels ? this.imageHidden(pixels) : null;
+    try {
+      const embeds = this.embed(seq, feats);
+      const out = this.backbone.forwardEmbeds(embeds, { prefixEmbeds: this.prototypes ?? undefined, returnCache: true });
+      embeds.dispose();
+      const pos = seq.labelPositions.map((p) => p - 1);
+      const { like, dislike } = this.layout.labelIds;
+      const diff = !pos.length
+        ? null
+        : tf.tidy(() => {
+            const d = out.hidden.shape[2];
+            const rows = tf.concat(
+              pos.map((p) => tf.slice(out.hidden, [0, p, 0], [1, 1, d]).reshape([1, d])),
+              0,
+            ) as tf.Tensor2D; // [2N, D] (slices: a gradient on every backend)
+            const w = this.backbone.lm_head.weight.v; // [D, V]
+            const col = tf.sub(tf.slice(w, [0, like], [d, 1]), tf.slice(w, [0, dislike], [d, 1])); // [D, 1]
+            return tf.matMul(rows, col as tf.Tensor2D).reshape([pos.length]) as tf.Tensor1D;
+          });
+      out.hidden.dispose();
+      return { cache: out.cache!, labelDiff: diff };
+    } finally {
+      pixels?.dispose();
+      feats?.dispose();
+    }
+  }
+
   /** M+ - M- [B] of B candidate images (normalised pixels [B, S, S, 3]) for one prompt, after a history cache. */
   scoreTargets(cache: KvCache, prompt: string, pixels: tf.Tensor4D): tf.Tensor1D {
     return tf.tidy(() => this.targetLogitDiff(cache, this.layout.target(prompt), this.imageHidden(pixels)));
@@ -245,6 +283,7 @@ export class PreferenceModel {
       out.set(a.bKey, a.b);
     }
     if (this.config.trainVision) for (const [k, p] of visionParams(this.backbone)) out.set(k, p.v);
+    if (this.config.trainText) for (const [k, p] of textParams(this.backbone)) out.set(k, p.v);
     return out;
   }
 

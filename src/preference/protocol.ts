@@ -72,6 +72,29 @@ export function worldGroups(dir: string): Map<string, number> | null {
 }
 
 /**
+ * The swapped-history control's partner of each user: another test user of the same kind (seen / unseen) whose
+ * history replaces the user's own, so a model that reads the history scores the user's queries by someone else's
+ * taste. With taste groups known (a synthetic world) the partner is of another group; else any other user. The
+ * partner is the next such user after the user in protocol order (cyclic), so the choice is fixed. Users with no
+ * possible partner are left out of the map.
+ */
+export function swapPartners(users: readonly EvalUser[], groups: Map<string, number> | null = null): Map<string, EvalUser> {
+  const out = new Map<string, EvalUser>();
+  users.forEach((u, i) => {
+    const ok = (v: EvalUser) =>
+      v.user !== u.user && v.group === u.group && v.history.length > 0 && (!groups || groups.get(v.user) !== groups.get(u.user));
+    for (let k = 1; k < users.length; k++) {
+      const v = users[(i + k) % users.length];
+      if (ok(v)) {
+        out.set(u.user, v);
+        break;
+      }
+    }
+  });
+  return out;
+}
+
+/**
  * Up to n users of the protocol for the pictures: the named ones (in that order) when `names` is given; else, with
  * taste groups known, two users of each group in turn (so users who share a taste appear beside users who do not),
  * seen and unseen users alternating inside a group; else seen and unseen users alternating.

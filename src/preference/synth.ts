@@ -72,6 +72,9 @@ export interface SynthOptions {
   size?: number;
   /** The shared taste (weights of TASTE_FEATURES; default drawn from N(0, globalStd)). */
   globalTaste?: number[];
+  /** The groups' tastes (one weight vector of TASTE_FEATURES per group; default drawn from N(0, groupStd)); sets the
+   * number of groups. */
+  groupTastes?: number[][];
   /** Standard deviations of the global, group and individual taste weights (default 1.5, 1.0, 0.4). */
   globalStd?: number;
   groupStd?: number;
@@ -93,6 +96,32 @@ export function tasteFeatures(img: Pick<ImageSpec, StyleAttr>): number[] {
 }
 
 type Weights = number[];
+
+/**
+ * The personalisation world (issue 24; bench/preference-personalisation.ts, the tiny preset's checkpoint): two taste
+ * groups that disagree on the feature the tiny vision tower reads best, the background's lightness (one likes light
+ * backgrounds, the other dark ones, weight +-3), a small shared taste for large shapes (0.5) and individual variation
+ * (std 0.3), temperature 2. One taste for everyone can then only follow the shared size taste (56-60 % on unseen
+ * users' test pairs for seeds 1-3), while knowing the user's group reaches 86-88 %: a model must read the history.
+ * 100 users x 30 pairs, a fifth unseen.
+ */
+export const PERSONALISATION_WORLD = {
+  users: 100,
+  pairsPerUser: 30,
+  globalTaste: [0, 0, 0, 0.5],
+  groupTastes: [
+    [0, 3, 0, 0],
+    [0, -3, 0, 0],
+  ],
+  individualStd: 0.3,
+  temperature: 2,
+} as const satisfies Partial<SynthOptions>;
+
+/** PERSONALISATION_WORLD as mutable SynthOptions (fresh arrays). */
+export function personalisationWorld(): Partial<SynthOptions> {
+  const w = PERSONALISATION_WORLD;
+  return { ...w, globalTaste: [...w.globalTaste], groupTastes: w.groupTastes.map((g) => [...g]) };
+}
 
 function gauss(rng: () => number): number {
   let u = rng();
@@ -210,6 +239,97 @@ export interface SynthResult {
   users: { seen: number; unseen: number };
   /** Oracle accuracies on the test pairs (see the header). */
   oracle: Record<string, number>;
+  /** The world's ceilings on the test pairs of unseen and of seen users (see ceilings()). */
+  ceilings: WorldCeilings;
+}
+
+/** Top-1 accuracy, on the drawn labels, of three scorers that know the world's truth. */
+export interface Ceilings {
+  /** One taste for everyone: the single weight vector that best fits every user's true preferences (logistic fit
+   * of the true P(liked) of all pairs), what a model that ignores the history can reach at best. */
+  population: number;
+  /** The user's taste group: global + group weights (a model that tells the group from the history). */
+  group: number;
+  /** The user's own true utility (the Bayes decision; no model can expect more). */
+  bayes: number;
+  /** Expected accuracy of the Bayes decision, mean of max(p, 1 - p) (bayes is its draw on these labels). */
+  bayes_expected: number;
+  /** Test pairs counted. */
+  n: number;
+}
+export interface WorldCeilings {
+  unseen: Ceilings;
+  seen: Ceilings;
+  /** The population taste's weights (TASTE_FEATURES order). */
+  population_taste: number[];
+}
+
+/** One pair as the ceilings need it: taste-feature difference liked - disliked, P(liked), the two users' weights. */
+interface TruthPair {
+  diff: number[];
+  pLiked: number;
+  user: Weights;
+  group: Weights;
+  test: 'seen' | 'unseen' | null;
+}
+
+/** The best single taste: logistic regression of the true P(liked) on the feature difference (Newton steps, no bias:
+ * the liked/disliked order carries no information). The temperature is folded into the weights. */
+export function fitPopulationTaste(pairs: { diff: number[]; pLiked: number }[]): number[] {
+  const k = TASTE_FEATURES.length;
+  let w = new Array<number>(k).fill(0);
+  for (let it = 0; it < 50; it++) {
+    const g = new Array<number>(k).fill(0);
+    const h = Array.from({ length: k }, () => new Array<number>(k).fill(1e-6));
+    for (const p of pairs) {
+      const z = p.diff.reduce((s, d, i) => s + d * w[i], 0);
+      const q = 1 / (1 + Math.exp(-z));
+      for (let i = 0; i < k; i++) {
+        g[i] += (p.pLiked - q) * p.diff[i];
+        for (let j = 0; j < k; j++) h[i][j] += q * (1 - q) * p.diff[i] * p.diff[j];
+      }
+    }
+    const step = solve(h, g);
+    w = w.map((x, i) => x + step[i]);
+    if (Math.hypot(...step) < 1e-9) break;
+  }
+  return w;
+}
+
+/** Solve A x = b (small, symmetric positive definite) by Gaussian elimination with partial pivoting. */
+function solve(a: number[][], b: number[]): number[] {
+  const n = b.length;
+  const m = a.map((row, i) => [...row, b[i]]);
+  for (let c = 0; c < n; c++) {
+    let piv = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(m[r][c]) > Math.abs(m[piv][c])) piv = r;
+    [m[c], m[piv]] = [m[piv], m[c]];
+    for (let r = 0; r < n; r++) {
+      if (r === c || m[c][c] === 0) continue;
+      const f = m[r][c] / m[c][c];
+      for (let j = c; j <= n; j++) m[r][j] -= f * m[c][j];
+    }
+  }
+  return m.map((row, i) => (row[i] === 0 ? 0 : row[n] / row[i]));
+}
+
+/** The ceilings of a world from its truth (every pair's features, P(liked), user and group weights). */
+function ceilings(pairs: TruthPair[]): WorldCeilings {
+  const pop = fitPopulationTaste(pairs);
+  const dot = (w: number[], d: number[]) => d.reduce((s, x, i) => s + x * w[i], 0);
+  const right = (v: number) => (v > 0 ? 1 : v === 0 ? 0.5 : 0);
+  const of = (which: 'seen' | 'unseen'): Ceilings => {
+    const ps = pairs.filter((p) => p.test === which);
+    const mean = (f: (p: TruthPair) => number) => (ps.length ? ps.reduce((s, p) => s + f(p), 0) / ps.length : NaN);
+    return {
+      population: mean((p) => right(dot(pop, p.diff))),
+      group: mean((p) => right(dot(p.group, p.diff))),
+      bayes: mean((p) => right(dot(p.user, p.diff))),
+      bayes_expected: mean((p) => Math.max(p.pLiked, 1 - p.pLiked)),
+      n: ps.length,
+    };
+  };
+  return { unseen: of('unseen'), seen: of('seen'), population_taste: pop };
 }
 
 /** Write DIR/images, DIR/pairs.jsonl and DIR/world.json. */
@@ -217,7 +337,7 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
   const nUsers = o.users ?? 40;
   const seed = o.seed ?? 0;
   const perUser = o.pairsPerUser ?? 24;
-  const nGroups = o.groups ?? 4;
+  const nGroups = o.groupTastes?.length ?? o.groups ?? 4;
   const temp = o.temperature ?? 2;
   const side = o.size ?? 64;
   if (!(Number.isInteger(nUsers) && nUsers >= 2)) throw new UsageError(`--users must be an integer >= 2, found ${nUsers}`);
@@ -234,7 +354,12 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
       throw new UsageError(`globalTaste must be ${TASTE_FEATURES.length} numbers (${TASTE_FEATURES.join(', ')})`);
     global = [...o.globalTaste];
   }
-  const groups = Array.from({ length: nGroups }, () => randomWeights(rng, std.group));
+  let groups = Array.from({ length: nGroups }, () => randomWeights(rng, std.group));
+  if (o.groupTastes) {
+    if (!o.groupTastes.length || !o.groupTastes.every((g) => g.length === TASTE_FEATURES.length && g.every(Number.isFinite)))
+      throw new UsageError(`groupTastes must be one or more lists of ${TASTE_FEATURES.length} numbers (${TASTE_FEATURES.join(', ')})`);
+    groups = o.groupTastes.map((g) => [...g]);
+  }
   const out = path.resolve(o.out);
   makeDirs(path.join(out, 'images'));
   const lines: string[] = [];
@@ -242,6 +367,7 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
   const oracle = { true_utility: 0, global_taste: 0, group_taste: 0, label_ceiling: 0 };
   let testPairs = 0;
   let nImages = 0;
+  const truth: TruthPair[] = [];
   for (let u = 0; u < nUsers; u++) {
     const user = `u${String(u).padStart(3, '0')}`;
     const group = u % nGroups;
@@ -280,6 +406,15 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
           meta: { liked: style(liked), disliked: style(disliked), p_liked: aLiked ? pA : 1 - pA },
         }),
       );
+      const fl = tasteFeatures(liked);
+      const fd = tasteFeatures(disliked);
+      truth.push({
+        diff: fl.map((x, i) => x - fd[i]),
+        pLiked: aLiked ? pA : 1 - pA,
+        user: w,
+        group: groupW,
+        test: split !== 'test' ? null : unseen ? 'unseen' : 'seen',
+      });
       if (split === 'test') {
         testPairs++;
         const right = (ww: Weights) => {
@@ -294,6 +429,7 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
     }
   }
   for (const k of Object.keys(oracle) as (keyof typeof oracle)[]) oracle[k] = testPairs ? oracle[k] / testPairs : NaN;
+  const ceil = ceilings(truth);
   const world = {
     seed,
     users: nUsers,
@@ -308,8 +444,10 @@ export async function writeTasteWorld(o: SynthOptions): Promise<SynthResult> {
     weights: { global, groups },
     user_info: userInfo,
     oracle_test_accuracy: oracle,
+    ceilings: ceil,
   };
   writeFileAtomic(path.join(out, 'world.json'), JSON.stringify(world, null, 1) + '\n');
+  writeFileAtomic(path.join(out, 'ceilings.json'), JSON.stringify(ceil, null, 2) + '\n');
   writeFileAtomic(path.join(out, 'pairs.jsonl'), lines.join('\n') + '\n'); // last: a complete pairs.jsonl means a complete world
-  return { dir: out, pairs: lines.length, images: nImages, users: { seen: nUsers - nUnseen, unseen: nUnseen }, oracle };
+  return { dir: out, pairs: lines.length, images: nImages, users: { seen: nUsers - nUnseen, unseen: nUnseen }, oracle, ceilings: ceil };
 }

@@ -19,7 +19,17 @@ import { appendLine, makeDirs, writeFileAtomic } from '../util/files.js';
 import { fmtNum, progress } from '../util/progress.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { saveCheckpoint, type TrainingState } from './checkpoint.js';
-import { ImageCache, rngFor, sampleReferences, splitPairs, trainTargets, type PreferenceDataset, type PreferencePair } from './data.js';
+import {
+  ImageCache,
+  referencePool,
+  rngFor,
+  sampleReferences,
+  splitPairs,
+  trainTargets,
+  type PreferenceDataset,
+  type PreferencePair,
+} from './data.js';
+import { shuffle } from '../util/shuffle.js';
 import { splitAccuracy, type Accuracy } from './eval.js';
 import { preferenceLoss, type BaseLoss } from './losses.js';
 import type { PreferenceModel, RefPixels } from './model.js';
@@ -46,6 +56,25 @@ export interface TrainSettings {
   baseLoss: BaseLoss;
   /** false: --no-aux-loss (L_all = L_base). */
   aux: boolean;
+  /**
+   * Weight of the history loss (0: none, the paper's objective): each reference pair's first entry is also a
+   * prediction, its label from the entries before it (-log Q of the right label at the ":" before it), so every
+   * sample trains reading a history of 0 .. N-1 pairs N times over. The second entry of a pair is left out: its
+   * label follows from the first one's without looking at any image.
+   */
+  historyLoss?: number;
+  /**
+   * Target pairs per sample (default 1, the paper's): the extra ones are other train pairs of the same user, not
+   * among the references, scored after the same history (encoded once), so a history trains several targets.
+   */
+  targets?: number;
+  /**
+   * Share of samples (0 .. 1, default 0) at the start of stage 1 whose target pair is one of their own references
+   * (same images, same labels), falling linearly to 0 at the end of stage 1: a curriculum where the answer is first
+   * in the history verbatim, so reading it (binding each label to its image) is rewarded before similar images have
+   * to be generalised to.
+   */
+  copyShare?: number;
   seed: number;
   saveEvery: number;
   /** Evaluate on val every this many steps (0: only at the end). */
@@ -76,11 +105,19 @@ export interface TrainResult {
   seconds: number;
 }
 
+interface SampleTarget {
+  prompt: string;
+  liked: tf.Tensor4D;
+  disliked: tf.Tensor4D;
+}
+
 interface Sample {
   target: PreferencePair;
   refs: RefPixels[];
   liked: tf.Tensor4D;
   disliked: tf.Tensor4D;
+  /** Further targets after the same history (TrainSettings.targets). */
+  more: SampleTarget[];
 }
 
 /** The k-th sample of a step: target pair, references (shuffled order), both drawn from one seeded stream. */
@@ -99,25 +136,65 @@ async function drawSample(
   const min = Math.min(max, set.minRef ?? max);
   const nRef = min + Math.floor(rng() * (max - min + 1));
   const refs: RefPixels[] = [];
-  for (const r of sampleReferences(ds, target, nRef, rng, true))
+  const picked = sampleReferences(ds, target, nRef, rng, true);
+  for (const r of picked)
     refs.push({ prompt: r.prompt, liked: await images.get(r.liked), disliked: await images.get(r.disliked), likedFirst: rng() < 0.5 });
-  return { target, refs, liked: await images.get(target.liked), disliked: await images.get(target.disliked) };
+  const more: SampleTarget[] = [];
+  if ((set.targets ?? 1) > 1) {
+    const used = new Set([target.index, ...picked.map((p) => p.index)]);
+    const pool = referencePool(ds, target).filter((p) => !used.has(p.index));
+    for (const p of shuffle(pool, rng).slice(0, (set.targets ?? 1) - 1))
+      more.push({ prompt: p.prompt, liked: await images.get(p.liked), disliked: await images.get(p.disliked) });
+  }
+  const copy = st.stage === 1 ? (set.copyShare ?? 0) * Math.max(0, 1 - st.step / Math.max(1, set.stage1Steps)) : 0;
+  if (copy > 0 && picked.length && rng() < copy) {
+    const c = picked[Math.floor(rng() * picked.length)];
+    return { target: c, refs, liked: await images.get(c.liked), disliked: await images.get(c.disliked), more };
+  }
+  return { target, refs, liked: await images.get(target.liked), disliked: await images.get(target.disliked), more };
 }
 
 /** Loss parts of one sample (eq. 8 and its terms) and its margin Q(liked) - Q(disliked) > 0; differentiable. */
 function sampleLoss(model: PreferenceModel, s: Sample, set: TrainSettings, keep: { parts?: tf.Tensor[] }): tf.Scalar {
-  const cache = model.encodeReferences(s.refs);
-  const target = model.layout.target(s.target.prompt);
-  const logits = model.targetLogits(cache, target, model.imageHidden(tf.concat([s.liked, s.disliked], 0) as tf.Tensor4D)); // [2, V]
-  const [pos, neg] = tf.split(logits, 2, 0) as [tf.Tensor2D, tf.Tensor2D]; // [1, V] each
+  const hw = set.historyLoss ?? 0;
+  const { cache, labelDiff } = hw > 0 ? model.encodeReferencesScored(s.refs) : { cache: model.encodeReferences(s.refs), labelDiff: null };
   const { like, dislike } = model.layout.labelIds;
-  const p = preferenceLoss(pos, neg, like, dislike, { baseLoss: set.baseLoss, aux: set.aux });
+  // every target pair after the one history: [1, V] logits of its liked and disliked image
+  const scored = [{ prompt: s.target.prompt, liked: s.liked, disliked: s.disliked }, ...s.more].map((t) => {
+    const logits = model.targetLogits(cache, model.layout.target(t.prompt), model.imageHidden(tf.concat([t.liked, t.disliked], 0) as tf.Tensor4D)); // [2, V]
+    return tf.split(logits, 2, 0) as [tf.Tensor2D, tf.Tensor2D]; // [1, V] each
+  });
+  const [pos, neg] = scored[0];
+  const p =
+    scored.length === 1
+      ? preferenceLoss(pos, neg, like, dislike, { baseLoss: set.baseLoss, aux: set.aux })
+      : preferenceLoss(
+          tf.concat(
+            scored.map((x) => x[0]),
+            0,
+          ) as tf.Tensor2D,
+          tf.concat(
+            scored.map((x) => x[1]),
+            0,
+          ) as tf.Tensor2D,
+          like,
+          dislike,
+          { baseLoss: set.baseLoss, aux: set.aux },
+        );
   const margin = tf.sub(
     tf.sub(tf.slice(pos, [0, like], [1, 1]), tf.slice(pos, [0, dislike], [1, 1])),
     tf.sub(tf.slice(neg, [0, like], [1, 1]), tf.slice(neg, [0, dislike], [1, 1])),
   );
-  keep.parts = [p.all, p.base, p.plus, p.minus, margin.reshape([])].map((t) => tf.keep(t));
-  return p.all;
+  let hist: tf.Scalar = tf.scalar(0);
+  if (labelDiff) {
+    // the first entry of each pair (even entries): +1 when it is the liked one; the second ones are masked out
+    const sign = tf.tensor1d(s.refs.flatMap((r) => [(r.likedFirst ?? true) ? 1 : -1, 0]));
+    const first = tf.tensor1d(s.refs.flatMap(() => [1, 0]));
+    hist = tf.div(tf.sum(tf.mul(tf.softplus(tf.neg(tf.mul(labelDiff, sign))), first)), s.refs.length) as tf.Scalar;
+  }
+  const all = hw > 0 ? (tf.add(p.all, tf.mul(hw, hist)) as tf.Scalar) : p.all;
+  keep.parts = [all, p.base, p.plus, p.minus, margin.reshape([]), hist].map((t) => tf.keep(t));
+  return all;
 }
 
 function trainedVariables(model: PreferenceModel, stage: 1 | 2): Map<string, tf.Variable> {
@@ -192,7 +269,7 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
         const ts = Date.now();
         const vars = opt.params;
         const acc = new Map<string, tf.Tensor>();
-        const sums = [0, 0, 0, 0];
+        const sums = [0, 0, 0, 0, 0];
         let correct = 0;
         for (let k = 0; k < set.batch; k++) {
           const s = await drawSample(model, ds, targets, images, set, state, k);
@@ -202,6 +279,7 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
           const vals = await stacked.data();
           tf.dispose([stacked, value, ...keep.parts!]);
           for (let i = 0; i < 4; i++) sums[i] += vals[i];
+          sums[4] += vals[5];
           correct += vals[4] > 0 ? 1 : vals[4] === 0 ? 0.5 : 0;
           for (const [name, v] of vars) {
             const g = grads[v.name];
@@ -219,7 +297,7 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
         opt.apply(acc, lr);
         tf.dispose([...acc.values()]);
         state = { stage, step: state.step + 1 };
-        const [loss, base, plus, minus] = sums.map((x) => x / set.batch);
+        const [loss, base, plus, minus, history] = sums.map((x) => x / set.batch);
         if (!Number.isFinite(loss)) throw new DataError(`training diverged: the loss is ${loss} at stage ${stage} step ${state.step}`);
         const rec = {
           stage,
@@ -228,6 +306,7 @@ export async function trainPreference(model: PreferenceModel, ds: PreferenceData
           base,
           plus,
           minus,
+          ...(set.historyLoss ? { history } : {}),
           acc: correct / set.batch,
           grad_norm: gradNorm,
           lr,

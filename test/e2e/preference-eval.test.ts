@@ -11,7 +11,8 @@ import sharp from 'sharp';
 import { loadPreferenceModel } from '../../src/preference/checkpoint.js';
 import { ImageCache, readPreferenceDataset } from '../../src/preference/data.js';
 import { accuracyOf, scorePairs } from '../../src/preference/eval.js';
-import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, targetKey } from '../../src/preference/protocol.js';
+import { evalProtocol, historyRefs, queryTargets, scoreAfterHistory, swapPartners, targetKey, worldGroups } from '../../src/preference/protocol.js';
+import { groupedPairwise, type ScoredPair } from '../../src/preference/metrics.js';
 import { writeTasteWorld } from '../../src/preference/synth.js';
 import { preferenceAttention } from '../../src/commands/preference-attention.js';
 import { preferenceEval } from '../../src/commands/preference-eval.js';
@@ -53,7 +54,7 @@ test('eval: tables.md / tables.json / nref.png with every baseline, seen and uns
   assert.deepEqual(JSON.parse(printed), json);
   assert.deepEqual(json.protocol.users, { seen: 4, unseen: 2 });
   assert.deepEqual(json.protocol.queries, { seen: 8, unseen: 10 });
-  const labels = ['ImageReward', 'Aes Score', 'PickScore', 'CLIP Score', 'HPSv2', 'Untrained VLM', 'copy', 'Ours'];
+  const labels = ['ImageReward', 'Aes Score', 'PickScore', 'CLIP Score', 'HPSv2', 'Untrained VLM', 'copy', 'Ours', 'Ours, swapped history'];
   assert.deepEqual(
     r.models.map((m) => m.label),
     labels,
@@ -61,7 +62,7 @@ test('eval: tables.md / tables.json / nref.png with every baseline, seen and uns
   const byId = Object.fromEntries(json.tables.map((t: { id: string }) => [t.id, t]));
   assert.deepEqual(Object.keys(byId), ['table1', 'table2', 'table3', 'table4']);
   assert.deepEqual(byId.table1.columns, ['Model', ...labels]);
-  assert.deepEqual(byId.table1.rows[0], ['N_ref', 0, 0, 0, 0, 0, 3, 3, 3]);
+  assert.deepEqual(byId.table1.rows[0], ['N_ref', 0, 0, 0, 0, 0, 3, 3, 3, 3]);
   assert.deepEqual(
     byId.table2.rows.map((row: unknown[]) => row[0]),
     ['Seen', 'Unseen', '|Δ| (%)'],
@@ -78,6 +79,10 @@ test('eval: tables.md / tables.json / nref.png with every baseline, seen and uns
     assert.ok(m.topK.all[0] <= m.topK.all[1] && m.topK.all[1] <= m.topK.all[2], `${m.label}: top-k not monotone`);
   }
   const ours = r.models.find((m) => m.label === 'Ours')!;
+  const swapped = r.models.find((m) => m.label === 'Ours, swapped history')!;
+  assert.equal(swapped.kind, 'swapped');
+  assert.equal(swapped.nRef, 3);
+  assert.equal(swapped.sweep, undefined);
   assert.deepEqual(r.models.find((m) => m.label === 'copy')!.top1, ours.top1, 'the same checkpoint twice scores the same');
   assert.deepEqual(r.sweep.nRef, [0, 1, 2, 3]);
   assert.deepEqual(
@@ -93,10 +98,57 @@ test('eval: tables.md / tables.json / nref.png with every baseline, seen and uns
     '**Table 4.**',
     '| Random | 0 | 25.00 | 50.00 | 75.00 |',
     'Tiny smoke-test preset',
+    '"Swapped history": each user\'s queries scored after the history of another user of the same kind and of another taste group (6 users).',
   ])
     assert.ok(md.includes(s), s);
   assert.deepEqual(await pngSize(path.join(out, 'nref.png')), { width: 760, height: 420, format: 'png' });
   assert.deepEqual(await pngSize(path.join(out, 'nref-all.png')), { width: 680, height: 420, format: 'png' });
+});
+
+test("eval --controls: the swapped-history row is each user's queries scored after a partner's history (recomputed here), none without the control", async () => {
+  const out = path.join(root, 'eval-controls');
+  const run = (controls?: string[]) =>
+    preferenceEval({ model: [CKPT], data, out, baselines: [], controls, backend: 'wasm', quiet: true, print: () => {} });
+  const on = await run();
+  assert.deepEqual(
+    on.models.map((m) => [m.label, m.kind]),
+    [
+      ['Ours', 'checkpoint'],
+      ['Ours, swapped history', 'swapped'],
+    ],
+  );
+  const [ours, swapped] = on.models;
+  // the row is every user's queries scored after their partner's first n_ref history pairs (recomputed here)
+  const ds = readPreferenceDataset(data);
+  const proto = evalProtocol(ds, { maxNRef: 3, seed: 0 });
+  const partners = swapPartners(proto.users, worldGroups(data));
+  assert.equal(partners.size, proto.users.length, 'every test user of this world has a partner of another taste group');
+  const model = loadPreferenceModel(CKPT);
+  const images = new ImageCache(256, (x) => model.pixels(x));
+  const pairs: ScoredPair[] = [];
+  for (const u of proto.users) {
+    const targets = queryTargets(u);
+    const s = await scoreAfterHistory(model, await historyRefs(images, partners.get(u.user)!.history.slice(0, 3)), images, targets);
+    const q = new Map(targets.map((t, i) => [targetKey(t), s[i]]));
+    for (const p of u.queries)
+      pairs.push({
+        user: u.user,
+        group: u.group,
+        liked: q.get(targetKey({ prompt: p.prompt, image: p.liked }))!,
+        disliked: q.get(targetKey({ prompt: p.prompt, image: p.disliked }))!,
+      });
+  }
+  images.dispose();
+  model.dispose();
+  assert.deepEqual(swapped.top1, groupedPairwise(pairs));
+  const off = await run([]);
+  assert.deepEqual(
+    off.models.map((m) => m.label),
+    ['Ours'],
+  );
+  assert.deepEqual(off.models[0].top1, ours.top1, 'the control does not change the main row');
+  assert.ok(!fs.readFileSync(path.join(out, 'tables.md'), 'utf8').includes('Swapped history'));
+  await assert.rejects(run(['shuffle']), /unknown --controls value "shuffle" \(known: swap\)/);
 });
 
 test('eval scorer: the per-user history cache gives the Q of src/preference/eval.ts scorePairs for the same references', async () => {

@@ -87,7 +87,9 @@ test('gradient with respect to the image matches central finite differences (lik
     const loss = (t: tf.Tensor4D) => p.loss(new RewardInput(t));
     const g = tf.grad((t: tf.Tensor) => loss(t as tf.Tensor4D))(x);
     const dir = tf.tensor4d(gaussian(x.size, `dir:${guidance}`), x.shape as [number, number, number, number]);
-    const eps = 1e-3;
+    // 1e-2: the loss is smooth in the image, and float32 rounding of the two losses (about 1e-8 each) stays well
+    // under the 2 % tolerance for the retrained tiny checkpoint's small gradients (|directional derivative| ~ 1e-3)
+    const eps = 1e-2;
     // each call gets a fresh input made and freed inside one tidy, as in the loop's scope
     const fd =
       (value(() => loss(tf.add(x, tf.mul(dir, eps)) as tf.Tensor4D)) - value(() => loss(tf.sub(x, tf.mul(dir, eps)) as tf.Tensor4D))) / (2 * eps);

@@ -224,3 +224,45 @@ test('0 prototypes and no LoRA run; a checkpoint saves and loads the trained ten
   back.dispose();
   m.dispose();
 });
+
+test('--train-text: the language model (layers, final norm, lm_head; not the token embeddings) is trained, saved and loaded', async () => {
+  await backend('cpu');
+  const m = model({ trainText: true, lora: null, prototypes: 2 }, true);
+  const keys = [...m.trainedTensors().keys()];
+  assert.ok(keys.includes('lm_head.weight') && keys.includes('model.text_model.norm.weight'), keys.join());
+  assert.ok(keys.includes('model.text_model.layers.1.mlp.down_proj.weight'));
+  assert.ok(!keys.some((k) => k.includes('embed_tokens') || k.startsWith('model.vision_model.') || k.includes('lora_')));
+  // the trained tensors get gradients through the history cache and the target
+  const r = refs(m, 2);
+  const px = tf.zeros([1, 64, 64, 3]) as tf.Tensor4D;
+  const vars = [...m.trainedTensors().values()] as tf.Variable[];
+  const g = tf.variableGrads(() => {
+    const cache = m.encodeReferences(r);
+    return tf.sum(m.scoreTargets(cache, 'a star', px)) as tf.Scalar;
+  }, vars);
+  const k = vars.find((v) => v === m.trainedTensors().get('model.text_model.layers.0.self_attn.k_proj.weight'))!;
+  assert.ok(tf.tidy(() => tf.norm(g.grads[k.name]).dataSync()[0]) > 0, 'layer 0 keys get a gradient');
+  tf.dispose([g.value, ...Object.values(g.grads), px, ...r.flatMap((x) => [x.liked, x.disliked])]);
+  const dir = tmpDir('reno-pref-ckpt-text');
+  await saveCheckpoint(dir, m, { training: { note: 'test' }, state: { stage: 1, step: 1 } });
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  assert.equal(cfg.train_text, true);
+  assert.equal(cfg.lora, null);
+  const back = loadPreferenceModel(dir, { backboneDir: BACKBONE });
+  const a = m.trainedTensors();
+  const b = back.trainedTensors();
+  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
+  for (const [key, t] of a) assert.ok(maxRelErr(b.get(key)!.dataSync(), t.dataSync()) === 0, key);
+  // the loaded model scores as the saved one
+  const x = tf.randomUniform([1, 64, 64, 3]) as tf.Tensor4D;
+  const score = (mm: PreferenceModel) => {
+    const cache = mm.encodeReferences([]);
+    const s = mm.scoreTargets(cache, 'a star', mm.pixels(x)).dataSync()[0];
+    cache.dispose();
+    return s;
+  };
+  assert.equal(score(back), score(m));
+  x.dispose();
+  back.dispose();
+  m.dispose();
+});

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PreferenceDataset, PreferencePair } from '../../src/preference/data.js';
-import { evalProtocol, pickUsers, queryTargets } from '../../src/preference/protocol.js';
+import { evalProtocol, pickUsers, queryTargets, swapPartners, type EvalUser } from '../../src/preference/protocol.js';
 import { ablationTable, defaultSweep, parseModelArg, settingLabel } from '../../src/commands/preference-eval.js';
 
 /** A dataset in memory: users a, b (seen: 5 train + 3 test pairs) and c (unseen: 6 test pairs). */
@@ -124,4 +124,47 @@ test('eval glue: ablation labels from checkpoint settings, LABEL=DIR, the defaul
     ['Seen top-1 (%)', 25, 50],
     ['Unseen top-1 (%)', 75, 75],
   ]);
+});
+
+test('swapPartners: a user of the same kind and another taste group, the next one in order; none where no user qualifies', () => {
+  const u = (user: string, group: 'seen' | 'unseen', n = 2): EvalUser => ({
+    user,
+    group,
+    history: Array.from({ length: n }, (_, k) => ({
+      index: k,
+      line: k + 1,
+      user,
+      prompt: 'p',
+      liked: `${user}${k}L`,
+      disliked: `${user}${k}D`,
+      split: 'train',
+    })),
+    queries: [],
+  });
+  const users = [u('a', 'seen'), u('b', 'seen'), u('c', 'seen'), u('d', 'unseen'), u('e', 'unseen'), u('f', 'unseen', 0)];
+  const groups = new Map([
+    ['a', 0],
+    ['b', 0],
+    ['c', 1],
+    ['d', 0],
+    ['e', 1],
+    ['f', 0],
+  ]);
+  const p = swapPartners(users, groups);
+  const name = (x: string) => p.get(x)?.user;
+  assert.equal(name('a'), 'c', "b shares a's taste group: skipped");
+  assert.equal(name('b'), 'c');
+  assert.equal(name('c'), 'a', 'cyclic');
+  assert.equal(name('d'), 'e', 'unseen users swap with unseen users');
+  assert.equal(name('e'), 'd');
+  assert.equal(name('f'), 'e');
+  assert.ok(!p.has('x'));
+  // without taste groups: the next other user of the same kind with a history
+  const q = swapPartners(users, null);
+  assert.deepEqual(
+    ['a', 'b', 'c', 'd', 'e', 'f'].map((x) => q.get(x)?.user),
+    ['b', 'c', 'a', 'e', 'd', 'd'],
+  );
+  // a lone user of their kind has no partner
+  assert.equal(swapPartners([u('a', 'seen'), u('d', 'unseen')], null).size, 0);
 });

@@ -179,3 +179,41 @@ test('training leaves no tensors behind (per-sample loss parts are freed)', asyn
   await run('counted', 2);
   assert.equal(tf.memory().numTensors, before);
 });
+
+test('history loss, several targets and the copy curriculum: recorded, finite, saved in config.json, and they change training', async () => {
+  await backend('wasm');
+  const root = tmpDir('reno-pref-hist');
+  const data = path.join(root, 'world');
+  await writeTasteWorld({ out: data, users: 3, pairsPerUser: 8, seed: 6 });
+  const base = {
+    data,
+    backbone: BACKBONE,
+    preset: 'tiny',
+    nRef: 3,
+    minRef: 3,
+    steps: 2,
+    protoSteps: 0,
+    batch: 2,
+    seed: 1,
+    evalPairs: 0,
+    backend: 'wasm',
+    quiet: true,
+    log: () => {},
+  };
+  const plain = path.join(root, 'plain');
+  await preferenceTrain({ ...base, out: plain, historyLoss: 0, targets: 1, copyShare: 0 });
+  const full = path.join(root, 'full');
+  await preferenceTrain({ ...base, out: full, historyLoss: 1, targets: 2, copyShare: 1 });
+  const [p, f] = [metrics(plain), metrics(full)];
+  assert.equal(p[0].history, undefined);
+  for (const r of f) assert.ok(Number.isFinite(r.history) && r.history > 0, `history loss ${r.history}`);
+  assert.ok(Math.abs(f[0].loss - (f[0].base + f[0].plus + f[0].minus + f[0].history)) < 1e-5, 'L_all + the history loss');
+  assert.notEqual(f[0].base, p[0].base, 'other targets (copies, more of them) give another L_base');
+  const cfg = JSON.parse(fs.readFileSync(path.join(full, 'config.json'), 'utf8'));
+  assert.deepEqual([cfg.training.historyLoss, cfg.training.targets, cfg.training.copyShare], [1, 2, 1]);
+  // a resume keeps them; changing one is refused
+  await assert.rejects(
+    preferenceTrain({ ...base, out: full, resume: true, steps: 3, historyLoss: 0.5 }),
+    (e: Error) => e instanceof UsageError && /"historyLoss" cannot change/.test(e.message),
+  );
+});
