@@ -16,7 +16,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { personalisationWorld, type WorldCeilings } from '../src/preference/synth.js';
+import { personalisationWorld } from '../src/preference/synth.js';
+import type { WorldCeilings } from '../src/preference/ceilings.js';
 import { preferenceEval } from '../src/commands/preference-eval.js';
 import { preferenceSynth, preferenceTrain, TRAIN_DEFAULTS } from '../src/commands/preference.js';
 import { packageRoot } from '../src/paths.js';

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { readPreferenceDataset } from '../../src/preference/data.js';
-import { PERSONALISATION_WORLD, fitPopulationTaste, tasteFeatures } from '../../src/preference/synth.js';
+import { PERSONALISATION_WORLD, tasteFeatures } from '../../src/preference/synth.js';
+import { fitPopulationTaste } from '../../src/preference/ceilings.js';
 import { preferenceSynth } from '../../src/commands/preference.js';
 import { ROOT, tmpDir } from '../helpers.js';
 
